@@ -1,0 +1,1 @@
+"""Shared settings, errors, CLI entry point and process supervision."""

@@ -1,0 +1,41 @@
+"""The `interpedia` command.
+
+Every installed Interpedia distribution can contribute commands through the
+`interpedia.cli` entry-point group: each entry point names a `typer.Typer`.
+A Typer created with a `name` becomes a command group (`interpedia models prepare`);
+one without a name has its commands merged at the top (`interpedia train`).
+This keeps the CLI one command while apps stay independent of each other.
+"""
+
+import sys
+from importlib.metadata import entry_points
+
+import typer
+
+from interpedia_core.errors import InterpediaError
+
+app = typer.Typer(
+    name="interpedia",
+    help="Interpedia: train, browse, search and steer sparse-autoencoder features.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+
+def _mount_plugins() -> None:
+    for entry in sorted(entry_points(group="interpedia.cli"), key=lambda e: e.name):
+        app.add_typer(entry.load())
+
+
+def main() -> None:
+    """Entry point: mount every installed command, run it, and turn domain errors into one line."""
+    _mount_plugins()
+    try:
+        app()
+    except InterpediaError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""What every Interpedia HTTP service shares: the FastAPI shell and error mapping.
+
+Each app's `create_app(settings)` calls `create_service_app` and adds its own
+lifespan and routers, so all four services answer errors, name their
+operations and check their secret the same way.
+"""
+
+import hmac
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from interpedia_core.errors import InterpediaError
+
+logger = logging.getLogger(__name__)
+
+
+def operation_id(route: APIRoute) -> str:
+    """Readable generated-client method names: `activation_all` for POST /v1/activation/all."""
+    return route.name
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map domain errors to their status; never leak an unexpected error's text."""
+
+    @app.exception_handler(InterpediaError)
+    async def _domain_error(request: Request, exc: InterpediaError) -> JSONResponse:
+        if exc.status_code >= 500:
+            logger.error("%s %s failed: %s", request.method, request.url.path, exc)
+        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
+            for e in errors
+        )
+        return JSONResponse(
+            status_code=422,
+            content={"detail": detail or "invalid request", "errors": _jsonable(errors)},
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"detail": "internal server error"})
+
+
+def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
+            for e in errors]
+
+
+def install_secret_check(app: FastAPI, secret: str | None, header: str = "x-secret-key") -> None:
+    """When a secret is configured, every request but /health must carry it."""
+    if not secret:
+        return
+
+    @app.middleware("http")
+    async def _check_secret(request: Request, call_next: Callable[..., Any]) -> Any:
+        if request.url.path == "/health" or request.url.path in ("/openapi.json", "/docs"):
+            return await call_next(request)
+        given = request.headers.get(header, "")
+        if not hmac.compare_digest(given.encode(), secret.encode()):
+            return JSONResponse(
+                status_code=401, content={"detail": f"missing or wrong {header.upper()} header"}
+            )
+        return await call_next(request)
+
+
+def create_service_app(
+    *,
+    title: str,
+    description: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    secret: str | None = None,
+) -> FastAPI:
+    """A FastAPI app with Interpedia's error handlers, operation ids and secret check."""
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    install_error_handlers(app)
+    install_secret_check(app, secret)
+    return app

@@ -1,0 +1,4 @@
+"""Placeholder, replaced below."""
+import typer
+
+cli = typer.Typer(name="platform")

@@ -1,0 +1,1 @@
+"""Database models, alembic migrations, data access and the embedded PostgreSQL server."""

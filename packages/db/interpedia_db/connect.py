@@ -1,0 +1,79 @@
+"""Which database to use, and engines for it.
+
+`resolve_database_url` is the one place that decides: `DATABASE_URL` when set
+(checked to be reachable, so a typo fails with one clear line), otherwise the
+embedded server, started or attached to. Callers keep the plain
+`postgresql://` URL; the driver-specific forms are derived here.
+"""
+
+import logging
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from interpedia_core.errors import ConfigurationError
+from interpedia_core.settings import CommonSettings
+from interpedia_db.embedded import EmbeddedPostgres
+
+logger = logging.getLogger(__name__)
+
+
+def embedded_server(settings: CommonSettings) -> EmbeddedPostgres:
+    return EmbeddedPostgres(settings.embedded_db_dir, settings.embedded_db_port)
+
+
+def resolve_database_url(settings: CommonSettings) -> str:
+    """The database this process should use; starts the embedded server if needed."""
+    if settings.database_url:
+        url = plain_url(settings.database_url)
+        check_reachable(url)
+        return url
+    server = embedded_server(settings)
+    server.ensure_running()
+    return server.url
+
+
+def plain_url(url: str) -> str:
+    """`postgresql+asyncpg://...` and friends → `postgresql://...`."""
+    parts = urlsplit(url)
+    scheme = "postgresql" if parts.scheme.startswith(("postgresql", "postgres")) else parts.scheme
+    if scheme != "postgresql":
+        raise ConfigurationError(f"DATABASE_URL must be a postgresql:// URL, not {parts.scheme}://")
+    return urlunsplit(parts._replace(scheme=scheme))
+
+
+def redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def check_reachable(url: str) -> None:
+    try:
+        with psycopg.connect(url, connect_timeout=5):
+            pass
+    except psycopg.OperationalError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+        raise ConfigurationError(
+            f"cannot connect to the database at {redact(url)} ({reason}). "
+            "Fix DATABASE_URL, or unset it to use the embedded server."
+        ) from None
+
+
+def async_url(url: str) -> str:
+    return plain_url(url).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def sync_url(url: str) -> str:
+    return plain_url(url).replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+def create_engine(url: str, **kwargs: object) -> AsyncEngine:
+    return create_async_engine(async_url(url), pool_pre_ping=True, **kwargs)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,1 @@
+"""The Procrastinate job queue shared by every service, and its worker."""

@@ -1,0 +1,37 @@
+"""`interpedia worker`: run jobs from the queue."""
+
+import asyncio
+
+import typer
+
+from interpedia_core.logs import configure_logging
+from interpedia_core.settings import CommonSettings
+from interpedia_db.connect import resolve_database_url
+from interpedia_jobs.queue import create_job_app
+from interpedia_jobs.worker import run_worker
+
+commands = typer.Typer()
+
+
+@commands.command()
+def worker(
+    queue: list[str] = typer.Option(
+        None, "--queue", "-q", envvar="INTERPEDIA_WORKER_QUEUES",
+        help="Queues to take jobs from (repeat); default: all.",
+    ),
+    concurrency: int = typer.Option(1, envvar="INTERPEDIA_WORKER_CONCURRENCY"),
+    name: str = typer.Option(None, envvar="INTERPEDIA_WORKER_NAME"),
+    heartbeat: float = typer.Option(10.0, envvar="INTERPEDIA_WORKER_HEARTBEAT_SECONDS"),
+    stalled_after: float = typer.Option(30.0, envvar="INTERPEDIA_WORKER_STALLED_AFTER_SECONDS"),
+) -> None:
+    """Run a worker: takes jobs from the shared Postgres queue until Ctrl-C."""
+    settings = CommonSettings()
+    configure_logging(settings.log_level)
+    database_url = resolve_database_url(settings)
+    app = create_job_app(database_url)
+    asyncio.run(
+        run_worker(
+            app, settings, database_url, queues=queue or None, concurrency=concurrency,
+            name=name, heartbeat_interval=heartbeat, stalled_after=stalled_after,
+        )
+    )

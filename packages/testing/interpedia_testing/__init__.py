@@ -1,0 +1,1 @@
+"""Pytest plugin: throwaway embedded Postgres, tiny and packaged models."""

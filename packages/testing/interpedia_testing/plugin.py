@@ -1,0 +1,60 @@
+"""Pytest fixtures shared by every Interpedia test suite (registered as a pytest11 plugin).
+
+- `embedded_postgres`: a throwaway embedded PostgreSQL for the test session, in a
+  temp dir on a free port (starts in about a second), stopped at the end.
+- `database_url`: that server, migrated to head.
+- `db_sessionmaker`: an async sessionmaker on it.
+- `free_port`: a free TCP port on 127.0.0.1.
+Fixtures that need the language-model runtime import it lazily, so suites that
+don't use models don't pay for torch.
+"""
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from interpedia_db import migrate
+from interpedia_db.connect import create_engine, create_sessionmaker
+from interpedia_db.embedded import EmbeddedPostgres
+from interpedia_testing.net import free_port as _free_port
+
+
+@pytest.fixture(scope="session")
+def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    root = tmp_path_factory.mktemp("pg")
+    server = EmbeddedPostgres(root / "postgres", _free_port())
+    server.ensure_running()
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(embedded_postgres: EmbeddedPostgres) -> str:
+    migrate.upgrade(embedded_postgres.url)
+    return embedded_postgres.url
+
+
+@pytest.fixture(scope="session")
+async def db_sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(database_url)
+    yield create_sessionmaker(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def free_port() -> int:
+    return _free_port()
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The monorepo's root (where the Makefile is)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "Makefile").exists() and (parent / "apps").is_dir():
+            return parent
+    raise RuntimeError("run the tests from an Interpedia checkout")
