@@ -10,7 +10,7 @@ from interpedia_jobs.worker import resources_of
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.task(queue="platform", pass_context=True, retry=3)
+@blueprint.task(name="probe", queue="platform", pass_context=True, retry=3)
 async def probe(context: procrastinate.JobContext, seconds: float = 0.0) -> None:
     """Sleep `seconds`, reporting progress each second: shows the queue end to end."""
     sessionmaker = resources_of(context).sessionmaker

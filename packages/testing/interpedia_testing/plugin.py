@@ -4,12 +4,13 @@
   temp dir on a free port (starts in about a second), stopped at the end.
 - `database_url`: that server, migrated to head.
 - `db_sessionmaker`: an async sessionmaker on it.
-- `free_port`: a free TCP port on 127.0.0.1.
+- `free_port`: a free TCP port on 127.0.0.1; `server_root`: a folder for a server's data.
 Fixtures that need the language-model runtime import it lazily, so suites that
 don't use models don't pay for torch.
 """
 
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,9 +23,23 @@ from interpedia_db.embedded import EmbeddedPostgres
 from interpedia_testing.net import free_port as _free_port
 
 
+def _server_root() -> Path:
+    # Not under pytest's tmp_path: every pytest start resets /tmp/pytest-of-<user> to 0700,
+    # which would lock a server running as another system user out of its own data.
+    return Path(tempfile.mkdtemp(prefix="interpedia-pg-"))
+
+
+@pytest.fixture
+def server_root() -> Iterator[Path]:
+    """A fresh folder for an embedded server's data, removed afterwards."""
+    root = _server_root()
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def embedded_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    root = tmp_path_factory.mktemp("pg")
+def embedded_postgres() -> Iterator[EmbeddedPostgres]:
+    root = _server_root()
     server = EmbeddedPostgres(root / "postgres", _free_port())
     server.ensure_running()
     yield server

@@ -17,8 +17,8 @@ def _run_cli(args, **env):
     return subprocess.run(CLI + args, capture_output=True, text=True, env=full_env, timeout=120)
 
 
-def test_data_survives_stop_and_start(tmp_path, free_port):
-    server = EmbeddedPostgres(tmp_path / "pg", free_port)
+def test_data_survives_stop_and_start(server_root, free_port):
+    server = EmbeddedPostgres(server_root / "pg", free_port)
     assert server.ensure_running() is True
     with psycopg.connect(server.url, autocommit=True) as conn:
         conn.execute("CREATE TABLE kept (v text)")
@@ -34,15 +34,15 @@ def test_data_survives_stop_and_start(tmp_path, free_port):
         server.stop()
 
 
-def test_second_process_attaches(tmp_path, free_port):
-    env = {"INTERPEDIA_DATA_DIR": str(tmp_path), "INTERPEDIA_EMBEDDED_DB_PORT": str(free_port)}
+def test_second_process_attaches(server_root, free_port):
+    env = {"INTERPEDIA_DATA_DIR": str(server_root), "INTERPEDIA_EMBEDDED_DB_PORT": str(free_port)}
     first = _run_cli(["db", "start"], **env)
     assert first.returncode == 0 and first.stdout.startswith("started"), first.stderr
     try:
-        pid = EmbeddedPostgres(tmp_path / "postgres", free_port).running_pid()
+        pid = EmbeddedPostgres(server_root / "postgres", free_port).running_pid()
         second = _run_cli(["db", "start"], **env)
         assert second.returncode == 0 and second.stdout.startswith("already running")
-        assert EmbeddedPostgres(tmp_path / "postgres", free_port).running_pid() == pid
+        assert EmbeddedPostgres(server_root / "postgres", free_port).running_pid() == pid
     finally:
         assert _run_cli(["db", "stop"], **env).stdout.strip() == "stopped"
 
@@ -67,12 +67,12 @@ def test_unreachable_database_url_is_one_line():
     assert "secret" not in line
 
 
-def test_port_in_use_is_one_line(tmp_path):
+def test_port_in_use_is_one_line(server_root):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         line = _one_clear_line(_run_cli(
-            ["db", "start"], INTERPEDIA_DATA_DIR=str(tmp_path),
+            ["db", "start"], INTERPEDIA_DATA_DIR=str(server_root),
             INTERPEDIA_EMBEDDED_DB_PORT=str(busy.getsockname()[1]),
         ))
     assert "in use" in line and "INTERPEDIA_EMBEDDED_DB_PORT" in line

@@ -15,8 +15,8 @@ def _tables(url: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def test_upgrade_downgrade_upgrade(tmp_path, free_port):
-    server = EmbeddedPostgres(tmp_path / "pg", free_port)
+def test_upgrade_downgrade_upgrade(server_root, free_port):
+    server = EmbeddedPostgres(server_root / "pg", free_port)
     server.ensure_running()
     try:
         migrate.upgrade(server.url)
