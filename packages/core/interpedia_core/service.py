@@ -9,12 +9,13 @@ import hmac
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from interpedia_core.errors import InterpediaError
 
@@ -54,8 +55,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
-            for e in errors]
+    return [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg")), "type": e.get("type")}
+        for e in errors
+    ]
 
 
 def install_secret_check(app: FastAPI, secret: str | None, header: str = "x-secret-key") -> None:
@@ -75,6 +78,24 @@ def install_secret_check(app: FastAPI, secret: str | None, header: str = "x-secr
         return await call_next(request)
 
 
+class HealthResponse(BaseModel):
+    status: Literal["ok", "loading"]
+
+
+health_router = APIRouter()
+
+
+@health_router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse, "description": "Still loading"}},
+)
+async def health(request: Request) -> JSONResponse:
+    """200 once the service is ready (`app.state.ready`), 503 while it loads."""
+    ready = bool(getattr(request.app.state, "ready", False))
+    return JSONResponse({"status": "ok" if ready else "loading"}, status_code=200 if ready else 503)
+
+
 def create_service_app(
     *,
     title: str,
@@ -82,7 +103,11 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     secret: str | None = None,
 ) -> FastAPI:
-    """A FastAPI app with Interpedia's error handlers, operation ids and secret check."""
+    """A FastAPI app with Interpedia's error handlers, operation ids, secret check and /health.
+
+    The app answers /health with 503 until the service sets `app.state.ready = True`
+    (after its lifespan has loaded what it needs).
+    """
     app = FastAPI(
         title=title,
         description=description,
@@ -90,6 +115,8 @@ def create_service_app(
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
+    app.state.ready = False
     install_error_handlers(app)
     install_secret_check(app, secret)
+    app.include_router(health_router)
     return app

@@ -1,4 +1,218 @@
-"""Placeholder, replaced below."""
+"""Running the whole platform as one command (`interpedia up`, `make demo`).
+
+The supervisor starts the embedded database when no `DATABASE_URL` is set (and
+stops it at the end, since it started it), migrates, then runs every service
+and one worker as child processes, each in its own session so that Ctrl-C
+reaches only the supervisor, which then stops them in order. Children die with
+the supervisor even if it is killed (Linux parent-death signal), so nothing is
+left orphaned. It talks to the services only over HTTP (their /health), never
+by importing them.
+"""
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
 import typer
 
-cli = typer.Typer(name="platform")
+from interpedia_core.errors import ConfigurationError, InterpediaError
+
+cli = typer.Typer()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    command: list[str]
+    port_variable: str | None = None
+    default_port: int | None = None
+
+    def port(self) -> int | None:
+        if self.port_variable is None:
+            return None
+        return int(os.environ.get(self.port_variable, self.default_port))
+
+    def url(self) -> str | None:
+        port = self.port()
+        return f"http://127.0.0.1:{port}" if port else None
+
+
+def _script(name: str) -> str:
+    """A console script installed beside this Python (the venv's bin/)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def platform_services() -> list[ServiceSpec]:
+    return [
+        ServiceSpec(
+            "inference",
+            [_script("interpedia-inference"), "serve"],
+            "INTERPEDIA_INFERENCE_PORT",
+            5002,
+        ),
+        ServiceSpec(
+            "autointerp",
+            [_script("interpedia-autointerp"), "serve"],
+            "INTERPEDIA_AUTOINTERP_PORT",
+            5003,
+        ),
+        ServiceSpec(
+            "trainer", [_script("interpedia-trainer"), "serve"], "INTERPEDIA_TRAINER_PORT", 5004
+        ),
+        ServiceSpec(
+            "webapi", [_script("interpedia-webapi"), "serve"], "INTERPEDIA_WEBAPI_PORT", 3000
+        ),
+        ServiceSpec("worker", [_script("interpedia"), "worker"]),
+    ]
+
+
+def service_urls_env(services: list[ServiceSpec]) -> dict[str, str]:
+    """Where each service finds the others, unless the environment says otherwise."""
+    urls = {s.name: s.url() for s in services if s.url()}
+    defaults = {
+        "INTERPEDIA_WEBAPI_INFERENCE_URL": urls.get("inference"),
+        "INTERPEDIA_WEBAPI_AUTOINTERP_URL": urls.get("autointerp"),
+        "INTERPEDIA_WEBAPI_TRAINER_URL": urls.get("trainer"),
+        "INTERPEDIA_AUTOINTERP_INFERENCE_URL": urls.get("inference"),
+    }
+    return {k: v for k, v in defaults.items() if v and k not in os.environ}
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the supervisor dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Supervisor:
+    services: list[ServiceSpec]
+    env: dict[str, str]
+    log_dir: Path
+    echo: Callable[[str], None] = typer.echo
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def start_all(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in self.services:
+            log = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - child owns it
+            self.processes[spec.name] = subprocess.Popen(
+                spec.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    def wait_healthy(self, timeout: float) -> None:
+        pending = {s.name: s for s in self.services if s.url()}
+        deadline = time.monotonic() + timeout
+        while pending:
+            for name, spec in list(pending.items()):
+                self._check_alive(name)
+                try:
+                    if httpx.get(f"{spec.url()}/health", timeout=1).status_code == 200:
+                        self.echo(f"  {name:<11} ready  {spec.url()}")
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                raise ConfigurationError(
+                    f"{', '.join(pending)} did not become healthy within {timeout:.0f}s; "
+                    f"see the logs in {self.log_dir}"
+                )
+            time.sleep(0.3)
+        self._check_alive("worker")
+
+    def _check_alive(self, name: str) -> None:
+        process = self.processes.get(name)
+        if process is not None and process.poll() is not None:
+            raise ConfigurationError(
+                f"{name} exited with code {process.returncode}; see {self.log_dir / name}.log"
+            )
+
+    def watch(self) -> None:
+        """Block until a child dies (an error) or we are told to stop (SIGINT/SIGTERM)."""
+        while True:
+            for name in self.processes:
+                self._check_alive(name)
+            time.sleep(0.5)
+
+    def stop_all(self, grace: float = 15.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + grace
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run_platform(
+    before_services: Callable[[str], None] | None = None, health_timeout: float = 600.0
+) -> None:
+    """Database, migrations, `before_services(database_url)`, then every service until Ctrl-C."""
+    # Imported here: the CLI core must not need the database stack to show --help.
+    from interpedia_core.settings import CommonSettings
+    from interpedia_db import migrate
+    from interpedia_db.connect import embedded_server, resolve_database_url
+
+    settings = CommonSettings()
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    server = None if settings.database_url else embedded_server(settings)
+    owns_server = server is not None and server.running_pid() is None
+    supervisor: Supervisor | None = None
+    try:
+        typer.echo("==> database")
+        database_url = resolve_database_url(settings)
+        migrate.upgrade(database_url)
+        typer.echo(f"  postgres    ready  {database_url}")
+        if before_services is not None:
+            before_services(database_url)
+        services = platform_services()
+        env = os.environ | {"DATABASE_URL": database_url} | service_urls_env(services)
+        supervisor = Supervisor(services, env, settings.data_dir / "logs")
+        typer.echo(f"==> services (logs in {supervisor.log_dir})")
+        supervisor.start_all()
+        supervisor.wait_healthy(health_timeout)
+        web = next(s for s in services if s.name == "webapi").url()
+        typer.secho(
+            f"\nInterpedia is up: open {web}  (Ctrl-C stops everything)",
+            fg=typer.colors.GREEN,
+            bold=True,
+        )
+        supervisor.watch()
+    except KeyboardInterrupt:
+        typer.echo("\n==> stopping")
+    finally:
+        if supervisor is not None:
+            supervisor.stop_all()
+        if owns_server and server is not None:
+            server.stop()
+            typer.echo("  postgres    stopped")
+
+
+@cli.command()
+def up() -> None:
+    """Run every service and a worker on the configured database until Ctrl-C."""
+    try:
+        run_platform()
+    except InterpediaError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None

@@ -10,7 +10,12 @@ import logging
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from interpedia_core.errors import ConfigurationError
 from interpedia_core.settings import CommonSettings

@@ -139,8 +139,15 @@ class EmbeddedPostgres:
             _grant_traverse(_bin_dir())
             os.chown(self.data_dir, self._run_as.pw_uid, self._run_as.pw_gid)
         self._pg(
-            "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--locale=C",
+            "initdb",
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
         )
         with open(self.data_dir / "postgresql.auto.conf", "a") as conf:
             for key, value in _SERVER_SETTINGS.items():
@@ -155,8 +162,17 @@ class EmbeddedPostgres:
         options = f"-p {self.port} -k {self.data_dir}"
         try:
             self._pg(
-                "pg_ctl", "start", "-D", str(self.data_dir), "-o", options,
-                "-l", str(self.log_file), "-w", "-t", "60",
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-o",
+                options,
+                "-l",
+                str(self.log_file),
+                "-w",
+                "-t",
+                "60",
             )
         except subprocess.CalledProcessError:
             tail = _tail(self.log_file)
@@ -185,7 +201,8 @@ class EmbeddedPostgres:
         # As root, drop to the system user completely (uid, gid and no supplementary groups).
         as_user = (
             {"user": self._run_as.pw_uid, "group": self._run_as.pw_gid, "extra_groups": []}
-            if self._run_as else {}
+            if self._run_as
+            else {}
         )
         try:
             subprocess.run(cmd, check=True, capture_output=True, text=True, cwd="/", **as_user)
@@ -203,9 +220,16 @@ def _system_user() -> pwd.struct_passwd:
         return pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-             SYSTEM_USER],
-            check=True, capture_output=True,
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
         )
         return pwd.getpwnam(SYSTEM_USER)
 

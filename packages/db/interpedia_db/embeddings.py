@@ -76,7 +76,10 @@ async def nearest_explanations(
     await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
     filters = ""
     params: dict[str, object] = {
-        "model": embedding_model, "query": str(query), "limit": limit, "offset": offset,
+        "model": embedding_model,
+        "query": str(query),
+        "limit": limit,
+        "offset": offset,
     }
     if model_id is not None:
         filters += " AND x.model_id = :model_id"
@@ -88,7 +91,8 @@ async def nearest_explanations(
         text(
             f"""
             SELECT x.id, x.model_id, x.source_id, x.index, x.description,
-                   1 - (e.embedding::vector({dims}) <=> CAST(:query AS vector({dims}))) AS similarity
+                   1 - (e.embedding::vector({dims}) <=> CAST(:query AS vector({dims})))
+                     AS similarity
             FROM explanation_embeddings e JOIN explanations x ON x.id = e.explanation_id
             WHERE e.embedding_model = :model{filters}
             ORDER BY e.embedding::vector({dims}) <=> CAST(:query AS vector({dims}))

@@ -127,9 +127,7 @@ class Source(Base):
     architecture: Mapped[str] = mapped_column(String(64))  # standard, topk, jumprelu, neurons...
     d_sae: Mapped[int] = mapped_column(Integer)
     weights_uri: Mapped[str | None] = mapped_column(Text)  # SAELens folder, or release:id
-    saelens_config: Mapped[dict[str, Any]] = mapped_column(
-        JSONB, default=dict, server_default="{}"
-    )
+    saelens_config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     has_dashboards: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     inference_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     num_prompts: Mapped[int | None] = mapped_column(Integer)
@@ -175,9 +173,7 @@ class Feature(Base):
     # The decoder direction, when stored inline (imports, vectors); otherwise read from the SAE.
     vector: Mapped[list[float] | None] = mapped_column(FloatArray)
     hook_name: Mapped[str | None] = mapped_column(String(256))
-    default_steer_strength: Mapped[float] = mapped_column(
-        Float, default=10.0, server_default="10"
-    )
+    default_steer_strength: Mapped[float] = mapped_column(Float, default=10.0, server_default="10")
     topk_cos_sim_indices: Mapped[list[int]] = mapped_column(
         IntArray, default=list, server_default="{}"
     )

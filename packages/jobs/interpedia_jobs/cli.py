@@ -16,7 +16,10 @@ commands = typer.Typer()
 @commands.command()
 def worker(
     queue: list[str] = typer.Option(
-        None, "--queue", "-q", envvar="INTERPEDIA_WORKER_QUEUES",
+        None,
+        "--queue",
+        "-q",
+        envvar="INTERPEDIA_WORKER_QUEUES",
         help="Queues to take jobs from (repeat); default: all.",
     ),
     concurrency: int = typer.Option(1, envvar="INTERPEDIA_WORKER_CONCURRENCY"),
@@ -31,7 +34,13 @@ def worker(
     app = create_job_app(database_url)
     asyncio.run(
         run_worker(
-            app, settings, database_url, queues=queue or None, concurrency=concurrency,
-            name=name, heartbeat_interval=heartbeat, stalled_after=stalled_after,
+            app,
+            settings,
+            database_url,
+            queues=queue or None,
+            concurrency=concurrency,
+            name=name,
+            heartbeat_interval=heartbeat,
+            stalled_after=stalled_after,
         )
     )

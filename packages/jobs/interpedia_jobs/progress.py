@@ -18,8 +18,13 @@ async def report_progress(
     details: dict[str, Any] | None = None,
 ) -> None:
     """Upsert the progress row of `job_id` (the caller commits)."""
-    values = {"job_id": job_id, "done": done, "total": total, "message": message,
-              "details": details or {}}
+    values = {
+        "job_id": job_id,
+        "done": done,
+        "total": total,
+        "message": message,
+        "details": details or {},
+    }
     statement = insert(JobProgress).values(**values)
     await session.execute(
         statement.on_conflict_do_update(

@@ -71,10 +71,13 @@ def test_port_in_use_is_one_line(server_root):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        line = _one_clear_line(_run_cli(
-            ["db", "start"], INTERPEDIA_DATA_DIR=str(server_root),
-            INTERPEDIA_EMBEDDED_DB_PORT=str(busy.getsockname()[1]),
-        ))
+        line = _one_clear_line(
+            _run_cli(
+                ["db", "start"],
+                INTERPEDIA_DATA_DIR=str(server_root),
+                INTERPEDIA_EMBEDDED_DB_PORT=str(busy.getsockname()[1]),
+            )
+        )
     assert "in use" in line and "INTERPEDIA_EMBEDDED_DB_PORT" in line
 
 

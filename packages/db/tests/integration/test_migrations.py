@@ -21,13 +21,20 @@ def test_upgrade_downgrade_upgrade(server_root, free_port):
     try:
         migrate.upgrade(server.url)
         tables = _tables(server.url)
-        assert {"public.features", "public.explanation_embeddings", "public.training_runs",
-                "public.import_files", "procrastinate.procrastinate_jobs"} <= tables
+        assert {
+            "public.features",
+            "public.explanation_embeddings",
+            "public.training_runs",
+            "public.import_files",
+            "procrastinate.procrastinate_jobs",
+        } <= tables
 
         migrate.downgrade(server.url, "base")
         assert _tables(server.url) == {"public.alembic_version"}
         with psycopg.connect(server.url) as conn:
-            assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname='vector'").fetchone() == (0,)
+            assert conn.execute(
+                "SELECT count(*) FROM pg_extension WHERE extname='vector'"
+            ).fetchone() == (0,)
 
         migrate.upgrade(server.url)
         assert _tables(server.url) == tables

@@ -15,9 +15,20 @@ from interpedia_jobs.queue import create_job_app, defer_job
 def _start_worker(database_url: str, name: str) -> subprocess.Popen:
     env = os.environ | {"DATABASE_URL": database_url, "INTERPEDIA_LOG_LEVEL": "WARNING"}
     return subprocess.Popen(
-        [sys.executable, "-m", "interpedia_core.cli", "worker", "--name", name,
-         "--heartbeat", "0.5", "--stalled-after", "3"],
-        env=env, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "interpedia_core.cli",
+            "worker",
+            "--name",
+            name,
+            "--heartbeat",
+            "0.5",
+            "--stalled-after",
+            "3",
+        ],
+        env=env,
+        start_new_session=True,
     )
 
 

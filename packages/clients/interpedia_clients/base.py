@@ -1,0 +1,178 @@
+"""The transport under every generated client: httpx, the secret header, errors, SSE.
+
+A non-2xx answer raises `ServiceError` carrying the status and the service's
+`detail`, so a caller can pass a 4xx on to its own user and turn anything else
+into a 502.
+"""
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+T = TypeVar("T")
+
+
+class ServiceError(Exception):
+    """A service answered with an error status."""
+
+    def __init__(self, status_code: int, detail: str, service: str) -> None:
+        super().__init__(f"{service} answered {status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+        self.service = service
+
+
+def _body(body: BaseModel | dict[str, Any] | None) -> Any:
+    if isinstance(body, BaseModel):
+        return body.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return body
+
+
+def _raise_for_status(response: httpx.Response, service: str) -> None:
+    if response.is_success:
+        return
+    try:
+        detail = response.json().get("detail", response.text)
+    except (ValueError, AttributeError):
+        detail = response.text
+    raise ServiceError(response.status_code, str(detail), service)
+
+
+def _parse(response: httpx.Response, response_type: Any) -> Any:
+    if response_type is None:
+        return response.json()
+    return TypeAdapter(response_type).validate_python(response.json())
+
+
+def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Parse `data:` lines of a server-sent event stream into JSON objects."""
+    data: list[str] = []
+    for line in lines:
+        if line.startswith("data:"):
+            data.append(line[5:].strip())
+        elif not line.strip() and data:
+            payload = "\n".join(data)
+            data = []
+            if payload and payload != "[DONE]":
+                yield json.loads(payload)
+    if data and "\n".join(data) not in ("", "[DONE]"):
+        yield json.loads("\n".join(data))
+
+
+class ServiceClient:
+    """Synchronous client base; generated subclasses add one method per operation."""
+
+    service = "service"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secret: str | None = None,
+        timeout: float = 120.0,
+        headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        all_headers = dict(headers or {})
+        if secret:
+            all_headers["X-SECRET-KEY"] = secret
+        self._http = httpx.Client(
+            base_url=base_url, headers=all_headers, timeout=timeout, transport=transport
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        response_type: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        response = self._http.request(method, path, json=_body(body), params=_clean(params))
+        _raise_for_status(response, self.service)
+        return _parse(response, response_type)
+
+    def _stream(self, method: str, path: str, body: Any = None) -> Iterator[dict[str, Any]]:
+        with self._http.stream(method, path, json=_body(body)) as response:
+            if not response.is_success:
+                response.read()
+                _raise_for_status(response, self.service)
+            yield from _sse_events(response.iter_lines())
+
+
+class AsyncServiceClient:
+    """Asynchronous client base; generated subclasses add one method per operation."""
+
+    service = "service"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        secret: str | None = None,
+        timeout: float = 120.0,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        all_headers = dict(headers or {})
+        if secret:
+            all_headers["X-SECRET-KEY"] = secret
+        self._http = httpx.AsyncClient(
+            base_url=base_url, headers=all_headers, timeout=timeout, transport=transport
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self: T) -> T:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        response_type: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        response = await self._http.request(method, path, json=_body(body), params=_clean(params))
+        _raise_for_status(response, self.service)
+        return _parse(response, response_type)
+
+    async def _stream(
+        self, method: str, path: str, body: Any = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        async with self._http.stream(method, path, json=_body(body)) as response:
+            if not response.is_success:
+                await response.aread()
+                _raise_for_status(response, self.service)
+            buffer: list[str] = []
+            async for line in response.aiter_lines():
+                buffer.append(line)
+                if not line.strip():
+                    for event in _sse_events(iter(buffer)):
+                        yield event
+                    buffer = []
+            for event in _sse_events(iter(buffer)):
+                yield event
+
+
+def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if v is not None}
