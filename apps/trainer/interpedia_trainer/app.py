@@ -1,0 +1,45 @@
+"""The trainer service: enqueue training and dashboard jobs, report their progress.
+
+The work itself runs on `interpedia worker` processes (see jobs.py); this
+process only validates requests, records training runs and defers jobs, so it
+starts in a second and needs no model in memory.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from interpedia_core.service import create_service_app
+from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
+from interpedia_jobs.queue import create_job_app
+from interpedia_trainer.routes import jobs, training
+from interpedia_trainer.settings import TrainerSettings
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: TrainerSettings = app.state.settings
+    database_url = await asyncio.to_thread(resolve_database_url, settings)
+    engine = create_engine(database_url)
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.job_app = create_job_app(database_url, load_tasks=False)
+    async with app.state.job_app.open_async():
+        app.state.ready = True
+        yield
+    await engine.dispose()
+
+
+def create_app(settings: TrainerSettings | None = None) -> FastAPI:
+    settings = settings or TrainerSettings()
+    app = create_service_app(
+        title="Interpedia trainer",
+        description="Train SAEs and compute feature dashboards, as jobs on the shared queue.",
+        lifespan=lifespan,
+        secret=settings.secret,
+    )
+    app.state.settings = settings
+    app.include_router(training.router, prefix="/v1")
+    app.include_router(jobs.router, prefix="/v1")
+    return app

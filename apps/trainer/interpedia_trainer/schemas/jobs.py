@@ -1,0 +1,66 @@
+"""Requests that start long work, and the job status they answer with."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+Architecture = Literal["standard", "topk", "batchtopk", "jumprelu"]
+
+
+class TrainRequest(BaseModel):
+    """Train one SAE on a model's activations at one hook."""
+
+    model_id: str = Field("smollm2-135m", max_length=128)
+    hook_name: str = Field("blocks.6.hook_resid_post", max_length=256)
+    architecture: Architecture = "topk"
+    d_sae: int | None = Field(None, gt=0, le=1 << 20)
+    expansion_factor: int | None = Field(None, gt=0, le=256)
+    k: int = Field(32, gt=0, description="Active latents per token (topk, batchtopk).")
+    l1_coefficient: float = Field(5.0, ge=0, description="Sparsity penalty (standard).")
+    l0_coefficient: float = Field(1.0, ge=0, description="Sparsity penalty (jumprelu).")
+    lr: float = Field(4e-4, gt=0, le=1)
+    batch_size: int = Field(4096, gt=0, le=1 << 16)
+    total_tokens: int = Field(2_000_000, gt=0)
+    context_size: int = Field(128, gt=1, le=8192)
+    corpus: str | None = Field(None, description="Folder of .txt, .jsonl, or dataset name.")
+    seed: int = 42
+    source_set: str = Field("res-demo", pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+    @model_validator(mode="after")
+    def _sizes_agree(self) -> "TrainRequest":
+        if (
+            self.d_sae is not None
+            and self.architecture in ("topk", "batchtopk")
+            and self.k > self.d_sae
+        ):
+            raise ValueError(f"k ({self.k}) cannot exceed d_sae ({self.d_sae})")
+        return self
+
+
+class DashboardsRequest(BaseModel):
+    """Compute dashboards for a source's features, split into jobs over index ranges."""
+
+    model_id: str = Field("smollm2-135m", max_length=128)
+    source_id: str = Field(..., max_length=128)
+    n_prompts: int = Field(2048, gt=0, le=1_000_000)
+    context_size: int = Field(128, gt=1, le=8192)
+    features_per_job: int = Field(4096, gt=0)
+    corpus: str | None = None
+
+
+class JobsEnqueuedResponse(BaseModel):
+    job_ids: list[int]
+
+
+class JobResponse(BaseModel):
+    id: int
+    task: str
+    status: Literal["todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted"]
+    attempts: int
+    args: dict[str, Any]
+    done: int | None = None
+    total: int | None = None
+    message: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+    updated_at: datetime | None = None
