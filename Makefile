@@ -11,7 +11,7 @@ STAMPS := .stamps
 CACHE := .cache
 CORPUS := $(CACHE)/corpora/sotu
 PROJECTS := packages/core packages/db packages/jobs packages/clients packages/runtime \
-            packages/formats packages/testing apps/inference apps/autointerp apps/trainer apps/webapi
+            packages/formats packages/testing packages/platform apps/inference apps/autointerp apps/trainer apps/webapi
 
 .PHONY: setup test test-fast demo generate migrate lint format bench clean-data
 .DEFAULT_GOAL := help

@@ -23,6 +23,9 @@ import httpx
 import typer
 
 from interpedia_core.errors import ConfigurationError, InterpediaError
+from interpedia_core.settings import CommonSettings
+from interpedia_db import migrate
+from interpedia_db.connect import embedded_server, resolve_database_url
 
 cli = typer.Typer()
 
@@ -168,11 +171,6 @@ def run_platform(
     before_services: Callable[[str], None] | None = None, health_timeout: float = 600.0
 ) -> None:
     """Database, migrations, `before_services(database_url)`, then every service until Ctrl-C."""
-    # Imported here: the CLI core must not need the database stack to show --help.
-    from interpedia_core.settings import CommonSettings
-    from interpedia_db import migrate
-    from interpedia_db.connect import embedded_server, resolve_database_url
-
     settings = CommonSettings()
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     server = None if settings.database_url else embedded_server(settings)

@@ -1,0 +1,1 @@
+"""Runs the whole platform: the supervisor behind `interpedia up` and `make demo`."""
