@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 import typer
 
 from interpedia_core.errors import ConfigurationError, InterpediaError
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
+from interpedia_platform.demo import prepare_demo
 
 cli = typer.Typer()
 
@@ -167,10 +169,32 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def stored_sae_env(database_url: str, model_id: str) -> dict[str, str]:
+    """Point the inference service at the SAEs stored for its model (one source set)."""
+    if "INTERPEDIA_INFERENCE_SAE_SOURCES" in os.environ:
+        return {}
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT weights_uri, set_name FROM sources WHERE model_id = %s "
+            "AND weights_uri IS NOT NULL AND inference_enabled ORDER BY set_name, layer",
+            (model_id,),
+        ).fetchall()
+    if not rows:
+        return {}
+    first_set = rows[0][1]
+    folders = [uri for uri, set_name in rows if set_name == first_set]
+    return {
+        "INTERPEDIA_INFERENCE_SAE_SOURCES": ",".join(folders),
+        "INTERPEDIA_INFERENCE_SAE_SOURCE_SET": first_set,
+    }
+
+
 def run_platform(
-    before_services: Callable[[str], None] | None = None, health_timeout: float = 600.0
+    before_services: Callable[[str], dict[str, str]] | None = None,
+    health_timeout: float = 600.0,
 ) -> None:
-    """Database, migrations, `before_services(database_url)`, then every service until Ctrl-C."""
+    """Database, migrations, `before_services(database_url)` (extra environment for the
+    services), then every service until Ctrl-C."""
     settings = CommonSettings()
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     server = None if settings.database_url else embedded_server(settings)
@@ -181,10 +205,18 @@ def run_platform(
         database_url = resolve_database_url(settings)
         migrate.upgrade(database_url)
         typer.echo(f"  postgres    ready  {database_url}")
-        if before_services is not None:
-            before_services(database_url)
+        extra_env = before_services(database_url) if before_services is not None else {}
+        model_id = os.environ.get("MODEL_ID") or os.environ.get(
+            "INTERPEDIA_INFERENCE_MODEL_ID", "smollm2-135m"
+        )
         services = platform_services()
-        env = os.environ | {"DATABASE_URL": database_url} | service_urls_env(services)
+        env = (
+            os.environ
+            | {"DATABASE_URL": database_url}
+            | service_urls_env(services)
+            | stored_sae_env(database_url, model_id)
+            | extra_env
+        )
         supervisor = Supervisor(services, env, settings.data_dir / "logs")
         typer.echo(f"==> services (logs in {supervisor.log_dir})")
         supervisor.start_all()
@@ -206,11 +238,21 @@ def run_platform(
             typer.echo("  postgres    stopped")
 
 
-@cli.command()
-def up() -> None:
-    """Run every service and a worker on the configured database until Ctrl-C."""
+def _run(before_services: Callable[[str], dict[str, str]] | None) -> None:
     try:
-        run_platform()
+        run_platform(before_services)
     except InterpediaError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+
+
+@cli.command()
+def up() -> None:
+    """Run every service and a worker on the configured database until Ctrl-C."""
+    _run(None)
+
+
+@cli.command()
+def demo() -> None:
+    """Build the demo SAE on first run (train, dashboards, explanations), then run everything."""
+    _run(lambda database_url: prepare_demo(database_url, typer.echo))

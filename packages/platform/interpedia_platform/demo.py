@@ -1,0 +1,182 @@
+"""The demo: on first run, build a browsable SAE for the packaged model with the real tools.
+
+Every step is a command users run themselves (`interpedia train`, `interpedia
+dashboards`, `interpedia explain`, ...), called as a subprocess so the demo
+exercises exactly what users get. Steps whose result is already stored are
+skipped, so the second `make demo` goes straight to serving. Sizes are chosen
+so the first run fits in about 15 minutes on two CPU cores; environment
+variables (`INTERPEDIA_DEMO_*`) change them.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from interpedia_core.errors import ConfigurationError
+from interpedia_core.settings import CommonSettings
+
+
+class DemoSettings(CommonSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INTERPEDIA_DEMO_", extra="ignore", populate_by_name=True
+    )
+
+    model_id: str = Field("smollm2-135m", description="Model the demo SAE is trained on.")
+    layer: int = Field(6, ge=0, description="Residual-stream layer of the demo SAE.")
+    source_set: str = Field("res-demo", description="Source set name of the demo SAE.")
+    d_sae: int = Field(4608, gt=0, description="Features in the demo SAE.")
+    k: int = Field(32, gt=0, description="Active features per token (TopK).")
+    train_tokens: int = Field(1_500_000, gt=0, description="Tokens the demo SAE trains on.")
+    dashboard_prompts: int = Field(
+        768, gt=0, description="128-token prompts scanned for dashboards."
+    )
+    score_sample: int = Field(200, ge=0, description="Explanations scored by the embedding scorer.")
+
+    @property
+    def source_id(self) -> str:
+        return f"{self.layer}-{self.source_set}"
+
+    @property
+    def hook_name(self) -> str:
+        return f"blocks.{self.layer}.hook_resid_post"
+
+
+@dataclass(frozen=True)
+class DemoState:
+    trained: bool
+    has_dashboards: bool
+    explained: int
+    d_sae: int
+
+
+def demo_state(database_url: str, settings: DemoSettings) -> DemoState:
+    with psycopg.connect(database_url) as conn:
+        source = conn.execute(
+            "SELECT has_dashboards, d_sae FROM sources WHERE model_id = %s AND id = %s",
+            (settings.model_id, settings.source_id),
+        ).fetchone()
+        explained = conn.execute(
+            "SELECT count(DISTINCT index) FROM explanations WHERE model_id = %s AND source_id = %s",
+            (settings.model_id, settings.source_id),
+        ).fetchone()[0]
+    if source is None:
+        return DemoState(False, False, explained, settings.d_sae)
+    return DemoState(True, source[0], explained, source[1])
+
+
+def _interpedia(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "interpedia"), *args]
+
+
+def demo_steps(settings: DemoSettings, state: DemoState) -> list[tuple[str, list[str]]]:
+    """The commands still to run, each with a title."""
+    s = settings
+    steps = []
+    if not state.trained:
+        steps.append(
+            (
+                "train the demo SAE",
+                _interpedia(
+                    "train",
+                    "--model",
+                    s.model_id,
+                    "--hook",
+                    s.hook_name,
+                    "--architecture",
+                    "topk",
+                    "--d-sae",
+                    str(s.d_sae),
+                    "--k",
+                    str(s.k),
+                    "--total-tokens",
+                    str(s.train_tokens),
+                    "--out",
+                    str(s.data_dir / "saes" / s.source_id),
+                    "--register",
+                    s.source_set,
+                ),
+            )
+        )
+    if not state.has_dashboards:
+        steps.append(
+            (
+                "compute feature dashboards",
+                _interpedia(
+                    "dashboards",
+                    "--model",
+                    s.model_id,
+                    "--source",
+                    s.source_id,
+                    "--n-prompts",
+                    str(s.dashboard_prompts),
+                ),
+            )
+        )
+    if state.explained < state.d_sae:
+        steps.append(
+            (
+                "explain every feature (offline explainer)",
+                _interpedia(
+                    "explain",
+                    s.model_id,
+                    s.source_id,
+                    "--method",
+                    "offline",
+                ),
+            )
+        )
+        steps.append(
+            (
+                "embed the explanations",
+                _interpedia(
+                    "embed-explanations",
+                    "--model",
+                    s.model_id,
+                    "--source",
+                    s.source_id,
+                ),
+            )
+        )
+        steps.append(
+            (
+                "score a sample of explanations",
+                _interpedia(
+                    "score",
+                    s.model_id,
+                    s.source_id,
+                    "--sample",
+                    str(s.score_sample),
+                ),
+            )
+        )
+    return steps
+
+
+def prepare_demo(database_url: str, echo: Callable[[str], None] = print) -> dict[str, str]:
+    """Run whatever demo steps are not done yet; returns env that points services at the demo."""
+    settings = DemoSettings()
+    steps = demo_steps(settings, demo_state(database_url, settings))
+    served = {"INTERPEDIA_INFERENCE_MODEL_ID": settings.model_id}
+    if not steps:
+        echo("==> demo data ready (stored)")
+        return served
+    env = os.environ | {"DATABASE_URL": database_url}
+    for number, (title, command) in enumerate(steps, 1):
+        echo(f"==> [{number}/{len(steps)}] {title}")
+        started = time.monotonic()
+        result = subprocess.run(command, env=env)
+        if result.returncode != 0:
+            raise ConfigurationError(
+                f"demo step '{title}' failed (exit {result.returncode}); "
+                "rerun `make demo` to resume"
+            )
+        echo(f"    done in {time.monotonic() - started:.0f}s")
+    return served
