@@ -221,7 +221,8 @@ def settings_classes() -> dict[str, type]:
     for service in SERVICES:
         module = importlib.import_module(f"interpedia_{service}.settings")
         classes[service] = next(
-            cls for name, cls in vars(module).items()
+            cls
+            for name, cls in vars(module).items()
             if name.endswith("Settings") and getattr(cls, "__module__", "") == module.__name__
         )
     return classes

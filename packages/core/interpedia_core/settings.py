@@ -54,7 +54,9 @@ class CommonSettings(BaseSettings):
 class ServiceSettings(CommonSettings):
     """Common fields of an HTTP service; subclasses set `port`'s default and a prefix."""
 
-    host: str = Field(default="127.0.0.1", description="Interface to listen on (0.0.0.0 in containers).")
+    host: str = Field(
+        default="127.0.0.1", description="Interface to listen on (0.0.0.0 in containers)."
+    )
     port: int = 0
     secret: str | None = Field(
         default=None,

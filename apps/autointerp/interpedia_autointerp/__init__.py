@@ -1,0 +1,1 @@
+"""Autointerp service: explanations, scores, embeddings and explanation search."""

@@ -1,0 +1,228 @@
+"""Explain, score and embed every feature of a source: bounded, retried, resumable.
+
+Each feature is its own unit of work with its own transaction, so a crash
+loses at most the features in flight; a re-run skips what is already stored
+(an explanation of the same type, a score of the same type, a vector of the
+same model). LLM calls are bounded by `concurrency` (and by the client's own
+semaphore) and retried with exponential backoff when the API fails, on top of
+the `openai` SDK's retries of rate limits and timeouts.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from interpedia_autointerp import explain, scoring, storage
+from interpedia_autointerp.embeddings import Embedder
+from interpedia_autointerp.llm import LLMClient
+from interpedia_core.errors import InvalidInput, UpstreamError
+from interpedia_db.models import Explanation, ExplanationScore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Progress = Callable[[int, int, str], Awaitable[None]]  # (done, total, message)
+Explainer = Callable[[storage.FeatureExamples], Awaitable[explain.GeneratedExplanation]]
+
+
+@dataclass
+class BatchResult:
+    total: int = 0  # units of work considered
+    done: int = 0  # newly completed
+    skipped: int = 0  # already done before this run
+    failed: dict[int, str] = field(default_factory=dict)  # index or id → reason
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]], *, attempts: int = 3, base_delay: float = 1.0
+) -> T:
+    """`call()`, retried on `UpstreamError` after 1, 2, 4, ... × base_delay seconds."""
+    for attempt in range(attempts):
+        try:
+            return await call()
+        except UpstreamError as exc:
+            if attempt == attempts - 1:
+                raise
+            delay = base_delay * 2**attempt
+            logger.warning("upstream failed (%s); retrying in %.1f s", exc, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def offline_explainer() -> Explainer:
+    async def run(examples: storage.FeatureExamples) -> explain.GeneratedExplanation:
+        return explain.offline_explanation(examples.records, examples.logit_tokens)
+
+    return run
+
+
+def llm_explainer(client: LLMClient) -> Explainer:
+    async def run(examples: storage.FeatureExamples) -> explain.GeneratedExplanation:
+        return await explain.llm_explanation(client, examples.records, examples.logit_tokens)
+
+    return run
+
+
+async def _bounded(
+    items: Sequence[T],
+    work: Callable[[T], Awaitable[str | None]],
+    result: BatchResult,
+    concurrency: int,
+    progress: Progress | None,
+) -> None:
+    """Run `work` on every item, `concurrency` at a time; a returned string is a failure."""
+    slots = asyncio.Semaphore(concurrency)
+    lock = asyncio.Lock()
+
+    async def one(item: T) -> None:
+        async with slots:
+            failure = await work(item)
+        async with lock:
+            if failure is None:
+                result.done += 1
+            else:
+                result.failed[item] = failure  # type: ignore[index]
+            if progress is not None:
+                finished = result.skipped + result.done + len(result.failed)
+                await progress(finished, result.total, f"{len(result.failed)} failed")
+
+    await asyncio.gather(*(one(item) for item in items))
+
+
+async def explain_source(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model_id: str,
+    source_id: str,
+    explainer: Explainer,
+    type_name: str,
+    *,
+    embedder: Embedder | None = None,
+    concurrency: int = 4,
+    attempts: int = 3,
+    base_delay: float = 1.0,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Explain every feature of the source that has no `type_name` explanation yet."""
+    async with sessionmaker.begin() as session:
+        indices = await storage.feature_indices(session, model_id, source_id)
+        done = await storage.explained_indices(session, model_id, source_id, type_name)
+    if not indices:
+        raise InvalidInput(f"source {model_id}/{source_id} has no features")
+    result = BatchResult(total=len(indices), skipped=len(done & set(indices)))
+    todo = [i for i in indices if i not in done]
+
+    async def work(index: int) -> str | None:
+        async with sessionmaker.begin() as session:
+            examples = await storage.load_feature_examples(session, model_id, source_id, index)
+        try:
+            generated = await with_retries(
+                lambda: explainer(examples), attempts=attempts, base_delay=base_delay
+            )
+        except (InvalidInput, UpstreamError) as exc:
+            return exc.message
+        async with sessionmaker.begin() as session:
+            row = await storage.store_explanation(session, model_id, source_id, index, generated)
+            if embedder is not None:
+                await storage.store_embeddings(session, embedder, [row])
+        return None
+
+    await _bounded(todo, work, result, concurrency, progress)
+    return result
+
+
+async def score_source(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model_id: str,
+    source_id: str,
+    scorer: str,  # embedding, detection, fuzz or simulation
+    *,
+    embedder: Embedder | None = None,
+    llm: LLMClient | None = None,
+    concurrency: int = 4,
+    attempts: int = 3,
+    base_delay: float = 1.0,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Score every explanation of the source that has no `scorer` score yet."""
+    async with sessionmaker.begin() as session:
+        scored = exists().where(
+            ExplanationScore.explanation_id == Explanation.id,
+            ExplanationScore.type_name == scorer,
+        )
+        base = select(Explanation.id).where(
+            Explanation.model_id == model_id, Explanation.source_id == source_id
+        )
+        all_ids = list(await session.scalars(base.order_by(Explanation.id)))
+        todo = list(await session.scalars(base.where(~scored).order_by(Explanation.id)))
+    result = BatchResult(total=len(all_ids), skipped=len(all_ids) - len(todo))
+
+    async def run(explanation: Explanation, examples: storage.FeatureExamples):
+        if scorer == "embedding":
+            if embedder is None:
+                raise InvalidInput("embedding scores need an embedding model")
+            return await scoring.embedding_score(
+                embedder, explanation.description, examples.records
+            )
+        judges = {
+            "detection": scoring.detection_score,
+            "fuzz": scoring.fuzzing_score,
+            "simulation": scoring.simulation_score,
+        }
+        if scorer not in judges:
+            raise InvalidInput(f"unknown scorer {scorer!r}")
+        if llm is None:
+            raise InvalidInput(f"{scorer} scores need an LLM")
+        return await judges[scorer](llm, explanation.description, examples.records)
+
+    async def work(explanation_id: int) -> str | None:
+        async with sessionmaker.begin() as session:
+            explanation = await storage.get_explanation(session, explanation_id)
+            examples = await storage.load_feature_examples(
+                session, explanation.model_id, explanation.source_id, explanation.index
+            )
+        try:
+            score = await with_retries(
+                lambda: run(explanation, examples), attempts=attempts, base_delay=base_delay
+            )
+        except (InvalidInput, UpstreamError) as exc:
+            return exc.message
+        async with sessionmaker.begin() as session:
+            await storage.store_score(session, explanation_id, score)
+        return None
+
+    await _bounded(todo, work, result, concurrency, progress)
+    return result
+
+
+async def embed_explanations(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    embedder: Embedder,
+    *,
+    model_id: str | None = None,
+    source_id: str | None = None,
+    batch_size: int = 256,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Give every explanation (of a source, a model, or all) a vector from `embedder`.
+
+    Used to re-embed imported explanations (which carry OpenAI vectors) with the
+    local model, so search works without a key. Batches commit one by one.
+    """
+    result = BatchResult()
+    while True:
+        async with sessionmaker.begin() as session:
+            batch = await storage.explanations_missing_embedding(
+                session, embedder.name, model_id=model_id, source_id=source_id, limit=batch_size
+            )
+            if not batch:
+                break
+            result.done += await storage.store_embeddings(session, embedder, batch)
+        result.total = result.done
+        if progress is not None:
+            await progress(result.done, result.total, "embedding")
+    return result

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; each parses, calls one domain function, answers."""

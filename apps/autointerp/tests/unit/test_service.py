@@ -1,0 +1,149 @@
+"""The HTTP service without a database: Neuronpedia's paths, the richer ones, error answers."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from interpedia_autointerp.app import create_app
+from interpedia_autointerp.embeddings import EmbedderRegistry
+from interpedia_autointerp.examples import ActivationRecord
+from interpedia_autointerp.settings import AutointerpSettings
+
+
+def _activations(records: list[ActivationRecord]) -> list[dict[str, Any]]:
+    return [{"tokens": r.tokens, "values": r.values} for r in records]
+
+
+@pytest.fixture
+def offline_client(embedders: EmbedderRegistry, wait_ready) -> Iterator[TestClient]:
+    app = create_app(AutointerpSettings(database_enabled=False), embedders=embedders)
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client
+
+
+@pytest.fixture
+def llm_client(embedders: EmbedderRegistry, fake_llm, wait_ready) -> Iterator[TestClient]:
+    settings = AutointerpSettings(
+        database_enabled=False, llm_base_url=fake_llm.url, llm_model="fake", llm_max_retries=0
+    )
+    with TestClient(create_app(settings, embedders=embedders)) as client:
+        wait_ready(client)
+        yield client
+
+
+def test_health_is_503_until_loaded() -> None:
+    app = create_app(AutointerpSettings(database_enabled=False))
+    with TestClient(app) as client:  # lifespan not yet done loading the model
+        first = client.get("/health")
+        assert first.status_code in (200, 503)
+        if first.status_code == 503:
+            assert first.json() == {"status": "loading"}
+            assert client.post("/v1/embed", json={"texts": ["x"]}).status_code == 503
+
+
+def test_explain_default_offline(offline_client: TestClient, cat_records, other_records) -> None:
+    response = offline_client.post(
+        "/v1/explain/default",
+        json={"activations": _activations(cat_records + other_records), "model": "x"},
+    )
+    assert response.status_code == 200, response.text
+    assert "cat" in response.json()["explanation"]
+
+
+def test_explain_activations_says_how_it_was_made(offline_client, cat_records) -> None:
+    response = offline_client.post(
+        "/v1/explain/activations",
+        json={"activations": _activations(cat_records), "logit_tokens": ["Ġmeow"]},
+    )
+    assert response.json()["type_name"] == "interpedia-offline-v1"
+    llm = offline_client.post(
+        "/v1/explain/activations", json={"activations": _activations(cat_records), "method": "llm"}
+    )
+    assert llm.status_code == 400 and "LLM" in llm.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("activations", "detail"),
+    [
+        ([], "no activations"),
+        ([{"tokens": ["a", "b"], "values": [0, 0]}], "above zero"),
+        ([{"tokens": ["a", "b"], "values": [1]}], "2 tokens but 1 values"),
+    ],
+)
+def test_explain_refuses_bad_activations(offline_client, activations, detail) -> None:
+    response = offline_client.post("/v1/explain/default", json={"activations": activations})
+    assert response.status_code == 400
+    assert detail in response.json()["detail"]
+
+
+def test_score_embedding(offline_client, cat_records, other_records) -> None:
+    body = {"activations": _activations(cat_records + other_records), "explanation": "cats"}
+    response = offline_client.post("/v1/score/embedding", json=body)
+    assert response.status_code == 200
+    assert response.json()["score"] > 0.9
+    assert len(response.json()["breakdown"]) == 16
+    empty = offline_client.post("/v1/score/embedding", json={**body, "explanation": " "})
+    assert empty.status_code == 400 and "empty" in empty.json()["detail"]
+    unknown = offline_client.post("/v1/score/embedding", json={**body, "embedding_model": "nope"})
+    assert unknown.status_code == 400 and "nope" in unknown.json()["detail"]
+
+
+def test_fuzz_detection_needs_an_llm(offline_client, cat_records) -> None:
+    response = offline_client.post(
+        "/v1/score/fuzz-detection",
+        json={"activations": _activations(cat_records), "explanation": "cats", "type": "FUZZ"},
+    )
+    assert response.status_code == 400
+    assert "INTERPEDIA_AUTOINTERP_LLM_MODEL" in response.json()["detail"]
+
+
+def test_routes_needing_a_database_say_so(offline_client) -> None:
+    response = offline_client.post("/v1/search/explanations", json={"query": "cat"})
+    assert response.status_code == 503
+    assert "without a database" in response.json()["detail"]
+
+
+def test_embed(offline_client) -> None:
+    response = offline_client.post("/v1/embed", json={"texts": ["cat", "dog"]})
+    body = response.json()
+    assert body["dimensions"] == 384 and len(body["embeddings"]) == 2
+    models = offline_client.get("/v1/embedding-models").json()["models"]
+    assert models == [{"name": "all-MiniLM-L6-v2", "dimensions": 384, "default": True}]
+
+
+def test_llm_paths(llm_client, fake_llm, cat_records, other_records) -> None:
+    fake_llm.reply = lambda messages: "Explanation: cats and kittens"
+    explained = llm_client.post(
+        "/v1/explain/default", json={"activations": _activations(cat_records)}
+    )
+    assert explained.json() == {"explanation": "cats and kittens"}
+
+    fake_llm.reply = lambda messages: str([1] * messages[-1]["content"].count("Example "))
+    scored = llm_client.post(
+        "/v1/score/fuzz-detection",
+        json={
+            "activations": _activations(cat_records + other_records),
+            "explanation": "cats",
+            "type": "DETECTION",
+            "openrouter_key": "ignored",
+            "model": "ignored",
+        },
+    )
+    assert scored.status_code == 200, scored.text
+    assert scored.json()["score"] == pytest.approx(0.5)
+    assert {"ground_truth", "prediction", "str_tokens"} <= set(scored.json()["breakdown"][0])
+
+    fake_llm.reply = lambda messages: "no idea"
+    garbage = llm_client.post(
+        "/v1/score/simulation",
+        json={"activations": _activations(cat_records), "explanation": "cats"},
+    )
+    assert garbage.status_code == 502
+    assert "list of" in garbage.json()["detail"]
+
+    fake_llm.status = 503
+    down = llm_client.post("/v1/explain/default", json={"activations": _activations(cat_records)})
+    assert down.status_code == 502 and "503" in down.json()["detail"]

@@ -1,0 +1,1 @@
+"""Inference service: one language model and its SAEs behind HTTP."""

@@ -1,0 +1,144 @@
+"""Wire models of /v1/activation/*."""
+
+from pydantic import Field
+
+from interpedia_inference.schemas.common import BaseSchema
+
+
+class ActivationSingleRequest(BaseSchema):
+    prompt: str = Field(description="Text to compute activations for")
+    model: str = Field(description="Model id the server serves")
+    source: str | None = Field(default=None, description="Source id, e.g. 6-res-demo (with index)")
+    index: str | int | None = Field(default=None, description="Feature index (with source)")
+    vector: list[float] | None = Field(default=None, description="Custom vector (with hook)")
+    hook: str | None = Field(default=None, description="Hook the custom vector reads (with vector)")
+
+
+class ActivationSingleBatchRequest(BaseSchema):
+    prompts: list[str] = Field(min_length=1, description="Texts to compute activations for")
+    model: str
+    source: str | None = None
+    index: str | int | None = None
+    vector: list[float] | None = None
+    hook: str | None = None
+
+
+class ActivationValues(BaseSchema):
+    values: list[float] = Field(description="The activation on each token")
+    max_value: float
+    max_value_index: int
+
+
+class ActivationSingleResponse(BaseSchema):
+    activation: ActivationValues
+    tokens: list[str]
+    tokens_is_special: list[bool] = Field(description="True where the token is a special token")
+
+
+class ActivationSingleBatchResponse(BaseSchema):
+    results: list[ActivationSingleResponse]
+
+
+class ActivationAllRequest(BaseSchema):
+    prompt: str
+    model: str
+    source_set: str = Field(description="Source set, e.g. res-demo")
+    selected_sources: list[str] = Field(
+        default_factory=list, description="Sources of the set to use; empty: all of them"
+    )
+    sort_by_token_indexes: list[int] = Field(
+        default_factory=list,
+        description="Rank by the sum over these token positions; empty: by max over all tokens",
+    )
+    ignore_bos: bool = Field(default=True, description="Leave the BOS position out of ranking")
+    feature_filter: list[int] | None = Field(
+        default=None, description="Only consider these feature indices"
+    )
+    num_results: int = Field(default=25, gt=0, le=1000)
+
+
+class ActivationAllBatchRequest(BaseSchema):
+    prompts: list[str] = Field(min_length=1)
+    model: str
+    source_set: str
+    selected_sources: list[str] = Field(default_factory=list)
+    sort_by_token_indexes: list[int] = Field(default_factory=list)
+    ignore_bos: bool = True
+    feature_filter: list[int] | None = None
+    num_results: int = Field(default=25, gt=0, le=1000)
+
+
+class FeatureActivation(BaseSchema):
+    source: str
+    index: int
+    values: list[float]
+    sum_values: float | None = None
+    max_value: float
+    max_value_index: int
+
+
+class ActivationAllResponse(BaseSchema):
+    activations: list[FeatureActivation]
+    tokens: list[str]
+    counts: list[list[float]] | None = Field(
+        default=None, description="Per selected source (by layer), active features per token"
+    )
+
+
+class ActivationAllBatchResponse(BaseSchema):
+    results: list[ActivationAllResponse]
+
+
+class ActivationTopkByTokenRequest(BaseSchema):
+    prompt: str
+    model: str
+    source: str
+    top_k: int = Field(default=5, gt=0, description="Features per token position")
+    ignore_bos: bool = Field(default=False, description="Leave out the BOS position")
+
+
+class ActivationTopkByTokenBatchRequest(BaseSchema):
+    prompts: list[str] = Field(min_length=1)
+    model: str
+    source: str
+    top_k: int = Field(default=5, gt=0)
+    ignore_bos: bool = False
+
+
+class TopFeature(BaseSchema):
+    feature_index: int
+    activation_value: float
+
+
+class TokenTopFeatures(BaseSchema):
+    token_position: int
+    token: str
+    is_special: bool
+    top_features: list[TopFeature]
+
+
+class ActivationTopkByTokenResponse(BaseSchema):
+    results: list[TokenTopFeatures]
+    tokens: list[str]
+
+
+class ActivationTopkByTokenBatchResponse(BaseSchema):
+    results: list[ActivationTopkByTokenResponse]
+
+
+class ActivationSourceRequest(BaseSchema):
+    prompts: list[str] = Field(min_length=1)
+    model: str
+    source: str
+
+
+class SourcePromptResult(BaseSchema):
+    tokens: list[str]
+    active_features: dict[str, list[list[float]]] = Field(
+        alias="activeFeatures",
+        description="Feature index → [[token_index, value], ...] where it is active",
+    )
+
+
+class ActivationSourceResponse(BaseSchema):
+    results: list[SourcePromptResult]

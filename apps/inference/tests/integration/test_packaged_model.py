@@ -1,0 +1,331 @@
+"""The real packaged model (SmolLM2-135M) with a random 512-feature SAE at layer 6, served
+over real HTTP: Neuronpedia's own client against every endpoint, SSE, steering effect,
+concurrent bursts. Loaded once for the module (slow)."""
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+import uvicorn
+
+from interpedia_inference.app import create_app
+from interpedia_inference.settings import InferenceSettings
+from interpedia_runtime.saes import save_random_sae
+from interpedia_testing.net import free_port, wait_for_http
+
+pytestmark = pytest.mark.slow
+
+MODEL = "smollm2-135m"
+SECRET = "integration-secret"
+SOURCE = "6-res-it"
+PROMPT = "The Eiffel Tower is located in the city of"
+PLANTED = 17
+LONDON_ID = 4528  # " London" in SmolLM2's tokenizer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, object]]:
+    folder = save_random_sae(
+        Path(tmp_path_factory.mktemp("sae")) / "l6",
+        d_in=576,
+        d_sae=512,
+        hook_name="blocks.6.hook_resid_post",
+    )
+    planted = _planted_sae(Path(tmp_path_factory.mktemp("sae")) / "l29")
+    settings = InferenceSettings(
+        model_id=MODEL,
+        sae_sources=[str(folder), str(planted)],
+        sae_source_set="res-it",
+        device="cpu",
+        secret=SECRET,
+        token_limit=256,
+        max_completion_tokens=64,
+    )
+    app = create_app(settings)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    # The port opens before the model has loaded: health says 503 first, then 200.
+    wait_for_http(f"{base}/health", timeout=30, expect=503)
+    wait_for_http(f"{base}/health", timeout=180, expect=200)
+    yield base, app
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _planted_sae(folder: Path) -> Path:
+    """A random SAE at the last layer whose feature PLANTED writes " London": its decoder row
+    is W_U[:, London] divided by the final norm's weight (so after the norm it points at the
+    token's unembedding)."""
+    from safetensors.torch import load_file, save_file
+
+    from interpedia_runtime.packaged import snapshot_dir
+
+    save_random_sae(folder, d_in=576, d_sae=64, hook_name="blocks.29.hook_resid_post", seed=3)
+    weights = load_file(str(next(snapshot_dir().glob("*.safetensors"))))
+    w_u = weights.get("lm_head.weight", weights["model.embed_tokens.weight"])  # [d_vocab, d_model]
+    direction = w_u[LONDON_ID] / weights["model.norm.weight"]
+    direction = direction / direction.norm()
+    sae_file = folder / "sae_weights.safetensors"
+    sae = load_file(str(sae_file))
+    sae["W_dec"][PLANTED] = direction
+    sae["W_enc"][:, PLANTED] = direction
+    save_file(sae, str(sae_file))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def api(server: tuple[str, object]) -> object:
+    from neuronpedia_inference_client import ApiClient, Configuration, DefaultApi
+
+    base, _ = server
+    config = Configuration(host=f"{base}/v1", api_key={"SimpleSecretAuth": SECRET})
+    return DefaultApi(ApiClient(config))
+
+
+def _post(base: str, path: str, body: dict, **kw: object) -> httpx.Response:
+    return httpx.post(
+        f"{base}{path}", json=body, headers={"X-SECRET-KEY": SECRET}, timeout=120, **kw
+    )
+
+
+def test_neuronpedia_client_activation_endpoints(api: object) -> None:
+    import neuronpedia_inference_client as np
+
+    single = api.activation_single_post(
+        np.ActivationSinglePostRequest(prompt=PROMPT, model=MODEL, source=SOURCE, index="3")
+    )
+    assert len(single.activation.values) == len(single.tokens) == len(single.tokens_is_special)
+    single_vec = api.activation_single_post(
+        np.ActivationSinglePostRequest(
+            prompt=PROMPT, model=MODEL, vector=[0.1] * 576, hook="blocks.3.hook_resid_post"
+        )
+    )
+    assert len(single_vec.activation.values) == len(single_vec.tokens)
+    batch = api.activation_single_batch_post(
+        np.ActivationSingleBatchPostRequest(
+            prompts=[PROMPT, "Hello"], model=MODEL, source=SOURCE, index="3"
+        )
+    )
+    assert len(batch.results) == 2
+    all_ = api.activation_all_post(
+        np.ActivationAllPostRequest(
+            prompt=PROMPT,
+            model=MODEL,
+            source_set="res-it",
+            selected_sources=[SOURCE],
+            sort_by_token_indexes=[],
+            ignore_bos=True,
+            num_results=10,
+        )
+    )
+    assert 0 < len(all_.activations) <= 10 and all_.activations[0].source == SOURCE
+    all_batch = api.activation_all_batch_post(
+        np.ActivationAllBatchPostRequest(
+            prompts=[PROMPT, "Hi"],
+            model=MODEL,
+            source_set="res-it",
+            selected_sources=[],
+            sort_by_token_indexes=[],
+            ignore_bos=True,
+            num_results=5,
+        )
+    )
+    assert len(all_batch.results) == 2
+    topk = api.activation_topk_by_token_post(
+        np.ActivationTopkByTokenPostRequest(
+            prompt=PROMPT, model=MODEL, source=SOURCE, top_k=3, ignore_bos=True
+        )
+    )
+    assert len(topk.results) == len(topk.tokens) - 1 and len(topk.results[0].top_features) == 3
+    topk_batch = api.activation_topk_by_token_batch_post(
+        np.ActivationTopkByTokenBatchPostRequest(
+            prompts=[PROMPT, "Hey"], model=MODEL, source=SOURCE, top_k=2, ignore_bos=False
+        )
+    )
+    assert len(topk_batch.results) == 2
+    source = api.activation_source_post(
+        np.ActivationSourcePostRequest(prompts=[PROMPT], model=MODEL, source=SOURCE)
+    )
+    assert source.results[0].active_features
+
+
+def test_neuronpedia_client_steer_tokenize_util(api: object) -> None:
+    import neuronpedia_inference_client as np
+
+    feature = np.NPSteerFeature(model=MODEL, source=SOURCE, index=5, strength=8)
+    steer = api.steer_completion_post(
+        np.SteerCompletionRequest(
+            prompt=PROMPT,
+            model=MODEL,
+            steer_method=np.NPSteerMethod.SIMPLE_ADDITIVE,
+            normalize_steering=False,
+            types=[np.NPSteerType.STEERED, np.NPSteerType.DEFAULT],
+            features=[feature],
+            n_completion_tokens=4,
+            temperature=0.5,
+            strength_multiplier=2,
+            freq_penalty=1,
+            seed=16,
+            n_logprobs=2,
+        )
+    )
+    assert [o.type for o in steer.outputs] == [np.NPSteerType.STEERED, np.NPSteerType.DEFAULT]
+    assert steer.outputs[0].output.startswith(PROMPT) and len(steer.outputs[0].logprobs) >= 1
+    chat = api.steer_completion_chat_post(
+        np.SteerCompletionChatPostRequest(
+            prompt=[np.NPSteerChatMessage(role="user", content="What is the capital of France?")],
+            model=MODEL,
+            steer_method=np.NPSteerMethod.ORTHOGONAL_DECOMP,
+            normalize_steering=True,
+            types=[np.NPSteerType.STEERED, np.NPSteerType.DEFAULT],
+            features=[feature],
+            n_completion_tokens=4,
+            temperature=0,
+            strength_multiplier=1,
+            freq_penalty=0,
+            seed=1,
+            steer_special_tokens=False,
+        )
+    )
+    assert chat.outputs[1].chat_template[-1].role == "assistant" and chat.input.raw
+    tok = api.tokenize_post(np.TokenizePostRequest(model=MODEL, text="Hello world"))
+    assert tok.prepend_bos and tok.token_strings[1:] == ["Hello", " world"]
+    vec = api.util_sae_vector_post(np.UtilSaeVectorPostRequest(model=MODEL, source=SOURCE, index=5))
+    assert len(vec.vector) == 576 and vec.hook_name == "blocks.6.hook_resid_post"
+    cos = api.util_sae_topk_by_decoder_cossim_post(
+        np.UtilSaeTopkByDecoderCossimPostRequest(
+            feature=np.NPFeature(model=MODEL, source=SOURCE, index=5),
+            model=MODEL,
+            source=SOURCE,
+            num_results=4,
+        )
+    )
+    assert cos.topk_decoder_cossim_features[0].feature.index == 5
+
+
+def test_stream_over_http(server: tuple[str, object]) -> None:
+    base, _ = server
+    body = {
+        "prompt": PROMPT,
+        "model": MODEL,
+        "types": ["STEERED", "DEFAULT"],
+        "stream": True,
+        "features": [{"model": MODEL, "source": SOURCE, "index": 1, "strength": 10}],
+        "n_completion_tokens": 8,
+        "temperature": 0,
+        "seed": 1,
+        "strength_multiplier": 1,
+        "freq_penalty": 0,
+        "steer_method": "SIMPLE_ADDITIVE",
+        "normalize_steering": False,
+    }
+    messages = []
+    arrivals = []
+    with httpx.stream(
+        "POST",
+        f"{base}/v1/steer/completion",
+        json=body,
+        headers={"X-SECRET-KEY": SECRET},
+        timeout=120,
+    ) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                messages.append(json.loads(line[6:]))
+                arrivals.append(time.monotonic())
+    assert len(messages) == 8
+    assert arrivals[-1] - arrivals[0] > 0  # token by token, not one final blob
+    final = _post(base, "/v1/steer/completion", {**body, "stream": False}).json()
+    assert messages[-1] == final
+
+
+def test_large_strength_raises_top_logit_lens_tokens(server: tuple[str, object]) -> None:
+    base, app = server
+    engine = app.state.engine
+    direction = engine.sae("29-res-it").decoder_vector(PLANTED)
+    top_ids = (direction @ engine.model.unembed).topk(10).indices.tolist()  # logit lens
+    assert LONDON_ID in top_ids
+    top_strings = {engine.model.tokenizer.decode([t]) for t in top_ids}
+    body = {
+        "prompt": PROMPT,
+        "model": MODEL,
+        "types": ["STEERED", "DEFAULT"],
+        "features": [{"model": MODEL, "source": "29-res-it", "index": PLANTED, "strength": 300}],
+        "n_completion_tokens": 1,
+        "temperature": 0,
+        "seed": 1,
+        "strength_multiplier": 1,
+        "n_logprobs": 10,
+        "freq_penalty": 0,
+        "steer_method": "SIMPLE_ADDITIVE",
+        "normalize_steering": False,
+    }
+    steered, default = _post(base, "/v1/steer/completion", body).json()["outputs"]
+
+    def mass(output: dict) -> float:
+        return sum(
+            float(torch.tensor(t["logprob"]).exp())
+            for t in output["logprobs"][0]["top_logprobs"]
+            if t["token"] in top_strings
+        )
+
+    assert default["output"].endswith(" Paris")
+    assert mass(steered) > mass(default) + 0.5, (mass(steered), mass(default))
+    assert steered["output"].endswith(" London")
+
+
+def test_concurrent_burst_equals_sequential(server: tuple[str, object]) -> None:
+    base, app = server
+    prompts = [f"Sample text number {i}: " + "the cat sat on the mat " * (i + 1) for i in range(8)]
+
+    def body(p: str) -> dict:
+        return {
+            "prompt": p,
+            "model": MODEL,
+            "source_set": "res-it",
+            "selected_sources": [],
+            "sort_by_token_indexes": [],
+            "ignore_bos": True,
+            "num_results": 8,
+        }
+
+    sequential = [_post(base, "/v1/activation/all", body(p)).json() for p in prompts]
+
+    async def burst() -> list[dict]:
+        async with httpx.AsyncClient(headers={"X-SECRET-KEY": SECRET}, timeout=120) as client:
+            rs = await asyncio.gather(
+                *(client.post(f"{base}/v1/activation/all", json=body(p)) for p in prompts)
+            )
+            return [r.json() for r in rs]
+
+    before = app.state.engine.batcher.batches_run
+    together = asyncio.run(burst())
+    assert app.state.engine.batcher.batches_run - before < len(prompts)
+    for seq, par in zip(sequential, together, strict=True):
+        assert [a["index"] for a in par["activations"]] == [a["index"] for a in seq["activations"]]
+        for a, b in zip(par["activations"], seq["activations"], strict=True):
+            assert a["values"] == pytest.approx(b["values"], rel=1e-3, abs=1e-3)
+
+
+def test_bad_inputs_on_real_server(server: tuple[str, object]) -> None:
+    base, _ = server
+    r = _post(
+        base,
+        "/v1/activation/all",
+        {"prompt": "word " * 300, "model": MODEL, "source_set": "res-it"},
+    )
+    assert r.status_code == 400 and "256" in r.json()["detail"]
+    r = httpx.post(f"{base}/v1/tokenize", json={"model": MODEL, "text": "x"})
+    assert r.status_code == 401
+    r = _post(base, "/v1/tokenize", {"model": MODEL, "text": "still serving"})
+    assert r.status_code == 200

@@ -1,0 +1,1 @@
+"""Trainer service: SAE training, feature dashboards, export and concept testing."""

@@ -1,0 +1,122 @@
+"""Corpora: read texts and cut them into fixed-length token contexts.
+
+A corpus is a folder of `.txt` files (one document each, read in name order), a `.jsonl`
+file whose lines carry a `text` field, or (online) a Hugging Face dataset name with a
+`text` column. Documents are tokenized without special tokens, joined with EOS, and cut
+into contexts of `context_size` tokens; with `prepend_bos` each context starts with BOS
+and holds `context_size - 1` corpus tokens (as SAELens does), so every context sees the
+same position-0 token the model was trained with.
+"""
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from interpedia_core.errors import InvalidInput
+
+logger = logging.getLogger(__name__)
+
+
+def read_texts(source: str | Path, *, max_documents: int | None = None) -> Iterator[str]:
+    """Yield the documents of a corpus (see the module docstring for what a corpus is)."""
+    path = Path(source)
+    count = 0
+    for text in _documents(path, str(source)):
+        if not text.strip():
+            continue
+        yield text
+        count += 1
+        if max_documents is not None and count >= max_documents:
+            return
+
+
+def _documents(path: Path, source: str) -> Iterator[str]:
+    if path.is_dir():
+        files = sorted(path.glob("*.txt"))
+        if not files:
+            raise InvalidInput(f"corpus folder {path} has no .txt files")
+        for f in files:
+            try:
+                yield f.read_text(encoding="utf-8", errors="replace")
+            except OSError as exc:
+                raise InvalidInput(f"cannot read {f}: {exc}") from exc
+        return
+    if path.suffix in (".jsonl", ".json") or path.exists():
+        if not path.is_file():
+            raise InvalidInput(f"corpus file {path} does not exist")
+        try:
+            with path.open(encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise InvalidInput(f"{path}:{n} is not JSON: {exc.msg}") from exc
+                    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                        raise InvalidInput(f"{path}:{n} has no string 'text' field")
+                    yield row["text"]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read corpus {path}: {exc}") from exc
+        return
+    if "/" in source and not source.startswith((".", "/")):
+        yield from _hf_dataset(source)
+        return
+    raise InvalidInput(f"corpus {source!r} is not a folder, a .jsonl file or a dataset name")
+
+
+def _hf_dataset(name: str) -> Iterator[str]:
+    """Online path: stream a Hugging Face dataset's `text` column."""
+    try:
+        from datasets import load_dataset
+
+        dataset = load_dataset(name, split="train", streaming=True)
+    except Exception as exc:
+        raise InvalidInput(f"cannot load dataset {name!r}: {exc}") from exc
+    for row in dataset:
+        text = row.get("text") if isinstance(row, dict) else None
+        if not isinstance(text, str):
+            raise InvalidInput(f"dataset {name!r} has no 'text' column")
+        yield text
+
+
+def tokenize_corpus(
+    source: str | Path,
+    tokenizer: Any,
+    *,
+    context_size: int = 128,
+    prepend_bos: bool = True,
+    max_contexts: int | None = None,
+    max_documents: int | None = None,
+) -> torch.Tensor:
+    """Fixed-length contexts [n_contexts, context_size] of token ids from a corpus.
+
+    Raises `InvalidInput` if the corpus is empty, unreadable or shorter than one context.
+    """
+    if context_size < 2:
+        raise InvalidInput(f"context_size must be at least 2, got {context_size}")
+    bos = tokenizer.bos_token_id
+    if prepend_bos and bos is None:
+        raise InvalidInput("the tokenizer has no BOS token; use prepend_bos=False")
+    eos = tokenizer.eos_token_id
+    body = context_size - 1 if prepend_bos else context_size
+    contexts: list[torch.Tensor] = []
+    pending: list[int] = []
+    for text in read_texts(source, max_documents=max_documents):
+        pending.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if eos is not None:
+            pending.append(eos)
+        while len(pending) >= body:
+            chunk, pending = pending[:body], pending[body:]
+            contexts.append(torch.tensor(([bos] if prepend_bos else []) + chunk))
+            if max_contexts is not None and len(contexts) >= max_contexts:
+                return torch.stack(contexts)
+    if not contexts:
+        raise InvalidInput(
+            f"corpus {source} is empty or shorter than one context of {context_size} tokens"
+        )
+    return torch.stack(contexts)

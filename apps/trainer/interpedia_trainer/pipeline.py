@@ -1,0 +1,170 @@
+"""End-to-end domain calls: corpus → activations → SAE, and SAE → dashboards.
+
+These take plain arguments and return plain results so the CLI, a job or a test can
+call them; storing runs, metrics and dashboards in the database is the caller's job
+(pass `on_metrics` to receive the training time series as it is produced).
+Every input check happens before the model runs.
+"""
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from sae_lens import SAE
+
+from interpedia_core.errors import InvalidInput
+from interpedia_trainer.activations import (
+    cache_activations,
+    check_enough_tokens,
+    hook_activations,
+    stream_activations,
+)
+from interpedia_trainer.corpus import tokenize_corpus
+from interpedia_trainer.dashboards import DashboardOptions, FeatureDashboard, compute_dashboards
+from interpedia_trainer.metrics import make_evaluator
+from interpedia_trainer.model_runtime import HookedModel
+from interpedia_trainer.plots import plot_training
+from interpedia_trainer.training import (
+    MetricsCallback,
+    SAETrainingLoop,
+    TrainingConfig,
+    TrainResult,
+)
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
+def train_from_corpus(
+    cfg: TrainingConfig,
+    model: HookedModel,
+    corpus: str | Path,
+    out_dir: Path,
+    *,
+    cache_dir: Path | None = None,
+    max_contexts: int | None = None,
+    n_eval_contexts: int = 8,
+    model_batch_size: int = 8,
+    on_metrics: MetricsCallback | None = None,
+    on_progress: Progress | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    resume: bool = True,
+) -> TrainResult:
+    """Train an SAE on a corpus's activations at `cfg.hook_name`; write it to `out_dir`.
+
+    The last `n_eval_contexts` contexts are held out: their activations give the
+    reconstruction metrics and their tokens the CE loss recovered. With `cache_dir` the
+    activations are written once and replayed for every epoch (and reused by later runs).
+    """
+    stage = on_stage or (lambda _msg: None)
+    model.validate_hook(cfg.hook_name)
+    if cfg.d_in != model.d_model:
+        raise InvalidInput(f"d_in {cfg.d_in} does not match the model's d_model {model.d_model}")
+    cfg.model_name = cfg.model_name or model.model_id
+    cfg.dataset_path = cfg.dataset_path or str(corpus)
+    cfg.validate()
+    contexts = tokenize_corpus(
+        corpus,
+        model.tokenizer,
+        context_size=cfg.context_size,
+        prepend_bos=cfg.prepend_bos,
+        max_contexts=max_contexts,
+    )
+    n_eval = min(n_eval_contexts, max(contexts.shape[0] // 10, 1)) if contexts.shape[0] > 1 else 0
+    train_ctx, eval_ctx = (
+        contexts[: contexts.shape[0] - n_eval],
+        contexts[contexts.shape[0] - n_eval :],
+    )
+    check_enough_tokens(train_ctx, cfg.batch_size)
+    loop = SAETrainingLoop(cfg, out_dir)
+    if resume:
+        loop.load_checkpoint()
+
+    evaluator = None
+    if n_eval:
+        stage("held-out activations")
+        held_out = torch.cat(
+            list(hook_activations(model, cfg.hook_name, eval_ctx, model_batch_size, True))
+        )
+        evaluator = make_evaluator(
+            held_out,
+            model=model,
+            tokens=eval_ctx[:4],
+            hook_name=cfg.hook_name,
+            dense_threshold=cfg.dense_threshold,
+        )
+    if cache_dir is not None:
+        stage("caching activations")
+        cache = cache_activations(
+            model, cfg.hook_name, train_ctx, cache_dir, model_batch_size=model_batch_size
+        )
+        batches = cache.batches(cfg.batch_size, seed=cfg.seed, skip_tokens=loop.n_tokens)
+    else:
+        batches = stream_activations(
+            model,
+            cfg.hook_name,
+            train_ctx,
+            batch_size=cfg.batch_size,
+            model_batch_size=model_batch_size,
+            seed=cfg.seed,
+        )
+    stage("training")
+    result = loop.run(batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress)
+    if result.history:
+        plot_training(
+            result.history,
+            Path(out_dir) / "training.png",
+            title=f"{cfg.architecture} {cfg.hook_name} d_sae={cfg.resolved_d_sae}",
+        )
+    return result
+
+
+def load_sae(path: str | Path, device: str = "cpu") -> Any:
+    """A SAELens SAE from a folder; `InvalidInput` if it is not one."""
+    path = Path(path)
+    if not (path / "cfg.json").is_file():
+        raise InvalidInput(f"{path} is not an SAE folder (no cfg.json)")
+    return SAE.load_from_disk(path, device=device)
+
+
+def dashboards_from_corpus(
+    model: HookedModel,
+    sae: Any,
+    corpus: str | Path,
+    *,
+    n_prompts: int = 256,
+    context_size: int = 128,
+    prepend_bos: bool = True,
+    feature_range: tuple[int, int] | None = None,
+    options: DashboardOptions | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[FeatureDashboard]:
+    """Dashboards for an SAE over the first `n_prompts` contexts of a corpus."""
+    hook_name = sae.cfg.metadata.hook_name
+    if not hook_name:
+        raise InvalidInput("the SAE's cfg.json has no metadata.hook_name")
+    model.validate_hook(hook_name)
+    if sae.cfg.d_in != model.d_model:
+        raise InvalidInput(f"SAE d_in {sae.cfg.d_in} does not match d_model {model.d_model}")
+    if n_prompts <= 0:
+        raise InvalidInput(f"n_prompts must be positive, got {n_prompts}")
+    tokens = tokenize_corpus(
+        corpus,
+        model.tokenizer,
+        context_size=context_size,
+        prepend_bos=prepend_bos,
+        max_contexts=n_prompts,
+    )
+    return compute_dashboards(
+        lambda batch: model.forward_to_hook(batch, hook_name),
+        sae,
+        tokens,
+        W_U=model.W_U,
+        feature_range=feature_range,
+        ignore_token_ids=model.special_token_ids,
+        options=options,
+        on_progress=on_progress,
+    )

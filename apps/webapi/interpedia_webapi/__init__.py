@@ -1,0 +1,1 @@
+"""Public REST API, web pages and the admin import."""

@@ -1,0 +1,154 @@
+"""A feature's dashboard: statistics, examples, explanations with scores, similar features.
+
+`feature_json` renders it with Neuronpedia's field names (`GET /api/feature/...`);
+the feature page uses the same `Dashboard` object.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from interpedia_core.errors import NotFound
+from interpedia_db.models import Activation, Explanation, Feature
+
+MAX_ACTIVATIONS = 100
+
+
+@dataclass
+class Dashboard:
+    feature: Feature
+    activations: list[Activation]  # top examples first, then the quantile bins
+    explanations: list[Explanation]
+    similar: list[tuple[int, float]]  # (index, cosine similarity), without the feature itself
+
+    @property
+    def top_activations(self) -> list[Activation]:
+        return [a for a in self.activations if a.bin_min is None or a.bin_min < 0]
+
+    @property
+    def bin_activations(self) -> list[Activation]:
+        return [a for a in self.activations if a.bin_min is not None and a.bin_min >= 0]
+
+
+async def get_dashboard(
+    session: AsyncSession, model_id: str, source_id: str, index: int
+) -> Dashboard:
+    feature = await session.get(Feature, (model_id, source_id, index))
+    if feature is None:
+        raise NotFound(f"no feature {model_id}/{source_id}/{index}")
+    activations = (
+        (
+            await session.execute(
+                select(Activation)
+                .where(
+                    Activation.model_id == model_id,
+                    Activation.source_id == source_id,
+                    Activation.index == index,
+                )
+                .order_by(Activation.max_value.desc())
+                .limit(MAX_ACTIVATIONS)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    explanations = (
+        (
+            await session.execute(
+                select(Explanation)
+                .where(
+                    Explanation.model_id == model_id,
+                    Explanation.source_id == source_id,
+                    Explanation.index == index,
+                )
+                .options(selectinload(Explanation.scores))
+                .order_by(Explanation.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    similar = [
+        (int(i), float(v))
+        for i, v in zip(
+            feature.topk_cos_sim_indices or [], feature.topk_cos_sim_values or [], strict=False
+        )
+        if int(i) != index
+    ]
+    return Dashboard(feature, list(activations), list(explanations), similar)
+
+
+def activation_json(a: Activation) -> dict[str, Any]:
+    return {
+        "id": str(a.id),
+        "modelId": a.model_id,
+        "layer": a.source_id,
+        "source": a.source_id,
+        "index": str(a.index),
+        "tokens": a.tokens,
+        "values": a.values,
+        "maxValue": a.max_value,
+        "maxValueTokenIndex": a.max_value_token_index,
+        "minValue": a.min_value,
+        "binMin": a.bin_min,
+        "binMax": a.bin_max,
+        "binContains": a.bin_contains,
+        "dataIndex": None if a.data_index is None else str(a.data_index),
+        "dataSource": a.data_source,
+    }
+
+
+def explanation_json(e: Explanation, *, with_scores: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": str(e.id),
+        "modelId": e.model_id,
+        "layer": e.source_id,
+        "source": e.source_id,
+        "index": str(e.index),
+        "description": e.description,
+        "typeName": e.type_name,
+        "explanationModelName": e.explanation_model_name,
+        "authorId": None if e.author_id is None else str(e.author_id),
+    }
+    if with_scores:
+        data["scores"] = [
+            {
+                "id": str(s.id),
+                "value": s.value,
+                "explanationScoreTypeName": s.type_name,
+                "explanationScoreModelName": s.scorer_model,
+                "jsonDetails": s.details,
+            }
+            for s in e.scores
+        ]
+    return data
+
+
+def feature_json(d: Dashboard) -> dict[str, Any]:
+    """The dashboard with Neuronpedia's `Neuron` field names."""
+    f = d.feature
+    return {
+        "modelId": f.model_id,
+        "layer": f.source_id,
+        "index": str(f.index),
+        "maxActApprox": f.max_act,
+        "frac_nonzero": f.frac_nonzero,
+        "hookName": f.hook_name,
+        "hasVector": f.vector is not None,
+        "vectorDefaultSteerStrength": f.default_steer_strength,
+        "pos_str": f.pos_str,
+        "pos_values": f.pos_values,
+        "neg_str": f.neg_str,
+        "neg_values": f.neg_values,
+        "freq_hist_data_bar_heights": f.freq_hist_heights,
+        "freq_hist_data_bar_values": f.freq_hist_values,
+        "logits_hist_data_bar_heights": f.logits_hist_heights,
+        "logits_hist_data_bar_values": f.logits_hist_values,
+        "topkCosSimIndices": f.topk_cos_sim_indices,
+        "topkCosSimValues": f.topk_cos_sim_values,
+        "explanations": [explanation_json(e) for e in d.explanations],
+        "activations": [activation_json(a) for a in d.activations],
+    }

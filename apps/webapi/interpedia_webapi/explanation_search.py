@@ -1,0 +1,175 @@
+"""Explanation search: keyword (Postgres full text), semantic (autointerp) or hybrid.
+
+Keyword search is always available and fully parameterised (`websearch_to_tsquery`).
+Semantic search asks the autointerp service, which embeds the query and ranks the
+stored embeddings; hybrid merges both rankings by reciprocal rank fusion.
+"""
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interpedia_core.errors import InvalidInput
+from interpedia_db.models import Explanation, Feature, Source, SourceSet
+from interpedia_webapi.upstream import AutointerpClient, call
+
+SearchMode = Literal["keyword", "semantic", "hybrid"]
+RRF_K = 60
+
+
+@dataclass
+class SearchHit:
+    explanation: Explanation
+    score: float
+    frac_nonzero: float | None
+    max_act: float | None
+
+
+@dataclass
+class SearchScope:
+    model_id: str | None = None
+    source_ids: list[str] | None = None
+    release_name: str | None = None
+
+
+async def _release_sources(session: AsyncSession, release: str) -> list[tuple[str, str]]:
+    rows = await session.execute(
+        select(Source.model_id, Source.id)
+        .join(
+            SourceSet, (SourceSet.model_id == Source.model_id) & (SourceSet.name == Source.set_name)
+        )
+        .where(SourceSet.release_name == release)
+    )
+    return [(m, s) for m, s in rows.all()]
+
+
+async def keyword_ids(
+    session: AsyncSession, query: str, scope: SearchScope, limit: int, offset: int
+) -> list[tuple[int, float]]:
+    tsquery = func.websearch_to_tsquery("english", query)
+    rank = func.ts_rank(Explanation.search_vector, tsquery)
+    statement = select(Explanation.id, rank).where(Explanation.search_vector.op("@@")(tsquery))
+    statement = await _scoped(session, statement, scope)
+    if statement is None:
+        return []
+    rows = await session.execute(
+        statement.order_by(rank.desc(), Explanation.id).limit(limit).offset(offset)
+    )
+    hits = [(int(i), float(r)) for i, r in rows.all()]
+    if not hits and offset == 0:
+        # Short or partial words miss the full-text index: fall back to a substring match.
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        statement = select(Explanation.id).where(Explanation.description.ilike(pattern))
+        statement = await _scoped(session, statement, scope)
+        if statement is None:
+            return []
+        rows = await session.execute(statement.order_by(Explanation.id).limit(limit))
+        hits = [(int(i), 0.0) for (i,) in rows.all()]
+    return hits
+
+
+async def _scoped(session: AsyncSession, statement: Any, scope: SearchScope) -> Any:
+    if scope.model_id:
+        statement = statement.where(Explanation.model_id == scope.model_id)
+    if scope.source_ids:
+        statement = statement.where(Explanation.source_id.in_(scope.source_ids))
+    if scope.release_name:
+        pairs = await _release_sources(session, scope.release_name)
+        if not pairs:
+            return None
+        statement = statement.where(tuple_(Explanation.model_id, Explanation.source_id).in_(pairs))
+    return statement
+
+
+async def semantic_ids(
+    session: AsyncSession,
+    client: AutointerpClient,
+    query: str,
+    scope: SearchScope,
+    limit: int,
+    offset: int,
+) -> list[tuple[int, float]]:
+    """Ranked (explanation id, cosine) from the autointerp service (`/v1/search/explanations`)."""
+    source_ids = scope.source_ids
+    model_id = scope.model_id
+    if scope.release_name:  # autointerp filters by sources; a release is a set of them
+        pairs = await _release_sources(session, scope.release_name)
+        if not pairs:
+            return []
+        source_ids = sorted({s for _, s in pairs} & set(source_ids or {s for _, s in pairs}))
+        models = {m for m, _ in pairs}
+        model_id = model_id or (models.pop() if len(models) == 1 else None)
+    answer = await call(
+        client,
+        "search_explanations",
+        {
+            "query": query,
+            "mode": "semantic",
+            "model_id": model_id,
+            "source_ids": source_ids,
+            "limit": limit,
+            "offset": offset,
+        },
+    )
+    results = answer.get("results", []) if isinstance(answer, dict) else answer
+    return [
+        (int(r["explanation_id"]), float(r.get("similarity") or r.get("score") or 0.0))
+        for r in results
+    ]
+
+
+def fuse(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: robust to the rankings' scores being on different scales."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (explanation_id, _) in enumerate(ranking):
+            scores[explanation_id] = scores.get(explanation_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+async def search_explanations(
+    session: AsyncSession,
+    query: str,
+    scope: SearchScope,
+    *,
+    mode: SearchMode,
+    autointerp: AutointerpClient | None,
+    limit: int = 20,
+    offset: int = 0,
+) -> list[SearchHit]:
+    query = query.strip()
+    if not query:
+        raise InvalidInput("the search query is empty")
+    if mode in ("semantic", "hybrid") and autointerp is None:
+        if mode == "semantic":
+            raise InvalidInput("semantic search needs the autointerp service; use mode=keyword")
+        mode = "keyword"
+    if mode == "keyword":
+        ranked = await keyword_ids(session, query, scope, limit, offset)
+    elif mode == "semantic":
+        assert autointerp is not None
+        ranked = await semantic_ids(session, autointerp, query, scope, limit, offset)
+    else:
+        assert autointerp is not None
+        window = limit + offset
+        ranked = fuse(
+            await semantic_ids(session, autointerp, query, scope, window, 0),
+            await keyword_ids(session, query, scope, window, 0),
+        )[offset : offset + limit]
+    if not ranked:
+        return []
+    ids = [i for i, _ in ranked]
+    rows = await session.execute(
+        select(Explanation, Feature.frac_nonzero, Feature.max_act)
+        .join(
+            Feature,
+            (Feature.model_id == Explanation.model_id)
+            & (Feature.source_id == Explanation.source_id)
+            & (Feature.index == Explanation.index),
+        )
+        .where(Explanation.id.in_(ids))
+    )
+    found = {e.id: (e, fnz, mx) for e, fnz, mx in rows.all()}
+    return [SearchHit(found[i][0], s, found[i][1], found[i][2]) for i, s in ranked if i in found]

@@ -1,0 +1,132 @@
+"""Lists of features: create, add, remove, share by link (the id is random and unguessable)."""
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interpedia_core.errors import Forbidden, InvalidInput, NotFound
+from interpedia_db.models import Feature, FeatureList, FeatureListItem, User
+
+MAX_ITEMS_PER_CALL = 500
+
+
+@dataclass(frozen=True)
+class FeatureRef:
+    model_id: str
+    source_id: str
+    index: int
+    description: str = ""
+
+
+async def create_list(
+    session: AsyncSession, owner: User, name: str, description: str = ""
+) -> FeatureList:
+    name = name.strip()
+    if not name or len(name) > 256:
+        raise InvalidInput("a list name has 1 to 256 characters")
+    if len(description) > 10_000:
+        raise InvalidInput("a list description has at most 10,000 characters")
+    feature_list = FeatureList(
+        id=secrets.token_urlsafe(12), name=name, description=description, owner_id=owner.id
+    )
+    session.add(feature_list)
+    await session.flush()
+    return feature_list
+
+
+async def get_list(session: AsyncSession, list_id: str) -> FeatureList:
+    feature_list = await session.get(FeatureList, list_id)
+    if feature_list is None:
+        raise NotFound(f"no list {list_id}")
+    return feature_list
+
+
+async def owned_list(session: AsyncSession, list_id: str, user: User) -> FeatureList:
+    feature_list = await get_list(session, list_id)
+    if feature_list.owner_id != user.id and not user.is_admin:
+        raise Forbidden("only the list's owner may change it")
+    return feature_list
+
+
+async def list_items(session: AsyncSession, list_id: str) -> list[FeatureListItem]:
+    return list(
+        (
+            await session.execute(
+                select(FeatureListItem)
+                .where(FeatureListItem.list_id == list_id)
+                .order_by(FeatureListItem.added_at, FeatureListItem.index)
+            )
+        ).scalars()
+    )
+
+
+async def add_features(
+    session: AsyncSession, feature_list: FeatureList, refs: list[FeatureRef]
+) -> list[FeatureListItem]:
+    if len(refs) > MAX_ITEMS_PER_CALL:
+        raise InvalidInput(f"add at most {MAX_ITEMS_PER_CALL} features at a time")
+    for ref in refs:
+        if await session.get(Feature, (ref.model_id, ref.source_id, ref.index)) is None:
+            raise NotFound(f"no feature {ref.model_id}/{ref.source_id}/{ref.index}")
+    if refs:
+        await session.execute(
+            pg_insert(FeatureListItem).on_conflict_do_nothing(),
+            [
+                {
+                    "list_id": feature_list.id,
+                    "model_id": r.model_id,
+                    "source_id": r.source_id,
+                    "index": r.index,
+                    "description": r.description[:2000],
+                }
+                for r in refs
+            ],
+        )
+    wanted = {(r.model_id, r.source_id, r.index) for r in refs}
+    return [
+        i
+        for i in await list_items(session, feature_list.id)
+        if (i.model_id, i.source_id, i.index) in wanted
+    ]
+
+
+async def remove_feature(session: AsyncSession, feature_list: FeatureList, ref: FeatureRef) -> None:
+    result = await session.execute(
+        delete(FeatureListItem).where(
+            FeatureListItem.list_id == feature_list.id,
+            FeatureListItem.model_id == ref.model_id,
+            FeatureListItem.source_id == ref.source_id,
+            FeatureListItem.index == ref.index,
+        )
+    )
+    if not result.rowcount:
+        raise NotFound("that feature is not in the list")
+
+
+async def delete_list(session: AsyncSession, feature_list: FeatureList) -> None:
+    await session.delete(feature_list)
+
+
+async def lists_of(session: AsyncSession, user: User) -> list[FeatureList]:
+    return list(
+        (
+            await session.execute(
+                select(FeatureList)
+                .where(FeatureList.owner_id == user.id)
+                .order_by(FeatureList.created_at.desc())
+            )
+        ).scalars()
+    )
+
+
+async def recent_lists(session: AsyncSession, limit: int = 50) -> list[FeatureList]:
+    return list(
+        (
+            await session.execute(
+                select(FeatureList).order_by(FeatureList.created_at.desc()).limit(limit)
+            )
+        ).scalars()
+    )

@@ -1,0 +1,136 @@
+"""Explanation search (keyword, semantic, hybrid), and generating and scoring explanations."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from interpedia_core.errors import InvalidInput
+from interpedia_webapi import dashboards, explaining
+from interpedia_webapi.deps import CurrentUser, RateLimitDep, SessionDep, UpstreamsDep
+from interpedia_webapi.explanation_search import SearchHit, SearchScope, search_explanations
+from interpedia_webapi.schemas import (
+    ExplanationGenerateRequest,
+    ExplanationScoreRequest,
+    ExplanationSearchRequest,
+    ExplanationSearchResponse,
+    parse_index,
+)
+
+router = APIRouter(tags=["explanations"])
+
+
+def _hit_json(hit: SearchHit) -> dict[str, Any]:
+    data = dashboards.explanation_json(hit.explanation, with_scores=False)
+    data["cosine_similarity"] = hit.score
+    data["score"] = hit.score
+    data["neuron"] = {
+        "modelId": hit.explanation.model_id,
+        "layer": hit.explanation.source_id,
+        "index": str(hit.explanation.index),
+        "frac_nonzero": hit.frac_nonzero,
+        "maxActApprox": hit.max_act,
+    }
+    return data
+
+
+async def _search(
+    body: ExplanationSearchRequest, scope: SearchScope, session: SessionDep, upstreams: UpstreamsDep
+) -> ExplanationSearchResponse:
+    autointerp = upstreams.autointerp() if upstreams.has_autointerp else None
+    hits = await search_explanations(
+        session,
+        body.query,
+        scope,
+        mode=body.mode,
+        autointerp=autointerp,
+        limit=body.limit + 1,
+        offset=body.offset,
+    )
+    has_more = len(hits) > body.limit
+    hits = hits[: body.limit]
+    return ExplanationSearchResponse(
+        request=body.model_dump(),
+        results=[_hit_json(h) for h in hits],
+        resultsCount=len(hits),
+        hasMore=has_more,
+        nextOffset=body.offset + len(hits),
+    )
+
+
+@router.post("/explanation/search", dependencies=[RateLimitDep])
+async def explanation_search(
+    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+) -> ExplanationSearchResponse:
+    """Search explanations of one model's sources (`layers`), or everywhere if none given."""
+    scope = SearchScope(model_id=body.modelId, source_ids=body.layers or None)
+    return await _search(body, scope, session, upstreams)
+
+
+@router.post("/explanation/search-model", dependencies=[RateLimitDep])
+async def explanation_search_model(
+    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+) -> ExplanationSearchResponse:
+    if not body.modelId:
+        raise InvalidInput("modelId is required")
+    return await _search(body, SearchScope(model_id=body.modelId), session, upstreams)
+
+
+@router.post("/explanation/search-release", dependencies=[RateLimitDep])
+async def explanation_search_release(
+    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+) -> ExplanationSearchResponse:
+    if not body.releaseName:
+        raise InvalidInput("releaseName is required")
+    return await _search(body, SearchScope(release_name=body.releaseName), session, upstreams)
+
+
+@router.post("/explanation/search-all", dependencies=[RateLimitDep])
+async def explanation_search_all(
+    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+) -> ExplanationSearchResponse:
+    return await _search(body, SearchScope(), session, upstreams)
+
+
+@router.post("/explanation/generate", dependencies=[RateLimitDep])
+async def explanation_generate(
+    body: ExplanationGenerateRequest,
+    session: SessionDep,
+    user: CurrentUser,
+    upstreams: UpstreamsDep,
+) -> dict[str, Any]:
+    """Explain a feature from its top examples (autointerp) and store the explanation."""
+    explanation = await explaining.generate_explanation(
+        session,
+        upstreams.autointerp(),
+        body.modelId,
+        body.layer,
+        parse_index(body.index),
+        type_name=body.explanationType,
+        explainer_model=body.explanationModelName,
+        author=user,
+    )
+    await session.commit()
+    return {"explanation": dashboards.explanation_json(explanation, with_scores=False)}
+
+
+@router.post("/explanation/score", dependencies=[RateLimitDep])
+async def explanation_score(
+    body: ExplanationScoreRequest, session: SessionDep, user: CurrentUser, upstreams: UpstreamsDep
+) -> dict[str, Any]:
+    """Score an explanation against its feature's examples (autointerp) and store the score."""
+    score = await explaining.score_explanation(
+        session,
+        upstreams.autointerp(),
+        parse_index(body.explanationId),
+        scorer_model=body.scorerModel,
+    )
+    await session.commit()
+    return {
+        "score": {
+            "id": str(score.id),
+            "value": score.value,
+            "explanationScoreTypeName": score.type_name,
+            "explanationScoreModelName": score.scorer_model,
+            "jsonDetails": score.details,
+        }
+    }

@@ -1,0 +1,26 @@
+from typing import Any
+
+from fastapi import APIRouter
+
+from interpedia_webapi import dashboards
+from interpedia_webapi.deps import SessionDep
+from interpedia_webapi.schemas import parse_index
+
+router = APIRouter(tags=["features"])
+
+
+@router.get("/feature/{model_id}/{source_id}/{index}")
+async def feature_get(
+    model_id: str, source_id: str, index: str, session: SessionDep
+) -> dict[str, Any]:
+    """A feature's whole dashboard, with Neuronpedia's field names."""
+    dashboard = await dashboards.get_dashboard(session, model_id, source_id, parse_index(index))
+    return dashboards.feature_json(dashboard)
+
+
+@router.get("/feature/{model_id}/{source_id}/{index}/activations")
+async def feature_activations(
+    model_id: str, source_id: str, index: str, session: SessionDep
+) -> list[dict[str, Any]]:
+    dashboard = await dashboards.get_dashboard(session, model_id, source_id, parse_index(index))
+    return [dashboards.activation_json(a) for a in dashboard.activations]

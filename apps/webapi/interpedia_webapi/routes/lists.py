@@ -1,0 +1,94 @@
+"""Lists of features (Neuronpedia's `/api/list/*`); reading a list needs only its id."""
+
+from fastapi import APIRouter
+
+from interpedia_db.models import FeatureList, FeatureListItem
+from interpedia_webapi import feature_lists
+from interpedia_webapi.deps import CurrentUser, SessionDep
+from interpedia_webapi.feature_lists import FeatureRef
+from interpedia_webapi.schemas import (
+    ListAddFeaturesRequest,
+    ListGetResponse,
+    ListIdRequest,
+    ListInfo,
+    ListItemInfo,
+    ListNewRequest,
+    ListRemoveRequest,
+    parse_index,
+)
+
+router = APIRouter(prefix="/list", tags=["lists"])
+
+
+def _info(feature_list: FeatureList) -> ListInfo:
+    return ListInfo(
+        id=feature_list.id,
+        name=feature_list.name,
+        description=feature_list.description,
+        url=f"/lists/{feature_list.id}",
+    )
+
+
+def _item(item: FeatureListItem) -> ListItemInfo:
+    return ListItemInfo(
+        modelId=item.model_id,
+        layer=item.source_id,
+        index=str(item.index),
+        description=item.description,
+    )
+
+
+@router.post("/new")
+async def list_new(body: ListNewRequest, session: SessionDep, user: CurrentUser) -> ListInfo:
+    feature_list = await feature_lists.create_list(session, user, body.name, body.description)
+    await session.commit()
+    return _info(feature_list)
+
+
+@router.post("/add-features")
+async def list_add_features(
+    body: ListAddFeaturesRequest, session: SessionDep, user: CurrentUser
+) -> list[ListItemInfo]:
+    feature_list = await feature_lists.owned_list(session, body.listId, user)
+    refs = [
+        FeatureRef(f.modelId, f.layer, parse_index(f.index), f.description)
+        for f in body.featuresToAdd
+    ]
+    items = await feature_lists.add_features(session, feature_list, refs)
+    await session.commit()
+    return [_item(i) for i in items]
+
+
+@router.post("/get")
+async def list_get(body: ListIdRequest, session: SessionDep) -> ListGetResponse:
+    feature_list = await feature_lists.get_list(session, body.listId)
+    items = await feature_lists.list_items(session, feature_list.id)
+    return ListGetResponse(**_info(feature_list).model_dump(), neurons=[_item(i) for i in items])
+
+
+@router.post("/list")
+async def list_list(session: SessionDep, user: CurrentUser) -> list[ListInfo]:
+    """The caller's own lists."""
+    return [_info(x) for x in await feature_lists.lists_of(session, user)]
+
+
+@router.post("/remove")
+async def list_remove(
+    body: ListRemoveRequest, session: SessionDep, user: CurrentUser
+) -> dict[str, str]:
+    feature_list = await feature_lists.owned_list(session, body.listId, user)
+    await feature_lists.remove_feature(
+        session, feature_list, FeatureRef(body.modelId, body.layer, parse_index(body.index))
+    )
+    await session.commit()
+    return {"message": "removed"}
+
+
+@router.post("/delete")
+async def list_delete(
+    body: ListIdRequest, session: SessionDep, user: CurrentUser
+) -> dict[str, str]:
+    feature_list = await feature_lists.owned_list(session, body.listId, user)
+    await feature_lists.delete_list(session, feature_list)
+    await session.commit()
+    return {"message": "deleted"}

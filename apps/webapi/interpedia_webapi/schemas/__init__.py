@@ -1,0 +1,310 @@
+"""Wire models of the web API: the source of truth for `schemas/webapi.json`.
+
+Public `/api` paths that Neuronpedia also has use Neuronpedia's field names
+(`modelId`, `layer` for the source id, `customText`), so its `neuronpedia`
+client works against Interpedia unchanged. Text fields carry length limits;
+`max_text_chars` in settings tightens the inference ones further.
+"""
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Index = int | str
+
+
+class Schema(BaseModel):
+    # Unknown fields are ignored (Neuronpedia clients send more than we use).
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+def parse_index(value: Index) -> int:
+    from interpedia_core.errors import InvalidInput
+
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.isdigit() and len(value) < 10:
+        return int(value)
+    raise InvalidInput(f"a feature index is a non-negative integer, not {value!r}")
+
+
+class FeatureKey(Schema):
+    modelId: str = Field(max_length=128)
+    layer: str = Field(max_length=128, description="The source id, e.g. 6-res-jb.")
+    index: Index
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+class SourceInfo(Schema):
+    id: str
+    setName: str
+    hookName: str
+    layer: int
+    architecture: str
+    d_sae: int
+    features: int
+    explanations: int
+    inferenceEnabled: bool
+
+
+class ModelInfo(Schema):
+    id: str
+    displayName: str
+    layers: int
+    dimension: int
+    instruct: bool
+    sourceSets: list[str]
+    sources: list[SourceInfo]
+
+
+# --- activations ----------------------------------------------------------------------------
+
+
+class ActivationNewRequest(Schema):
+    feature: FeatureKey
+    customText: str | list[str] = Field(description="One text or several (at most 32).")
+
+
+class ActivationNewResponse(Schema):
+    tokens: list[str]
+    values: list[float]
+    maxValue: float
+    maxValueTokenIndex: int
+    minValue: float
+
+
+class ActivationSourceRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    customText: str | list[str]
+
+
+class ActivationSourceResponse(Schema):
+    results: list[dict[str, Any]]
+
+
+# --- explanations ---------------------------------------------------------------------------
+
+
+class ExplanationSearchRequest(Schema):
+    query: str = Field(min_length=1, max_length=1000)
+    modelId: str | None = Field(default=None, max_length=128)
+    layers: list[str] | None = Field(default=None, max_length=200)
+    releaseName: str | None = Field(default=None, max_length=256)
+    offset: int = Field(default=0, ge=0, le=10_000)
+    limit: int = Field(default=20, ge=1, le=100)
+    mode: Literal["keyword", "semantic", "hybrid"] = "hybrid"
+
+
+class ExplanationSearchResponse(Schema):
+    request: dict[str, Any]
+    results: list[dict[str, Any]]
+    resultsCount: int
+    hasMore: bool
+    nextOffset: int
+
+
+class ExplanationGenerateRequest(FeatureKey):
+    explanationType: str = Field(default="oai_token-act-pair", max_length=128)
+    explanationModelName: str | None = Field(default=None, max_length=256)
+
+
+class ExplanationScoreRequest(Schema):
+    explanationId: Index
+    scorerModel: str | None = Field(default=None, max_length=256)
+    scorer: Literal["embedding"] = "embedding"
+
+
+# --- inference search, steering, tokenize -----------------------------------------------------
+
+
+class SearchAllRequest(Schema):
+    modelId: str = Field(max_length=128)
+    sourceSet: str = Field(max_length=128)
+    text: str = Field(min_length=1)
+    selectedLayers: list[str] = Field(default_factory=list, max_length=200)
+    sortIndexes: list[int] = Field(default_factory=list, max_length=4096)
+    ignoreBos: bool = True
+    numResults: int = Field(default=25, ge=1, le=100)
+
+
+class SearchTopkByTokenRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    text: str = Field(min_length=1)
+    numResults: int = Field(default=5, ge=1, le=100)
+    ignoreBos: bool = True
+
+
+class SteerFeature(Schema):
+    modelId: str = Field(max_length=128)
+    layer: str = Field(max_length=128)
+    index: Index
+    strength: float = Field(ge=-10_000, le=10_000)
+
+
+class SteerRequest(Schema):
+    modelId: str = Field(max_length=128)
+    prompt: str = Field(min_length=1)
+    features: list[SteerFeature] = Field(min_length=1, max_length=32)
+    temperature: float = Field(default=0.5, ge=0, le=2)
+    n_tokens: int = Field(default=32, ge=1, le=1024)
+    freq_penalty: float = Field(default=2, ge=-2, le=2)
+    seed: int = 16
+    strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
+    steer_method: Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP"] = "SIMPLE_ADDITIVE"
+    normalize_steering: bool = False
+    stream: bool = False
+
+
+class ChatMessage(Schema):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class SteerChatRequest(Schema):
+    modelId: str = Field(max_length=128)
+    features: list[SteerFeature] = Field(min_length=1, max_length=32)
+    defaultChatMessages: list[ChatMessage] = Field(min_length=1, max_length=64)
+    steeredChatMessages: list[ChatMessage] = Field(min_length=1, max_length=64)
+    temperature: float = Field(default=0.5, ge=0, le=2)
+    n_tokens: int = Field(default=32, ge=1, le=1024)
+    freq_penalty: float = Field(default=2, ge=-2, le=2)
+    seed: int = 16
+    strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
+    steer_special_tokens: bool = True
+    stream: bool = False
+
+
+class SteerResponse(Schema):
+    DEFAULT: str | None = None
+    STEERED: str | None = None
+    id: str
+    cached: bool
+
+
+class TokenizeRequest(Schema):
+    model: str = Field(max_length=128)
+    text: str
+    prepend_bos: bool = False
+
+
+# --- lists ----------------------------------------------------------------------------------
+
+
+class ListNewRequest(Schema):
+    name: str = Field(min_length=1, max_length=256)
+    description: str = Field(default="", max_length=10_000)
+
+
+class ListFeatureToAdd(FeatureKey):
+    description: str = Field(default="", max_length=2000)
+
+
+class ListAddFeaturesRequest(Schema):
+    listId: str = Field(max_length=64)
+    featuresToAdd: list[ListFeatureToAdd] = Field(min_length=1, max_length=500)
+
+
+class ListIdRequest(Schema):
+    listId: str = Field(max_length=64)
+
+
+class ListRemoveRequest(FeatureKey):
+    listId: str = Field(max_length=64)
+
+
+class ListInfo(Schema):
+    id: str
+    name: str
+    description: str
+    url: str
+
+
+class ListItemInfo(Schema):
+    modelId: str
+    layer: str
+    index: str
+    description: str
+
+
+class ListGetResponse(ListInfo):
+    neurons: list[ListItemInfo]
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+class UserCreateRequest(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    isAdmin: bool = False
+
+
+class UserInfo(Schema):
+    id: int
+    name: str
+    isAdmin: bool
+
+
+class UserCreateResponse(UserInfo):
+    apiKey: str = Field(description="Shown once; only its SHA-256 is stored.")
+
+
+class KeyInfo(Schema):
+    id: int
+    prefix: str
+    revoked: bool
+
+
+class KeyCreateResponse(KeyInfo):
+    apiKey: str
+
+
+# --- import ---------------------------------------------------------------------------------
+
+
+class ImportStartRequest(Schema):
+    location: str = Field(min_length=1, max_length=2000)
+
+
+class ImportInfo(Schema):
+    id: int
+    location: str
+    modelId: str
+    sourceId: str
+    status: str
+    error: str | None
+    filesTotal: int
+    filesDone: int
+    filesFailed: int
+    rows: int
+    current: str | None
+
+
+class ImportFileInfo(Schema):
+    path: str
+    kind: str
+    state: str
+    size: int | None
+    sha256: str | None
+    rows: int | None
+    error: str | None
+
+
+class ImportDetail(ImportInfo):
+    files: list[ImportFileInfo]
+
+
+class VerifyResponse(Schema):
+    importId: int
+    ok: bool
+    differences: list[str]
+    counts: dict[str, dict[str, int]]
+
+
+class AvailableSource(Schema):
+    modelId: str
+    sourceId: str
+    location: str

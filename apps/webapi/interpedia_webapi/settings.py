@@ -1,0 +1,66 @@
+"""Settings of the web API (`INTERPEDIA_WEBAPI_*`); shared ones come from `CommonSettings`."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from interpedia_core.settings import ServiceSettings
+from interpedia_formats.locations import DEFAULT_S3_ENDPOINT
+
+
+class WebapiSettings(ServiceSettings):
+    """Where the other services are, who is admin, and how much a caller may ask for."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INTERPEDIA_WEBAPI_", extra="ignore", populate_by_name=True
+    )
+
+    port: int = 3000
+    inference_url: str | None = Field(
+        default=None, description="Inference service for every model without its own URL."
+    )
+    inference_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-model inference URLs as JSON, e.g. {"gpt2-small": "http://gpu1:5002"}.',
+    )
+    inference_secret: str | None = None
+    autointerp_url: str | None = None
+    autointerp_secret: str | None = None
+    admin_bootstrap_key: str | None = Field(
+        default=None,
+        description="If set, an `admin` user with this API key is created at start-up.",
+    )
+    rate_limit_per_minute: float = Field(
+        default=60.0, description="Heavy requests (inference, steering, search) per key or address."
+    )
+    rate_limit_burst: int = 20
+    max_text_chars: int = Field(default=4000, description="Longest text accepted for inference.")
+    max_results: int = 100
+    steer_max_tokens: int = 256
+    import_dir: Path | None = Field(
+        default=None, description="Scratch folder for import downloads (default DATA_DIR/imports)."
+    )
+    import_runner: Literal["inline", "queue"] = Field(
+        default="inline",
+        description="inline: run imports in this process; queue: defer a job to the workers.",
+    )
+    import_roots: list[str] = Field(
+        default_factory=list, description="Folders or URLs the admin page offers to import from."
+    )
+    s3_endpoint: str = DEFAULT_S3_ENDPOINT
+
+    @field_validator("admin_bootstrap_key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value) < 16:
+            raise ValueError("the admin bootstrap key must be at least 16 characters")
+        return value
+
+    @property
+    def import_scratch(self) -> Path:
+        return self.import_dir or (self.data_dir / "imports")
+
+    def inference_url_for(self, model_id: str) -> str | None:
+        return self.inference_urls.get(model_id) or self.inference_url

@@ -1,0 +1,79 @@
+// Interpedia's little bit of JavaScript: the API key, token shading, and streamed answers.
+"use strict";
+
+const Interpedia = {
+  key() { return localStorage.getItem("interpedia-key") || ""; },
+
+  async api(path, body, method) {
+    const headers = { "content-type": "application/json" };
+    if (Interpedia.key()) headers["x-api-key"] = Interpedia.key();
+    const response = await fetch("/api" + path, {
+      method: method || (body === undefined ? "GET" : "POST"),
+      headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = await response.json().catch(() => ({ detail: response.statusText }));
+    if (!response.ok) throw new Error(data.detail || ("HTTP " + response.status));
+    return data;
+  },
+
+  // Reads a server-sent event stream from fetch (EventSource cannot send headers).
+  async stream(path, body, onEvent, method) {
+    const headers = { "content-type": "application/json" };
+    if (Interpedia.key()) headers["x-api-key"] = Interpedia.key();
+    const response = await fetch("/api" + path, {
+      method: method || "POST", headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) {
+      const data = await response.json().catch(() => ({}));
+      throw new Error(data.detail || ("HTTP " + response.status));
+    }
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const chunk = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
+        const data = chunk.split("\n").filter(l => l.startsWith("data:"))
+          .map(l => l.slice(5).trim()).join("\n");
+        if (data) onEvent(JSON.parse(data));
+      }
+    }
+  },
+
+  shade(value, top) {
+    if (!(top > 0) || !(value > 0)) return "transparent";
+    return "rgba(249, 115, 22, " + Math.min(1, value / top).toFixed(3) + ")";
+  },
+
+  // Builds shaded token spans with the value shown on hover.
+  renderTokens(container, tokens, values, top) {
+    container.textContent = "";
+    const max = top || Math.max(0, ...values);
+    tokens.forEach((token, i) => {
+      const span = document.createElement("span");
+      span.className = "tok";
+      span.textContent = token;
+      span.dataset.v = values[i].toFixed(3);
+      span.title = values[i].toFixed(3);
+      span.style.background = Interpedia.shade(values[i], max);
+      container.appendChild(span);
+    });
+  },
+
+  escape(text) {
+    const div = document.createElement("div"); div.textContent = text; return div.innerHTML;
+  },
+};
+
+document.addEventListener("DOMContentLoaded", () => {
+  const input = document.getElementById("api-key");
+  if (input) {
+    input.value = Interpedia.key();
+    input.addEventListener("change", () => localStorage.setItem("interpedia-key", input.value.trim()));
+  }
+});

@@ -1,0 +1,161 @@
+"""The pages in headless Chromium: browse, open a feature, test text, search, steer, lists, import.
+
+Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium`);
+screenshots go to `artifacts/screenshots/`.
+"""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+MODEL, SOURCE = "webapi-test", "6-res-jb"
+
+if not CHROMIUM.exists():
+    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--disable-gpu",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server) -> Iterator:
+    server, _ = live_server
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def shots(repo_root: Path) -> Path:
+    folder = repo_root / "artifacts" / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _set_key(page, key: str) -> None:
+    page.evaluate("key => localStorage.setItem('interpedia-key', key)", key)
+
+
+def test_browse_to_a_feature_and_test_text(page, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    expect(page.locator(f"section.model[data-model='{MODEL}']")).to_be_visible()
+    page.screenshot(path=str(shots / "home.png"), full_page=True)
+    page.click(f"a[href='/{MODEL}/{SOURCE}']")
+    expect(page.locator("h1")).to_have_text(SOURCE)
+    page.click(f"a[href='/{MODEL}/{SOURCE}/2']")
+    expect(page.locator("#explanations")).to_contain_text("mentions of cats #2")
+    tokens = page.locator("#top-activations .tok")
+    assert tokens.count() == 16 * 1  # one top example (two bin examples are below)
+    assert page.locator("#bin-activations .tokens").count() == 2
+    hovered = tokens.first.get_attribute("data-v")
+    assert hovered is not None and float(hovered) >= 0
+    assert page.locator("svg.hist rect").count() == 40
+    page.fill("#custom-text", "my cat sleeps")
+    page.click("#test-button")
+    expect(page.locator("#custom-result .tok")).to_have_count(3)
+    cat = page.locator("#custom-result .tok").nth(1)
+    assert cat.get_attribute("data-v") == "3.000"
+    assert "rgba(249, 115, 22" in (cat.get_attribute("style") or "")
+    cat.hover()
+    page.screenshot(path=str(shots / "feature.png"), full_page=True)
+    page.click(f"#similar a[href='/{MODEL}/{SOURCE}/3']")
+    expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · 3")
+
+
+def test_search_explanations_and_via_inference(page, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/search")
+    page.fill("#query", "cats")
+    page.select_option("#search-mode", "keyword")
+    page.click("#explanation-form button")
+    results = page.locator("#explanation-results .result")
+    expect(results.first).to_be_visible()
+    expect(results.first).to_contain_text("cats")
+    page.select_option("#inference-set", f"{MODEL}|res-jb")
+    page.fill("#inference-text", "a cat sat")
+    page.click("#inference-form button")
+    expect(page.locator("#inference-results .result")).to_have_count(3)
+    page.screenshot(path=str(shots / "search.png"), full_page=True)
+    results.first.locator("a").click()
+    expect(page.locator("#explanations")).to_contain_text("cats")
+
+
+def test_steer_streams_default_and_steered(page, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"/steer?model={MODEL}&source={SOURCE}&index=4")
+    expect(page.locator(".feature-row")).to_have_count(1)
+    page.fill("#prompt", "In the garden")
+    page.click("#steer-button")
+    expect(page.locator("#out-steered")).to_have_text("In the garden cats cats cats.")
+    expect(page.locator("#out-default")).to_have_text("In the garden and the dog slept.")
+    expect(page.locator("#steer-status")).to_contain_text("Done")
+    page.screenshot(path=str(shots / "steer.png"), full_page=True)
+
+
+def test_lists_create_and_add(page, seeded, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/lists")
+    _set_key(page, seeded["alice"])
+    page.fill("#list-name", "Browser list")
+    page.click("#new-list button")
+    expect(page.locator("h1")).to_have_text("Browser list")
+    page.fill("#add-model", MODEL)
+    page.fill("#add-source", SOURCE)
+    page.fill("#add-index", "5")
+    page.click("#add-form button")
+    expect(page.locator("tr.list-item")).to_have_count(1)
+    expect(page.locator("tr.list-item")).to_contain_text("dogs running home #5")
+    page.screenshot(path=str(shots / "list.png"), full_page=True)
+
+
+def test_admin_import_with_live_progress_then_verify(
+    page, seeded, tmp_path: Path, shots: Path
+) -> None:
+    from playwright.sync_api import expect
+    from webapi_factories import write_export
+
+    write_export(tmp_path / "exports", "browser-model", "3-res-ui", n_features=1100)
+    page.goto("/admin")
+    _set_key(page, seeded["alice"])
+    page.reload()
+    expect(page.locator("#admin-error")).to_contain_text("admin API key")
+    _set_key(page, seeded["admin"])
+    page.reload()
+    page.fill("#discover-location", str(tmp_path / "exports"))
+    page.click("#discover-form button")
+    expect(page.locator(".available")).to_contain_text("browser-model / 3-res-ui")
+    page.locator(".available button").click()
+    row = page.locator("tr.import-row", has_text="browser-model / 3-res-ui")
+    expect(row.locator(".pill")).to_have_text("complete", timeout=60_000)
+    expect(row.locator(".files")).to_contain_text("11 / 11 files")
+    row.locator("button.verify").click()
+    expect(page.locator("#verify-report")).to_contain_text("verified, complete")
+    page.screenshot(path=str(shots / "admin-import.png"), full_page=True)
+    page.goto("/")
+    expect(page.locator("section.model[data-model='browser-model']")).to_contain_text("1,100")

