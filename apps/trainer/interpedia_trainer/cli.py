@@ -18,6 +18,7 @@ from tqdm import tqdm
 from interpedia_core.errors import InterpediaError, InvalidInput
 
 commands = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
+service = typer.Typer(name="interpedia-trainer", no_args_is_help=True)
 
 _ENV = "INTERPEDIA_TRAINER_"
 ModelOpt = Annotated[str, typer.Option("--model", envvar=f"{_ENV}MODEL", help="Model id.")]
@@ -270,10 +271,29 @@ def concepts(
     Console().print(table)
 
 
+@service.command()
+def serve(
+    host: str = typer.Option(None, envvar=f"{_ENV}HOST"),
+    port: int = typer.Option(None, envvar=f"{_ENV}PORT"),
+) -> None:
+    """Run the trainer HTTP service (default 127.0.0.1:5004); workers do the work."""
+    from interpedia_core.serving import serve as serve_app
+    from interpedia_trainer.app import create_app
+    from interpedia_trainer.settings import TrainerSettings
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    serve_app(create_app, TrainerSettings(**overrides), _ENV)  # type: ignore[arg-type]
+
+
+@service.callback()
+def _service() -> None:
+    """The Interpedia trainer service."""
+
+
 def main() -> None:
-    """`interpedia-trainer`: the same commands without the umbrella CLI."""
+    """`interpedia-trainer serve`: the trainer HTTP service."""
     try:
-        commands()
+        service()
     except InterpediaError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise SystemExit(2) from exc
