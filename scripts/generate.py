@@ -225,6 +225,9 @@ def settings_classes() -> dict[str, type]:
             for name, cls in vars(module).items()
             if name.endswith("Settings") and getattr(cls, "__module__", "") == module.__name__
         )
+    from interpedia_platform.demo import DemoSettings
+
+    classes["demo"] = DemoSettings
     return classes
 
 

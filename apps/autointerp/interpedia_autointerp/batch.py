@@ -135,6 +135,9 @@ async def explain_source(
     return result
 
 
+SCORERS = ("embedding", "detection", "fuzz", "simulation")
+
+
 async def score_source(
     sessionmaker: async_sessionmaker[AsyncSession],
     model_id: str,
@@ -143,12 +146,21 @@ async def score_source(
     *,
     embedder: Embedder | None = None,
     llm: LLMClient | None = None,
+    sample: int | None = None,
     concurrency: int = 4,
     attempts: int = 3,
     base_delay: float = 1.0,
     progress: Progress | None = None,
 ) -> BatchResult:
-    """Score every explanation of the source that has no `scorer` score yet."""
+    """Score every explanation of the source that has no `scorer` score yet.
+
+    With `sample`, stop once that many explanations of the source carry a score, picking
+    the unscored ones evenly across feature indices so the sample spans the source.
+    """
+    if scorer not in SCORERS:
+        raise InvalidInput(f"unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")
+    if scorer != "embedding" and llm is None:
+        raise InvalidInput(f"{scorer} scores need an LLM (set INTERPEDIA_AUTOINTERP_LLM_MODEL)")
     async with sessionmaker.begin() as session:
         scored = exists().where(
             ExplanationScore.explanation_id == Explanation.id,
@@ -160,6 +172,10 @@ async def score_source(
         all_ids = list(await session.scalars(base.order_by(Explanation.id)))
         todo = list(await session.scalars(base.where(~scored).order_by(Explanation.id)))
     result = BatchResult(total=len(all_ids), skipped=len(all_ids) - len(todo))
+    if sample is not None:
+        wanted = max(sample - result.skipped, 0)
+        todo = todo[:: max(len(todo) // wanted, 1)][:wanted] if wanted else []
+        result.total = result.skipped + len(todo)
 
     async def run(explanation: Explanation, examples: storage.FeatureExamples):
         if scorer == "embedding":

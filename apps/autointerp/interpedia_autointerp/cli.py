@@ -93,6 +93,45 @@ def explain(
 
 
 @commands.command()
+def score(
+    model_id: str = typer.Argument(..., help="Model id, e.g. smollm2-135m"),
+    source_id: str = typer.Argument(..., help="Source id, e.g. 6-res-demo"),
+    scorer: str = typer.Option(
+        "embedding", help="embedding (offline), or detection, fuzz, simulation (need an LLM)"
+    ),
+    sample: int | None = typer.Option(None, help="Score only this many explanations"),
+    concurrency: int = typer.Option(
+        4, envvar="INTERPEDIA_AUTOINTERP_MAX_CONCURRENCY", help="Explanations in flight at once"
+    ),
+) -> None:
+    """Score a source's explanations that have no score of this type yet, and store them."""
+    from interpedia_autointerp import batch
+    from interpedia_autointerp.resources import build_embedders, build_llm
+
+    settings = AutointerpSettings()
+    embedder = build_embedders(settings).get() if scorer == "embedding" else None
+    llm = None if scorer == "embedding" else build_llm(settings)
+
+    async def run(sessionmaker) -> batch.BatchResult:
+        return await batch.score_source(
+            sessionmaker,
+            model_id,
+            source_id,
+            scorer,
+            embedder=embedder,
+            llm=llm,
+            sample=sample,
+            concurrency=concurrency,
+        )
+
+    result = _with_database(settings, run)
+    typer.echo(
+        f"scored {result.done}, already scored {result.skipped}, "
+        f"failed {len(result.failed)} of {result.total} ({scorer})"
+    )
+
+
+@commands.command()
 def search(
     query: str = typer.Argument(..., help="What to look for, e.g. 'cats'"),
     mode: str = typer.Option("hybrid", help="semantic, keyword or hybrid"),

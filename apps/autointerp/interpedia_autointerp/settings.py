@@ -19,7 +19,7 @@ class AutointerpSettings(ServiceSettings):
         env_prefix="INTERPEDIA_AUTOINTERP_", extra="ignore", populate_by_name=True
     )
 
-    port: int = 5003
+    port: int = Field(default=5003, description="Port of the autointerp service.")
     llm_base_url: str | None = Field(
         default=None,
         description="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1. Unset: OpenAI's.",

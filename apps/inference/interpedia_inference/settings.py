@@ -21,7 +21,7 @@ def _env(name: str) -> AliasChoices:
 class InferenceSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", populate_by_name=True)
 
-    port: int = 5002
+    port: int = Field(default=5002, description="Port of the inference service.")
     secret: str | None = Field(
         default=None,
         validation_alias=_env("secret"),
@@ -47,7 +47,11 @@ class InferenceSettings(ServiceSettings):
         validation_alias=_env("device"),
         description="cpu, cuda, cuda:N, or auto (CUDA when present).",
     )
-    dtype: str = Field(default="float32", validation_alias=_env("dtype"))
+    dtype: str = Field(
+        default="float32",
+        validation_alias=_env("dtype"),
+        description="float32, bfloat16 or float16 for the model and SAEs.",
+    )
     token_limit: int = Field(
         default=1024,
         gt=0,

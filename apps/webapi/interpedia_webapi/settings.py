@@ -17,7 +17,7 @@ class WebapiSettings(ServiceSettings):
         env_prefix="INTERPEDIA_WEBAPI_", extra="ignore", populate_by_name=True
     )
 
-    port: int = 3000
+    port: int = Field(default=3000, description="Port of the web API and pages.")
     inference_url: str | None = Field(
         default=None, description="Inference service for every model without its own URL."
     )
@@ -25,9 +25,15 @@ class WebapiSettings(ServiceSettings):
         default_factory=dict,
         description='Per-model inference URLs as JSON, e.g. {"gpt2-small": "http://gpu1:5002"}.',
     )
-    inference_secret: str | None = None
-    autointerp_url: str | None = None
-    autointerp_secret: str | None = None
+    inference_secret: str | None = Field(
+        default=None, description="X-SECRET-KEY for the inference services, if they need one."
+    )
+    autointerp_url: str | None = Field(
+        default=None, description="Autointerp service (explanations, scores, search)."
+    )
+    autointerp_secret: str | None = Field(
+        default=None, description="X-SECRET-KEY for the autointerp service, if it needs one."
+    )
     admin_bootstrap_key: str | None = Field(
         default=None,
         description="If set, an `admin` user with this API key is created at start-up.",
@@ -35,10 +41,14 @@ class WebapiSettings(ServiceSettings):
     rate_limit_per_minute: float = Field(
         default=60.0, description="Heavy requests (inference, steering, search) per key or address."
     )
-    rate_limit_burst: int = 20
+    rate_limit_burst: int = Field(
+        default=20, description="Heavy requests a key or address may make at once."
+    )
     max_text_chars: int = Field(default=4000, description="Longest text accepted for inference.")
-    max_results: int = 100
-    steer_max_tokens: int = 256
+    max_results: int = Field(default=100, description="Most results one search returns.")
+    steer_max_tokens: int = Field(
+        default=256, description="Most tokens one steering request may generate."
+    )
     import_dir: Path | None = Field(
         default=None, description="Scratch folder for import downloads (default DATA_DIR/imports)."
     )

@@ -81,6 +81,6 @@ def env_variables(settings_class: type[BaseSettings]) -> dict[str, str]:
             names = [alias]
         else:
             names = [f"{prefix}{name}".upper()]
-        for variable in names:
-            variables[variable] = description
+        for i, variable in enumerate(names):
+            variables[variable] = description if i == 0 else f"Same as {names[0]}."
     return variables

@@ -22,10 +22,20 @@ def worker(
         envvar="INTERPEDIA_WORKER_QUEUES",
         help="Queues to take jobs from (repeat); default: all.",
     ),
-    concurrency: int = typer.Option(1, envvar="INTERPEDIA_WORKER_CONCURRENCY"),
-    name: str = typer.Option(None, envvar="INTERPEDIA_WORKER_NAME"),
-    heartbeat: float = typer.Option(10.0, envvar="INTERPEDIA_WORKER_HEARTBEAT_SECONDS"),
-    stalled_after: float = typer.Option(30.0, envvar="INTERPEDIA_WORKER_STALLED_AFTER_SECONDS"),
+    concurrency: int = typer.Option(
+        1, envvar="INTERPEDIA_WORKER_CONCURRENCY", help="Jobs this worker runs at once."
+    ),
+    name: str = typer.Option(
+        None, envvar="INTERPEDIA_WORKER_NAME", help="Name shown in job records and logs."
+    ),
+    heartbeat: float = typer.Option(
+        10.0, envvar="INTERPEDIA_WORKER_HEARTBEAT_SECONDS", help="Seconds between heartbeats."
+    ),
+    stalled_after: float = typer.Option(
+        30.0,
+        envvar="INTERPEDIA_WORKER_STALLED_AFTER_SECONDS",
+        help="Requeue jobs of workers silent this many seconds (killed or lost).",
+    ),
 ) -> None:
     """Run a worker: takes jobs from the shared Postgres queue until Ctrl-C."""
     settings = CommonSettings()

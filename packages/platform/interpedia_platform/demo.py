@@ -9,6 +9,7 @@ variables (`INTERPEDIA_DEMO_*`) change them.
 """
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from interpedia_core.errors import ConfigurationError
@@ -29,7 +30,11 @@ class DemoSettings(CommonSettings):
         env_prefix="INTERPEDIA_DEMO_", extra="ignore", populate_by_name=True
     )
 
-    model_id: str = Field("smollm2-135m", description="Model the demo SAE is trained on.")
+    model_id: str = Field(
+        "smollm2-135m",
+        validation_alias=AliasChoices("INTERPEDIA_DEMO_MODEL_ID", "MODEL_ID", "model_id"),
+        description="Model the demo SAE is trained on (MODEL_ID works too).",
+    )
     layer: int = Field(6, ge=0, description="Residual-stream layer of the demo SAE.")
     source_set: str = Field("res-demo", description="Source set name of the demo SAE.")
     d_sae: int = Field(4608, gt=0, description="Features in the demo SAE.")
@@ -160,11 +165,32 @@ def demo_steps(settings: DemoSettings, state: DemoState) -> list[tuple[str, list
     return steps
 
 
+# Set either and the demo serves those SAEs (e.g. `gpt2-small-res-jb:blocks.8.hook_resid_pre`).
+SAE_SOURCE_VARIABLES = {"INTERPEDIA_INFERENCE_SAE_SOURCES", "SAE_SOURCES"}
+
+
+def demo_admin_key(settings: DemoSettings) -> str:
+    """The demo's admin API key: made once, kept (owner-only) in the data folder."""
+    path = settings.data_dir / "demo-admin-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def prepare_demo(database_url: str, echo: Callable[[str], None] = print) -> dict[str, str]:
     """Run whatever demo steps are not done yet; returns env that points services at the demo."""
     settings = DemoSettings()
-    steps = demo_steps(settings, demo_state(database_url, settings))
     served = {"INTERPEDIA_INFERENCE_MODEL_ID": settings.model_id}
+    if "INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY" not in os.environ:
+        key = demo_admin_key(settings)
+        served["INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY"] = key
+        echo(f"==> admin API key (paste it into the pages' key box): {key}")
+    if SAE_SOURCE_VARIABLES & os.environ.keys():
+        echo("==> serving the configured SAE sources (no demo SAE is built)")
+        return served
+    steps = demo_steps(settings, demo_state(database_url, settings))
     if not steps:
         echo("==> demo data ready (stored)")
         return served

@@ -27,7 +27,7 @@ from interpedia_core.errors import ConfigurationError, InterpediaError
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
-from interpedia_platform.demo import prepare_demo
+from interpedia_platform.demo import SAE_SOURCE_VARIABLES, prepare_demo
 
 cli = typer.Typer()
 
@@ -84,8 +84,6 @@ def service_urls_env(services: list[ServiceSpec]) -> dict[str, str]:
     defaults = {
         "INTERPEDIA_WEBAPI_INFERENCE_URL": urls.get("inference"),
         "INTERPEDIA_WEBAPI_AUTOINTERP_URL": urls.get("autointerp"),
-        "INTERPEDIA_WEBAPI_TRAINER_URL": urls.get("trainer"),
-        "INTERPEDIA_AUTOINTERP_INFERENCE_URL": urls.get("inference"),
     }
     return {k: v for k, v in defaults.items() if v and k not in os.environ}
 
@@ -171,7 +169,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 def stored_sae_env(database_url: str, model_id: str) -> dict[str, str]:
     """Point the inference service at the SAEs stored for its model (one source set)."""
-    if "INTERPEDIA_INFERENCE_SAE_SOURCES" in os.environ:
+    if SAE_SOURCE_VARIABLES & os.environ.keys():
         return {}
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(

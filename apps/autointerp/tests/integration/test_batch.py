@@ -13,7 +13,7 @@ from interpedia_autointerp import batch, jobs
 from interpedia_autointerp.app import create_app
 from interpedia_autointerp.explain import OFFLINE_TYPE_NAME
 from interpedia_autointerp.settings import AutointerpSettings
-from interpedia_core.errors import UpstreamError
+from interpedia_core.errors import InvalidInput, UpstreamError
 from interpedia_core.settings import CommonSettings
 from interpedia_db.models import Explanation, ExplanationEmbedding, ExplanationScore, JobProgress
 from interpedia_jobs.worker import WorkerResources
@@ -153,8 +153,14 @@ async def test_score_and_reembed_source(
         db_sessionmaker, MODEL, "1-res-x", "embedding", embedder=local_embedder
     )
     assert (rescored.done, rescored.skipped) == (0, 1)
-    no_llm = await batch.score_source(db_sessionmaker, MODEL, "1-res-x", "detection")
-    assert "need an LLM" in no_llm.failed[score.explanation_id]
+    sampled = await batch.score_source(
+        db_sessionmaker, MODEL, "1-res-x", "embedding", embedder=local_embedder, sample=1
+    )
+    assert (sampled.total, sampled.done, sampled.skipped) == (1, 0, 1)
+    with pytest.raises(InvalidInput, match="need an LLM"):
+        await batch.score_source(db_sessionmaker, MODEL, "1-res-x", "detection")
+    with pytest.raises(InvalidInput, match="unknown scorer"):
+        await batch.score_source(db_sessionmaker, MODEL, "1-res-x", "vibes")
 
 
 async def test_explain_job_through_procrastinate(
