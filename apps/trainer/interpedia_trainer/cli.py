@@ -1,46 +1,80 @@
-"""`interpedia train | dashboards | concepts` (mounted through the `interpedia.cli` entry point).
+"""`interpedia train | dashboards | runs | export | concepts` (the `interpedia.cli` entry point).
 
 Commands parse flags (each also readable from an `INTERPEDIA_TRAINER_*` variable), call
-the domain functions in `pipeline` / `concepts`, and draw progress bars. Errors from the
-domain (`InterpediaError`) are printed as one line by `interpedia_core.cli.main`.
+the domain functions in `pipeline` / `recorded` / `runs` / `export` / `concepts`, and draw
+progress bars. Defaults (corpus, device, database) come from `TrainerSettings`, built
+here. Errors from the domain (`InterpediaError`) are printed as one `error: ...` line
+with exit code 2 by `interpedia_core.cli.main`. Every input check runs before the work.
 """
 
+import asyncio
 import dataclasses
 import json
-import os
+import re
+import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
-import torch
 import typer
-from tqdm import tqdm
 
 from interpedia_core.errors import InterpediaError, InvalidInput
+from interpedia_trainer.settings import TrainerSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from interpedia_trainer.model_runtime import HookedModel
+    from interpedia_trainer.runs import RunSummary
+
+T = TypeVar("T")
 
 commands = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 service = typer.Typer(name="interpedia-trainer", no_args_is_help=True)
 
 _ENV = "INTERPEDIA_TRAINER_"
-ModelOpt = Annotated[str, typer.Option("--model", envvar=f"{_ENV}MODEL", help="Model id.")]
-CorpusOpt = Annotated[
+DEFAULT_MODEL = "smollm2-135m"
+ModelOpt = Annotated[
     str,
-    typer.Option("--corpus", envvar=f"{_ENV}CORPUS", help="Folder of .txt, .jsonl, or dataset."),
+    typer.Option(
+        "--model", envvar=f"{_ENV}MODEL", help="Interpedia model id (or HF id, or HF folder)."
+    ),
 ]
-DeviceOpt = Annotated[str, typer.Option("--device", envvar=f"{_ENV}DEVICE")]
-DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-DEFAULT_CORPUS = ".cache/corpora/sotu"
+CorpusOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--corpus",
+        envvar=f"{_ENV}CORPUS",
+        help="Folder of .txt, .jsonl, or dataset (default: <cache_dir>/corpora/sotu).",
+        show_default=False,
+    ),
+]
+DeviceOpt = Annotated[
+    str | None, typer.Option("--device", envvar=f"{_ENV}DEVICE", show_default=False)
+]
+SOURCE_SET = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 
 
-def _offline_for_packaged(model: str) -> None:
-    # The packaged model is a local snapshot; without this transformers probes the hub.
-    if model == DEFAULT_MODEL:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def _load_model(model: str, device: str) -> Any:
+def _load_model(model: str, device: str) -> "HookedModel":
     from interpedia_trainer.model_runtime import load_hooked_model
 
     return load_hooked_model(model, device=device)
+
+
+def _in_database(
+    settings: TrainerSettings, work: "Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]"
+) -> T:
+    """Run `work` on the configured database (the embedded server when DATABASE_URL is unset)."""
+    from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
+
+    async def session_scope() -> T:
+        engine = create_engine(await asyncio.to_thread(resolve_database_url, settings))
+        try:
+            return await work(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(session_scope())
 
 
 def _parse_range(text: str | None) -> tuple[int, int] | None:
@@ -51,6 +85,49 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
     except ValueError as exc:
         raise InvalidInput(f"--features must look like START:STOP, got {text!r}") from exc
     return start, stop
+
+
+def _check_without_model(values: dict[str, Any]) -> None:
+    """Fail on bad sizes in a second, not after loading the model.
+
+    d_in only scales d_sae when --d-sae is unset, so with d_sae given any positive d_in
+    checks every other option exactly; the rest waits for the model's d_model.
+    """
+    from interpedia_trainer.training import TrainingConfig
+
+    if values.get("d_sae") is not None:
+        TrainingConfig.from_dict({"d_in": max(int(values["d_sae"]), 1), **values}).validate()
+
+
+def _train_bar(total: int) -> tuple[Any, Callable[[int, int, dict[str, float]], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="tok", unit_scale=True, desc="train")
+
+    def progress(done: int, total: int, metrics: dict[str, float]) -> None:
+        bar.n = done
+        bar.set_postfix(
+            loss=f"{metrics['loss']:.4g}",
+            l0=f"{metrics['l0']:.1f}",
+            ev=f"{metrics['explained_variance']:.3f}",
+            refresh=False,
+        )
+        bar.refresh()
+
+    return bar, progress
+
+
+def _prompt_bar(total: int) -> tuple[Any, Callable[[int, int], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="prompt", desc="dashboards")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, progress
 
 
 @commands.command()
@@ -83,16 +160,29 @@ def train(
         Path | None, typer.Option(help="Cache activations here and replay them.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from out/checkpoints/latest.")] = True,
+    register: Annotated[
+        str | None,
+        typer.Option(
+            metavar="SOURCE_SET",
+            help="Record the run in the database and register the SAE as source "
+            "{layer}-SOURCE_SET of the model.",
+        ),
+    ] = None,
     model: ModelOpt = DEFAULT_MODEL,
-    corpus: CorpusOpt = DEFAULT_CORPUS,
-    device: DeviceOpt = "cpu",
+    corpus: CorpusOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Train an SAE on a corpus's activations; writes a SAELens folder plus training.png."""
-    from interpedia_trainer.pipeline import train_from_corpus
+    from interpedia_trainer import runs
+
+    settings = TrainerSettings()
+    corpus = runs.validated_corpus(corpus, settings)  # before the heavy imports: fails fast
+
+    import torch
+
     from interpedia_trainer.training import TrainingConfig
 
-    _offline_for_packaged(model)
-    torch.set_flush_denormal(True)  # denormals make CPU steps several times slower
+    device = device or settings.device
     values: dict[str, Any] = {}
     if config is not None:
         try:
@@ -120,35 +210,54 @@ def train(
     }
     values.update({key: v for key, v in flags.items() if v is not None})
     values["device"] = device
+    _check_without_model(values)
+    if register is not None:
+        if not SOURCE_SET.match(register):
+            raise InvalidInput(
+                f"--register {register!r}: use lowercase letters, digits and dashes, e.g. res-demo"
+            )
+        runs.hook_layer(values.get("hook_name") or TrainingConfig.hook_name)
+    torch.set_flush_denormal(True)  # denormals make CPU steps several times slower
     typer.echo(f"loading {model}")
     hooked = _load_model(model, device)
     values.setdefault("d_in", hooked.d_model)
+    values.setdefault("model_name", hooked.model_id)
+    values.setdefault("dataset_path", corpus)
     cfg = TrainingConfig.from_dict(values)
     cfg.validate()
-    bar = tqdm(total=cfg.total_steps * cfg.batch_size, unit="tok", unit_scale=True, desc="train")
-
-    def progress(done: int, total: int, metrics: dict[str, float]) -> None:
-        bar.n = done
-        bar.set_postfix(
-            loss=f"{metrics['loss']:.4g}",
-            l0=f"{metrics['l0']:.1f}",
-            ev=f"{metrics['explained_variance']:.3f}",
-            refresh=False,
-        )
-        bar.refresh()
-
+    hooked.validate_hook(cfg.hook_name)
+    bar, progress = _train_bar(cfg.total_steps * cfg.batch_size)
+    options: dict[str, Any] = {
+        "cache_dir": cache_dir,
+        "max_contexts": max_contexts,
+        "on_progress": progress,
+        "on_stage": bar.set_description,
+        "resume": resume,
+    }
     try:
-        result = train_from_corpus(
-            cfg,
-            hooked,
-            corpus,
-            out,
-            cache_dir=cache_dir,
-            max_contexts=max_contexts,
-            on_progress=progress,
-            on_stage=lambda s: bar.set_description(s),
-            resume=resume,
-        )
+        if register is None:
+            from interpedia_trainer.pipeline import train_from_corpus
+
+            result = train_from_corpus(cfg, hooked, corpus, out, **options)
+        else:
+            run_config = {
+                **dataclasses.asdict(cfg),
+                "model_id": hooked.model_id,
+                "source_set": register,
+                "corpus": corpus,
+                "out": str(out),
+                "max_contexts": max_contexts,
+            }
+            recorded = _in_database(
+                settings,
+                lambda sessionmaker: _train_registered(
+                    sessionmaker, run_config, cfg, hooked, corpus, out, register, options
+                ),
+            )
+            result = recorded.result
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        typer.echo("interrupted; the same command resumes from a checkpoint (--checkpoint-every)")
+        raise typer.Exit(130) from None
     finally:
         bar.close()
     typer.echo(
@@ -157,36 +266,87 @@ def train(
     )
     for key, value in sorted(result.final_metrics.items()):
         typer.echo(f"  {key:28s} {value:.5g}")
+    if register is not None:
+        typer.echo(f"registered source {hooked.model_id}/{recorded.source_id}")
+
+
+async def _train_registered(
+    sessionmaker: "async_sessionmaker[AsyncSession]",
+    run_config: dict[str, Any],
+    cfg: Any,
+    hooked: "HookedModel",
+    corpus: str,
+    out: Path,
+    source_set: str,
+    options: dict[str, Any],
+) -> Any:
+    from tqdm import tqdm
+
+    from interpedia_trainer import recorded, runs
+
+    # SIGTERM (docker stop, a supervisor) stops training like Ctrl-C: the run is marked failed.
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    async with sessionmaker.begin() as session:
+        run = await runs.create_run(session, run_config)
+    tqdm.write(f"training run {run.id} ({run.name})")  # above the progress bar
+    return await recorded.train_recorded(
+        sessionmaker, run.id, cfg, hooked, corpus, out, source_set=source_set, **options
+    )
 
 
 @commands.command()
 def dashboards(
-    sae: Annotated[Path, typer.Option(help="SAE folder (cfg.json + weights).")],
-    out: Annotated[Path, typer.Option(help="Write the dashboards here as JSON.")],
+    source: Annotated[
+        str | None,
+        typer.Option(help="Source id, e.g. 6-res-demo: load its SAE, store dashboards in the DB."),
+    ] = None,
+    sae: Annotated[
+        Path | None, typer.Option(help="SAE folder (cfg.json + weights); needs --out.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="With --sae: write the dashboards here as JSON.")
+    ] = None,
     n_prompts: Annotated[int, typer.Option(help="Corpus contexts to scan.")] = 256,
     context_size: Annotated[int, typer.Option()] = 128,
     features: Annotated[str | None, typer.Option(help="Feature range START:STOP.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per model batch.")] = 16,
     n_top: Annotated[int, typer.Option()] = 20,
     model: ModelOpt = DEFAULT_MODEL,
-    corpus: CorpusOpt = DEFAULT_CORPUS,
-    device: DeviceOpt = "cpu",
+    corpus: CorpusOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
-    """Compute feature dashboards in one pass over the corpus; write them as JSON."""
+    """Compute feature dashboards in one pass over the corpus: into the DB, or as JSON."""
+    from interpedia_trainer import runs
     from interpedia_trainer.dashboards import DashboardOptions
+
+    if (source is None) == (sae is None):
+        raise InvalidInput(
+            "give either --source SOURCE_ID (dashboards go to the database) "
+            "or --sae DIR --out FILE.json"
+        )
+    if sae is not None and out is None:
+        raise InvalidInput("--sae needs --out FILE.json (or use --source to store them)")
+    if source is not None and out is not None:
+        raise InvalidInput("--out is for --sae; with --source the dashboards go to the database")
+    settings = TrainerSettings()
+    corpus = runs.validated_corpus(corpus, settings)
+    device = device or settings.device
+    feature_range = _parse_range(features)
+    options = DashboardOptions(batch_size=batch_size, n_top=n_top)
+    if source is not None:
+        _dashboards_of_source(
+            settings, model, source, corpus, device, n_prompts, context_size, feature_range, options
+        )
+        return
+
     from interpedia_trainer.pipeline import dashboards_from_corpus, load_sae
 
-    _offline_for_packaged(model)
-    feature_range = _parse_range(features)
+    assert sae is not None and out is not None
     loaded_sae = load_sae(sae, device)
     hooked = _load_model(model, device)
-    bar = tqdm(total=n_prompts, unit="prompt", desc="dashboards")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
+    bar, progress = _prompt_bar(n_prompts)
     try:
         result = dashboards_from_corpus(
             hooked,
@@ -195,7 +355,7 @@ def dashboards(
             n_prompts=n_prompts,
             context_size=context_size,
             feature_range=feature_range,
-            options=DashboardOptions(batch_size=batch_size, n_top=n_top),
+            options=options,
             on_progress=progress,
         )
     finally:
@@ -204,6 +364,173 @@ def dashboards(
     out.write_text(json.dumps([dataclasses.asdict(d) for d in result]))
     live = sum(d.max_activation > 0 for d in result)
     typer.echo(f"wrote {len(result)} dashboards ({live} features fired) to {out}")
+
+
+def _dashboards_of_source(
+    settings: TrainerSettings,
+    model: str,
+    source_id: str,
+    corpus: str,
+    device: str,
+    n_prompts: int,
+    context_size: int,
+    feature_range: tuple[int, int] | None,
+    options: Any,
+) -> None:
+    from interpedia_runtime.models import resolve_model
+    from interpedia_trainer import runs
+
+    model_id = resolve_model(model).model_id  # the database keys sources by Interpedia id
+
+    async def work(sessionmaker: "async_sessionmaker[AsyncSession]") -> Any:
+        async with sessionmaker() as session:
+            source = await runs.get_source(session, model_id, source_id)
+        from interpedia_trainer import recorded  # SAELens loads slowly: after the lookup
+
+        hooked = await asyncio.to_thread(_load_model, model_id, device)
+        bar, progress = _prompt_bar(n_prompts)
+        try:
+            return await recorded.dashboards_recorded(
+                sessionmaker,
+                hooked,
+                source,
+                corpus,
+                n_prompts=n_prompts,
+                context_size=context_size,
+                feature_range=feature_range,
+                device=device,
+                options=options,
+                on_progress=progress,
+            )
+        finally:
+            bar.close()
+
+    stored = _in_database(settings, work)
+    typer.echo(
+        f"stored {stored.features} dashboards of {model_id}/{source_id} "
+        f"({stored.fired} features fired, {stored.activations} examples)"
+    )
+
+
+def _metric(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _runs_table(summaries: "list[RunSummary]") -> Any:
+    from rich.table import Table
+
+    table = Table(
+        title="training runs",
+        caption="EV explained variance, CE rec. CE loss recovered (held-out, final)",
+    )
+    for column in ("id", "name", "model", "hook", "arch", "status", "tokens"):
+        table.add_column(column, justify="right" if column in ("id", "tokens") else "left")
+    for column in ("EV", "L0", "MSE", "CE rec."):
+        table.add_column(column, justify="right", no_wrap=True)
+    for s in summaries:
+        table.add_row(
+            str(s.id),
+            s.name,
+            s.model_id,
+            s.hook_name,
+            s.architecture,
+            s.status,
+            f"{s.n_tokens:,}",
+            _metric(s.final("explained_variance"), ".3f"),
+            _metric(s.final("l0"), ".1f"),
+            _metric(s.final("mse"), ".4g"),
+            _metric(s.final("ce_loss_recovered"), ".3f"),
+        )
+    return table
+
+
+def _comparison_tables(comparison: Any) -> list[Any]:
+    from rich.table import Table
+
+    ids = [f"run {s.id}" for s in comparison.runs]
+    head = Table(title="runs")
+    configs = Table(title="config differences")
+    metrics = Table(title="final metrics")
+    for table, first in ((head, ""), (configs, "option"), (metrics, "metric")):
+        table.add_column(first)
+        for column in ids:
+            table.add_column(column, justify="right")
+    for label, getter in (
+        ("name", lambda s: s.name),
+        ("model", lambda s: s.model_id),
+        ("hook", lambda s: s.hook_name),
+        ("architecture", lambda s: s.architecture),
+        ("status", lambda s: s.status),
+        ("tokens", lambda s: f"{s.n_tokens:,}"),
+    ):
+        head.add_row(label, *[getter(s) for s in comparison.runs])
+    for key, config_values in comparison.config_differences.items():
+        configs.add_row(key, *["-" if v is None else str(v) for v in config_values])
+    for key, metric_values in comparison.final_metrics.items():
+        metrics.add_row(key, *[_metric(v, ".5g") for v in metric_values])
+    return [head, configs, metrics]
+
+
+@commands.command("runs")
+def list_runs(
+    run_ids: Annotated[
+        list[int] | None,
+        typer.Argument(help="Only these runs (with --compare: the runs to compare).", metavar="ID"),
+    ] = None,
+    compare: Annotated[
+        bool, typer.Option("--compare", help="Config differences and final metrics side by side.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="Show the newest N runs.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Training runs recorded by `train --register` and the trainer service."""
+    from rich.console import Console
+
+    from interpedia_trainer import runs
+
+    async def work(sessionmaker: "async_sessionmaker[AsyncSession]") -> "list[RunSummary]":
+        async with sessionmaker() as session:
+            return await runs.run_summaries(session, run_ids=run_ids or None, limit=limit)
+
+    if compare and len(run_ids or []) < 2:
+        raise InvalidInput("--compare needs two or more run ids: `interpedia runs --compare 3 5`")
+    summaries = _in_database(TrainerSettings(), work)
+    console = Console()
+    if compare:
+        comparison = runs.compare_runs(summaries)
+        if as_json:
+            typer.echo(json.dumps(dataclasses.asdict(comparison), indent=2, default=str))
+            return
+        for table in _comparison_tables(comparison):
+            console.print(table)
+        return
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(s) for s in summaries], indent=2, default=str))
+        return
+    if not summaries:
+        typer.echo("no training runs yet; `interpedia train --register SOURCE_SET` records one")
+        return
+    console.print(_runs_table(summaries))
+
+
+@commands.command()
+def export(
+    source: Annotated[str, typer.Option(help="Source id, e.g. 6-res-demo.")],
+    out: Annotated[Path, typer.Option(help="Folder; the export goes to OUT/<model>/<source>/.")],
+    model: ModelOpt = DEFAULT_MODEL,
+) -> None:
+    """Write a stored source in Neuronpedia's bulk-export format (what imports read)."""
+    from interpedia_trainer.export import ExportResult, export_source
+
+    async def work(sessionmaker: "async_sessionmaker[AsyncSession]") -> ExportResult:
+        async with sessionmaker() as session:
+            return await export_source(session, model, source, out)
+
+    result = _in_database(TrainerSettings(), work)
+    counts = ", ".join(
+        f"{result.rows.get(kind, 0)} {kind}" for kind in ("features", "activations", "explanations")
+    )
+    typer.echo(f"exported {model}/{source} to {result.path} ({counts})")
 
 
 @commands.command()
@@ -216,15 +543,17 @@ def concepts(
     base_documents: Annotated[int, typer.Option(help="Base corpus documents to read.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     model: ModelOpt = DEFAULT_MODEL,
-    corpus: CorpusOpt = DEFAULT_CORPUS,
-    device: DeviceOpt = "cpu",
+    corpus: CorpusOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Features that fire most specifically on each concept relative to the base corpus."""
     from interpedia_trainer.concepts import builtin_concepts, read_concepts, score_concepts
     from interpedia_trainer.corpus import read_texts
     from interpedia_trainer.pipeline import load_sae
 
-    _offline_for_packaged(model)
+    settings = TrainerSettings()
+    corpus = corpus or settings.resolved_corpus
+    device = device or settings.device
     sets = read_concepts(concept) if concept else builtin_concepts()
     loaded_sae = load_sae(sae, device)
     hook_name = loaded_sae.cfg.metadata.hook_name

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_db.models import Activation, Feature, Model, Source, SourceSet
+from interpedia_trainer import runs
 from interpedia_trainer.dashboards import ActivationExample, FeatureDashboard
 
 TokenStrings = Callable[[list[int]], list[str]]
@@ -120,6 +121,27 @@ async def store_dashboards(
     for start in range(0, len(activations), 5000):  # bounded statement size
         await session.execute(insert(Activation), activations[start : start + 5000])
     return len(activations)
+
+
+async def mark_dashboards_done(
+    session: AsyncSession,
+    model_id: str,
+    source_id: str,
+    *,
+    num_prompts: int | None = None,
+    num_tokens_in_prompt: int | None = None,
+    dataset: str | None = None,
+) -> None:
+    """Flag the source as browsable; record what the dashboards were computed over."""
+    source = await runs.get_source(session, model_id, source_id)
+    source.has_dashboards = True
+    for key, value in (
+        ("num_prompts", num_prompts),
+        ("num_tokens_in_prompt", num_tokens_in_prompt),
+        ("dataset", dataset),
+    ):
+        if value is not None:
+            setattr(source, key, value)
 
 
 async def register_source(

@@ -1,16 +1,15 @@
 """Trainer jobs on the shared queue (namespace `trainer`): training and dashboards.
 
-Each task is a thin shell over the domain functions in `pipeline.py`: it loads
-what it needs (the model is cached per worker), runs the CPU/GPU work in a
-thread so the worker's heartbeat keeps beating, and records progress, metrics
-and results in the database. Both tasks are safe to run twice: training
-resumes from its checkpoint, and dashboards replace their feature range.
+Each task is a thin shell over `recorded.py` (the same calls the CLI makes): it
+loads what it needs (the model is cached per worker) and reports progress; the
+work runs in a thread so the worker's heartbeat keeps beating. Both tasks are
+safe to run twice: training resumes from its checkpoint, and dashboards replace
+their feature range.
 """
 
 import asyncio
 import logging
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 import procrastinate
@@ -18,9 +17,8 @@ import procrastinate
 from interpedia_core.errors import InterpediaError
 from interpedia_jobs.progress import report_progress
 from interpedia_jobs.worker import WorkerResources, resources_of
-from interpedia_trainer import dashboard_store, runs
+from interpedia_trainer import dashboard_store, recorded, runs
 from interpedia_trainer.model_runtime import HookedModel, load_hooked_model
-from interpedia_trainer.pipeline import dashboards_from_corpus, load_sae, train_from_corpus
 from interpedia_trainer.settings import TrainerSettings
 from interpedia_trainer.training import TrainingConfig
 
@@ -111,64 +109,23 @@ async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
     """Train the SAE of a recorded run, then register it as a source of its model."""
     resources = resources_of(context)
     settings = _trainer_settings(resources)
-    async with resources.sessionmaker.begin() as session:
+    async with resources.sessionmaker() as session:
         config = dict((await runs.get_run(session, run_id)).config)
-        await runs.mark_run(session, run_id, "running")
     bridge = _ThreadBridge(context)
-    out_dir = settings.resolved_saes_dir / f"run-{run_id}"
-    try:
+    async with recorded.failing_run(resources.sessionmaker, run_id):
         model = await _model(resources, config["model_id"], settings.device)
         cfg = training_config(config, model.d_model, settings.device)
-
-        def on_metrics(metrics: dict[str, float]) -> None:
-            async def write() -> None:
-                async with resources.sessionmaker.begin() as session:
-                    await runs.record_metrics(
-                        session,
-                        run_id,
-                        int(metrics.get("step", 0)),
-                        int(metrics.get("tokens", 0)),
-                        metrics,
-                    )
-
-            bridge.run(write())
-
-        def on_progress(done: int, total: int, metrics: dict[str, float]) -> None:
-            bridge.progress(done, total, "training", metrics)
-
-        result = await asyncio.to_thread(
-            train_from_corpus,
-            cfg,
-            model,
-            config["corpus"],
-            out_dir,
-            cache_dir=settings.cache_dir / "activations",
-            on_metrics=on_metrics,
-            on_progress=on_progress,
-        )
-    except Exception as exc:
-        async with resources.sessionmaker.begin() as session:
-            await runs.mark_run(session, run_id, "failed", error=str(exc)[:2000])
-        raise
-    async with resources.sessionmaker.begin() as session:
-        source = await dashboard_store.register_source(
-            session,
-            model_id=config["model_id"],
-            model_display_name=config["model_id"],
-            n_layers=model.n_layers,
-            d_model=model.d_model,
-            source_set=config["source_set"],
-            sae_path=str(result.sae_path.absolute()),
-            dataset=str(config["corpus"]),
-        )
-        await runs.mark_run(
-            session,
-            run_id,
-            "succeeded",
-            output_path=str(result.sae_path),
-            source_id=source.id,
-            final_metrics=result.final_metrics,
-        )
+    await recorded.train_recorded(
+        resources.sessionmaker,
+        run_id,
+        cfg,
+        model,
+        config["corpus"],
+        settings.resolved_saes_dir / f"run-{run_id}",
+        source_set=config["source_set"],
+        cache_dir=settings.cache_dir / "activations",
+        on_progress=lambda done, total, metrics: bridge.progress(done, total, "training", metrics),
+    )
 
 
 @blueprint.task(name="compute_dashboards", queue="trainer", pass_context=True, retry=RETRY)
@@ -188,32 +145,16 @@ async def compute_dashboards(
     async with resources.sessionmaker() as session:
         source = await runs.get_source(session, model_id, source_id)
     model = await _model(resources, model_id, settings.device)
-    sae = await asyncio.to_thread(load_sae, Path(source.weights_uri or ""), settings.device)
     bridge = _ThreadBridge(context)
-    dashboards = await asyncio.to_thread(
-        dashboards_from_corpus,
+    await recorded.dashboards_recorded(
+        resources.sessionmaker,
         model,
-        sae,
+        source,
         corpus,
         n_prompts=n_prompts,
         context_size=context_size,
         feature_range=(start, stop),
+        device=settings.device,
+        token_strings=await _token_strings(resources, model),
         on_progress=lambda done, total: bridge.progress(done, total, "dashboards"),
     )
-    token_strings = await _token_strings(resources, model)
-    async with resources.sessionmaker.begin() as session:
-        await dashboard_store.store_dashboards(
-            session,
-            model_id,
-            source_id,
-            source.hook_name,
-            dashboards,
-            token_strings,
-            data_source=corpus,
-        )
-        await mark_dashboards_done(session, model_id, source_id)
-
-
-async def mark_dashboards_done(session: Any, model_id: str, source_id: str) -> None:
-    source = await runs.get_source(session, model_id, source_id)
-    source.has_dashboards = True

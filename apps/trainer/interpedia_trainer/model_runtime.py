@@ -1,65 +1,62 @@
 """The trainer's view of a language model: run to a hook, splice a hook, unembed.
 
-A thin adapter over a TransformerLens `TransformerBridge`. It uses
-`interpedia_runtime.models.load_model` when that exists and otherwise boots the bridge
-from the Hugging Face folder itself (the packaged model loads offline by hub id after
-`interpedia models prepare`). `tiny_hooked_model()` builds a random two-layer Llama with
-the packaged tokenizer for fast tests.
+A thin adapter over `interpedia_runtime.models.LoadedModel`, which resolves Interpedia ids
+(`smollm2-135m`, loaded offline from the packaged snapshot), HF ids and local folders.
+What it adds is what training and dashboards need: hook checks with messages that say
+how to fix the hook, a CE loss with one hook replaced, and the tokens to ignore.
+`tiny_hooked_model()` is the runtime's random two-layer model, for fast tests.
 """
 
-import logging
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextlib import nullcontext as _nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from interpedia_core.errors import InvalidInput
-
-logger = logging.getLogger(__name__)
+from interpedia_runtime.models import (
+    PACKAGED_MODEL_ID,
+    LoadedModel,
+    load_model,
+    resolve_model,
+    tiny_random_model,
+)
 
 _LAYER = re.compile(r"^blocks\.(\d+)\.")
-DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
-TINY_MODEL_ID = "tiny-random"
-
-
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Keep transformers / TransformerLens off the network while loading a local snapshot.
-
-    `HF_HUB_OFFLINE` is read once at import; without it, loading the packaged model by
-    hub id still probes huggingface.co for optional tokenizer files and retries for
-    about a minute when there is no network. `huggingface_hub.is_offline_mode()` reads
-    this module constant, so setting it for the duration of the load is enough.
-    """
-    from huggingface_hub import constants
-
-    before = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = True
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = before
+DEFAULT_MODEL_ID = PACKAGED_MODEL_ID
 
 
 @dataclass
 class HookedModel:
-    """A bridge plus its tokenizer; every method runs without gradients."""
+    """A loaded model seen through hooks; every method runs without gradients."""
 
-    bridge: Any  # transformer_lens.model_bridge.TransformerBridge
-    tokenizer: Any
-    model_id: str
+    loaded: LoadedModel
+
+    @property
+    def bridge(self) -> Any:  # transformer_lens.model_bridge.TransformerBridge
+        return self.loaded.bridge
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.loaded.tokenizer
+
+    @property
+    def model_id(self) -> str:
+        """The Interpedia id (`smollm2-135m`), which the database keys everything by."""
+        return self.loaded.model_id
+
+    @property
+    def display_name(self) -> str:
+        return resolve_model(self.model_id).display_name or self.model_id
 
     @property
     def n_layers(self) -> int:
-        return int(self.bridge.cfg.n_layers)
+        return self.loaded.n_layers
 
     @property
     def d_model(self) -> int:
-        return int(self.bridge.cfg.d_model)
+        return self.loaded.d_model
 
     @property
     def device(self) -> torch.device:
@@ -98,17 +95,17 @@ class HookedModel:
 
     @torch.no_grad()
     def forward_to_hook(self, tokens: torch.Tensor, hook_name: str) -> torch.Tensor:
-        """The hook's activations [batch, seq, d_model]; stops after the hook's layer."""
-        layer = self.validate_hook(hook_name)
-        _, cache = self.bridge.run_with_cache(
-            tokens.to(self.device), names_filter=[hook_name], stop_at_layer=layer + 1
-        )
-        return cache[hook_name]
+        """The hook's activations [batch, seq, d]; stops after the hook's layer.
+
+        `attn.hook_z` comes back flattened over heads, the shape SAEs on it expect.
+        """
+        self.validate_hook(hook_name)
+        return self.loaded.run_hooks(tokens.to(self.device), [hook_name])[hook_name]
 
     @torch.no_grad()
     def loss_with_hook(
         self,
-        tokens: torch.Tensor,
+        tokens: torch.Tensor,  # [batch, seq]
         hook_name: str,
         replace: Callable[[torch.Tensor], torch.Tensor] | None,
     ) -> float:
@@ -128,80 +125,10 @@ class HookedModel:
 def load_hooked_model(
     model_id: str = DEFAULT_MODEL_ID, device: str = "cpu", dtype: torch.dtype = torch.float32
 ) -> HookedModel:
-    """Load a model for training or dashboards (offline for the packaged model).
-
-    `tiny-random` gives `tiny_hooked_model()` (tests, CLI smoke runs).
-    """
-    if model_id == TINY_MODEL_ID:
-        return tiny_hooked_model()
-    try:  # the shared runtime, once it provides a loader
-        from interpedia_runtime.models import load_model  # type: ignore[import-not-found]
-    except ImportError:
-        load_model = None
-    if load_model is not None:
-        loaded = load_model(model_id, device, dtype)
-        bridge = getattr(loaded, "bridge", None) or getattr(loaded, "model", None)
-        if bridge is not None and getattr(loaded, "tokenizer", None) is not None:
-            return HookedModel(bridge=bridge, tokenizer=loaded.tokenizer, model_id=model_id)
-    return _boot(model_id, device, dtype)
+    """Load a model by Interpedia id, HF id or folder (`tiny-random`: the test model)."""
+    return HookedModel(load_model(model_id, device, dtype))
 
 
-def _boot(model_id: str, device: str, dtype: torch.dtype) -> HookedModel:
-    from transformer_lens.model_bridge import TransformerBridge
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    local = model_id == DEFAULT_MODEL_ID
-    if local:  # the packaged model: converted once into the HF cache, never downloaded
-        from interpedia_runtime.packaged import ensure_packaged_model
-
-        ensure_packaged_model()
-    with _hub_offline() if local else _nullcontext():
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(model_id)
-            hf = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype)
-        except OSError as exc:
-            raise InvalidInput(f"cannot load model {model_id!r}: {exc}") from exc
-        hf.eval()
-        bridge = TransformerBridge.boot_transformers(
-            model_id, hf_model=hf, tokenizer=tokenizer, device=device, dtype=dtype
-        )
-    return HookedModel(bridge=bridge, tokenizer=tokenizer, model_id=model_id)
-
-
-def tiny_hooked_model(seed: int = 0, n_layers: int = 2, d_model: int = 32) -> HookedModel:
+def tiny_hooked_model(seed: int = 0, n_layers: int = 2, d_model: int = 64) -> HookedModel:
     """A random Llama with the packaged tokenizer: fast, deterministic, for tests."""
-    try:
-        from interpedia_runtime.models import tiny_random_model  # type: ignore[import-not-found]
-    except ImportError:
-        tiny_random_model = None
-    if tiny_random_model is not None:
-        loaded = tiny_random_model()
-        bridge = getattr(loaded, "bridge", None)
-        if bridge is not None and getattr(loaded, "tokenizer", None) is not None:
-            return HookedModel(bridge=bridge, tokenizer=loaded.tokenizer, model_id=TINY_MODEL_ID)
-    from transformer_lens.model_bridge import TransformerBridge
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from interpedia_runtime.packaged import ensure_packaged_model
-
-    with _hub_offline():
-        tokenizer = AutoTokenizer.from_pretrained(ensure_packaged_model())
-    cfg = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=d_model,
-        intermediate_size=2 * d_model,
-        num_hidden_layers=n_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(seed)
-    hf = LlamaForCausalLM(cfg).eval()
-    with _hub_offline():
-        bridge = TransformerBridge.boot_transformers(
-            TINY_MODEL_ID, hf_model=hf, tokenizer=tokenizer, device="cpu"
-        )
-    return HookedModel(bridge=bridge, tokenizer=tokenizer, model_id=TINY_MODEL_ID)
+    return HookedModel(tiny_random_model(seed=seed, n_layers=n_layers, d_model=d_model))

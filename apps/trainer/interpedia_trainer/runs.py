@@ -7,11 +7,13 @@ model so the inference service can load it.
 """
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_core.errors import InvalidInput, NotFound
@@ -88,6 +90,98 @@ async def get_run(session: AsyncSession, run_id: int) -> TrainingRun:
 async def list_runs(session: AsyncSession, limit: int = 50) -> list[TrainingRun]:
     result = await session.execute(select(TrainingRun).order_by(TrainingRun.id.desc()).limit(limit))
     return list(result.scalars())
+
+
+@dataclass
+class RunSummary:
+    """A run as `interpedia runs` shows it: identity, status, tokens so far, final metrics."""
+
+    id: int
+    name: str
+    model_id: str
+    hook_name: str
+    architecture: str
+    status: str
+    n_tokens: int  # the last recorded step's count (0 before the first)
+    source_id: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    config: dict[str, Any] = field(default_factory=dict)
+    final_metrics: dict[str, Any] = field(default_factory=dict)
+
+    def final(self, name: str) -> float | None:
+        """A held-out metric (`explained_variance`, `l0`, `mse`, `ce_loss_recovered`)."""
+        value = self.final_metrics.get(f"eval/{name}")
+        return None if value is None else float(value)
+
+
+SUMMARY_METRICS = ("explained_variance", "l0", "mse", "ce_loss_recovered")
+
+
+async def run_summaries(
+    session: AsyncSession, *, run_ids: Sequence[int] | None = None, limit: int = 50
+) -> list[RunSummary]:
+    """The newest runs, or exactly `run_ids` in that order (`NotFound` for a missing one)."""
+    if run_ids is None:
+        found = await list_runs(session, limit)
+    else:
+        found = [await get_run(session, run_id) for run_id in run_ids]
+    tokens = dict(
+        (
+            await session.execute(
+                select(TrainingMetric.run_id, func.max(TrainingMetric.n_tokens))
+                .where(TrainingMetric.run_id.in_([run.id for run in found]))
+                .group_by(TrainingMetric.run_id)
+            )
+        ).all()
+    )
+    return [
+        RunSummary(
+            id=run.id,
+            name=run.name,
+            model_id=run.model_id,
+            hook_name=run.hook_name,
+            architecture=run.architecture,
+            status=run.status,
+            n_tokens=int(tokens.get(run.id) or 0),
+            source_id=run.source_id,
+            error=run.error,
+            created_at=run.created_at,
+            finished_at=run.finished_at,
+            config=dict(run.config or {}),
+            final_metrics=dict(run.final_metrics or {}),
+        )
+        for run in found
+    ]
+
+
+@dataclass
+class RunComparison:
+    """Runs side by side: each config key whose value differs, and every final metric."""
+
+    runs: list[RunSummary]
+    config_differences: dict[str, list[Any]]
+    final_metrics: dict[str, list[float | None]]
+
+
+def compare_runs(summaries: Sequence[RunSummary]) -> RunComparison:
+    if len(summaries) < 2:
+        raise InvalidInput(f"a comparison needs two or more runs, got {len(summaries)}")
+    differences: dict[str, list[Any]] = {}
+    for key in sorted({key for s in summaries for key in s.config}):
+        values = [s.config.get(key) for s in summaries]
+        if any(v != values[0] for v in values[1:]):
+            differences[key] = values
+    metric_names = sorted({key for s in summaries for key in s.final_metrics})
+    metrics = {
+        key: [
+            None if s.final_metrics.get(key) is None else float(s.final_metrics[key])
+            for s in summaries
+        ]
+        for key in metric_names
+    }
+    return RunComparison(list(summaries), differences, metrics)
 
 
 async def get_source(session: AsyncSession, model_id: str, source_id: str) -> Source:

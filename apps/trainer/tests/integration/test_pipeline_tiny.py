@@ -1,7 +1,6 @@
 """Corpus → activations → SAE → dashboards / concepts on the tiny random model."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -26,16 +25,6 @@ def tiny() -> HookedModel:
     return tiny_hooked_model()
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("corpus")
-    texts = [" ".join(lines) for lines in builtin_concepts().values()]
-    for i in range(3):
-        for j, text in enumerate(texts):
-            (folder / f"{i}-{j}.txt").write_text(text)
-    return folder
-
-
 def _cfg(**changes) -> TrainingConfig:
     base = dict(
         d_in=64,
@@ -52,11 +41,11 @@ def _cfg(**changes) -> TrainingConfig:
     return TrainingConfig(**{**base, **changes})
 
 
-def test_train_from_corpus_writes_a_loadable_sae_and_resumes(tiny, corpus, tmp_path) -> None:
+def test_train_from_corpus_writes_a_loadable_sae_and_resumes(tiny, tiny_corpus, tmp_path) -> None:
     seen: list[dict] = []
     out = tmp_path / "sae"
     result = train_from_corpus(
-        _cfg(), tiny, corpus, out, cache_dir=tmp_path / "cache", on_metrics=seen.append
+        _cfg(), tiny, tiny_corpus, out, cache_dir=tmp_path / "cache", on_metrics=seen.append
     )
     assert result.n_tokens == 128 * 12
     for name in ("cfg.json", "sae_weights.safetensors", "sparsity.safetensors", "training.png"):
@@ -79,19 +68,23 @@ def test_train_from_corpus_writes_a_loadable_sae_and_resumes(tiny, corpus, tmp_p
     resumed = train_from_corpus(
         _cfg(total_tokens=128 * 16, checkpoint_every_steps=2),
         tiny,
-        corpus,
+        tiny_corpus,
         tmp_path / "sae2",
         cache_dir=tmp_path / "cache",
     )
     assert resumed.n_tokens == 128 * 16
     again = train_from_corpus(
-        _cfg(total_tokens=128 * 20), tiny, corpus, tmp_path / "sae2", cache_dir=tmp_path / "cache"
+        _cfg(total_tokens=128 * 20),
+        tiny,
+        tiny_corpus,
+        tmp_path / "sae2",
+        cache_dir=tmp_path / "cache",
     )
     assert again.n_tokens == 128 * 20 and again.n_steps == 20
 
 
-def test_stream_and_cache_give_the_same_tokens(tiny, corpus, tmp_path) -> None:
-    ctx = tokenize_corpus(corpus, tiny.tokenizer, context_size=32, max_contexts=12)
+def test_stream_and_cache_give_the_same_tokens(tiny, tiny_corpus, tmp_path) -> None:
+    ctx = tokenize_corpus(tiny_corpus, tiny.tokenizer, context_size=32, max_contexts=12)
     streamed = torch.cat(list(stream_activations(tiny, HOOK, ctx, batch_size=31, loop=False)))
     cache = cache_activations(tiny, HOOK, ctx, tmp_path / "c", shard_tokens=100)
     cached = cache.load_all()
@@ -122,12 +115,12 @@ def test_corpus_shorter_than_a_batch(tiny, tmp_path) -> None:
         train_from_corpus(_cfg(batch_size=4096, total_tokens=4096), tiny, tmp_path, tmp_path / "o")
 
 
-def test_dashboards_and_concepts_on_a_trained_sae(tiny, corpus, tmp_path) -> None:
+def test_dashboards_and_concepts_on_a_trained_sae(tiny, tiny_corpus, tmp_path) -> None:
     out = tmp_path / "sae"
-    train_from_corpus(_cfg(eval_every_steps=0), tiny, corpus, out)
+    train_from_corpus(_cfg(eval_every_steps=0), tiny, tiny_corpus, out)
     sae = load_sae(out)
     dashes = dashboards_from_corpus(
-        tiny, sae, corpus, n_prompts=10, context_size=32, feature_range=(8, 24)
+        tiny, sae, tiny_corpus, n_prompts=10, context_size=32, feature_range=(8, 24)
     )
     assert [d.index for d in dashes] == list(range(8, 24))
     fired = [d for d in dashes if d.max_activation > 0]
@@ -149,31 +142,20 @@ def test_dashboards_and_concepts_on_a_trained_sae(tiny, corpus, tmp_path) -> Non
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
 
-def test_cli_train_and_dashboards(corpus, tmp_path) -> None:
+def test_cli_train_and_dashboards(tiny_corpus, tiny_train_flags, tmp_path) -> None:
     runner = CliRunner()
     out = tmp_path / "sae"
     res = runner.invoke(
         commands,
         [
             "train",
+            *tiny_train_flags,
             "--out",
             str(out),
-            "--model",
-            "tiny-random",
             "--corpus",
-            str(corpus),
-            "--hook",
-            HOOK,
-            "--d-sae",
-            "64",
-            "--k",
-            "4",
-            "--batch-size",
-            "128",
+            str(tiny_corpus),
             "--total-tokens",
             "512",
-            "--context-size",
-            "32",
         ],
     )
     assert res.exit_code == 0, res.output
@@ -189,7 +171,7 @@ def test_cli_train_and_dashboards(corpus, tmp_path) -> None:
             "--model",
             "tiny-random",
             "--corpus",
-            str(corpus),
+            str(tiny_corpus),
             "--n-prompts",
             "4",
             "--context-size",
@@ -209,7 +191,7 @@ def test_cli_train_and_dashboards(corpus, tmp_path) -> None:
             "--model",
             "tiny-random",
             "--corpus",
-            str(corpus),
+            str(tiny_corpus),
             "--hook",
             HOOK,
             "--d-sae",
