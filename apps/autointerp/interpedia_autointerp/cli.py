@@ -5,33 +5,16 @@ service's own CLI. Flags mirror `INTERPEDIA_AUTOINTERP_*` variables (the
 settings read them); commands call the same domain functions as the routes.
 """
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import typer
 
 from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_core.errors import InterpediaError
-
-T = TypeVar("T")
+from interpedia_db.connect import run_in_database
 
 commands = typer.Typer()
 service = typer.Typer(name="interpedia-autointerp", no_args_is_help=True)
-
-
-def _with_database(settings: AutointerpSettings, run: Callable[..., Awaitable[T]]) -> T:
-    from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
-
-    async def main() -> T:
-        engine = create_engine(resolve_database_url(settings))
-        try:
-            return await run(create_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(main())
 
 
 @commands.command()
@@ -89,7 +72,7 @@ def explain(
             f"failed {len(result.failed)} of {result.total}",
         )
 
-    _with_database(settings, run)
+    run_in_database(settings, run)
 
 
 @commands.command()
@@ -124,7 +107,7 @@ def score(
             concurrency=concurrency,
         )
 
-    result = _with_database(settings, run)
+    result = run_in_database(settings, run)
     typer.echo(
         f"scored {result.done}, already scored {result.skipped}, "
         f"failed {len(result.failed)} of {result.total} ({scorer})"
@@ -160,7 +143,7 @@ def search(
                 offset=offset,
             )
 
-    for hit in _with_database(settings, run):
+    for hit in run_in_database(settings, run):
         similarity = f"{hit.similarity:.3f}" if hit.similarity is not None else "  -  "
         typer.echo(f"{similarity}  {hit.model_id}/{hit.source_id}/{hit.index}  {hit.description}")
 
@@ -182,7 +165,7 @@ def embed_explanations(
             sessionmaker, embedder, model_id=model_id, source_id=source_id
         )
 
-    result = _with_database(settings, run)
+    result = run_in_database(settings, run)
     typer.echo(f"embedded {result.done} explanations with {embedder.name}")
 
 

@@ -12,13 +12,14 @@ import dataclasses
 import json
 import re
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from interpedia_core.errors import InterpediaError, InvalidInput
+from interpedia_db.connect import run_in_database
 from interpedia_trainer.settings import TrainerSettings
 
 if TYPE_CHECKING:
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from interpedia_trainer.model_runtime import HookedModel
     from interpedia_trainer.runs import RunSummary
 
-T = TypeVar("T")
 
 commands = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 service = typer.Typer(name="interpedia-trainer", no_args_is_help=True)
@@ -59,22 +59,6 @@ def _load_model(model: str, device: str) -> "HookedModel":
     from interpedia_trainer.model_runtime import load_hooked_model
 
     return load_hooked_model(model, device=device)
-
-
-def _in_database(
-    settings: TrainerSettings, work: "Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]"
-) -> T:
-    """Run `work` on the configured database (the embedded server when DATABASE_URL is unset)."""
-    from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
-
-    async def session_scope() -> T:
-        engine = create_engine(await asyncio.to_thread(resolve_database_url, settings))
-        try:
-            return await work(create_sessionmaker(engine))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(session_scope())
 
 
 def _parse_range(text: str | None) -> tuple[int, int] | None:
@@ -248,7 +232,7 @@ def train(
                 "out": str(out),
                 "max_contexts": max_contexts,
             }
-            recorded = _in_database(
+            recorded = run_in_database(
                 settings,
                 lambda sessionmaker: _train_registered(
                     sessionmaker, run_config, cfg, hooked, corpus, out, register, options
@@ -405,7 +389,7 @@ def _dashboards_of_source(
         finally:
             bar.close()
 
-    stored = _in_database(settings, work)
+    stored = run_in_database(settings, work)
     typer.echo(
         f"stored {stored.features} dashboards of {model_id}/{source_id} "
         f"({stored.fired} features fired, {stored.activations} examples)"
@@ -494,7 +478,7 @@ def list_runs(
 
     if compare and len(run_ids or []) < 2:
         raise InvalidInput("--compare needs two or more run ids: `interpedia runs --compare 3 5`")
-    summaries = _in_database(TrainerSettings(), work)
+    summaries = run_in_database(TrainerSettings(), work)
     console = Console()
     if compare:
         comparison = runs.compare_runs(summaries)
@@ -526,7 +510,7 @@ def export(
         async with sessionmaker() as session:
             return await export_source(session, model, source, out)
 
-    result = _in_database(TrainerSettings(), work)
+    result = run_in_database(TrainerSettings(), work)
     counts = ", ".join(
         f"{result.rows.get(kind, 0)} {kind}" for kind in ("features", "activations", "explanations")
     )

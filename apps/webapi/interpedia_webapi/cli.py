@@ -100,23 +100,20 @@ def serve(
     port: Annotated[int | None, typer.Option(help="INTERPEDIA_WEBAPI_PORT")] = None,
 ) -> None:
     """Serve the API and pages (port 3000 by default)."""
-    import uvicorn
-
+    from interpedia_core.serving import serve as serve_app
     from interpedia_webapi.app import create_app
     from interpedia_webapi.settings import WebapiSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = WebapiSettings(**overrides)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-    )
+    serve_app(create_app, WebapiSettings(**overrides), "INTERPEDIA_WEBAPI_")  # type: ignore[arg-type]
 
 
 app.add_typer(commands)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except InterpediaError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from exc

@@ -46,6 +46,6 @@ def status() -> None:
 def migrate_command(revision: str = typer.Argument("head")) -> None:
     """Upgrade the database to REVISION (default: head)."""
     configure_logging("WARNING")
-    url = resolve_database_url(CommonSettings())
+    url = resolve_database_url(CommonSettings(), require_schema=False)
     migrate.upgrade(url, revision)
     typer.echo(f"migrated {redact(url)} to {revision}")

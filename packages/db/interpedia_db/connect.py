@@ -6,7 +6,10 @@ embedded server, started or attached to. Callers keep the plain
 `postgresql://` URL; the driver-specific forms are derived here.
 """
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -19,24 +22,62 @@ from sqlalchemy.ext.asyncio import (
 
 from interpedia_core.errors import ConfigurationError
 from interpedia_core.settings import CommonSettings
+from interpedia_db import migrate
 from interpedia_db.embedded import EmbeddedPostgres
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def embedded_server(settings: CommonSettings) -> EmbeddedPostgres:
     return EmbeddedPostgres(settings.embedded_db_dir, settings.embedded_db_port)
 
 
-def resolve_database_url(settings: CommonSettings) -> str:
-    """The database this process should use; starts the embedded server if needed."""
+def resolve_database_url(settings: CommonSettings, *, require_schema: bool = True) -> str:
+    """The database this process should use; starts the embedded server if needed.
+
+    With `require_schema`, the database must be at this code's migration: the embedded
+    server (ours) is migrated on the spot; a `DATABASE_URL` that is behind is an error
+    naming the command that fixes it, rather than SQL errors on the first query.
+    """
     if settings.database_url:
         url = plain_url(settings.database_url)
         check_reachable(url)
-        return url
-    server = embedded_server(settings)
-    server.ensure_running()
-    return server.url
+    else:
+        server = embedded_server(settings)
+        server.ensure_running()
+        url = server.url
+    if require_schema:
+        ensure_migrated(url, apply=not settings.database_url)
+    return url
+
+
+def ensure_migrated(url: str, *, apply: bool) -> None:
+    current, head = migrate.current_revision(url), migrate.head_revision()
+    if current == head:
+        return
+    if apply:
+        migrate.upgrade(url)
+        return
+    raise ConfigurationError(
+        f"the database at {redact(url)} is at migration {current or '(none)'}, this "
+        f"Interpedia needs {head}: run `interpedia db migrate` (or `make migrate`)"
+    )
+
+
+def run_in_database(
+    settings: CommonSettings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    """Run `work(sessionmaker)` on the configured database, for commands outside a server."""
+
+    async def scope() -> T:
+        engine = create_engine(await asyncio.to_thread(resolve_database_url, settings))
+        try:
+            return await work(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(scope())
 
 
 def plain_url(url: str) -> str:

@@ -200,7 +200,7 @@ def run_platform(
     supervisor: Supervisor | None = None
     try:
         typer.echo("==> database")
-        database_url = resolve_database_url(settings)
+        database_url = resolve_database_url(settings, require_schema=False)
         migrate.upgrade(database_url)
         typer.echo(f"  postgres    ready  {database_url}")
         extra_env = before_services(database_url) if before_services is not None else {}
