@@ -136,7 +136,9 @@ def test_journey(demo: str, page) -> None:
     assert page.locator("#top-activations .tok[style*='rgba']").count() > 0
 
     # Test custom text: the strongest example's own text lights the feature up again.
-    example = page.locator("#top-activations .tokens").first.inner_text()
+    example = page.locator("#top-activations .tokens").first.evaluate(
+        "el => [...el.querySelectorAll('.tok')].slice(1).map(t => t.textContent).join('')"
+    )  # every token but BOS, hidden ones included
     page.fill("#custom-text", example)
     page.click("#test-button")
     custom = page.locator("#custom-result .tok")

@@ -545,7 +545,10 @@ async def _import_config(
                 "model_id": row.modelId,
                 "id": row.id,
                 "set_name": row.setName,
-                "hook_name": str(config.get("hook_name") or ""),
+                # SAELens 6 keeps the hook under `metadata`; older configs at the top.
+                "hook_name": str(
+                    config.get("hook_name") or (config.get("metadata") or {}).get("hook_name") or ""
+                ),
                 "layer": int(config.get("hook_layer") or _source_layer(row.id)),
                 "architecture": str(config.get("architecture") or "standard"),
                 "d_sae": int(config.get("d_sae") or 0),

@@ -71,6 +71,10 @@ const Interpedia = {
 };
 
 document.addEventListener("DOMContentLoaded", () => {
+  // Clicking an example's "…" shows its whole text.
+  document.addEventListener("click", e => {
+    if (e.target.classList.contains("more")) e.target.closest(".tokens").classList.add("open");
+  });
   const input = document.getElementById("api-key");
   if (input) {
     input.value = Interpedia.key();
