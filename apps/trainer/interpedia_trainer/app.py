@@ -1,4 +1,4 @@
-"""The trainer service: enqueue training and dashboard jobs, report their progress.
+"""The trainer service: enqueue training, dashboard and concept jobs, report runs and jobs.
 
 The work itself runs on `interpedia worker` processes (see jobs.py); this
 process only validates requests, records training runs and defers jobs, so it
@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from interpedia_core.service import create_service_app
 from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
 from interpedia_jobs.queue import create_job_app
-from interpedia_trainer.routes import jobs, training
+from interpedia_trainer.routes import concepts, jobs, runs, training
 from interpedia_trainer.settings import TrainerSettings
 
 
@@ -35,11 +35,14 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     settings = settings or TrainerSettings()
     app = create_service_app(
         title="Interpedia trainer",
-        description="Train SAEs and compute feature dashboards, as jobs on the shared queue.",
+        description="Train SAEs, compute feature dashboards and score concepts, as jobs on "
+        "the shared queue; list and compare training runs.",
         lifespan=lifespan,
         secret=settings.secret,
     )
     app.state.settings = settings
     app.include_router(training.router, prefix="/v1")
+    app.include_router(runs.router, prefix="/v1")
+    app.include_router(concepts.router, prefix="/v1")
     app.include_router(jobs.router, prefix="/v1")
     return app

@@ -394,6 +394,8 @@ def _dashboards_of_source(
         f"stored {stored.features} dashboards of {model_id}/{source_id} "
         f"({stored.fired} features fired, {stored.activations} examples)"
     )
+    if not stored.complete:
+        typer.echo("other feature ranges have no dashboards yet; the source is not browsable")
 
 
 def _metric(value: float | None, spec: str) -> str:
@@ -531,27 +533,18 @@ def concepts(
     device: DeviceOpt = None,
 ) -> None:
     """Features that fire most specifically on each concept relative to the base corpus."""
-    from interpedia_trainer.concepts import builtin_concepts, read_concepts, score_concepts
-    from interpedia_trainer.corpus import read_texts
-    from interpedia_trainer.pipeline import load_sae
+    from interpedia_trainer import runs
+    from interpedia_trainer.concepts import builtin_concepts, read_concepts
+    from interpedia_trainer.pipeline import concepts_from_corpus, load_sae
 
     settings = TrainerSettings()
-    corpus = corpus or settings.resolved_corpus
+    corpus = runs.validated_corpus(corpus, settings)
     device = device or settings.device
     sets = read_concepts(concept) if concept else builtin_concepts()
     loaded_sae = load_sae(sae, device)
-    hook_name = loaded_sae.cfg.metadata.hook_name
-    base = list(read_texts(corpus, max_documents=base_documents))
     hooked = _load_model(model, device)
-    hooked.validate_hook(hook_name)
-    results = score_concepts(
-        lambda batch: hooked.forward_to_hook(batch, hook_name),
-        loaded_sae,
-        hooked.tokenizer,
-        sets,
-        base,
-        top_n=top_n,
-        ignore_token_ids=hooked.special_token_ids,
+    results = concepts_from_corpus(
+        hooked, loaded_sae, sets, corpus, base_documents=base_documents, top_n=top_n
     )
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in results], indent=2))

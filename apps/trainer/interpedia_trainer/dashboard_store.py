@@ -2,7 +2,8 @@
 
 Dashboards are written per feature range, and rewriting a range replaces it
 (activations of those features are deleted first, feature rows are upserted),
-so a dashboards job that is retried after a crash leaves one copy, not two.
+so a dashboards job that is retried after a crash leaves one copy, not two. A
+source counts as having dashboards only once every one of its features is stored.
 """
 
 import json
@@ -10,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -131,10 +132,26 @@ async def mark_dashboards_done(
     num_prompts: int | None = None,
     num_tokens_in_prompt: int | None = None,
     dataset: str | None = None,
-) -> None:
-    """Flag the source as browsable; record what the dashboards were computed over."""
-    source = await runs.get_source(session, model_id, source_id)
-    source.has_dashboards = True
+) -> bool:
+    """Flag the source browsable once every feature has a row; record what they came from.
+
+    Dashboards arrive in feature-range jobs, so the flag waits for the last range:
+    `has_dashboards` is true when features 0..d_sae-1 are all stored. The source row is
+    locked first, so of two ranges finishing at once the second to lock counts the
+    first's committed rows (without the lock each could miss the other and neither
+    would set the flag). Returns whether the source is complete.
+    """
+    source = await runs.get_source(session, model_id, source_id, for_update=True)
+    stored = await session.scalar(
+        select(func.count())
+        .select_from(Feature)
+        .where(
+            Feature.model_id == model_id,
+            Feature.source_id == source_id,
+            Feature.index < source.d_sae,
+        )
+    )
+    source.has_dashboards = (stored or 0) >= source.d_sae
     for key, value in (
         ("num_prompts", num_prompts),
         ("num_tokens_in_prompt", num_tokens_in_prompt),
@@ -142,6 +159,7 @@ async def mark_dashboards_done(
     ):
         if value is not None:
             setattr(source, key, value)
+    return source.has_dashboards
 
 
 async def register_source(

@@ -1,13 +1,15 @@
-"""Trainer jobs on the shared queue (namespace `trainer`): training and dashboards.
+"""Trainer jobs on the shared queue (namespace `trainer`): training, dashboards, concepts.
 
-Each task is a thin shell over `recorded.py` (the same calls the CLI makes): it
-loads what it needs (the model is cached per worker) and reports progress; the
-work runs in a thread so the worker's heartbeat keeps beating. Both tasks are
-safe to run twice: training resumes from its checkpoint, and dashboards replace
-their feature range.
+Each task is a thin shell over `recorded.py` / `pipeline.py` (the same calls the CLI
+makes): it loads what it needs (the model is cached per worker) and reports progress;
+the work runs in a thread so the worker's heartbeat keeps beating. All tasks are safe
+to run twice: training resumes from its checkpoint, dashboards replace their feature
+range, and concept scores overwrite the job's own progress row. The concept table is
+the job's result: it is stored in the progress `details` that `GET /v1/jobs/{id}` shows.
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -18,15 +20,33 @@ from interpedia_core.errors import InterpediaError
 from interpedia_jobs.progress import report_progress
 from interpedia_jobs.worker import WorkerResources, resources_of
 from interpedia_trainer import dashboard_store, recorded, runs
+from interpedia_trainer.concepts import builtin_concepts
 from interpedia_trainer.model_runtime import HookedModel, load_hooked_model
+from interpedia_trainer.pipeline import concepts_from_corpus, load_sae
 from interpedia_trainer.settings import TrainerSettings
 from interpedia_trainer.training import TrainingConfig
 
 logger = logging.getLogger(__name__)
 blueprint = procrastinate.Blueprint()
 
+
+class _RetryUnlessRefused(procrastinate.RetryStrategy):
+    """Retry what may pass (a database hiccup, a crash), not a domain error: it would repeat.
+
+    A plain `RetryStrategy` retries every exception, so a bad hook or a missing source
+    would load the model and fail three times over.
+    """
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: procrastinate.jobs.Job
+    ) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, InterpediaError):
+            return None
+        return super().get_retry_decision(exception=exception, job=job)
+
+
 # Retries cover a worker that died or a transient database error; a bad config fails at once.
-RETRY = procrastinate.RetryStrategy(max_attempts=3, wait=5)
+RETRY = _RetryUnlessRefused(max_attempts=3, wait=5)
 
 
 class JobAborted(InterpediaError):
@@ -55,28 +75,27 @@ async def _token_strings(
     return resources.cache[key]
 
 
+async def _write_progress(context: procrastinate.JobContext, **fields: Any) -> None:
+    """Upsert the job's progress row (`report_progress` fields) in its own transaction."""
+    async with resources_of(context).sessionmaker.begin() as session:
+        await report_progress(session, context.job.id, **fields)
+
+
 class _ThreadBridge:
     """Lets the training thread write progress and check for cancellation on the event loop."""
 
     def __init__(self, context: procrastinate.JobContext) -> None:
         self.context = context
         self.loop = asyncio.get_running_loop()
-        self.sessionmaker = resources_of(context).sessionmaker
 
     def run(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
 
     def progress(self, done: int, total: int, message: str, details: dict | None = None) -> None:
         async def write() -> bool:
-            async with self.sessionmaker.begin() as session:
-                await report_progress(
-                    session,
-                    self.context.job.id,
-                    done=done,
-                    total=total,
-                    message=message,
-                    details=details,
-                )
+            await _write_progress(
+                self.context, done=done, total=total, message=message, details=details
+            )
             return await self.context.should_abort_async()
 
         if self.run(write()):
@@ -157,4 +176,48 @@ async def compute_dashboards(
         device=settings.device,
         token_strings=await _token_strings(resources, model),
         on_progress=lambda done, total: bridge.progress(done, total, "dashboards"),
+    )
+
+
+@blueprint.task(name="concept_scores", queue="trainer", pass_context=True, retry=RETRY)
+async def concept_scores(
+    context: procrastinate.JobContext,
+    model_id: str,
+    source_id: str,
+    concepts: dict[str, list[str]] | None,
+    top_n: int,
+    base_documents: int,
+    corpus: str,
+) -> None:
+    """Score concept sets (None: the builtin ones) against a source's features.
+
+    The table goes to the job's progress `details` as `{"concepts": [...]}`, one entry
+    per concept (`ConceptResult`); a refused input leaves `failed: <why>` as the message.
+    """
+    resources = resources_of(context)
+    settings = _trainer_settings(resources)
+    sets = builtin_concepts() if concepts is None else concepts
+    try:
+        async with resources.sessionmaker() as session:
+            source = await runs.get_source(session, model_id, source_id)
+        model = await _model(resources, model_id, settings.device)
+        sae = await asyncio.to_thread(load_sae, runs.sae_location(source), settings.device)
+        results = await asyncio.to_thread(
+            concepts_from_corpus,
+            model,
+            sae,
+            sets,
+            corpus,
+            base_documents=base_documents,
+            top_n=top_n,
+        )
+    except InterpediaError as exc:
+        await _write_progress(context, done=0, total=len(sets), message=f"failed: {exc}")
+        raise
+    await _write_progress(
+        context,
+        done=len(results),
+        total=len(sets),
+        message="concept scores",
+        details={"concepts": [dataclasses.asdict(r) for r in results]},
     )

@@ -1,4 +1,4 @@
-"""End-to-end domain calls: corpus → activations → SAE, and SAE → dashboards.
+"""End-to-end domain calls: corpus → activations → SAE, and SAE → dashboards / concepts.
 
 These take plain arguments and return plain results so the CLI, a job or a test can
 call them; storing runs, metrics and dashboards in the database is the caller's job
@@ -21,7 +21,8 @@ from interpedia_trainer.activations import (
     hook_activations,
     stream_activations,
 )
-from interpedia_trainer.corpus import tokenize_corpus
+from interpedia_trainer.concepts import ConceptResult, score_concepts
+from interpedia_trainer.corpus import read_texts, tokenize_corpus
 from interpedia_trainer.dashboards import DashboardOptions, FeatureDashboard, compute_dashboards
 from interpedia_trainer.metrics import make_evaluator
 from interpedia_trainer.model_runtime import HookedModel
@@ -130,6 +131,17 @@ def load_sae(path: str | Path, device: str = "cpu") -> Any:
     return SAE.load_from_disk(path, device=device)
 
 
+def _sae_hook(model: HookedModel, sae: Any) -> str:
+    """The hook the SAE reads; `InvalidInput` unless the model has it at the SAE's width."""
+    hook_name = sae.cfg.metadata.hook_name
+    if not hook_name:
+        raise InvalidInput("the SAE's cfg.json has no metadata.hook_name")
+    model.validate_hook(hook_name)
+    if sae.cfg.d_in != model.d_model:
+        raise InvalidInput(f"SAE d_in {sae.cfg.d_in} does not match d_model {model.d_model}")
+    return hook_name
+
+
 def dashboards_from_corpus(
     model: HookedModel,
     sae: Any,
@@ -143,12 +155,7 @@ def dashboards_from_corpus(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[FeatureDashboard]:
     """Dashboards for an SAE over the first `n_prompts` contexts of a corpus."""
-    hook_name = sae.cfg.metadata.hook_name
-    if not hook_name:
-        raise InvalidInput("the SAE's cfg.json has no metadata.hook_name")
-    model.validate_hook(hook_name)
-    if sae.cfg.d_in != model.d_model:
-        raise InvalidInput(f"SAE d_in {sae.cfg.d_in} does not match d_model {model.d_model}")
+    hook_name = _sae_hook(model, sae)
     if n_prompts <= 0:
         raise InvalidInput(f"n_prompts must be positive, got {n_prompts}")
     tokens = tokenize_corpus(
@@ -167,4 +174,35 @@ def dashboards_from_corpus(
         ignore_token_ids=model.special_token_ids,
         options=options,
         on_progress=on_progress,
+    )
+
+
+def concepts_from_corpus(
+    model: HookedModel,
+    sae: Any,
+    concepts: dict[str, list[str]],
+    corpus: str | Path,
+    *,
+    base_documents: int = 20,
+    top_n: int = 5,
+) -> list[ConceptResult]:
+    """Each concept's `top_n` most specific features, against a corpus's first documents.
+
+    The CLI (`interpedia concepts`) and the `concept_scores` job both call this, so a
+    table printed locally and one read back from the API are computed the same way.
+    """
+    hook_name = _sae_hook(model, sae)
+    if base_documents <= 0 or top_n <= 0:
+        raise InvalidInput(
+            f"base_documents and top_n must be positive, got {base_documents} and {top_n}"
+        )
+    base = list(read_texts(corpus, max_documents=base_documents))
+    return score_concepts(
+        lambda batch: model.forward_to_hook(batch, hook_name),
+        sae,
+        model.tokenizer,
+        concepts,
+        base,
+        top_n=top_n,
+        ignore_token_ids=model.special_token_ids,
     )

@@ -147,6 +147,7 @@ class StoredDashboards:
     features: int
     fired: int  # features that fired at least once on the prompts
     activations: int  # example rows written
+    complete: bool  # every feature of the source now has a dashboard (`has_dashboards`)
 
 
 async def dashboards_recorded(
@@ -169,9 +170,7 @@ async def dashboards_recorded(
         raise InvalidInput(
             f"feature range {start}:{stop} is outside source {source.id} (0:{source.d_sae})"
         )
-    if not source.weights_uri:
-        raise InvalidInput(f"source {source.id} has no weights_uri to load its SAE from")
-    sae = await asyncio.to_thread(load_sae, source.weights_uri, device)
+    sae = await asyncio.to_thread(load_sae, runs.sae_location(source), device)
     dashboards = await asyncio.to_thread(
         dashboards_from_corpus,
         model,
@@ -195,7 +194,7 @@ async def dashboards_recorded(
             token_strings,
             data_source=corpus,
         )
-        await dashboard_store.mark_dashboards_done(
+        complete = await dashboard_store.mark_dashboards_done(
             session,
             source.model_id,
             source.id,
@@ -204,4 +203,4 @@ async def dashboards_recorded(
             dataset=corpus,
         )
     fired = sum(d.max_activation > 0 for d in dashboards)
-    return StoredDashboards(len(dashboards), fired, written)
+    return StoredDashboards(len(dashboards), fired, written, complete)

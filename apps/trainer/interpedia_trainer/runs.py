@@ -107,6 +107,9 @@ class RunSummary:
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    started_at: datetime | None = None
+    output_path: str | None = None  # the SAE folder, once trained
+    job_id: int | None = None  # the queue job that trains it (None for CLI runs)
     config: dict[str, Any] = field(default_factory=dict)
     final_metrics: dict[str, Any] = field(default_factory=dict)
 
@@ -149,11 +152,43 @@ async def run_summaries(
             error=run.error,
             created_at=run.created_at,
             finished_at=run.finished_at,
+            started_at=run.started_at,
+            output_path=run.output_path,
+            job_id=run.job_id,
             config=dict(run.config or {}),
             final_metrics=dict(run.final_metrics or {}),
         )
         for run in found
     ]
+
+
+@dataclass
+class MetricPoint:
+    """The metrics a run recorded at one training step."""
+
+    step: int
+    n_tokens: int
+    values: dict[str, float]
+
+
+@dataclass
+class RunDetail:
+    """A run's summary and its whole metric time series, oldest step first."""
+
+    run: RunSummary
+    metrics: list[MetricPoint]
+
+
+async def run_detail(session: AsyncSession, run_id: int) -> RunDetail:
+    """One run with its time series; `NotFound` if there is no such run."""
+    [summary] = await run_summaries(session, run_ids=[run_id])
+    rows = await session.execute(
+        select(TrainingMetric.step, TrainingMetric.n_tokens, TrainingMetric.values)
+        .where(TrainingMetric.run_id == run_id)
+        .order_by(TrainingMetric.step)
+    )
+    points = [MetricPoint(step, n_tokens, dict(values)) for step, n_tokens, values in rows]
+    return RunDetail(summary, points)
 
 
 @dataclass
@@ -184,11 +219,30 @@ def compare_runs(summaries: Sequence[RunSummary]) -> RunComparison:
     return RunComparison(list(summaries), differences, metrics)
 
 
-async def get_source(session: AsyncSession, model_id: str, source_id: str) -> Source:
-    source = await session.get(Source, (model_id, source_id))
+async def get_source(
+    session: AsyncSession, model_id: str, source_id: str, *, for_update: bool = False
+) -> Source:
+    """The source, or `NotFound`; `for_update` locks its row until the transaction ends.
+
+    The lock is `FOR NO KEY UPDATE`: it serializes writers of the source's own columns
+    but not the feature rows inserted for it (their foreign key takes `KEY SHARE`).
+    """
+    source = await session.get(
+        Source,
+        (model_id, source_id),
+        with_for_update={"key_share": True} if for_update else None,
+        populate_existing=for_update,
+    )
     if source is None:
         raise NotFound(f"no source {source_id} of model {model_id}")
     return source
+
+
+def sae_location(source: Source) -> str:
+    """Where the source's SAE is loaded from; `InvalidInput` for a source with no weights."""
+    if not source.weights_uri:
+        raise InvalidInput(f"source {source.id} has no weights_uri to load its SAE from")
+    return source.weights_uri
 
 
 async def record_metrics(

@@ -50,17 +50,28 @@ class DashboardsRequest(BaseModel):
 
 
 class JobsEnqueuedResponse(BaseModel):
-    job_ids: list[int]
+    """The jobs a request enqueued; poll each with `GET /v1/jobs/{id}`."""
+
+    job_ids: list[int] = Field(description="Queue job ids, in the order the work is split.")
 
 
 class JobResponse(BaseModel):
+    """A queued job: its state on the queue and what it last reported."""
+
     id: int
-    task: str
+    task: str = Field(description="Task name, e.g. `trainer:train_sae`.")
     status: Literal["todo", "doing", "succeeded", "failed", "cancelled", "aborting", "aborted"]
-    attempts: int
-    args: dict[str, Any]
-    done: int | None = None
-    total: int | None = None
-    message: str = ""
-    details: dict[str, Any] = Field(default_factory=dict)
-    updated_at: datetime | None = None
+    attempts: int = Field(description="Runs started so far (retries included).")
+    args: dict[str, Any] = Field(description="The arguments the job was enqueued with.")
+    done: int | None = Field(None, description="Units of work done (tokens, prompts, concepts).")
+    total: int | None = Field(None, description="Units of work in all, when known.")
+    message: str = Field(
+        "", description="What the job is doing (a refused concept job: `failed: <why>`)."
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Task-specific JSON: the latest metrics while training; for "
+        '`trainer:concept_scores`, the result as `{"concepts": [{concept, n_examples, '
+        "features: [{feature, score, mean_concept, mean_base, frac_concept, frac_base}]}]}`.",
+    )
+    updated_at: datetime | None = Field(None, description="When the progress last changed.")

@@ -1,11 +1,19 @@
-"""Dashboards land in the database once, however often a job runs; SAEs become sources."""
+"""Dashboards land in the database once, however often a job runs; SAEs become sources.
 
+A source split into feature-range jobs is browsable only once its last range is stored.
+"""
+
+import asyncio
 import json
 
 from sqlalchemy import func, select
 
 from interpedia_db.models import Activation, Feature, Source
-from interpedia_trainer.dashboard_store import register_source, store_dashboards
+from interpedia_trainer.dashboard_store import (
+    mark_dashboards_done,
+    register_source,
+    store_dashboards,
+)
 from interpedia_trainer.dashboards import ActivationExample, FeatureDashboard
 
 VOCAB = ["<s>", " the", " union", " is", " strong"]
@@ -52,7 +60,7 @@ def _dashboard(index: int, scale: float) -> FeatureDashboard:
     )
 
 
-async def _register(session, folder):
+async def _register(session, folder, source_set="res-test"):
     sae = folder / "sae"
     sae.mkdir(parents=True, exist_ok=True)
     (sae / "cfg.json").write_text(
@@ -71,7 +79,7 @@ async def _register(session, folder):
         model_display_name="Store model",
         n_layers=4,
         d_model=8,
-        source_set="res-test",
+        source_set=source_set,
         sae_path=str(sae),
     )
 
@@ -131,3 +139,56 @@ async def test_registering_again_updates_the_source(db_sessionmaker, tmp_path):
             .all()
         )
     assert len(sources) == 1 and sources[0].weights_uri.endswith("second/sae")
+
+
+async def _store_range(session, source_id: str, indices: range) -> None:
+    dashboards = [_dashboard(i, 1.0) for i in indices]
+    await store_dashboards(
+        session,
+        "store-model",
+        source_id,
+        "blocks.2.hook_resid_post",
+        dashboards,
+        token_strings,
+        "t",
+    )
+
+
+async def test_a_source_is_complete_only_when_every_range_is_stored(db_sessionmaker, tmp_path):
+    async with db_sessionmaker.begin() as session:
+        source = await _register(session, tmp_path, source_set="res-ranges")  # d_sae 16
+    async with db_sessionmaker.begin() as session:
+        await _store_range(session, source.id, range(0, 8))
+        first = await mark_dashboards_done(session, "store-model", source.id, num_prompts=5)
+    async with db_sessionmaker() as session:
+        half = await session.get(Source, ("store-model", source.id), populate_existing=True)
+    assert not first and not half.has_dashboards and half.num_prompts == 5
+
+    async with db_sessionmaker.begin() as session:
+        await _store_range(session, source.id, range(8, 16))
+        second = await mark_dashboards_done(session, "store-model", source.id)
+    async with db_sessionmaker() as session:
+        done = await session.get(Source, ("store-model", source.id), populate_existing=True)
+    assert second and done.has_dashboards and done.num_prompts == 5
+
+
+async def test_two_ranges_finishing_at_once_still_complete_the_source(db_sessionmaker, tmp_path):
+    """Each range's transaction alone sees half the features: the source lock orders them."""
+    async with db_sessionmaker.begin() as session:
+        source = await _register(session, tmp_path, source_set="res-race")
+    async with db_sessionmaker() as first, db_sessionmaker() as second:
+        await _store_range(first, source.id, range(0, 8))
+        await _store_range(second, source.id, range(8, 16))
+        # (a plain FOR UPDATE would wait here for the second's KEY SHARE: a deadlock)
+        assert not await asyncio.wait_for(
+            mark_dashboards_done(first, "store-model", source.id), timeout=10
+        )
+        waiting = asyncio.create_task(mark_dashboards_done(second, "store-model", source.id))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # blocked on the first transaction's lock of the source
+        await first.commit()
+        assert await asyncio.wait_for(waiting, timeout=10)
+        await second.commit()
+    async with db_sessionmaker() as session:
+        done = await session.get(Source, ("store-model", source.id), populate_existing=True)
+    assert done.has_dashboards

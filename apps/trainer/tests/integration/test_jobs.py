@@ -1,11 +1,8 @@
 """The trainer's jobs make the same recorded calls as the CLI: train, register, dashboards.
 
-The task functions run directly with a stand-in job context (what a worker passes), so
-the test needs no worker and no queue, and cannot pick up other tests' queued jobs.
+The task functions run directly with a stand-in job context (`job_context`, what a worker
+passes), so the test needs no worker and no queue, and cannot pick up other tests' jobs.
 """
-
-import itertools
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
@@ -15,30 +12,6 @@ from interpedia_db.models import Feature, JobProgress, Source, TrainingRun
 from interpedia_jobs.worker import WorkerResources
 from interpedia_trainer import jobs, runs
 from interpedia_trainer.schemas import TrainRequest
-from interpedia_trainer.settings import TrainerSettings
-
-_job_ids = itertools.count(900_000_001)
-
-
-@pytest.fixture
-def resources(database_url, db_sessionmaker, tiny_corpus, tmp_path) -> WorkerResources:
-    settings = TrainerSettings(
-        database_url=database_url, data_dir=tmp_path, corpus=str(tiny_corpus)
-    )
-    resources = WorkerResources(settings, database_url, db_sessionmaker)
-    resources.cache["trainer:settings"] = settings
-    return resources
-
-
-def _context(resources: WorkerResources) -> SimpleNamespace:
-    async def should_abort_async() -> bool:
-        return False
-
-    return SimpleNamespace(
-        additional_context={"resources": resources},
-        job=SimpleNamespace(id=next(_job_ids)),
-        should_abort_async=should_abort_async,
-    )
 
 
 async def _recorded_run(resources: WorkerResources, **fields) -> int:
@@ -57,9 +30,30 @@ async def _recorded_run(resources: WorkerResources, **fields) -> int:
         return (await runs.create_run(session, config)).id
 
 
-async def test_train_job_registers_a_source_and_dashboards_job_fills_it(resources) -> None:
+async def _feature_indices(resources: WorkerResources, source_id: str) -> list[int]:
+    async with resources.sessionmaker() as session:
+        return list(
+            (
+                await session.execute(
+                    select(Feature.index)
+                    .where(Feature.source_id == source_id)
+                    .order_by(Feature.index)
+                )
+            ).scalars()
+        )
+
+
+async def _has_dashboards(resources: WorkerResources, source_id: str) -> bool:
+    async with resources.sessionmaker() as session:
+        source = await session.get(Source, ("tiny-random", source_id), populate_existing=True)
+    return source.has_dashboards
+
+
+async def test_train_job_registers_a_source_and_dashboards_jobs_fill_it(
+    resources, job_context
+) -> None:
     run_id = await _recorded_run(resources, hook_name="blocks.1.hook_resid_post")
-    context = _context(resources)
+    context = job_context()
     await jobs.train_sae.func(context, run_id)
     async with resources.sessionmaker() as session:
         run = await session.get(TrainingRun, run_id, populate_existing=True)
@@ -68,32 +62,24 @@ async def test_train_job_registers_a_source_and_dashboards_job_fills_it(resource
     assert run.output_path.endswith(f"run-{run_id}") and "eval/mse" in run.final_metrics
     assert progress.done == progress.total == 128 * 10 and progress.message == "training"
 
+    # d_sae 32 in two range jobs: the source is browsable only after the second.
+    corpus = str(resources.settings.corpus)
     await jobs.compute_dashboards.func(
-        _context(resources),
-        "tiny-random",
-        "1-res-job",
-        8,
-        24,
-        4,
-        32,
-        str(resources.settings.corpus),
+        job_context(), "tiny-random", "1-res-job", 16, 32, 4, 32, corpus
     )
-    async with resources.sessionmaker() as session:
-        source = await session.get(Source, ("tiny-random", "1-res-job"), populate_existing=True)
-        indices = (
-            await session.execute(
-                select(Feature.index)
-                .where(Feature.source_id == "1-res-job")
-                .order_by(Feature.index)
-            )
-        ).scalars()
-    assert source.has_dashboards and list(indices) == list(range(8, 24))
+    assert await _feature_indices(resources, "1-res-job") == list(range(16, 32))
+    assert not await _has_dashboards(resources, "1-res-job")
+    await jobs.compute_dashboards.func(
+        job_context(), "tiny-random", "1-res-job", 0, 16, 4, 32, corpus
+    )
+    assert await _feature_indices(resources, "1-res-job") == list(range(32))
+    assert await _has_dashboards(resources, "1-res-job")
 
 
-async def test_a_failing_train_job_marks_its_run_failed(resources) -> None:
+async def test_a_failing_train_job_marks_its_run_failed(resources, job_context) -> None:
     run_id = await _recorded_run(resources, hook_name="blocks.7.hook_resid_post")
     with pytest.raises(InvalidInput, match="has 2 layers"):
-        await jobs.train_sae.func(_context(resources), run_id)
+        await jobs.train_sae.func(job_context(), run_id)
     async with resources.sessionmaker() as session:
         run = await session.get(TrainingRun, run_id, populate_existing=True)
         n_sources = await session.scalar(

@@ -2,8 +2,7 @@
 
 import pytest
 
-from interpedia_db.models import Model as LanguageModel
-from interpedia_db.models import Source, SourceSet, TrainingRun
+from interpedia_db.models import TrainingRun
 from interpedia_testing.asgi import app_client
 from interpedia_trainer.app import create_app
 from interpedia_trainer.settings import TrainerSettings
@@ -66,23 +65,8 @@ async def test_empty_corpus_folder_is_refused(client, tmp_path):
     assert response.status_code == 400 and "no .txt files" in response.json()["detail"]
 
 
-async def test_dashboards_split_a_source_into_feature_ranges(client, db_sessionmaker):
-    async with db_sessionmaker.begin() as session:
-        session.add(LanguageModel(id="dash-model", display_name="D", layers=2, d_model=8))
-        await session.flush()
-        session.add(SourceSet(model_id="dash-model", name="res-x"))
-        await session.flush()
-        session.add(
-            Source(
-                model_id="dash-model",
-                id="1-res-x",
-                set_name="res-x",
-                hook_name="blocks.1.hook_resid_post",
-                layer=1,
-                architecture="topk",
-                d_sae=10,
-            )
-        )
+async def test_dashboards_split_a_source_into_feature_ranges(client, weightless_source):
+    await weightless_source("dash-model", "res-x", d_sae=10)
     response = await client.post(
         "/v1/dashboards",
         json={"model_id": "dash-model", "source_id": "1-res-x", "features_per_job": 4},

@@ -15,6 +15,14 @@ class TrainerClient(ServiceClient):
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return self._call("GET", "/health", None, models.HealthResponse)
 
+    def list_concepts(self) -> models.ConceptsResponse:
+        """The builtin concept sets that `POST /v1/concepts` scores when given none."""
+        return self._call("GET", "/v1/concepts", None, models.ConceptsResponse)
+
+    def concept_scores(self, body: models.ConceptsRequest) -> models.JobsEnqueuedResponse:
+        """Enqueue a concept-scores job; its table appears in `GET /v1/jobs/{id}` details."""
+        return self._call("POST", "/v1/concepts", body, models.JobsEnqueuedResponse)
+
     def dashboards(self, body: models.DashboardsRequest) -> models.JobsEnqueuedResponse:
         """Enqueue dashboard jobs over feature-index ranges, so several workers share a source."""
         return self._call("POST", "/v1/dashboards", body, models.JobsEnqueuedResponse)
@@ -26,6 +34,20 @@ class TrainerClient(ServiceClient):
     def job_cancel(self, job_id: int) -> models.JobResponse:
         """Cancel a queued job or abort a running one."""
         return self._call("POST", f"/v1/jobs/{job_id}/cancel", None, models.JobResponse)
+
+    def list_runs(self, limit: int | None = None) -> models.RunsResponse:
+        """The newest training runs with their final metrics (what `interpedia runs` lists)."""
+        return self._call("GET", "/v1/runs", None, models.RunsResponse, params={"limit": limit})
+
+    def compare_runs(self, run_ids: list[int]) -> models.RunsCompareResponse:
+        """Runs side by side: config differences and final metrics (`interpedia runs --compare`)."""
+        return self._call(
+            "GET", "/v1/runs/compare", None, models.RunsCompareResponse, params={"run_ids": run_ids}
+        )
+
+    def get_run(self, run_id: int) -> models.RunResponse:
+        """One run (config, status, error, output, source, final metrics) and its time series."""
+        return self._call("GET", f"/v1/runs/{run_id}", None, models.RunResponse)
 
     def train(self, body: models.TrainRequest) -> models.JobsEnqueuedResponse:
         """Validate a training config, record the run and enqueue its job."""
@@ -39,6 +61,14 @@ class AsyncTrainerClient(AsyncServiceClient):
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return await self._call("GET", "/health", None, models.HealthResponse)
 
+    async def list_concepts(self) -> models.ConceptsResponse:
+        """The builtin concept sets that `POST /v1/concepts` scores when given none."""
+        return await self._call("GET", "/v1/concepts", None, models.ConceptsResponse)
+
+    async def concept_scores(self, body: models.ConceptsRequest) -> models.JobsEnqueuedResponse:
+        """Enqueue a concept-scores job; its table appears in `GET /v1/jobs/{id}` details."""
+        return await self._call("POST", "/v1/concepts", body, models.JobsEnqueuedResponse)
+
     async def dashboards(self, body: models.DashboardsRequest) -> models.JobsEnqueuedResponse:
         """Enqueue dashboard jobs over feature-index ranges, so several workers share a source."""
         return await self._call("POST", "/v1/dashboards", body, models.JobsEnqueuedResponse)
@@ -50,6 +80,22 @@ class AsyncTrainerClient(AsyncServiceClient):
     async def job_cancel(self, job_id: int) -> models.JobResponse:
         """Cancel a queued job or abort a running one."""
         return await self._call("POST", f"/v1/jobs/{job_id}/cancel", None, models.JobResponse)
+
+    async def list_runs(self, limit: int | None = None) -> models.RunsResponse:
+        """The newest training runs with their final metrics (what `interpedia runs` lists)."""
+        return await self._call(
+            "GET", "/v1/runs", None, models.RunsResponse, params={"limit": limit}
+        )
+
+    async def compare_runs(self, run_ids: list[int]) -> models.RunsCompareResponse:
+        """Runs side by side: config differences and final metrics (`interpedia runs --compare`)."""
+        return await self._call(
+            "GET", "/v1/runs/compare", None, models.RunsCompareResponse, params={"run_ids": run_ids}
+        )
+
+    async def get_run(self, run_id: int) -> models.RunResponse:
+        """One run (config, status, error, output, source, final metrics) and its time series."""
+        return await self._call("GET", f"/v1/runs/{run_id}", None, models.RunResponse)
 
     async def train(self, body: models.TrainRequest) -> models.JobsEnqueuedResponse:
         """Validate a training config, record the run and enqueue its job."""

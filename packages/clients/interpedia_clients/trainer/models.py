@@ -10,10 +10,82 @@ from pydantic import (
     BaseModel,
     Field,
     PositiveInt,
+    RootModel,
     confloat,
     conint,
     constr,
 )
+
+
+class BuiltinConceptSet(BaseModel):
+    """
+    A concept set shipped with the trainer (the default of `POST /v1/concepts`).
+    """
+
+    examples: list[str] = Field(..., title="Examples")
+    n_examples: int = Field(..., title="N Examples")
+    """
+    How many example texts the set holds.
+    """
+    name: str = Field(..., title="Name")
+
+
+class Example(RootModel[constr(min_length=1, max_length=1000)]):
+    root: constr(min_length=1, max_length=1000)
+
+
+class ConceptSet(BaseModel):
+    """
+    A concept: its name and short texts that express it (one example each).
+    """
+
+    examples: list[Example] = Field(..., max_length=200, min_length=1, title="Examples")
+    """
+    At least one non-blank text of at most 1000 characters.
+    """
+    name: constr(min_length=1, max_length=64) = Field(..., title="Name")
+    """
+    Names the concept's rows in the result.
+    """
+
+
+class ConceptsRequest(BaseModel):
+    """
+    Score concept sets against a source's features, as a job on the trainer queue.
+    """
+
+    base_documents: conint(ge=1, le=1000) | None = Field(20, title="Base Documents")
+    """
+    Documents of the base corpus the concepts are set against.
+    """
+    concepts: list[ConceptSet] | None = Field(None, title="Concepts")
+    """
+    Concept sets with distinct names (default: the builtin sets, `GET /v1/concepts`); at most 100000 characters of examples in all.
+    """
+    corpus: constr(max_length=1024) | None = Field(None, title="Corpus")
+    """
+    Base corpus: folder of .txt, .jsonl, or dataset name (default: the service's corpus).
+    """
+    model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
+    """
+    Model of the source.
+    """
+    source_id: constr(max_length=128) = Field(..., title="Source Id")
+    """
+    Source whose SAE is scored.
+    """
+    top_n: conint(ge=1, le=50) | None = Field(5, title="Top N")
+    """
+    Features reported per concept.
+    """
+
+
+class ConceptsResponse(BaseModel):
+    """
+    The builtin concept sets, by name.
+    """
+
+    concepts: list[BuiltinConceptSet] = Field(..., title="Concepts")
 
 
 class DashboardsRequest(BaseModel):
@@ -49,20 +121,154 @@ class Status1(StrEnum):
 
 
 class JobResponse(BaseModel):
+    """
+    A queued job: its state on the queue and what it last reported.
+    """
+
     args: dict[str, Any] = Field(..., title="Args")
+    """
+    The arguments the job was enqueued with.
+    """
     attempts: int = Field(..., title="Attempts")
+    """
+    Runs started so far (retries included).
+    """
     details: dict[str, Any] | None = Field(None, title="Details")
+    """
+    Task-specific JSON: the latest metrics while training; for `trainer:concept_scores`, the result as `{"concepts": [{concept, n_examples, features: [{feature, score, mean_concept, mean_base, frac_concept, frac_base}]}]}`.
+    """
     done: int | None = Field(None, title="Done")
+    """
+    Units of work done (tokens, prompts, concepts).
+    """
     id: int = Field(..., title="Id")
     message: str | None = Field("", title="Message")
+    """
+    What the job is doing (a refused concept job: `failed: <why>`).
+    """
     status: Status1 = Field(..., title="Status")
     task: str = Field(..., title="Task")
+    """
+    Task name, e.g. `trainer:train_sae`.
+    """
     total: int | None = Field(None, title="Total")
+    """
+    Units of work in all, when known.
+    """
     updated_at: AwareDatetime | None = Field(None, title="Updated At")
+    """
+    When the progress last changed.
+    """
 
 
 class JobsEnqueuedResponse(BaseModel):
+    """
+    The jobs a request enqueued; poll each with `GET /v1/jobs/{id}`.
+    """
+
     job_ids: list[int] = Field(..., title="Job Ids")
+    """
+    Queue job ids, in the order the work is split.
+    """
+
+
+class RunMetricPoint(BaseModel):
+    """
+    Metrics a run recorded at one training step.
+    """
+
+    n_tokens: int = Field(..., title="N Tokens")
+    """
+    Tokens trained by this step.
+    """
+    step: int = Field(..., title="Step")
+    """
+    Optimizer step.
+    """
+    values: dict[str, float] = Field(..., title="Values")
+    """
+    Metric name → value (loss, l0, eval/mse...).
+    """
+
+
+class RunSummaryResponse(BaseModel):
+    """
+    A training run: identity, status, tokens trained so far and final held-out metrics.
+    """
+
+    architecture: str = Field(..., title="Architecture")
+    config: dict[str, Any] = Field(..., title="Config")
+    """
+    The training config the run was started with.
+    """
+    created_at: AwareDatetime = Field(..., title="Created At")
+    error: str | None = Field(..., title="Error")
+    """
+    Why the run failed (None unless it failed).
+    """
+    final_metrics: dict[str, Any] = Field(..., title="Final Metrics")
+    """
+    Last metrics of the run; `eval/*` are held-out (explained_variance, l0, mse, ce_loss_recovered).
+    """
+    finished_at: AwareDatetime | None = Field(..., title="Finished At")
+    hook_name: str = Field(..., title="Hook Name")
+    id: int = Field(..., title="Id")
+    """
+    Run id, as `GET /v1/runs/{run_id}` takes it.
+    """
+    job_id: int | None = Field(..., title="Job Id")
+    """
+    The queue job training it; None for CLI runs.
+    """
+    model_id: str = Field(..., title="Model Id")
+    n_tokens: int = Field(..., title="N Tokens")
+    """
+    Tokens trained at the last recorded step (0 before it).
+    """
+    name: str = Field(..., title="Name")
+    """
+    `{layer}-{source_set}`: the source id it registers.
+    """
+    output_path: str | None = Field(..., title="Output Path")
+    """
+    The trained SAE folder, once saved.
+    """
+    source_id: str | None = Field(..., title="Source Id")
+    """
+    The source the SAE became, once it succeeded.
+    """
+    started_at: AwareDatetime | None = Field(..., title="Started At")
+    status: str = Field(..., title="Status")
+    """
+    queued, running, succeeded or failed.
+    """
+
+
+class RunsCompareResponse(BaseModel):
+    """
+    Runs side by side: the config keys whose values differ, and every final metric.
+    """
+
+    config_differences: dict[str, list[Any]] = Field(..., title="Config Differences")
+    """
+    Config key → its value in each run, only for keys that differ.
+    """
+    final_metrics: dict[str, list[float | None]] = Field(..., title="Final Metrics")
+    """
+    Final metric → its value in each run (None where a run lacks it).
+    """
+    runs: list[RunSummaryResponse] = Field(..., title="Runs")
+    """
+    The runs, in the order asked for.
+    """
+
+
+class RunsResponse(BaseModel):
+    """
+    The newest training runs, newest first.
+    """
+
+    runs: list[RunSummaryResponse] = Field(..., title="Runs")
 
 
 class Architecture(StrEnum):
@@ -122,3 +328,18 @@ class ValidationError(BaseModel):
 
 class HTTPValidationError(BaseModel):
     detail: list[ValidationError] | None = Field(None, title="Detail")
+
+
+class RunResponse(BaseModel):
+    """
+    One training run and its metric time series.
+    """
+
+    metrics: list[RunMetricPoint] = Field(..., title="Metrics")
+    """
+    Every recorded step, oldest first.
+    """
+    run: RunSummaryResponse
+    """
+    The run, as `GET /v1/runs` lists it.
+    """

@@ -1,0 +1,82 @@
+"""Fixtures of the trainer's integration tests: job contexts, sources without an SAE."""
+
+import itertools
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+
+import pytest
+
+from interpedia_db.models import Model as LanguageModel
+from interpedia_db.models import Source, SourceSet
+from interpedia_jobs.worker import WorkerResources
+from interpedia_trainer.settings import TrainerSettings
+
+_job_ids = itertools.count(900_000_001)
+
+
+@pytest.fixture
+def resources(database_url, db_sessionmaker, tiny_corpus, tmp_path) -> WorkerResources:
+    """What a worker hands its jobs, with trainer settings on the test database and corpus."""
+    settings = TrainerSettings(
+        database_url=database_url, data_dir=tmp_path, corpus=str(tiny_corpus)
+    )
+    resources = WorkerResources(settings, database_url, db_sessionmaker)
+    resources.cache["trainer:settings"] = settings
+    return resources
+
+
+@pytest.fixture
+def job_context(resources: WorkerResources) -> Callable[..., SimpleNamespace]:
+    """Makes the context a worker passes a task: for a queued job's id, or a fresh one.
+
+    Task functions run directly with it, so a test needs no worker and cannot pick up
+    other tests' queued jobs.
+    """
+
+    def make(job_id: int | None = None) -> SimpleNamespace:
+        async def should_abort_async() -> bool:
+            return False
+
+        return SimpleNamespace(
+            additional_context={"resources": resources},
+            job=SimpleNamespace(id=next(_job_ids) if job_id is None else job_id),
+            should_abort_async=should_abort_async,
+        )
+
+    return make
+
+
+@pytest.fixture
+def weightless_source(db_sessionmaker) -> Callable[..., Awaitable[str]]:
+    """Makes a source row (model and set too) with no SAE behind it; returns its id.
+
+    Enough for requests that are split or refused before any SAE is loaded. Calling it
+    again with the same ids reuses the rows.
+    """
+
+    async def make(model_id: str, set_name: str, *, layer: int = 1, d_sae: int = 8) -> str:
+        source_id = f"{layer}-{set_name}"
+        async with db_sessionmaker.begin() as session:
+            if await session.get(Source, (model_id, source_id)) is not None:
+                return source_id
+            if await session.get(LanguageModel, model_id) is None:
+                session.add(
+                    LanguageModel(id=model_id, display_name=model_id, layers=layer + 1, d_model=8)
+                )
+                await session.flush()
+            session.add(SourceSet(model_id=model_id, name=set_name))
+            await session.flush()
+            session.add(
+                Source(
+                    model_id=model_id,
+                    id=source_id,
+                    set_name=set_name,
+                    hook_name=f"blocks.{layer}.hook_resid_post",
+                    layer=layer,
+                    architecture="topk",
+                    d_sae=d_sae,
+                )
+            )
+        return source_id
+
+    return make
