@@ -131,6 +131,10 @@ def train(
     l0: Annotated[float | None, typer.Option(help="L0 coefficient (jumprelu).")] = None,
     lr: Annotated[float | None, typer.Option()] = None,
     lr_scheduler: Annotated[str | None, typer.Option(help="constant|cosineannealing|...")] = None,
+    normalize_activations: Annotated[
+        str | None,
+        typer.Option(help="none | expected_average_only_in (scale inputs to norm sqrt(d_in))"),
+    ] = None,
     lr_warm_up_steps: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     total_tokens: Annotated[int | None, typer.Option()] = None,
@@ -183,6 +187,7 @@ def train(
         "l0_coefficient": l0,
         "lr": lr,
         "lr_scheduler": lr_scheduler,
+        "normalize_activations": normalize_activations,
         "lr_warm_up_steps": lr_warm_up_steps,
         "batch_size": batch_size,
         "total_tokens": total_tokens,

@@ -98,15 +98,20 @@ async def store_dashboards(
         return 0
     indices = [d.index for d in dashboards]
     features = [feature_row(model_id, source_id, hook_name, d, token_strings) for d in dashboards]
-    statement = insert(Feature).values(features)
-    updated = {
-        c: statement.excluded[c] for c in features[0] if c not in ("model_id", "source_id", "index")
-    }
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Feature.model_id, Feature.source_id, Feature.index], set_=updated
+    # asyncpg binds at most 32,767 parameters a statement (about 17 a row here).
+    rows_per_statement = 1000
+    for first in range(0, len(features), rows_per_statement):
+        statement = insert(Feature).values(features[first : first + rows_per_statement])
+        updated = {
+            c: statement.excluded[c]
+            for c in features[0]
+            if c not in ("model_id", "source_id", "index")
+        }
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[Feature.model_id, Feature.source_id, Feature.index], set_=updated
+            )
         )
-    )
     await session.execute(
         delete(Activation).where(
             Activation.model_id == model_id,

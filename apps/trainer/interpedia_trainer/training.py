@@ -42,6 +42,9 @@ MetricsCallback = Callable[[dict[str, float]], None]
 Evaluator = Callable[[TrainingSAE[Any]], dict[str, float]]
 
 _STATE_FILE = "trainer_state.pt"
+# "expected_average_only_in" scales inputs to mean norm sqrt(d_in) while training and folds
+# the factor into the saved weights (SAELens's option of that name).
+NORMALIZATIONS = ("none", "expected_average_only_in")
 
 
 @dataclass
@@ -103,6 +106,11 @@ class TrainingConfig:
             )
         if self.lr <= 0:
             raise InvalidInput(f"lr must be positive, got {self.lr}")
+        if self.normalize_activations not in NORMALIZATIONS:
+            raise InvalidInput(
+                f"normalize_activations must be one of {', '.join(NORMALIZATIONS)}, "
+                f"got {self.normalize_activations!r}"
+            )
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
             raise InvalidInput(f"unsupported dtype {self.dtype!r}")
 

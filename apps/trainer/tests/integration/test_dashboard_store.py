@@ -192,3 +192,23 @@ async def test_two_ranges_finishing_at_once_still_complete_the_source(db_session
     async with db_sessionmaker() as session:
         done = await session.get(Source, ("store-model", source.id), populate_existing=True)
     assert done.has_dashboards
+
+
+async def test_a_whole_large_source_is_stored_in_one_call(db_sessionmaker, tmp_path):
+    """4,608 features at once: more than one statement's 32,767 parameters."""
+    async with db_sessionmaker.begin() as session:
+        await _register(session, tmp_path, source_set="res-wide")
+        written = await store_dashboards(
+            session,
+            "store-model",
+            "2-res-wide",
+            "blocks.2.hook_resid_post",
+            [_dashboard(i, 1.0 + i % 3) for i in range(4608)],
+            token_strings,
+            "sotu",
+        )
+    async with db_sessionmaker() as session:
+        stored = await session.scalar(
+            select(func.count()).select_from(Feature).where(Feature.source_id == "2-res-wide")
+        )
+    assert (written, stored) == (2 * 4608, 4608)

@@ -95,6 +95,7 @@ def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
         ({"d_sae": 8, "k": 9}, "cannot exceed d_sae"),
         ({"architecture": "gatedx"}, "unknown architecture"),
         ({"total_tokens": 10}, "smaller than one batch"),
+        ({"normalize_activations": "layer"}, "normalize_activations must be one of"),
     ],
 )
 def test_bad_config_is_invalid_input(changes: dict, message: str, tmp_path: Path) -> None:
