@@ -39,11 +39,11 @@ class DemoSettings(CommonSettings):
     source_set: str = Field("res-demo", description="Source set name of the demo SAE.")
     d_sae: int = Field(4608, gt=0, description="Features in the demo SAE.")
     k: int = Field(32, gt=0, description="Active features per token (TopK).")
-    train_tokens: int = Field(1_000_000, gt=0, description="Tokens the demo SAE trains on.")
+    train_tokens: int = Field(800_000, gt=0, description="Tokens the demo SAE trains on.")
     dashboard_prompts: int = Field(
         768, gt=0, description="128-token prompts scanned for dashboards."
     )
-    score_sample: int = Field(200, ge=0, description="Explanations scored by the embedding scorer.")
+    score_sample: int = Field(50, ge=0, description="Explanations scored by the embedding scorer.")
 
     @property
     def source_id(self) -> str:
@@ -58,23 +58,26 @@ class DemoSettings(CommonSettings):
 class DemoState:
     trained: bool
     has_dashboards: bool
-    explained: int
-    d_sae: int
+    explained: int  # features with an explanation
+    fired: int  # features that fired on the dashboard prompts (the ones that can be explained)
 
 
 def demo_state(database_url: str, settings: DemoSettings) -> DemoState:
     with psycopg.connect(database_url) as conn:
         source = conn.execute(
-            "SELECT has_dashboards, d_sae FROM sources WHERE model_id = %s AND id = %s",
+            "SELECT has_dashboards FROM sources WHERE model_id = %s AND id = %s",
             (settings.model_id, settings.source_id),
         ).fetchone()
-        explained = conn.execute(
-            "SELECT count(DISTINCT index) FROM explanations WHERE model_id = %s AND source_id = %s",
-            (settings.model_id, settings.source_id),
-        ).fetchone()[0]
+        explained, fired = conn.execute(
+            "SELECT (SELECT count(DISTINCT index) FROM explanations"
+            "        WHERE model_id = %(m)s AND source_id = %(s)s),"
+            "       (SELECT count(*) FROM features"
+            "        WHERE model_id = %(m)s AND source_id = %(s)s AND max_act > 0)",
+            {"m": settings.model_id, "s": settings.source_id},
+        ).fetchone()
     if source is None:
-        return DemoState(False, False, explained, settings.d_sae)
-    return DemoState(True, source[0], explained, source[1])
+        return DemoState(False, False, explained, fired)
+    return DemoState(True, source[0], explained, fired)
 
 
 def _interpedia(*args: str) -> list[str]:
@@ -132,7 +135,7 @@ def demo_steps(settings: DemoSettings, state: DemoState) -> list[tuple[str, list
                 ),
             )
         )
-    if state.explained < state.d_sae:
+    if not state.has_dashboards or state.explained < state.fired:
         steps.append(
             (
                 "explain every feature (offline explainer)",

@@ -24,6 +24,7 @@ import psycopg
 import typer
 
 from interpedia_core.errors import ConfigurationError, InterpediaError
+from interpedia_core.serving import check_port_free
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
@@ -104,6 +105,11 @@ class Supervisor:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def start_all(self) -> None:
+        # A port already taken (often an Interpedia still running) would let /health answer
+        # for someone else's service: refuse before starting anything.
+        for spec in self.services:
+            if spec.port_variable is not None:
+                check_port_free("127.0.0.1", int(spec.port()), spec.port_variable)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.services:
             log = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - child owns it

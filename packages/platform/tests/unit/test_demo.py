@@ -1,0 +1,32 @@
+"""The demo runs only the steps whose results are not stored yet, so a rerun starts at once."""
+
+from interpedia_platform.demo import DemoSettings, DemoState, demo_steps
+
+
+def _titles(state: DemoState) -> list[str]:
+    return [title for title, _ in demo_steps(DemoSettings(), state)]
+
+
+def test_a_fresh_database_runs_every_step() -> None:
+    titles = _titles(DemoState(trained=False, has_dashboards=False, explained=0, fired=0))
+    assert titles[:2] == ["train the demo SAE", "compute feature dashboards"]
+    assert len(titles) == 5
+
+
+def test_a_finished_demo_runs_nothing() -> None:
+    # Dead features cannot be explained: every feature that fired having one is complete.
+    assert _titles(DemoState(trained=True, has_dashboards=True, explained=2299, fired=2299)) == []
+
+
+def test_an_interrupted_explain_step_resumes_there() -> None:
+    titles = _titles(DemoState(trained=True, has_dashboards=True, explained=100, fired=2299))
+    assert titles[0] == "explain every feature (offline explainer)"
+    assert "train the demo SAE" not in titles
+
+
+def test_the_demo_trains_with_the_settings_it_documents() -> None:
+    (_, train), *_ = demo_steps(
+        DemoSettings(), DemoState(trained=False, has_dashboards=False, explained=0, fired=0)
+    )
+    assert train[train.index("--lr") + 1] == "0.002"
+    assert train[train.index("--register") + 1] == "res-demo"
