@@ -135,6 +135,10 @@ def train(
         str | None,
         typer.Option(help="none | expected_average_only_in (scale inputs to norm sqrt(d_in))"),
     ] = None,
+    dead_feature_window: Annotated[
+        int | None,
+        typer.Option(help="Steps without firing before a latent is dead (TopK's AuxK revives it)."),
+    ] = None,
     lr_warm_up_steps: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
     total_tokens: Annotated[int | None, typer.Option()] = None,
@@ -188,6 +192,7 @@ def train(
         "lr": lr,
         "lr_scheduler": lr_scheduler,
         "normalize_activations": normalize_activations,
+        "dead_feature_window": dead_feature_window,
         "lr_warm_up_steps": lr_warm_up_steps,
         "batch_size": batch_size,
         "total_tokens": total_tokens,

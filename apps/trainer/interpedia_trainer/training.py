@@ -106,6 +106,10 @@ class TrainingConfig:
             )
         if self.lr <= 0:
             raise InvalidInput(f"lr must be positive, got {self.lr}")
+        if self.dead_feature_window <= 0:
+            raise InvalidInput(
+                f"dead_feature_window must be positive, got {self.dead_feature_window}"
+            )
         if self.normalize_activations not in NORMALIZATIONS:
             raise InvalidInput(
                 f"normalize_activations must be one of {', '.join(NORMALIZATIONS)}, "

@@ -96,6 +96,7 @@ def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
         ({"architecture": "gatedx"}, "unknown architecture"),
         ({"total_tokens": 10}, "smaller than one batch"),
         ({"normalize_activations": "layer"}, "normalize_activations must be one of"),
+        ({"dead_feature_window": 0}, "dead_feature_window must be positive"),
     ],
 )
 def test_bad_config_is_invalid_input(changes: dict, message: str, tmp_path: Path) -> None:
