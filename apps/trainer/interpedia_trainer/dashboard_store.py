@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_db.connect import driver_connection
 from interpedia_db.models import Activation, Feature, Model, Source, SourceSet
 from interpedia_trainer import runs
 from interpedia_trainer.dashboards import ActivationExample, FeatureDashboard
@@ -124,8 +125,14 @@ async def store_dashboards(
         for d in dashboards
         for example in [*d.top_examples, *d.bin_examples]
     ]
-    for start in range(0, len(activations), 5000):  # bounded statement size
-        await session.execute(insert(Activation), activations[start : start + 5000])
+    if activations:  # COPY: a whole source's examples are ~100k rows of token arrays
+        columns = list(activations[0])
+        driver = await driver_connection(session)
+        await driver.copy_records_to_table(
+            Activation.__tablename__,
+            records=[tuple(row[c] for c in columns) for row in activations],
+            columns=columns,
+        )
     return len(activations)
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_db.connect import driver_connection
 from interpedia_db.models import (
     Activation,
     Explanation,
@@ -372,7 +373,7 @@ async def _copy_into_temp(
     """COPY `records` into a temp table that disappears with the transaction."""
     column_sql = ", ".join(f'"{c}" {t}' for c, t in zip(columns, types, strict=True))
     await session.execute(text(f"CREATE TEMP TABLE {table} ({column_sql}) ON COMMIT DROP"))
-    driver = await _driver(session)
+    driver = await driver_connection(session)
     await driver.copy_to_table(
         table, source=copy_text.async_chunks(records), columns=list(columns), format="text"
     )
@@ -395,7 +396,7 @@ async def _copy_direct_or_merge(
     types = FEATURE_TYPES if table == "features" else ACTIVATION_TYPES
     try:
         async with session.begin_nested():
-            driver = await _driver(session)
+            driver = await driver_connection(session)
             await driver.copy_to_table(
                 table,
                 source=copy_text.async_chunks(records()),
@@ -414,13 +415,6 @@ async def _copy_direct_or_merge(
             f"ON CONFLICT {CONFLICT_KEYS[table]} DO NOTHING"
         )
     )
-
-
-async def _driver(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the session, inside the session's transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
 
 
 async def _import_rows(
