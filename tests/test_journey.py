@@ -7,11 +7,7 @@ examples) → test custom text → steer with the feature → add it to a list. 
 to `artifacts/screenshots/journey-*.png`.
 """
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from interpedia_testing.net import free_port
+from interpedia_testing.platform import start_platform
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -42,41 +38,12 @@ if not CHROMIUM.exists():
 @pytest.fixture(scope="module")
 def demo(server_root_factory) -> Iterator[str]:
     """`interpedia demo` on a fresh data folder; yields the web address."""
-    data_dir = server_root_factory()
-    ports = {s: free_port() for s in ("inference", "autointerp", "trainer", "webapi")}
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
-        "INTERPEDIA_DATA_DIR": str(data_dir),
-        "INTERPEDIA_EMBEDDED_DB_PORT": str(free_port()),
-        "INTERPEDIA_LOG_LEVEL": "WARNING",
-        "INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY": ADMIN_KEY,
-        "HF_HUB_OFFLINE": "1",
-        **DEMO_SIZE,
-        **{f"INTERPEDIA_{s.upper()}_PORT": str(p) for s, p in ports.items()},
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "interpedia_core.cli", "demo"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        output.append(line)
-        if "Interpedia is up" in line:
-            break
-    if process.poll() is not None or "Interpedia is up" not in "".join(output):
-        process.kill()
-        pytest.fail("interpedia demo did not come up:\n" + "".join(output[-60:]))
-    children = psutil.Process(process.pid).children(recursive=True)
-    yield f"http://127.0.0.1:{ports['webapi']}"
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
+    extra = {"INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY": ADMIN_KEY, **DEMO_SIZE}
+    running = start_platform("demo", server_root_factory(), ROOT, extra, timeout=900)
+    children = psutil.Process(running.process.pid).children(recursive=True)
+    yield running.url("webapi")
+    running.process.send_signal(signal.SIGINT)
+    running.process.wait(timeout=60)
     _, alive = psutil.wait_procs(children, timeout=20)
     assert not alive, f"the demo left processes running: {[p.pid for p in alive]}"
 
@@ -129,8 +96,8 @@ def test_journey(demo: str, page) -> None:
     # The feature page: its top examples are shaded by activation.
     expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · {index}")
     expect(page.locator("#explanations")).to_contain_text(description)
+    expect(page.locator("#top-activations .tokens").first).to_be_visible()
     top = page.locator("#top-activations .tok")
-    expect(top.first).to_be_visible()
     values = [float(v or 0) for v in top.evaluate_all("els => els.map(e => e.dataset.v)")]
     assert max(values) > 0
     assert page.locator("#top-activations .tok[style*='rgba']").count() > 0

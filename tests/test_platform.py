@@ -1,58 +1,24 @@
 """`interpedia up` (what `make demo` serves): everything starts, answers, and stops on Ctrl-C."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from interpedia_testing.net import free_port
+from interpedia_testing.platform import start_platform
 
 ROOT = Path(__file__).resolve().parent.parent
-SERVICES = ("inference", "autointerp", "trainer", "webapi")
 
 
 @pytest.fixture(scope="module")
 def platform(server_root_factory):
-    data_dir = server_root_factory()
-    ports = {service: free_port() for service in SERVICES}
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {
-        "INTERPEDIA_DATA_DIR": str(data_dir),
-        "INTERPEDIA_EMBEDDED_DB_PORT": str(free_port()),
-        "INTERPEDIA_LOG_LEVEL": "WARNING",
-        "HF_HUB_OFFLINE": "1",
-        **{f"INTERPEDIA_{s.upper()}_PORT": str(p) for s, p in ports.items()},
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "interpedia_core.cli", "up"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output: list[str] = []
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line and process.poll() is not None:
-            break
-        output.append(line)
-        if "Interpedia is up" in line:
-            break
-    else:
-        process.kill()
-    if process.poll() is not None:
-        pytest.fail("interpedia up exited early:\n" + "".join(output))
-    yield process, ports, env
-    if process.poll() is None:
-        process.kill()
+    running = start_platform("up", server_root_factory(), ROOT, {}, timeout=300)
+    yield running.process, running.ports, running.env
+    if running.process.poll() is None:
+        running.process.kill()
 
 
 @pytest.mark.slow
