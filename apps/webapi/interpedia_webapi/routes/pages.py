@@ -50,7 +50,8 @@ def _bars(
     return {"bars": bars, "width": width, "height": height, "labels": labels}
 
 
-TEMPLATES.env.globals.update(shade=_shade, bars=_bars)
+# zip: imported rows may carry token lists and value lists of different lengths.
+TEMPLATES.env.globals.update(shade=_shade, bars=_bars, zip=zip)
 
 
 @router.get("/", response_class=HTMLResponse)

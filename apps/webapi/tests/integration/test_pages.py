@@ -65,3 +65,42 @@ async def test_browsers_get_an_html_error_page(api) -> None:
         f"/api/feature/{MODEL}/{SOURCE}/99999", headers={"accept": "text/html"}
     )
     assert api_answer.json() == {"detail": f"no feature {MODEL}/{SOURCE}/99999"}
+
+
+async def test_a_feature_with_ragged_imported_lists_still_renders(api, db_sessionmaker) -> None:
+    """Token lists longer than their value lists (seen in imported rows) show what pairs up."""
+    from sqlalchemy import delete
+
+    from interpedia_db.models import Activation, Feature
+
+    async with db_sessionmaker.begin() as session:
+        session.add(
+            Feature(
+                model_id=MODEL, source_id=SOURCE, index=990, pos_str=[" cat", " dog"], pos_values=[]
+            )
+        )
+        await session.flush()  # the activation refers to the feature
+        session.add(
+            Activation(
+                model_id=MODEL,
+                source_id=SOURCE,
+                index=990,
+                tokens=["a", " cat", " sat"],
+                values=[0.0, 2.0],
+                max_value=2.0,
+                max_value_token_index=1,
+            )
+        )
+    client, _ = api
+    try:
+        page = await client.get(f"/{MODEL}/{SOURCE}/990")
+    finally:  # other tests count this source's features
+        async with db_sessionmaker.begin() as session:
+            await session.execute(
+                delete(Activation).where(Activation.model_id == MODEL, Activation.index == 990)
+            )
+            await session.execute(
+                delete(Feature).where(Feature.model_id == MODEL, Feature.index == 990)
+            )
+    assert page.status_code == 200
+    assert 'data-v="2.000"' in page.text and " sat" not in page.text
