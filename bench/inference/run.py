@@ -58,12 +58,10 @@ def prompts_of(tokenizer: object, n: int, n_tokens: int) -> list[str]:
     return out
 
 
-async def bench(args: argparse.Namespace) -> None:
+async def bench(args: argparse.Namespace, scratch: Path) -> None:
     sae_dir = args.sae
     if sae_dir is None:
-        sae_dir = str(
-            save_random_sae(Path(tempfile.mkdtemp()) / "sae", d_in=576, d_sae=4608, hook_name=HOOK)
-        )
+        sae_dir = str(save_random_sae(scratch / "sae", d_in=576, d_sae=4608, hook_name=HOOK))
     settings = InferenceSettings(
         model_id="smollm2-135m",
         sae_sources=[sae_dir],
@@ -228,7 +226,9 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    asyncio.run(bench(parser.parse_args()))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="interpedia-bench-inference-") as scratch:
+        asyncio.run(bench(args, Path(scratch)))
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 Caches SmolLM2-135M `blocks.6.hook_resid_post` activations of the SOTU corpus once
 (.cache/bench/acts-L6), then trains standard (L1) and TopK (k=32) SAEs, d_in 576,
 d_sae 4608, batch 4096, with both trainers from the same initial weights on the same
-batch order. Prints tokens/s, the ratio, each as a share of this machine's fp32 matmul
-peak (measured here, at 10·d_in·d_sae FLOP per token: the dense step's cost), and
-held-out explained variance at equal tokens.
+batch order. The two trainers take turns step by step, so load from other processes on
+this shared machine falls on both alike. Prints tokens/s (from the median step time), the
+ratio, each as a share of this machine's fp32 matmul peak (measured here, at
+10·d_in·d_sae FLOP per token: the dense step's cost), and held-out explained variance at
+equal tokens.
 
     .venv/bin/python bench/train/run.py [--steps 24] [--k 32]
 """
@@ -13,6 +15,7 @@ held-out explained variance at equal tokens.
 import argparse
 import itertools
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -64,7 +67,8 @@ def batches(train: torch.Tensor, seed: int):
             yield train[perm[i : i + BATCH]]
 
 
-def run_ours(arch: str, k: int, l1: float, steps: int, train: torch.Tensor, lr: float):
+def ours(arch: str, k: int, l1: float, steps: int, lr: float):
+    """Our trainer: (its SAE, after training; one step on a batch)."""
     cfg = TrainingConfig(
         d_in=D_IN,
         d_sae=D_SAE,
@@ -78,16 +82,11 @@ def run_ours(arch: str, k: int, l1: float, steps: int, train: torch.Tensor, lr: 
         log_every_steps=10**9,
     )
     loop = SAETrainingLoop(cfg, ROOT / ".cache/bench/out" / f"ours-{arch}")
-    it = batches(train, 1)
-    loop.step(next(it))  # warm-up step, not timed
-    t = time.perf_counter()
-    for batch in itertools.islice(it, steps - 1):
-        loop.step(batch)
-    dt = time.perf_counter() - t
-    return loop.sae, BATCH * (steps - 1) / dt
+    return (lambda: loop.sae), loop.step
 
 
-def run_saelens(arch: str, k: int, l1: float, steps: int, train: torch.Tensor, lr: float):
+def saelens(arch: str, k: int, l1: float, steps: int, lr: float, train: torch.Tensor):
+    """SAELens's `SAETrainer` on the same initial weights: (its SAE; one step on a batch)."""
     torch.manual_seed(0)
     sae = build_training_sae(arch, D_IN, D_SAE, k=k, l1_coefficient=l1)
     cfg = SAETrainerConfig(
@@ -100,15 +99,36 @@ def run_saelens(arch: str, k: int, l1: float, steps: int, train: torch.Tensor, l
         n_batches_for_norm_estimate=1,
     )
     trainer = SAETrainer(cfg=cfg, sae=sae, data_provider=batches(train, 1))
-    it = trainer.data_provider
-    trainer.step(next(it))  # warm-up step, not timed (counts towards the tokens)
-    trainer.n_training_steps += 1
-    t = time.perf_counter()
-    for _ in range(steps - 1):
-        trainer.step(next(it))
+
+    def step(batch: torch.Tensor) -> None:
+        trainer.step(batch)
         trainer.n_training_steps += 1
-    dt = time.perf_counter() - t
-    return sae, BATCH * (steps - 1) / dt
+
+    return (lambda: sae), step
+
+
+def run_pair(arch: str, k: int, l1: float, steps: int, train: torch.Tensor, lr: float):
+    """Both trainers, stepping in turn on the same batches: {name: (SAE, tokens/s)}.
+
+    Alternating steps means load from other processes falls on both alike; tokens/s comes
+    from the median step. The first step of each is a warm-up and is not timed.
+    """
+    trainers = {
+        "ours": ours(arch, k, l1, steps, lr),
+        "saelens": saelens(arch, k, l1, steps, lr, train),
+    }
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for n, batch in enumerate(itertools.islice(batches(train, 1), steps)):
+        for name, (_, step) in trainers.items():
+            own = batch.clone()  # neither trainer sees what the other did to its input
+            t = time.perf_counter()
+            step(own)
+            if n:
+                times[name].append(time.perf_counter() - t)
+    return {
+        name: (get_sae(), BATCH / statistics.median(times[name]))
+        for name, (get_sae, _) in trainers.items()
+    }
 
 
 def main() -> None:
@@ -123,12 +143,16 @@ def main() -> None:
     flop = 10 * D_IN * D_SAE
     print(
         f"device cpu, {torch.get_num_threads()} threads, fp32; d_in {D_IN}, d_sae {D_SAE}, "
-        f"batch {BATCH}, {args.steps} steps; matmul peak {peak:.1f} GFLOP/s"
+        f"batch {BATCH}, {args.steps} steps; matmul peak {peak:.1f} GFLOP/s; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    )
+    print(
+        "  (share of peak counts a dense step's 10·d_in·d_sae FLOP per token; a sparse TopK "
+        "decoder does less, so it can pass 100%)"
     )
     for arch, l1, lr in [("topk", 0.0, 3e-4), ("standard", 5.0, 3e-4)]:
         rows = {}
-        for name, fn in [("ours", run_ours), ("saelens", run_saelens)]:
-            sae, tps = fn(arch, args.k, l1, args.steps, train, lr)
+        for name, (sae, tps) in run_pair(arch, args.k, l1, args.steps, train, lr).items():
             ev = reconstruction_metrics(sae, held_out)["explained_variance"]
             rows[name] = tps
             print(
