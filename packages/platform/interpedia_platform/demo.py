@@ -113,7 +113,6 @@ def demo_steps(settings: DemoSettings, state: DemoState) -> list[tuple[str, list
                     "0.002",
                     "--normalize-activations",
                     "expected_average_only_in",
-
                     "--out",
                     str(s.data_dir / "saes" / s.source_id),
                     "--register",
