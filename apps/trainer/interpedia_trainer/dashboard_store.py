@@ -15,8 +15,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_core.errors import InvalidInput
 from interpedia_db.connect import driver_connection
 from interpedia_db.models import Activation, Feature, Model, Source, SourceSet
+from interpedia_runtime.models import layer_of_hook
 from interpedia_trainer import runs
 from interpedia_trainer.dashboards import ActivationExample, FeatureDashboard
 
@@ -189,7 +191,9 @@ async def register_source(
     """Make a trained SAE folder a source of its model (creating model and set if new)."""
     cfg = read_sae_config(sae_path)
     hook_name = cfg.get("metadata", {}).get("hook_name") or cfg["hook_name"]
-    layer = int(hook_name.split(".")[1])
+    layer = layer_of_hook(hook_name)
+    if layer is None:
+        raise InvalidInput(f"the SAE's hook {hook_name!r} is not a per-layer hook")
     await session.execute(
         insert(Model)
         .values(

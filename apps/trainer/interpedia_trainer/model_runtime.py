@@ -7,7 +7,6 @@ how to fix the hook, a CE loss with one hook replaced, and the tokens to ignore.
 `tiny_hooked_model()` is the runtime's random two-layer model, for fast tests.
 """
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +17,12 @@ from interpedia_core.errors import InvalidInput
 from interpedia_runtime.models import (
     PACKAGED_MODEL_ID,
     LoadedModel,
+    layer_of_hook,
     load_model,
     resolve_model,
     tiny_random_model,
 )
 
-_LAYER = re.compile(r"^blocks\.(\d+)\.")
 DEFAULT_MODEL_ID = PACKAGED_MODEL_ID
 
 
@@ -78,12 +77,11 @@ class HookedModel:
 
     def validate_hook(self, hook_name: str) -> int:
         """Return the hook's layer; `InvalidInput` if the model has no such hook."""
-        match = _LAYER.match(hook_name)
-        if match is None:
+        layer = layer_of_hook(hook_name)
+        if layer is None:
             raise InvalidInput(
                 f"hook {hook_name!r} is not a per-layer hook; use e.g. blocks.6.hook_resid_post"
             )
-        layer = int(match.group(1))
         if layer >= self.n_layers:
             raise InvalidInput(
                 f"hook {hook_name!r} names layer {layer}, but {self.model_id} has "

@@ -1,12 +1,16 @@
 """`interpedia import ...` (mounted into the `interpedia` CLI) and `interpedia-webapi serve`."""
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from interpedia_core.errors import InterpediaError
+from interpedia_db.connect import run_in_database
+from interpedia_webapi.settings import WebapiSettings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 commands = typer.Typer(no_args_is_help=True)
 app = typer.Typer(
@@ -14,68 +18,63 @@ app = typer.Typer(
 )
 
 
-async def _import(location: str, verify: bool, work_dir: Path | None) -> bool:
+async def _import(
+    sessionmaker: "async_sessionmaker[AsyncSession]",
+    settings: WebapiSettings,
+    location: str,
+    verify: bool,
+    work_dir: Path | None,
+) -> bool:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
     from interpedia_formats.locations import open_location
     from interpedia_webapi import feature_import
-    from interpedia_webapi.settings import WebapiSettings
-
-    settings = WebapiSettings()
-    engine = create_engine(resolve_database_url(settings))
-    sessionmaker = create_sessionmaker(engine)
 
     def factory(loc: str):
         return open_location(loc, s3_endpoint=settings.s3_endpoint)
 
-    try:
-        async with sessionmaker.begin() as session:
-            job = await feature_import.start_import(session, location, location_factory=factory)
-            await feature_import.reset_failed(session, job.id)
-        typer.echo(f"import {job.id}: {job.model_id}/{job.source_id} from {location}")
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rows]:,} rows"),
-        ) as bar:
-            task = bar.add_task("files", total=None, rows=0)
+    async with sessionmaker.begin() as session:
+        job = await feature_import.start_import(session, location, location_factory=factory)
+        await feature_import.reset_failed(session, job.id)
+    typer.echo(f"import {job.id}: {job.model_id}/{job.source_id} from {location}")
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+    ) as bar:
+        task = bar.add_task("files", total=None, rows=0)
 
-            async def on_progress(progress: feature_import.ImportProgress) -> None:
-                bar.update(
-                    task,
-                    total=progress.files_total,
-                    completed=progress.files_done,
-                    rows=progress.rows,
-                )
-
-            done = await feature_import.run_import(
-                sessionmaker,
-                job.id,
-                work_dir=work_dir or settings.import_scratch,
-                location_factory=factory,
-                on_progress=on_progress,
+        async def on_progress(progress: feature_import.ImportProgress) -> None:
+            bar.update(
+                task,
+                total=progress.files_total,
+                completed=progress.files_done,
+                rows=progress.rows,
             )
-        typer.echo(
-            f"{done.status}: {done.files_done}/{done.files_total} files, "
-            f"{done.rows:,} rows, {done.files_failed} failed"
+
+        done = await feature_import.run_import(
+            sessionmaker,
+            job.id,
+            work_dir=work_dir or settings.import_scratch,
+            location_factory=factory,
+            on_progress=on_progress,
         )
-        ok = done.files_failed == 0
-        if verify:
-            async with sessionmaker() as session:
-                report = await feature_import.verify_import(
-                    session, job.id, location_factory=factory
-                )
-            for kind, counts in report.counts.items():
-                typer.echo(f"  {kind}: {counts}")
-            for difference in report.differences:
-                typer.secho(f"  ! {difference}", fg=typer.colors.RED)
-            typer.echo("verified: complete" if report.ok else "verification found differences")
-            ok = ok and report.ok
-        return ok
-    finally:
-        await engine.dispose()
+    typer.echo(
+        f"{done.status}: {done.files_done}/{done.files_total} files, "
+        f"{done.rows:,} rows, {done.files_failed} failed"
+    )
+    ok = done.files_failed == 0
+    if verify:
+        async with sessionmaker() as session:
+            report = await feature_import.verify_import(session, job.id, location_factory=factory)
+        for kind, counts in report.counts.items():
+            typer.echo(f"  {kind}: {counts}")
+        for difference in report.differences:
+            typer.secho(f"  ! {difference}", fg=typer.colors.RED)
+        typer.echo("verified: complete" if report.ok else "verification found differences")
+        ok = ok and report.ok
+    return ok
 
 
 @commands.command("import")
@@ -86,7 +85,11 @@ def import_command(
 ) -> None:
     """Import a Neuronpedia-format export; rerun the same command to resume."""
     try:
-        ok = asyncio.run(_import(location, verify, work_dir))
+        settings = WebapiSettings()
+        ok = run_in_database(
+            settings,
+            lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
+        )
     except InterpediaError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
@@ -102,7 +105,6 @@ def serve(
     """Serve the API and pages (port 3000 by default)."""
     from interpedia_core.serving import serve as serve_app
     from interpedia_webapi.app import create_app
-    from interpedia_webapi.settings import WebapiSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     serve_app(create_app, WebapiSettings(**overrides), "INTERPEDIA_WEBAPI_")  # type: ignore[arg-type]
