@@ -25,9 +25,12 @@ Memory is O(non-zeros in the feature range): split a large SAE into feature rang
 Tokens whose id is in `ignore_token_ids` (BOS, pad, EOS) never count.
 """
 
+import gc
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,11 +123,6 @@ class _Chunk:
     features: torch.Tensor  # [nnz] feature offset within the range
     values: torch.Tensor  # [nnz]
 
-    def dense(self, seq_len: int, n_features: int) -> torch.Tensor:
-        out = torch.zeros(self.n_prompts * seq_len, n_features, dtype=self.values.dtype)
-        out[self.token_rows, self.features] = self.values
-        return out.view(self.n_prompts, seq_len, n_features)
-
 
 def compute_dashboards(
     forward_to_hook: ForwardToHook,
@@ -149,39 +147,98 @@ def compute_dashboards(
         raise InvalidInput(f"feature range [{start}, {stop}) is outside 0..{d_sae}")
     if tokens.ndim != 2 or tokens.shape[0] == 0:
         raise InvalidInput("dashboards need at least one prompt of tokens [n_prompts, seq]")
-    n_prompts, seq_len = tokens.shape
-    n_feat = stop - start
     ignore = torch.tensor(sorted(set(ignore_token_ids)), dtype=torch.long)
+    times = [time.perf_counter()]
+    chunks, max_act = _stream_codes(
+        forward_to_hook, sae, tokens, (start, stop), ignore, opts.batch_size, on_progress
+    )
+    times.append(time.perf_counter())
+    stats = _replay(chunks, max_act, tokens.shape[1], start, opts)
+    times.append(time.perf_counter())
+    with _gc_paused():
+        examples = _Examples(chunks, stats, tokens, max_act, opts)
+        times.append(time.perf_counter())
+        weights = weight_statistics(sae.W_dec.detach().float(), W_U, (start, stop), opts)
+        times.append(time.perf_counter())
+        n_counted = int((~torch.isin(tokens.reshape(-1), ignore)).sum())
+        out = _assemble(start, max_act, stats, examples, weights, n_counted, opts)
+    times.append(time.perf_counter())
+    logger.info(
+        "dashboards: model pass %.2fs, replay %.2fs, examples %.2fs, weights %.2fs, assemble %.2fs",
+        *(b - a for a, b in itertools.pairwise(times)),
+    )
+    return out
 
-    t0 = time.perf_counter()
-    # -- 1. the one model pass ------------------------------------------------------------
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the result's lists are built.
+
+    They are millions of acyclic objects; every collection the allocations trigger walks
+    all of them again, which made building the same results take 0.3 s or 1.2 s by chance.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _stream_codes(
+    forward_to_hook: ForwardToHook,
+    sae: Any,
+    tokens: torch.Tensor,
+    feature_range: tuple[int, int],
+    ignore: torch.Tensor,
+    batch_size: int,
+    on_progress: Callable[[int, int], None] | None,
+) -> tuple[list[_Chunk], torch.Tensor]:
+    """The one model pass: the non-zero codes of every batch, and each feature's max."""
+    start, stop = feature_range
+    n_prompts, seq_len = tokens.shape
     chunks: list[_Chunk] = []
-    max_act = torch.zeros(n_feat)
-    for first in range(0, n_prompts, opts.batch_size):
-        batch_tokens = tokens[first : first + opts.batch_size]
+    max_act = torch.zeros(stop - start)
+    for first in range(0, n_prompts, batch_size):
+        batch_tokens = tokens[first : first + batch_size]
         b = batch_tokens.shape[0]
         with torch.no_grad():
             resid = forward_to_hook(batch_tokens)  # [b, T, d_in]
             acts = sae.encode(resid.reshape(b * seq_len, -1).to(sae.W_dec.dtype))
-            acts = acts[:, start:stop].float()  # [b*T, F]
-        keep = ~torch.isin(batch_tokens.reshape(-1), ignore)
-        acts[~keep] = 0
-        rows, feats = (acts > 0).nonzero(as_tuple=True)
-        values = acts[rows, feats]
+            acts = acts[:, start:stop]  # [b*T, F], a view
+            # nonzero() then filter: the triples are ~L0 per token, the block is d_sae wide
+            rows, feats = (acts > 0).nonzero(as_tuple=True)
+            values = acts[rows, feats].float()
+        counted = ~torch.isin(batch_tokens.reshape(-1)[rows], ignore)
+        rows, feats, values = rows[counted], feats[counted], values[counted]
         chunks.append(_Chunk(first, b, rows, feats, values))
-        if values.numel():
-            max_act = torch.maximum(
-                max_act, torch.zeros(n_feat).scatter_reduce(0, feats, values, "amax")
-            )
+        max_act.scatter_reduce_(0, feats, values, "amax")
         if on_progress is not None:
             on_progress(first + b, n_prompts)
         del acts, resid
+    return chunks, max_act
 
-    t1 = time.perf_counter()
-    n_counted = int((~torch.isin(tokens.reshape(-1), ignore)).sum())
 
-    # -- 2. replay the stored codes with the bins now fixed --------------------------------
-    feature_ids = torch.arange(start, stop)
+@dataclass
+class _Replayed:
+    """Per-feature counts and the prompts chosen for display, from the stored codes."""
+
+    nonzero: torch.Tensor  # [F] tokens where the feature fired
+    hist: torch.Tensor  # [F, hist_bins] counts of non-zero values over [0, max]
+    top_vals: torch.Tensor  # [k, F] the k largest prompt maxima, descending
+    top_ids: torch.Tensor  # [k, F] their prompts
+    res_keys: torch.Tensor  # [n_bins, per_bin, F] the sample keys kept per bin
+    res_ids: torch.Tensor  # [n_bins, per_bin, F] their prompts (-1: slot empty)
+
+
+def _replay(
+    chunks: list[_Chunk], max_act: torch.Tensor, seq_len: int, start: int, opts: DashboardOptions
+) -> _Replayed:
+    """Histograms, running top-k and bottom-k bin samples, with the bins now fixed by max."""
+    n_feat = max_act.numel()
+    n_prompts = sum(c.n_prompts for c in chunks)
+    feature_ids = torch.arange(start, start + n_feat)
     nonzero = torch.zeros(n_feat, dtype=torch.long)
     hist = torch.zeros(n_feat * opts.hist_bins, dtype=torch.long)
     k_top = min(opts.n_top, n_prompts)
@@ -224,41 +281,66 @@ def compute_dashboards(
             sel = cand_k.topk(opts.per_bin, dim=0, largest=False).indices  # [per_bin, n_bins, F]
             res_keys = cand_k.gather(0, sel).transpose(0, 1).contiguous()
             res_ids = cand_i.gather(0, sel).transpose(0, 1).contiguous()
+    return _Replayed(
+        nonzero, hist.view(n_feat, opts.hist_bins), top_vals, top_ids, res_keys, res_ids
+    )
 
-    t2 = time.perf_counter()
-    # -- 3. per-token values of the chosen (prompt, feature) pairs -------------------------
-    # Only the pairs shown are kept ([n_pairs, T]); each chunk is densified once, alone.
-    top_mask = top_vals > 0
-    pair_pid = torch.cat([top_ids[top_mask], res_ids[res_ids >= 0]])
-    pair_f = torch.cat([torch.nonzero(top_mask)[:, 1], torch.nonzero(res_ids >= 0)[:, 2]])
-    pair_values = torch.zeros(pair_pid.numel(), seq_len)
-    pair_chunk = pair_pid // opts.batch_size
-    for ci in pair_chunk.unique().tolist():
-        sel = (pair_chunk == ci).nonzero(as_tuple=True)[0]
-        dense = chunks[ci].dense(seq_len, n_feat)
-        pair_values[sel] = dense[pair_pid[sel] - chunks[ci].first_prompt, :, pair_f[sel]]
-        del dense
-    # Python lists in bulk: one tolist() per table is far cheaper than one per example.
-    pair_index = {
-        (p, f): n for n, (p, f) in enumerate(zip(pair_pid.tolist(), pair_f.tolist(), strict=True))
-    }
-    values_list = pair_values.tolist()
-    argmax_list = pair_values.argmax(dim=1).tolist()
-    max_list = pair_values.amax(dim=1).tolist() if pair_values.numel() else []
-    token_lists: dict[int, list[int]] = {p: tokens[p].tolist() for p in pair_pid.unique().tolist()}
-    max_act_list = max_act.tolist()
 
-    def example(pid: int, f: int, bin_index: int | None = None) -> ActivationExample:
-        n = pair_index[(pid, f)]
+class _Examples:
+    """Per-token values of the (prompt, feature) pairs shown, read from the stored codes.
+
+    Only those pairs are kept ([n_pairs, T]); each chunk's triples are matched against a
+    lookup table of its pairs, so no chunk is ever densified.
+    """
+
+    def __init__(
+        self,
+        chunks: list[_Chunk],
+        stats: _Replayed,
+        tokens: torch.Tensor,
+        max_act: torch.Tensor,
+        opts: DashboardOptions,
+    ) -> None:
+        n_feat, seq_len = max_act.numel(), tokens.shape[1]
+        top_mask, res_mask = stats.top_vals > 0, stats.res_ids >= 0
+        pair_pid = torch.cat([stats.top_ids[top_mask], stats.res_ids[res_mask]])
+        pair_f = torch.cat([torch.nonzero(top_mask)[:, 1], torch.nonzero(res_mask)[:, 2]])
+        pairs = (pair_pid * n_feat + pair_f).unique()  # sorted, so grouped by prompt
+        pair_pid, pair_f = pairs // n_feat, pairs % n_feat
+        values = torch.zeros(pairs.numel(), seq_len)
+        pair_chunk = pair_pid // opts.batch_size
+        for ci in pair_chunk.unique().tolist():
+            sel = (pair_chunk == ci).nonzero(as_tuple=True)[0]
+            chunk = chunks[ci]
+            table = torch.full((chunk.n_prompts * n_feat,), -1, dtype=torch.long)
+            table[(pair_pid[sel] - chunk.first_prompt) * n_feat + pair_f[sel]] = sel
+            prompt, pos = chunk.token_rows // seq_len, chunk.token_rows % seq_len
+            hit = table[prompt * n_feat + chunk.features]
+            shown = hit >= 0
+            values[hit[shown], pos[shown]] = chunk.values[shown]
+        # Python lists in bulk: one tolist() per table is far cheaper than one per example.
+        self._index = {
+            (p, f): n
+            for n, (p, f) in enumerate(zip(pair_pid.tolist(), pair_f.tolist(), strict=True))
+        }
+        self._values = values.tolist()
+        self._argmax = values.argmax(dim=1).tolist() if values.numel() else []
+        self._max = values.amax(dim=1).tolist() if values.numel() else []
+        self._tokens = {p: tokens[p].tolist() for p in pair_pid.unique().tolist()}
+        self._max_act = max_act.tolist()
+        self._n_bins = opts.n_bins
+
+    def get(self, pid: int, f: int, bin_index: int | None = None) -> ActivationExample:
+        n = self._index[(pid, f)]
         ex = ActivationExample(
             prompt_index=pid,
-            tokens=token_lists[pid],
-            values=values_list[n],
-            max_value=max_list[n],
-            max_value_token_index=argmax_list[n],
+            tokens=self._tokens[pid],
+            values=self._values[n],
+            max_value=self._max[n],
+            max_value_token_index=self._argmax[n],
         )
         if bin_index is not None:
-            width = max_act_list[f] / opts.n_bins
+            width = self._max_act[f] / self._n_bins
             ex.bin_index, ex.bin_min, ex.bin_max = (
                 bin_index,
                 bin_index * width,
@@ -266,50 +348,121 @@ def compute_dashboards(
             )
         return ex
 
-    t3 = time.perf_counter()
-    # -- weights-only statistics, in feature blocks (a [F, d_vocab] block can be large) ----
-    W_dec = sae.W_dec.detach().float()
+
+@dataclass
+class WeightStatistics:
+    """What a feature's page shows that depends on the weights alone, one list per feature."""
+
+    cos_idx: list[list[int]] = field(default_factory=list)
+    cos_val: list[list[float]] = field(default_factory=list)
+    # (pos tokens, pos values, neg tokens, neg values, hist heights, hist centres)
+    logit_rows: list[tuple[list, list, list, list, list, list]] = field(default_factory=list)
+
+
+def weight_statistics(
+    W_dec: torch.Tensor,  # [d_sae, d_in]
+    W_U: torch.Tensor | None,  # [d_in, d_vocab]
+    feature_range: tuple[int, int],
+    opts: DashboardOptions,
+    block: int = 256,
+) -> WeightStatistics:
+    """Decoder-cosine neighbours and the logit lens with its histogram, in feature blocks.
+
+    A block's logits are [block, d_vocab] (50 MB for SmolLM2): the buffers are allocated
+    once and reused, because a fresh allocation that size is page-faulted in each time
+    and that cost as much as the arithmetic.
+    """
+    start, stop = feature_range
+    d_sae = W_dec.shape[0]
     unit = W_dec / W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-12)
     n_cos = min(opts.n_cossim, d_sae - 1)
-    cos_idx: list[list[int]] = []
-    cos_val: list[list[float]] = []
-    logit_rows: list[
-        tuple[list[int], list[float], list[int], list[float], list[int], list[float]]
-    ] = []
-    block = 256
-    for b0 in range(0, n_feat, block):
-        b1 = min(b0 + block, n_feat)
+    out = WeightStatistics()
+    lens = _LogitLens(W_U, min(block, stop - start), opts) if W_U is not None else None
+    for b0 in range(start, stop, block):
+        b1 = min(b0 + block, stop)
         if n_cos > 0:
-            cos = unit[start + b0 : start + b1] @ unit.T  # [blk, d_sae]
-            cos[torch.arange(b1 - b0), feature_ids[b0:b1]] = -torch.inf
+            cos = unit[b0:b1] @ unit.T  # [blk, d_sae]
+            cos[torch.arange(b1 - b0), torch.arange(b0, b1)] = -torch.inf
             top = cos.topk(n_cos, dim=1)
-            cos_idx += top.indices.tolist()
-            cos_val += top.values.tolist()
-        if W_U is not None:
-            logits = W_dec[start + b0 : start + b1] @ W_U.float()  # [blk, d_vocab]
-            pos = logits.topk(opts.n_logits, dim=1)
-            neg = logits.topk(opts.n_logits, dim=1, largest=False)
-            heights, centres = logit_histograms(logits, opts.hist_bins)
-            logit_rows += list(
-                zip(
-                    pos.indices.tolist(),
-                    pos.values.tolist(),
-                    neg.indices.tolist(),
-                    neg.values.tolist(),
-                    heights.tolist(),
-                    centres.tolist(),
-                    strict=True,
-                )
-            )
+            out.cos_idx += top.indices.tolist()
+            out.cos_val += top.values.tolist()
+        if lens is not None:
+            out.logit_rows += lens.rows(W_dec[b0:b1])
+    return out
 
-    t4 = time.perf_counter()
-    hist_list = hist.view(n_feat, opts.hist_bins).tolist()
+
+class _LogitLens:
+    """Top and bottom unembedding logits of decoder rows, and their histograms.
+
+    Each pass over a [block, d_vocab] block of logits streams 50 MB, so the arithmetic is
+    arranged to make few: the row's min and max come from the top-k that is needed anyway,
+    and the histogram's bin indices are computed in place in reused buffers.
+    """
+
+    def __init__(self, W_U: torch.Tensor, block: int, opts: DashboardOptions) -> None:
+        # contiguous: the tied unembedding is a transposed view, 10% slower in the matmul
+        self.W_U = W_U.float().contiguous()
+        self.n_logits, self.n = opts.n_logits, opts.hist_bins
+        d_vocab = W_U.shape[1]
+        self._logits = torch.empty(block, d_vocab)
+        self._scaled = torch.empty(block, d_vocab)
+        self._bins = torch.empty(block, d_vocab, dtype=torch.int32)
+        # row i counts into bincount slots [i*n, i*n + n)
+        self._offsets = (torch.arange(block, dtype=torch.int32) * self.n)[:, None]
+
+    def rows(self, W_dec_block: torch.Tensor) -> list[tuple[list, list, list, list, list, list]]:
+        r, k = W_dec_block.shape[0], max(self.n_logits, 1)
+        logits = torch.matmul(W_dec_block, self.W_U, out=self._logits[:r])  # [r, d_vocab]
+        pos = logits.topk(k, dim=1)
+        neg = logits.topk(k, dim=1, largest=False)
+        heights, centres = self._histograms(logits, lo=neg.values[:, :1], hi=pos.values[:, :1])
+        n = self.n_logits
+        return list(
+            zip(
+                pos.indices[:, :n].tolist(),
+                pos.values[:, :n].tolist(),
+                neg.indices[:, :n].tolist(),
+                neg.values[:, :n].tolist(),
+                heights.tolist(),
+                centres.tolist(),
+                strict=True,
+            )
+        )
+
+    def _histograms(
+        self, logits: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Counts [r, n] and bin centres [r, n] of `n` equal bins over each row's [lo, hi]."""
+        r, n = logits.shape[0], self.n
+        span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
+        scaled, bins = self._scaled[:r], self._bins[:r]
+        torch.sub(logits, lo, out=scaled).mul_(n / span).clamp_(0, n - 1)
+        bins.copy_(scaled)  # values are >= 0, so truncation is floor
+        bins += self._offsets[:r]
+        counts = torch.bincount(bins.view(-1), minlength=r * n).view(r, n)
+        steps = torch.arange(n, dtype=torch.float64)[None] + 0.5
+        return counts, lo.double() + steps * span.double() / n
+
+
+def _assemble(
+    start: int,
+    max_act: torch.Tensor,
+    stats: _Replayed,
+    examples: _Examples,
+    weights: WeightStatistics,
+    n_counted: int,
+    opts: DashboardOptions,
+) -> list[FeatureDashboard]:
+    """One `FeatureDashboard` per feature, from the tables converted to lists in bulk."""
+    n_feat = max_act.numel()
+    max_act_list = max_act.tolist()
+    hist_list = stats.hist.tolist()
     centres = (torch.arange(opts.hist_bins, dtype=torch.float64) + 0.5) / opts.hist_bins
     centre_list = (max_act.double()[:, None] * centres[None]).tolist()
-    nonzero_list = nonzero.tolist()
-    top_vals_t, top_ids_t = top_vals.T.tolist(), top_ids.T.tolist()  # [F][k]
-    res_ids_t = res_ids.permute(2, 0, 1).tolist()  # [F][bin][slot]
-    res_order_t = res_keys.argsort(dim=1).permute(2, 0, 1).tolist()
+    nonzero_list = stats.nonzero.tolist()
+    top_vals_t, top_ids_t = stats.top_vals.T.tolist(), stats.top_ids.T.tolist()  # [F][k]
+    res_ids_t = stats.res_ids.permute(2, 0, 1).tolist()  # [F][bin][slot]
+    res_order_t = stats.res_keys.argsort(dim=1).permute(2, 0, 1).tolist()
     out: list[FeatureDashboard] = []
     for f in range(n_feat):
         m = max_act_list[f]
@@ -321,17 +474,19 @@ def compute_dashboards(
             freq_hist_values=centre_list[f] if m > 0 else [],
         )
         dash.top_examples = [
-            example(pid, f) for v, pid in zip(top_vals_t[f], top_ids_t[f], strict=True) if v > 0
+            examples.get(pid, f)
+            for v, pid in zip(top_vals_t[f], top_ids_t[f], strict=True)
+            if v > 0
         ]
         dash.bin_examples = [
-            example(res_ids_t[f][j][slot], f, j)
+            examples.get(res_ids_t[f][j][slot], f, j)
             for j in range(opts.n_bins)
             for slot in res_order_t[f][j]
             if res_ids_t[f][j][slot] >= 0
         ]
-        if n_cos > 0:
-            dash.cossim_indices, dash.cossim_values = cos_idx[f], cos_val[f]
-        if logit_rows:
+        if weights.cos_idx:
+            dash.cossim_indices, dash.cossim_values = weights.cos_idx[f], weights.cos_val[f]
+        if weights.logit_rows:
             (
                 dash.logit_pos_tokens,
                 dash.logit_pos_values,
@@ -339,29 +494,6 @@ def compute_dashboards(
                 dash.logit_neg_values,
                 dash.logit_hist_heights,
                 dash.logit_hist_values,
-            ) = logit_rows[f]
+            ) = weights.logit_rows[f]
         out.append(dash)
-    t5 = time.perf_counter()
-    logger.info(
-        "dashboards: model pass %.2fs, replay %.2fs, examples %.2fs, weights %.2fs, assemble %.2fs",
-        t1 - t0,
-        t2 - t1,
-        t3 - t2,
-        t4 - t3,
-        t5 - t4,
-    )
     return out
-
-
-def logit_histograms(rows: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Counts [R, n] and bin centres [R, n] of `n` equal bins over each row's [min, max].
-
-    float32 and in-place temporaries: a block is [256, d_vocab], hundreds of MB of passes.
-    """
-    lo, hi = rows.amin(dim=1, keepdim=True), rows.amax(dim=1, keepdim=True)
-    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
-    idx = (rows - lo).mul_(n / span).clamp_(0, n - 1).long()  # >= 0, so truncation is floor
-    idx += torch.arange(rows.shape[0])[:, None] * n
-    counts = torch.bincount(idx.view(-1), minlength=rows.shape[0] * n).view(-1, n)
-    centres = lo.double() + (torch.arange(n, dtype=torch.float64)[None] + 0.5) * span.double() / n
-    return counts, centres
