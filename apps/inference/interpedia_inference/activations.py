@@ -5,6 +5,8 @@ the micro-batcher (so concurrent calls share forwards) and builds the response.
 """
 
 import asyncio
+import bisect
+import itertools
 
 import torch
 
@@ -85,55 +87,59 @@ async def activation_all(
             )
     result = await engine.activations(tokens, saes)
     skip_bos = ignore_bos and engine.is_bos(tokens)
-    scores: list[torch.Tensor] = []
-    counts: list[list[float]] = []
-    for sae in saes:
-        acts = result.features[sae.source_id]  # [seq, d_sae]
-        counts.append(_floats((acts > 0).sum(dim=-1).float()))
-        ranked = acts.clone()
-        if skip_bos:
-            ranked[0] = 0.0
-        if sort_by_token_indexes:
-            score = ranked[sort_by_token_indexes].sum(dim=0)  # [d_sae]
-        else:
-            score = ranked.max(dim=0).values  # [d_sae]
-        if feature_filter is not None:
-            keep = torch.zeros_like(score, dtype=torch.bool)
-            valid = [i for i in feature_filter if 0 <= i < sae.d_sae]
-            keep[valid] = True
-            score = torch.where(keep, score, torch.full_like(score, -torch.inf))
-        scores.append(score)
-    all_scores = torch.cat(scores)  # [sum d_sae]
-    offsets = [0]
-    for sae in saes:
-        offsets.append(offsets[-1] + sae.d_sae)
-    k = min(num_results, all_scores.numel())
-    top_values, top_flat = torch.topk(all_scores, k)
-    activations: list[FeatureActivation] = []
-    for value, flat in zip(top_values.tolist(), top_flat.tolist(), strict=True):
-        if not value > 0:
-            break  # only features that fire
-        which = next(i for i in range(len(saes)) if offsets[i] <= flat < offsets[i + 1])
-        sae = saes[which]
-        index = flat - offsets[which]
-        values = result.features[sae.source_id][:, index]
-        shown = values.clone()
-        if skip_bos:
-            shown[0] = 0.0
-        max_index = int(torch.argmax(shown))
+    # All sources side by side, so ranking and reading the winners are a few whole-tensor
+    # operations rather than several small ones per feature (this runs on the event loop).
+    per_source = [result.features[sae.source_id] for sae in saes]
+    acts = per_source[0] if len(saes) == 1 else torch.cat(per_source, dim=1)  # [seq, Σd_sae]
+    offsets = list(itertools.accumulate((sae.d_sae for sae in saes), initial=0))
+    score = _rank_scores(acts, sort_by_token_indexes, skip_bos)  # [Σd_sae]
+    if feature_filter is not None:
+        keep = torch.zeros_like(score, dtype=torch.bool)
+        for start, sae in zip(offsets, saes, strict=False):  # offsets has one more entry
+            keep[[start + i for i in feature_filter if 0 <= i < sae.d_sae]] = True
+        score = score.masked_fill(~keep, -torch.inf)
+    top_values, top_flat = torch.topk(score, min(num_results, score.numel()))
+    top_flat = top_flat[top_values > 0]  # only features that fire
+    columns = acts[:, top_flat]  # [seq, n]
+    shown = columns.clone()
+    if skip_bos:
+        shown[0] = 0.0
+    max_index = shown.argmax(dim=0)  # [n]
+    activations = []
+    for flat, values, total, peak, at in zip(
+        top_flat.tolist(),
+        columns.T.tolist(),
+        columns.sum(dim=0).tolist(),
+        shown.gather(0, max_index[None])[0].tolist(),
+        max_index.tolist(),
+        strict=True,
+    ):
+        which = bisect.bisect_right(offsets, flat) - 1
         activations.append(
             FeatureActivation(
-                source=sae.source_id,
-                index=index,
-                values=_floats(values),
-                sum_values=float(values.sum()),
-                max_value=float(shown[max_index]),
-                max_value_index=max_index,
+                source=saes[which].source_id,
+                index=flat - offsets[which],
+                values=values,
+                sum_values=total,
+                max_value=peak,
+                max_value_index=at,
             )
         )
+    counts = [(result.features[sae.source_id] > 0).sum(dim=-1).float().tolist() for sae in saes]
     return ActivationAllResponse(
         activations=activations, tokens=engine.token_strings(tokens), counts=counts
     )
+
+
+def _rank_scores(acts: torch.Tensor, positions: list[int], skip_bos: bool) -> torch.Tensor:
+    """Each feature's score: its max over the prompt, or its sum over the chosen positions."""
+    first = 1 if skip_bos else 0
+    if positions:
+        rows = [p for p in positions if p >= first]
+        return acts[rows].sum(dim=0)  # no rows (only BOS chosen): zeros
+    if acts.shape[0] <= first:
+        return torch.zeros(acts.shape[1])
+    return acts[first:].amax(dim=0)
 
 
 async def activation_topk_by_token(

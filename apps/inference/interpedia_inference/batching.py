@@ -54,9 +54,7 @@ def run_padded_batch(
 
     `wanted[i]` = (hooks, source ids) prompt i asked for: only those are sliced out for it.
     """
-    threads = int(model.extra.get("torch_threads", 0))
-    if threads > 0 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)  # per OS thread; see settings.torch_threads
+    model.use_torch_threads()
     lengths = [len(t) for t in token_lists]
     pad_id = model.tokenizer.pad_token_id or 0
     batch = torch.full((len(token_lists), max(lengths)), pad_id, dtype=torch.long)
@@ -132,7 +130,10 @@ class ActivationBatcher:
             try:
                 job = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                remaining = deadline - loop.time()
+                # Wait for more until the window closes, or until arrivals pause for a
+                # quarter of it: a burst arrives back to back, and its batch need not
+                # wait out the rest of the window.
+                remaining = min(deadline - loop.time(), self.window_s / 4)
                 if remaining <= 0:
                     break
                 try:

@@ -138,17 +138,12 @@ class Engine:
         return self.model.d_model
 
 
-def apply_torch_threads(n: int) -> None:
-    """torch's CPU thread count is set per OS thread: call this in every worker thread."""
-    if n > 0 and torch.get_num_threads() != n:
-        torch.set_num_threads(n)
-
-
 def build_engine(settings: InferenceSettings) -> Engine:
     """Load the model and configured SAEs (slow: run it off the event loop)."""
-    apply_torch_threads(settings.torch_threads)
+    if settings.torch_threads > 0:
+        torch.set_num_threads(settings.torch_threads)  # this loading thread
     model = load_model(settings.model_id, device=settings.device, dtype=settings.dtype)
-    model.extra["torch_threads"] = settings.torch_threads
+    model.torch_threads = settings.torch_threads
     registry = SaeRegistry(model, max_loaded_saes=settings.max_loaded_saes)
     for entry in settings.sae_sources:
         registry.add_source(entry, settings.sae_source_set)

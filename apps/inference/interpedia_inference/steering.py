@@ -236,9 +236,7 @@ def generate(
     """
     from transformers import DynamicCache
 
-    threads = int(model.extra.get("torch_threads", 0))
-    if threads > 0 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)  # per OS thread; see settings.torch_threads
+    model.use_torch_threads()
     hf = model.hf_model
     device = model.device
     batch = int(plan.rows.numel())
@@ -259,9 +257,9 @@ def generate(
             if stop is not None and stop.is_set():
                 break
             # logits_to_keep=1: the prefill needs only the last position's logits.
-            out = hf(input_ids=step_input, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            out = hf(input_ids=step_input, cache=cache, use_cache=True, logits_to_keep=1)
             plan.in_prefill = False
-            cache = out.past_key_values
+            cache = out.cache
             logits = out.logits[:, -1, :].float()  # [batch, d_vocab]
             scores = logits - freq_penalty * counts if freq_penalty else logits
             if temperature > 0:

@@ -127,7 +127,15 @@ class LoadedModel:
     dtype: torch.dtype
     prepend_bos: bool = True
     instruct: bool = False
+    torch_threads: int = 0  # CPU threads per worker thread; 0: torch's default
     extra: dict[str, Any] = field(default_factory=dict)
+    _token_string_cache: dict[int, str] = field(default_factory=dict, repr=False)
+
+    def use_torch_threads(self) -> None:
+        """Apply `torch_threads` here: torch sets its thread count per OS thread, so every
+        worker thread that runs the model calls this first."""
+        if self.torch_threads > 0 and torch.get_num_threads() != self.torch_threads:
+            torch.set_num_threads(self.torch_threads)
 
     # -- tokens -----------------------------------------------------------------
     @property
@@ -143,8 +151,18 @@ class LoadedModel:
         return ids
 
     def token_strings(self, ids: list[int]) -> list[str]:
-        """Each token rendered on its own (what Neuronpedia shows per token)."""
-        return [self.tokenizer.decode([i]) for i in ids]
+        """Each token rendered on its own (what Neuronpedia shows per token).
+
+        Cached per id: every activation response renders its tokens, and the tokenizer's
+        Python wrapper costs more than the whole ranking of a prompt's features.
+        """
+        cache = self._token_string_cache
+        missing = list({i for i in ids if i not in cache})
+        if missing:
+            cache.update(
+                zip(missing, self.tokenizer.batch_decode([[i] for i in missing]), strict=True)
+            )
+        return [cache[i] for i in ids]
 
     def special_token_ids(self) -> set[int]:
         return set(self.tokenizer.all_special_ids)
