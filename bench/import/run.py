@@ -32,6 +32,7 @@ from pgvector.asyncpg import register_vector
 from interpedia_db import migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.embedded import EmbeddedPostgres
+from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
 from interpedia_formats.neuronpedia_export import (
     ExportWriter,
     NpActivation,
@@ -189,7 +190,7 @@ def parsed_rows(export: Path) -> dict[str, list[tuple]]:
                             )
                         )
                         rows["explanation_embeddings"].append(
-                            (n, feature_import.IMPORTED_EMBEDDING_MODEL, r["embedding"])
+                            (n, NEURONPEDIA_EMBEDDING_MODEL, r["embedding"])
                         )
     return rows
 

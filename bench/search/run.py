@@ -1,12 +1,12 @@
 """Explanation search at scale: 1,000,000 explanations, HNSW build, latency and recall.
 
-How the data is made: a few thousand real phrases (clauses of the State of the
-Union corpus in .cache/corpora/sotu, or built-in phrases when it is absent) are
-embedded with the local all-MiniLM-L6-v2. Each of the N explanations takes one
-phrase's text as its description and a vector made from that phrase's embedding
-mixed with one or two other phrases' embeddings plus Gaussian noise (σ = 0.04 per
-dimension, about 0.8 in norm), L2-normalised (`--mix`, see `make_vectors`).
-Queries are held-out phrases, embedded for real.
+How the data is made: 100,000 distinct explanation-like texts (one of ten explainer-style
+templates, e.g. "mentions of {}" or 'the phrase "{}"', around a 1–4 word run of the State
+of the Union corpus in .cache/corpora/sotu) are embedded for real with the local
+all-MiniLM-L6-v2 (cached in .cache/bench/ after the first run). Each of the N
+explanations takes one text as its description, and as its vector that text's embedding
+plus U(0, 0.5) × another text's, L2-normalised (see `make_vectors`). Queries are 1–3
+corpus words that are not among the texts, embedded for real: what people type.
 
 What it prints: load time, HNSW build time (the partial per-model index that
 `interpedia_db.embeddings` creates), p50/p95 latency of semantic and hybrid top-10
@@ -49,57 +49,85 @@ CORPUS = ROOT / ".cache" / "corpora" / "sotu"
 MODEL_ID = "bench-model"
 SOURCE_ID = "0-res-bench"
 
-_FALLBACK_TEXT = """
-cats kittens dogs taxes revenue tariffs war peace navy army schools teachers railroads
-canals farmers wheat cotton banks currency gold silver courts judges congress senate
-treaties trade exports imports oil coal steel workers wages health hospitals roads bridges
-immigration citizens elections voting prisons crime police weather storms rivers forests
-"""
-FALLBACK_TOPICS = _FALLBACK_TEXT.split()
+# Shapes of explanation text, as explainers write them around what a feature responds to.
+TEMPLATES = (
+    "{}",
+    "mentions of {}",
+    "references to {}",
+    'the phrase "{}"',
+    "text about {}",
+    "words like {}",
+    "talk of {}",
+    "{} in political speeches",
+    "sentences about {}",
+    "the word {} in context",
+)
+_STOPWORDS = """a an and are as at be by for from has have in is it its of on or that the their
+them this to was were which will with we our us i you he she they not but all so no"""
+STOPWORDS = frozenset(_STOPWORDS.split())
 
 
-def load_phrases(count: int, seed: int) -> list[str]:
-    """Distinct clauses of 4–12 words from the corpus (or templated phrases without it)."""
-    rng = random.Random(seed)
-    phrases: set[str] = set()
-    if CORPUS.is_dir():
-        for path in sorted(CORPUS.glob("*.txt")):
-            for clause in re.split(r"[.;:!?\n]", path.read_text(errors="ignore")):
-                words = clause.split()
-                if 4 <= len(words) <= 12:
-                    phrases.add(" ".join(words).strip(" ,\"'"))
-    if len(phrases) < count:
-        templates = ["mentions of {}", "{} and {}", "text about {} in {}", "the word {} near {}"]
-        while len(phrases) < count:
-            topic = rng.sample(FALLBACK_TOPICS, 2)
-            phrases.add(rng.choice(templates).format(*topic))
-    return rng.sample(sorted(phrases), count)
+def corpus_words() -> list[str]:
+    if not CORPUS.is_dir():
+        raise SystemExit(f"{CORPUS} is missing: run `make setup` first (it fetches the corpus)")
+    text = " ".join(p.read_text(errors="ignore") for p in sorted(CORPUS.glob("*.txt")))
+    return re.findall(r"[a-z][a-z'-]*", text.lower())
+
+
+def ngram(words: list[str], rng: random.Random, longest: int) -> str | None:
+    """A 1–`longest`-word run of the corpus that neither starts nor ends on a stopword."""
+    n = rng.randint(1, longest)
+    start = rng.randrange(len(words) - n)
+    run = words[start : start + n]
+    if run[0] in STOPWORDS or run[-1] in STOPWORDS:
+        return None
+    return " ".join(run)
+
+
+def explanation_texts(
+    words: list[str], count: int, rng: random.Random, taken: set[str]
+) -> list[str]:
+    """`count` distinct explanation-like texts: a template around a corpus n-gram."""
+    out: list[str] = []
+    while len(out) < count:
+        phrase = ngram(words, rng, 4)
+        if phrase is None:
+            continue
+        text = rng.choice(TEMPLATES).format(phrase)
+        if text not in taken:
+            taken.add(text)
+            out.append(text)
+    return out
+
+
+def query_texts(words: list[str], count: int, rng: random.Random, taken: set[str]) -> list[str]:
+    """What people type into a search box: 1–3 corpus words, none of them an explanation."""
+    out: list[str] = []
+    while len(out) < count:
+        phrase = ngram(words, rng, 3)
+        if phrase is not None and phrase not in taken:
+            taken.add(phrase)
+            out.append(phrase)
+    return out
 
 
 def make_vectors(
-    base: np.ndarray, n: int, rng: np.random.Generator, mix: str, noise_sigma: float = 0.04
+    base: np.ndarray, n: int, rng: np.random.Generator, blend: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """[n, d] unit vectors made from the phrase embeddings, and the phrase each row came from.
+    """[n, d] unit vectors from the real embeddings, and the text each row describes.
 
-    cluster: phrase + 0.35 × another phrase + noise: about 330 near-copies per phrase, so the
-      exact top-10 is decided by tiny margins (a hard case for any ANN index).
-    blend: phrase + U(0, 0.8) × a second + U(0, 0.5) × a third phrase + noise: a continuum,
-      closer to how distinct explanation texts spread.
+    Row i is text a's embedding + U(0, `blend`) × text b's, normalised: as many distinct
+    vectors as rows, each in the span of real embeddings (no isotropic noise, which would
+    raise the data's intrinsic dimension far above that of text embeddings). A text is
+    reused by about n / len(base) rows, as a common explanation is across sources.
     """
     out = np.empty((n, base.shape[1]), dtype=np.float32)
     origin = rng.integers(0, len(base), size=n)
     for start in range(0, n, 100_000):
         stop = min(n, start + 100_000)
         size = stop - start
-        second = base[rng.integers(0, len(base), size=size)]
-        noise = rng.normal(0, noise_sigma, size=(size, base.shape[1])).astype(np.float32)
-        if mix == "cluster":
-            block = base[origin[start:stop]] + 0.35 * second + noise
-        else:
-            third = base[rng.integers(0, len(base), size=size)]
-            w2 = rng.uniform(0, 0.8, size=(size, 1)).astype(np.float32)
-            w3 = rng.uniform(0, 0.5, size=(size, 1)).astype(np.float32)
-            block = base[origin[start:stop]] + w2 * second + w3 * third + noise
+        weight = rng.uniform(0, blend, size=(size, 1)).astype(np.float32)
+        block = base[origin[start:stop]] + weight * base[rng.integers(0, len(base), size=size)]
         out[start:stop] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out, origin
 
@@ -232,13 +260,11 @@ async def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--phrases", type=int, default=3000)
+    parser.add_argument("--texts", type=int, default=100_000, help="distinct texts embedded")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--maintenance-work-mem", default="3GB")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--mix", choices=["blend", "cluster"], default="blend")
-    # Isotropic noise raises the data's intrinsic dimension, which is what makes ANN hard.
-    parser.add_argument("--noise", type=float, default=0.04, help="σ per dimension")
+    parser.add_argument("--blend", type=float, default=0.5, help="max weight of the 2nd text")
     # Experiments only: the app builds with pgvector's defaults (m 16, ef_construction 64).
     parser.add_argument("--hnsw-m", type=int, default=None, help="override the index's m")
     parser.add_argument(
@@ -254,19 +280,26 @@ def main() -> None:
         flush=True,
     )
     t = time.perf_counter()
-    texts = load_phrases(args.phrases + args.queries, args.seed)
-    phrases, queries = texts[: args.phrases], texts[args.phrases :]
+    words, rng_text, taken = corpus_words(), random.Random(args.seed), set()
+    texts = explanation_texts(words, args.texts, rng_text, taken)
+    queries = query_texts(words, args.queries, rng_text, taken)
     embedder = LocalEmbedder()
-    # Embedding the phrases takes a minute or two on 2 cores: keep them between runs.
-    cached = ROOT / ".cache" / "bench" / f"search-phrases-{args.seed}-{len(texts)}.npy"
+    # Embedding 100,000 texts takes about 3 minutes on 2 cores: keep them between runs.
+    name = f"search-texts-{args.seed}-{args.texts}-{args.queries}.npy"
+    cached = ROOT / ".cache" / "bench" / name
     if cached.exists():
         embedded = np.load(cached)
     else:
-        embedded = embedder.embed_sync(texts)
+        embedded = embedder.embed_sync(texts + queries)
         cached.parent.mkdir(parents=True, exist_ok=True)
         np.save(cached, embedded)
-    base, qvectors = embedded[: args.phrases], embedded[args.phrases :]
-    print(f"embedded {len(texts):,} real phrases in {time.perf_counter() - t:.1f} s", flush=True)
+    base, qvectors = embedded[: args.texts], embedded[args.texts :]
+    print(
+        f"{len(texts):,} explanation texts + {len(queries)} queries embedded (or read from "
+        f"{cached.name}) in {time.perf_counter() - t:.1f} s; e.g. {texts[:3]}, "
+        f"queries {queries[:3]}",
+        flush=True,
+    )
     single = []
     for q in queries[:50]:
         s = time.perf_counter()
@@ -276,10 +309,10 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     t = time.perf_counter()
-    vectors, origin = make_vectors(base, args.n, rng, args.mix, args.noise)
-    descriptions = [phrases[i] for i in origin]
+    vectors, origin = make_vectors(base, args.n, rng, args.blend)
+    descriptions = [texts[i] for i in origin]
     print(
-        f"made {args.n:,} vectors ({args.mix}, noise σ {args.noise}) "
+        f"made {args.n:,} vectors (text + U(0, {args.blend}) x another) "
         f"in {time.perf_counter() - t:.1f} s",
         flush=True,
     )

@@ -35,6 +35,7 @@ class BatchResult:
     total: int = 0  # units of work considered
     done: int = 0  # newly completed
     skipped: int = 0  # already done before this run
+    not_fired: int = 0  # features with no activations on the dashboard prompts: nothing to do
     failed: dict[int, str] = field(default_factory=dict)  # index or id → reason
 
 
@@ -107,13 +108,20 @@ async def explain_source(
     base_delay: float = 1.0,
     progress: Progress | None = None,
 ) -> BatchResult:
-    """Explain every feature of the source that has no `type_name` explanation yet."""
+    """Explain every feature of the source that fired and has no `type_name` explanation yet.
+
+    Features that never fired on the dashboard prompts are counted as `not_fired`, not
+    tried: there is nothing to explain them by, which is not a failure.
+    """
     async with sessionmaker.begin() as session:
-        indices = await storage.feature_indices(session, model_id, source_id)
+        every = await storage.feature_indices(session, model_id, source_id)
+        indices = await storage.feature_indices(session, model_id, source_id, fired=True)
         done = await storage.explained_indices(session, model_id, source_id, type_name)
-    if not indices:
+    if not every:
         raise InvalidInput(f"source {model_id}/{source_id} has no features")
-    result = BatchResult(total=len(indices), skipped=len(done & set(indices)))
+    result = BatchResult(
+        total=len(indices), skipped=len(done & set(indices)), not_fired=len(every) - len(indices)
+    )
     todo = [i for i in indices if i not in done]
 
     async def work(index: int) -> str | None:

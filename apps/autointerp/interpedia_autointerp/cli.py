@@ -69,7 +69,8 @@ def explain(
         )
         typer.echo(
             f"\nexplained {result.done}, already done {result.skipped}, "
-            f"failed {len(result.failed)} of {result.total}",
+            f"failed {len(result.failed)} of {result.total} that fired "
+            f"({result.not_fired} never fired)",
         )
 
     run_in_database(settings, run)

@@ -16,13 +16,14 @@ from typing import Protocol
 import numpy as np
 
 from interpedia_core.errors import ConfigurationError, InvalidInput, UpstreamError
+from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
 
 logger = logging.getLogger(__name__)
 
 LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
 LOCAL_DIMENSIONS = 384
 # Stored under the name the database seeds for Neuronpedia's exported vectors.
-OPENAI_MODEL_NAME = "openai/text-embedding-3-large@256"
+OPENAI_MODEL_NAME = NEURONPEDIA_EMBEDDING_MODEL
 OPENAI_API_MODEL = "text-embedding-3-large"
 OPENAI_DIMENSIONS = 256  # what Neuronpedia's exports carry
 

@@ -65,6 +65,7 @@ def _summary(result: batch.BatchResult) -> dict[str, Any]:
         "total": result.total,
         "done": result.done,
         "skipped": result.skipped,
+        "not_fired": result.not_fired,
         "failed": {str(k): v for k, v in list(result.failed.items())[:50]},
     }
 

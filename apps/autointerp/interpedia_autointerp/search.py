@@ -17,14 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_autointerp.embeddings import Embedder
 from interpedia_core.errors import InvalidInput
-from interpedia_db.embeddings import nearest_explanations
+from interpedia_db.embeddings import DEFAULT_EF_SEARCH, nearest_explanations
 from interpedia_db.models import Source
 
 SearchMode = Literal["semantic", "keyword", "hybrid"]
 RRF_K = 60
 MAX_LIMIT = 100
-# HNSW candidate list: higher finds more of the exact top-k at some latency (bench/search).
-DEFAULT_EF_SEARCH = 100
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,8 @@ simulation) need `llm_base_url`/`llm_model` pointing at any OpenAI-compatible AP
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from interpedia_autointerp.embeddings import LOCAL_MODEL_NAME
 from interpedia_core.settings import ServiceSettings
-
-LOCAL_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-OPENAI_EMBEDDING_MODEL = "openai/text-embedding-3-large@256"
 
 
 class AutointerpSettings(ServiceSettings):
@@ -30,7 +28,7 @@ class AutointerpSettings(ServiceSettings):
         description="Chat model for the LLM explainer and judges. Unset: offline explainer only.",
     )
     embedding_model: str = Field(
-        default=LOCAL_EMBEDDING_MODEL,
+        default=LOCAL_MODEL_NAME,
         description="Default embedding model for scoring and search queries.",
     )
     openai_embeddings: bool = Field(

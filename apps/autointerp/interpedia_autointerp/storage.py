@@ -148,13 +148,23 @@ async def explanations_missing_embedding(
     return list(await session.scalars(query.order_by(Explanation.id).limit(limit)))
 
 
-async def feature_indices(session: AsyncSession, model_id: str, source_id: str) -> list[int]:
-    rows = await session.scalars(
-        select(Feature.index)
-        .where(Feature.model_id == model_id, Feature.source_id == source_id)
-        .order_by(Feature.index)
+async def feature_indices(
+    session: AsyncSession, model_id: str, source_id: str, *, fired: bool = False
+) -> list[int]:
+    """The source's feature indices; with `fired`, only those with activation examples (a
+    feature that never fired on the dashboard prompts has nothing to explain it by)."""
+    query = select(Feature.index).where(
+        Feature.model_id == model_id, Feature.source_id == source_id
     )
-    return list(rows)
+    if fired:
+        query = query.where(
+            exists().where(
+                Activation.model_id == Feature.model_id,
+                Activation.source_id == Feature.source_id,
+                Activation.index == Feature.index,
+            )
+        )
+    return list(await session.scalars(query.order_by(Feature.index)))
 
 
 async def explained_indices(

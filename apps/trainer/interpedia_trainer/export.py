@@ -10,7 +10,7 @@ another database's rows with the same row ids but other content do not collide.
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +19,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_core.errors import NotFound
+from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
 from interpedia_db.models import (
     Activation,
     Explanation,
+    ExplanationEmbedding,
     Feature,
     Model,
     Source,
@@ -65,7 +67,7 @@ def neuronpedia_config(source: Source) -> dict[str, Any]:
 
 
 async def _stream(session: AsyncSession, query: Select[Any]) -> AsyncIterator[Any]:
-    result = await session.stream_scalars(query.execution_options(yield_per=2000))
+    result = await session.stream(query.execution_options(yield_per=2000))
     async for row in result:
         yield row
 
@@ -74,16 +76,17 @@ async def _write_batched(
     session: AsyncSession,
     writer: ExportWriter,
     kind: str,
-    query: Select[Any],  # ordered by feature index
-    write: Callable[[Any], None],
+    query: Select[Any],  # ordered by feature index; the first column is the stored row
+    write: Callable[..., None],  # called with the query's columns
 ) -> None:
     """Write each stored row, closing a batch file as soon as its features are done."""
     batch = None
-    async for stored in _stream(session, query):
-        if batch is not None and stored.index // BATCH_SIZE != batch:
+    async for row in _stream(session, query):
+        index = row[0].index
+        if batch is not None and index // BATCH_SIZE != batch:
             writer.finish_batch(kind, batch)
-        batch = stored.index // BATCH_SIZE
-        write(stored)
+        batch = index // BATCH_SIZE
+        write(*row)
 
 
 def feature_row(f: Feature, source: Source) -> NpNeuron:
@@ -131,7 +134,10 @@ def activation_row(a: Activation, source: Source) -> NpActivation:
     )
 
 
-def explanation_row(e: Explanation, source: Source) -> NpExplanation:
+def explanation_row(
+    e: Explanation, source: Source, embedding: Sequence[float] | None = None
+) -> NpExplanation:
+    """`embedding`: the explanation's vector from Neuronpedia's embedding model, if stored."""
     content = (e.id, e.index, e.type_name, e.description)
     return NpExplanation(
         modelId=source.model_id,
@@ -139,6 +145,7 @@ def explanation_row(e: Explanation, source: Source) -> NpExplanation:
         index=str(e.index),
         id=e.external_id or _content_id(source.model_id, source.id, *content),
         description=e.description,
+        embedding=None if embedding is None else [float(v) for v in embedding],
         typeName=e.type_name,
         explanationModelName=e.explanation_model_name,
     )
@@ -235,12 +242,23 @@ async def export_source(
         rows_of(Activation, Activation.index, Activation.id),
         lambda a: writer.write_activation(activation_row(a, source)),
     )
+    # Neuronpedia's `embedding` field holds its own model's vectors (imported ones round-trip);
+    # local-model vectors have another width and meaning, and stay out.
+    with_embedding = (
+        rows_of(Explanation, Explanation.index, Explanation.id)
+        .add_columns(ExplanationEmbedding.embedding)
+        .outerjoin(
+            ExplanationEmbedding,
+            (ExplanationEmbedding.explanation_id == Explanation.id)
+            & (ExplanationEmbedding.embedding_model == NEURONPEDIA_EMBEDDING_MODEL),
+        )
+    )
     await _write_batched(
         session,
         writer,
         "explanations",
-        rows_of(Explanation, Explanation.index, Explanation.id),
-        lambda e: writer.write_explanation(explanation_row(e, source)),
+        with_embedding,
+        lambda e, embedding: writer.write_explanation(explanation_row(e, source, embedding)),
     )
     manifest = writer.close()
     rows: dict[str, int] = {}

@@ -18,7 +18,7 @@ files in memory and stops listing at 1,000 files):
 - `verify_import` compares file sizes, checksums and row counts with the
   export's manifest, and row counts in the database with the files.
 
-Imported explanation embeddings are kept under `IMPORTED_EMBEDDING_MODEL`.
+Imported explanation embeddings are kept under `NEURONPEDIA_EMBEDDING_MODEL`.
 """
 
 import asyncio
@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.connect import driver_connection
+from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
 from interpedia_db.models import (
     Activation,
     Explanation,
@@ -71,7 +72,6 @@ from interpedia_webapi import copy_text
 
 logger = logging.getLogger(__name__)
 
-IMPORTED_EMBEDDING_MODEL = "openai/text-embedding-3-large@256"
 LocationFactory = Callable[[str], ExportLocation]
 ProgressCallback = Callable[["ImportProgress"], Awaitable[None]]
 
@@ -463,13 +463,13 @@ async def _import_rows(
                 expected = (
                     await session.execute(
                         text("SELECT dimensions FROM embedding_models WHERE name = :name"),
-                        {"name": IMPORTED_EMBEDDING_MODEL},
+                        {"name": NEURONPEDIA_EMBEDDING_MODEL},
                     )
                 ).scalar_one_or_none()
                 if expected is None or set(dims) != {expected}:
                     raise MalformedExportError(
                         f"{path}: embeddings of {sorted(dims)} dims; "
-                        f"{IMPORTED_EMBEDDING_MODEL} stores {expected}"
+                        f"{NEURONPEDIA_EMBEDDING_MODEL} stores {expected}"
                     )
                 await session.execute(
                     text(
@@ -481,7 +481,7 @@ async def _import_rows(
                         "WHERE t.embedding IS NOT NULL "
                         "ON CONFLICT (explanation_id, embedding_model) DO NOTHING"
                     ),
-                    {"name": IMPORTED_EMBEDDING_MODEL},
+                    {"name": NEURONPEDIA_EMBEDDING_MODEL},
                 )
         else:
             raise MalformedExportError(f"{path}: not an export batch file")
@@ -800,7 +800,7 @@ async def verify_import(
             .where(
                 Explanation.model_id == job.model_id,
                 Explanation.source_id == job.source_id,
-                ExplanationEmbedding.embedding_model == IMPORTED_EMBEDDING_MODEL,
+                ExplanationEmbedding.embedding_model == NEURONPEDIA_EMBEDDING_MODEL,
             )
         )
     ).scalar_one()

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interpedia_core.errors import InvalidInput
 from interpedia_db.models import EmbeddingModel
 
+# The model of the vectors in Neuronpedia's exports (`Explanation.embedding`): OpenAI
+# text-embedding-3-large shortened to 256 dims. Seeded by the first migration.
+NEURONPEDIA_EMBEDDING_MODEL = "openai/text-embedding-3-large@256"
 # Cosine search on HNSW trades recall for speed; 100 candidates keeps recall@10 high.
 DEFAULT_EF_SEARCH = 100
 

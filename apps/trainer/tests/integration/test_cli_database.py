@@ -15,9 +15,11 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from interpedia_core.errors import InvalidInput
+from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
 from interpedia_db.models import (
     Activation,
     Explanation,
+    ExplanationEmbedding,
     Feature,
     Source,
     TrainingMetric,
@@ -163,12 +165,29 @@ async def test_export_writes_what_the_reader_reads(
     env, with_dashboards, db_sessionmaker, tmp_path
 ) -> None:
     async with db_sessionmaker.begin() as session:
-        for index, text in ((0, "the word union"), (5, "numbers")):
-            session.add(
-                Explanation(
-                    model_id=MODEL, source_id=SOURCE, index=index, description=text, type_name="t"
-                )
+        union, numbers = (
+            Explanation(
+                model_id=MODEL, source_id=SOURCE, index=index, description=text, type_name="t"
             )
+            for index, text in ((0, "the word union"), (5, "numbers"))
+        )
+        session.add_all([union, numbers])
+        await session.flush()
+        # an imported Neuronpedia vector goes out again; a local-model one has no field there
+        session.add_all(
+            [
+                ExplanationEmbedding(
+                    explanation_id=union.id,
+                    embedding_model=NEURONPEDIA_EMBEDDING_MODEL,
+                    embedding=[0.25] * 256,
+                ),
+                ExplanationEmbedding(
+                    explanation_id=numbers.id,
+                    embedding_model="all-MiniLM-L6-v2",
+                    embedding=[0.5] * 384,
+                ),
+            ]
+        )
     async with db_sessionmaker() as session:
         n_examples = await session.scalar(
             select(func.count()).select_from(Activation).where(Activation.source_id == SOURCE)
@@ -185,7 +204,8 @@ async def test_export_writes_what_the_reader_reads(
             row for _, row in read_file_rows(root, entry.path)
         )
     assert len(rows["features"]) == 64 and len(rows["activations"]) == n_examples
-    assert sorted(r.description for r in rows["explanations"]) == ["numbers", "the word union"]
+    embeddings = {r.description: r.embedding for r in rows["explanations"]}
+    assert embeddings == {"numbers": None, "the word union": [0.25] * 256}
     [source] = rows["source.jsonl"]
     assert source.saelensConfig["hook_name"] == HOOK and source.hasDashboards
     [model] = rows["model.jsonl"]
