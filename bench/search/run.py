@@ -12,8 +12,8 @@ What it prints: load time, HNSW build time (the partial per-model index that
 `interpedia_db.embeddings` creates), p50/p95 latency of semantic and hybrid top-10
 through `interpedia_autointerp.search` (query vectors precomputed; the local
 model's query embedding time is printed separately), and recall@10 of semantic
-search against exact search (numpy over all N vectors), at ef_search 100 (the
-default), 200 and 400.
+search against exact search (numpy over all N vectors), at the app's ef_search defaults
+(semantic 600, hybrid 200), then at 100, 200 and 800.
 
     .venv/bin/python bench/search/run.py            # 1,000,000 explanations
     .venv/bin/python bench/search/run.py --n 100000 # quicker
@@ -334,6 +334,9 @@ def main() -> None:
     try:
         server.ensure_running()
         migrate.upgrade(server.url)
+        with psycopg.connect(server.url) as conn:
+            buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
+        print(f"embedded PostgreSQL with the app's settings: shared_buffers {buffers}", flush=True)
         t = time.perf_counter()
         load(server.url, vectors, descriptions)
         print(
@@ -350,7 +353,14 @@ def main() -> None:
             f"{args.maintenance_work_mem}): {time.perf_counter() - t:.1f} s",
             flush=True,
         )
-        runs = [("semantic", 100), ("hybrid", 100), ("semantic", 200), ("semantic", 400)]
+        # the app's defaults first, then the recall/latency curve around them
+        runs = [
+            ("semantic", search.DEFAULT_EF_SEARCH),
+            ("hybrid", search.HYBRID_EF_SEARCH),
+            ("semantic", 100),
+            ("semantic", 200),
+            ("semantic", 800),
+        ]
         results = asyncio.run(measure(server.url, queries, qvectors, exact, runs))
         for (mode, ef_search), (timings, recalls) in results.items():
             recall = f", recall@10 {statistics.mean(recalls):.3f}" if mode == "semantic" else ""

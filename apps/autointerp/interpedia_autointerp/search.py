@@ -23,6 +23,9 @@ from interpedia_db.models import Source
 SearchMode = Literal["semantic", "keyword", "hybrid"]
 RRF_K = 60
 MAX_LIMIT = 100
+# Hybrid results are ordered by rank fusion, so its 50-deep semantic leg need not match
+# exact search hit for hit: a shorter candidate list keeps both legs within ~10 ms.
+HYBRID_EF_SEARCH = 200
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ async def hybrid_search(
     *,
     limit: int = 10,
     offset: int = 0,
-    ef_search: int = DEFAULT_EF_SEARCH,
+    ef_search: int = HYBRID_EF_SEARCH,
 ) -> list[SearchHit]:
     depth = max(50, 2 * (limit + offset))
     vector = (await embedder.embed([query]))[0].tolist()
@@ -224,8 +227,9 @@ async def search_explanations(
     *,
     limit: int = 10,
     offset: int = 0,
-    ef_search: int = DEFAULT_EF_SEARCH,
+    ef_search: int | None = None,
 ) -> list[SearchHit]:
+    """One page of explanations for `query`; `ef_search` None takes the mode's default."""
     query = query.strip()
     if not query:
         raise InvalidInput("the search query is empty")
@@ -235,12 +239,24 @@ async def search_explanations(
         raise InvalidInput("offset must be 0 or more")
     if mode == "semantic":
         return await semantic_search(
-            session, embedder, query, filters, limit=limit, offset=offset, ef_search=ef_search
+            session,
+            embedder,
+            query,
+            filters,
+            limit=limit,
+            offset=offset,
+            ef_search=ef_search or DEFAULT_EF_SEARCH,
         )
     if mode == "keyword":
         return await keyword_search(session, query, filters, limit=limit, offset=offset)
     if mode == "hybrid":
         return await hybrid_search(
-            session, embedder, query, filters, limit=limit, offset=offset, ef_search=ef_search
+            session,
+            embedder,
+            query,
+            filters,
+            limit=limit,
+            offset=offset,
+            ef_search=ef_search or HYBRID_EF_SEARCH,
         )
     raise InvalidInput(f"unknown search mode {mode!r}: use semantic, keyword or hybrid")

@@ -18,8 +18,9 @@ from interpedia_db.models import EmbeddingModel
 # The model of the vectors in Neuronpedia's exports (`Explanation.embedding`): OpenAI
 # text-embedding-3-large shortened to 256 dims. Seeded by the first migration.
 NEURONPEDIA_EMBEDDING_MODEL = "openai/text-embedding-3-large@256"
-# Cosine search on HNSW trades recall for speed; 100 candidates keeps recall@10 high.
-DEFAULT_EF_SEARCH = 100
+# HNSW's candidate list trades recall for speed. At 1,000,000 explanations (bench/search)
+# 600 gives recall@10 0.96 against exact search in about 9 ms; 100 gives 0.84 in 3.5 ms.
+DEFAULT_EF_SEARCH = 600
 
 
 def _slug(name: str) -> str:
@@ -74,9 +75,15 @@ async def nearest_explanations(
 ) -> list[Neighbour]:
     """Explanations nearest to `query` by cosine, through the model's HNSW index."""
     dims = len(query)
-    await session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
-    # Filters are applied after the index scan; iterative scans keep filling the page.
-    await session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    # One round trip for both settings (SET LOCAL, for this transaction only). Filters apply
+    # after the index scan; iterative scans keep filling the page.
+    await session.execute(
+        text(
+            "SELECT set_config('hnsw.ef_search', :ef_search, true),"
+            " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+        ),
+        {"ef_search": str(int(ef_search))},
+    )
     filters = ""
     params: dict[str, object] = {
         "model": embedding_model,
