@@ -302,7 +302,7 @@ def dashboards(
     out: Annotated[
         Path | None, typer.Option(help="With --sae: write the dashboards here as JSON.")
     ] = None,
-    n_prompts: Annotated[int, typer.Option(help="Corpus contexts to scan.")] = 256,
+    n_prompts: Annotated[int, typer.Option(help="Corpus contexts to scan.")] = 2048,
     context_size: Annotated[int, typer.Option()] = 128,
     features: Annotated[str | None, typer.Option(help="Feature range START:STOP.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per model batch.")] = 16,

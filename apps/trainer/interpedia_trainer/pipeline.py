@@ -147,7 +147,7 @@ def dashboards_from_corpus(
     sae: Any,
     corpus: str | Path,
     *,
-    n_prompts: int = 256,
+    n_prompts: int = 2048,  # as POST /v1/dashboards
     context_size: int = 128,
     prepend_bos: bool = True,
     feature_range: tuple[int, int] | None = None,
