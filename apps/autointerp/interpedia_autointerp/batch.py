@@ -114,13 +114,13 @@ async def explain_source(
     tried: there is nothing to explain them by, which is not a failure.
     """
     async with sessionmaker.begin() as session:
-        every = await storage.feature_indices(session, model_id, source_id)
-        indices = await storage.feature_indices(session, model_id, source_id, fired=True)
+        fired = await storage.features_fired(session, model_id, source_id)
         done = await storage.explained_indices(session, model_id, source_id, type_name)
-    if not every:
+    if not fired:
         raise InvalidInput(f"source {model_id}/{source_id} has no features")
+    indices = [index for index, has_examples in fired.items() if has_examples]
     result = BatchResult(
-        total=len(indices), skipped=len(done & set(indices)), not_fired=len(every) - len(indices)
+        total=len(indices), skipped=len(done & set(indices)), not_fired=len(fired) - len(indices)
     )
     todo = [i for i in indices if i not in done]
 

@@ -237,26 +237,21 @@ async def search_explanations(
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
     if offset < 0:
         raise InvalidInput("offset must be 0 or more")
-    if mode == "semantic":
-        return await semantic_search(
-            session,
-            embedder,
-            query,
-            filters,
-            limit=limit,
-            offset=offset,
-            ef_search=ef_search or DEFAULT_EF_SEARCH,
-        )
     if mode == "keyword":
         return await keyword_search(session, query, filters, limit=limit, offset=offset)
-    if mode == "hybrid":
-        return await hybrid_search(
-            session,
-            embedder,
-            query,
-            filters,
-            limit=limit,
-            offset=offset,
-            ef_search=ef_search or HYBRID_EF_SEARCH,
-        )
-    raise InvalidInput(f"unknown search mode {mode!r}: use semantic, keyword or hybrid")
+    by_vector = {
+        "semantic": (semantic_search, DEFAULT_EF_SEARCH),
+        "hybrid": (hybrid_search, HYBRID_EF_SEARCH),
+    }
+    if mode not in by_vector:
+        raise InvalidInput(f"unknown search mode {mode!r}: use semantic, keyword or hybrid")
+    run, default_ef = by_vector[mode]
+    return await run(
+        session,
+        embedder,
+        query,
+        filters,
+        limit=limit,
+        offset=offset,
+        ef_search=ef_search or default_ef,
+    )

@@ -148,23 +148,20 @@ async def explanations_missing_embedding(
     return list(await session.scalars(query.order_by(Explanation.id).limit(limit)))
 
 
-async def feature_indices(
-    session: AsyncSession, model_id: str, source_id: str, *, fired: bool = False
-) -> list[int]:
-    """The source's feature indices; with `fired`, only those with activation examples (a
+async def features_fired(session: AsyncSession, model_id: str, source_id: str) -> dict[int, bool]:
+    """Each feature index of the source (in order) → whether it has activation examples (a
     feature that never fired on the dashboard prompts has nothing to explain it by)."""
-    query = select(Feature.index).where(
-        Feature.model_id == model_id, Feature.source_id == source_id
+    has_examples = exists().where(
+        Activation.model_id == Feature.model_id,
+        Activation.source_id == Feature.source_id,
+        Activation.index == Feature.index,
     )
-    if fired:
-        query = query.where(
-            exists().where(
-                Activation.model_id == Feature.model_id,
-                Activation.source_id == Feature.source_id,
-                Activation.index == Feature.index,
-            )
-        )
-    return list(await session.scalars(query.order_by(Feature.index)))
+    rows = await session.execute(
+        select(Feature.index, has_examples)
+        .where(Feature.model_id == model_id, Feature.source_id == source_id)
+        .order_by(Feature.index)
+    )
+    return {index: fired for index, fired in rows.all()}
 
 
 async def explained_indices(

@@ -125,7 +125,7 @@ async def activation_all(
                 max_value_index=at,
             )
         )
-    counts = [(result.features[sae.source_id] > 0).sum(dim=-1).float().tolist() for sae in saes]
+    counts = [(source_acts > 0).sum(dim=-1).float().tolist() for source_acts in per_source]
     return ActivationAllResponse(
         activations=activations, tokens=engine.token_strings(tokens), counts=counts
     )

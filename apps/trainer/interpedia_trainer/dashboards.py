@@ -332,21 +332,18 @@ class _Examples:
 
     def get(self, pid: int, f: int, bin_index: int | None = None) -> ActivationExample:
         n = self._index[(pid, f)]
-        ex = ActivationExample(
+        width = self._max_act[f] / self._n_bins
+        in_bin = bin_index is not None
+        return ActivationExample(
             prompt_index=pid,
             tokens=self._tokens[pid],
             values=self._values[n],
             max_value=self._max[n],
             max_value_token_index=self._argmax[n],
+            bin_index=bin_index,
+            bin_min=bin_index * width if in_bin else None,
+            bin_max=(bin_index + 1) * width if in_bin else None,
         )
-        if bin_index is not None:
-            width = self._max_act[f] / self._n_bins
-            ex.bin_index, ex.bin_min, ex.bin_max = (
-                bin_index,
-                bin_index * width,
-                (bin_index + 1) * width,
-            )
-        return ex
 
 
 @dataclass

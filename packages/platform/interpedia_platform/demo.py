@@ -71,8 +71,8 @@ def demo_state(database_url: str, settings: DemoSettings) -> DemoState:
         explained, fired = conn.execute(
             "SELECT (SELECT count(DISTINCT index) FROM explanations"
             "        WHERE model_id = %(m)s AND source_id = %(s)s),"
-            "       (SELECT count(*) FROM features"
-            "        WHERE model_id = %(m)s AND source_id = %(s)s AND max_act > 0)",
+            "       (SELECT count(DISTINCT index) FROM activations"
+            "        WHERE model_id = %(m)s AND source_id = %(s)s)",
             {"m": settings.model_id, "s": settings.source_id},
         ).fetchone()
     if source is None:
