@@ -1,6 +1,10 @@
 """`interpedia-inference serve` (also `interpedia inference serve`)."""
 
+import sys
+
 import typer
+
+from interpedia_core.errors import InterpediaError
 
 app = typer.Typer(name="inference", help="The inference service (port 5002).", no_args_is_help=True)
 
@@ -25,8 +29,12 @@ def serve(
         k: v for k, v in {"port": port, "host": host, "model_id": model_id}.items() if v is not None
     }
     settings = InferenceSettings(**overrides)
-    run(create_app, settings, PREFIX)
+    run(create_app, settings, PREFIX, internal=True)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except InterpediaError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

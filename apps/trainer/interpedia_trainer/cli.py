@@ -598,7 +598,7 @@ def serve(
     from interpedia_trainer.settings import TrainerSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    serve_app(create_app, TrainerSettings(**overrides), _ENV)  # type: ignore[arg-type]
+    serve_app(create_app, TrainerSettings(**overrides), _ENV, internal=True)  # type: ignore[arg-type]
 
 
 @service.callback()

@@ -68,6 +68,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         description="Browse, search, test and steer sparse-autoencoder features. "
         "Reads are public; writes need an `x-api-key`; admin routes need an admin key.",
         lifespan=lifespan,
+        internal=False,
     )
     app.state.settings = settings
     app.state.ready = False

@@ -1,9 +1,9 @@
 """Settings of the web API (`INTERPEDIA_WEBAPI_*`); shared ones come from `CommonSettings`."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from interpedia_core.settings import ServiceSettings
@@ -25,14 +25,21 @@ class WebapiSettings(ServiceSettings):
         default_factory=dict,
         description='Per-model inference URLs as JSON, e.g. {"gpt2-small": "http://gpu1:5002"}.',
     )
+    secret: str | None = Field(
+        default=None,
+        description="X-SECRET-KEY sent to inference and autointerp unless their own secrets "
+        "below are set (default: INTERPEDIA_SECRET). The web API itself checks API keys.",
+    )
     inference_secret: str | None = Field(
-        default=None, description="X-SECRET-KEY for the inference services, if they need one."
+        default=None,
+        description="X-SECRET-KEY for the inference services (default: _SECRET above).",
     )
     autointerp_url: str | None = Field(
         default=None, description="Autointerp service (explanations, scores, search)."
     )
     autointerp_secret: str | None = Field(
-        default=None, description="X-SECRET-KEY for the autointerp service, if it needs one."
+        default=None,
+        description="X-SECRET-KEY for the autointerp service (default: _SECRET above).",
     )
     admin_bootstrap_key: str | None = Field(
         default=None,
@@ -67,6 +74,12 @@ class WebapiSettings(ServiceSettings):
         if value is not None and len(value) < 16:
             raise ValueError("the admin bootstrap key must be at least 16 characters")
         return value
+
+    @model_validator(mode="after")
+    def _upstream_secrets(self) -> Self:
+        self.inference_secret = self.inference_secret or self.secret
+        self.autointerp_secret = self.autointerp_secret or self.secret
+        return self
 
     @property
     def import_scratch(self) -> Path:

@@ -2,7 +2,7 @@
 
 Each app's `create_app(settings)` calls `create_service_app` and adds its own
 lifespan and routers, so all four services answer errors, name their
-operations and check their secret the same way.
+operations, check their secret and document all of that the same way.
 """
 
 import hmac
@@ -12,19 +12,44 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
-from interpedia_core.errors import InterpediaError
+from interpedia_core.errors import InterpediaError, Unauthorized
+from interpedia_core.wire import ErrorResponse, ValidationErrorResponse
 
 logger = logging.getLogger(__name__)
+SECRET_HEADER = "x-secret-key"
+# Paths anyone may read even when the service has a secret: health checks and the spec.
+OPEN_PATHS = ("/health", "/openapi.json", "/docs")
 
 
 def operation_id(route: APIRoute) -> str:
     """Readable generated-client method names: `activation_all` for POST /v1/activation/all."""
     return route.name
+
+
+def error_responses(*errors: type[InterpediaError]) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: each error it may answer with, by status, with its docstring.
+
+    Routes list what they (and their dependencies) raise, so the spec names every status
+    a caller can meet and the body (`{"detail": ...}`) that comes with it.
+    """
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        text = (error.__doc__ or error.__name__).strip()
+        texts = by_status.setdefault(error.status_code, [])
+        if text not in texts:
+            texts.append(text)
+    return {
+        status: {"model": ErrorResponse, "description": " / ".join(texts)}
+        for status, texts in sorted(by_status.items())
+    }
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -34,7 +59,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain_error(request: Request, exc: InterpediaError) -> JSONResponse:
         if exc.status_code >= 500:
             logger.error("%s %s failed: %s", request.method, request.url.path, exc)
-        return JSONResponse(status_code=exc.status_code, content={"detail": exc.message})
+        content: dict[str, Any] = {"detail": exc.message}
+        if exc.status_code == 422:  # every 422 has the same shape, field errors or not
+            content["errors"] = []
+        return JSONResponse(status_code=exc.status_code, content=content)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -48,10 +76,27 @@ def install_error_handlers(app: FastAPI) -> None:
             content={"detail": detail or "invalid request", "errors": _jsonable(errors)},
         )
 
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> Any:
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; list every method.
+            exc.headers = {"Allow": ", ".join(_allowed_methods(app, request))}
+        return await http_exception_handler(request, exc)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal server error"})
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    scope = {**request.scope, "method": "GET"}
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -61,21 +106,85 @@ def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def install_secret_check(app: FastAPI, secret: str | None, header: str = "x-secret-key") -> None:
-    """When a secret is configured, every request but /health must carry it."""
+def event_stream(data_schema: dict[str, Any]) -> dict[str, Any]:
+    """The `content` entry of a server-sent event stream whose events carry JSON `data`.
+
+    `itemSchema` (OpenAPI 3.2, which tools reading 3.1 documents honour) describes one
+    event, as a client parses it: `data` is a JSON text matching `data_schema`.
+    """
+    return {
+        "text/event-stream": {
+            "itemSchema": {
+                "type": "object",
+                "required": ["data"],
+                "properties": {
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": data_schema,
+                    },
+                    "event": {"type": "string"},
+                },
+            }
+        }
+    }
+
+
+class WrongSecret(Unauthorized):
+    """Missing or wrong X-SECRET-KEY header: this service requires the shared secret."""
+
+
+def install_secret_check(app: FastAPI, secret: str | None) -> None:
+    """When a secret is configured, every request but /health (and the spec) must carry it."""
     if not secret:
         return
 
     @app.middleware("http")
     async def _check_secret(request: Request, call_next: Callable[..., Any]) -> Any:
-        if request.url.path == "/health" or request.url.path in ("/openapi.json", "/docs"):
+        if request.url.path in OPEN_PATHS:
             return await call_next(request)
-        given = request.headers.get(header, "")
+        given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), secret.encode()):
+            refused = WrongSecret()
             return JSONResponse(
-                status_code=401, content={"detail": f"missing or wrong {header.upper()} header"}
+                status_code=refused.status_code, content={"detail": refused.message}
             )
         return await call_next(request)
+
+
+def _document_errors(schema: dict[str, Any], secret_checked: bool) -> None:
+    """Make the spec say what the error handlers send.
+
+    FastAPI documents its own 422 body (`detail` a list); `install_error_handlers` sends
+    `detail` as a string plus `errors`. And a service with a secret may answer 401 on
+    every path but the open ones.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorResponse, ValidationErrorResponse):
+        definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(definition.pop("$defs", {}))
+        components[model.__name__] = definition
+    validation = {"$ref": f"#/components/schemas/{ValidationErrorResponse.__name__}"}
+    unauthorized = error_responses(WrongSecret)[401]
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            if "422" in responses:
+                responses["422"]["content"] = {"application/json": {"schema": validation}}
+            if secret_checked and path not in OPEN_PATHS:
+                responses.setdefault(
+                    "401",
+                    {
+                        "description": unauthorized["description"],
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                            }
+                        },
+                    },
+                )
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
 
 
 class HealthResponse(BaseModel):
@@ -102,11 +211,13 @@ def create_service_app(
     description: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     secret: str | None = None,
+    internal: bool = True,
 ) -> FastAPI:
     """A FastAPI app with Interpedia's error handlers, operation ids, secret check and /health.
 
     The app answers /health with 503 until the service sets `app.state.ready = True`
-    (after its lifespan has loaded what it needs).
+    (after its lifespan has loaded what it needs). An `internal` service (all but the
+    public web API) checks `secret` when one is set, and its spec documents the 401.
     """
     app = FastAPI(
         title=title,
@@ -117,6 +228,15 @@ def create_service_app(
     )
     app.state.ready = False
     install_error_handlers(app)
-    install_secret_check(app, secret)
+    if internal:
+        install_secret_check(app, secret)
     app.include_router(health_router)
+    render = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            _document_errors(render(), secret_checked=internal)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -11,5 +11,7 @@ class BaseSchema(BaseModel):
 class NPActivation(BaseSchema):
     """One example: its tokens and the feature's value on each (Neuronpedia's shape)."""
 
-    tokens: list[str] = Field(description="Tokens of the example text")
-    values: list[float] = Field(description="The feature's activation on each token")
+    tokens: list[str] = Field(min_length=1, description="Tokens of the example text")
+    values: list[float] = Field(
+        min_length=1, description="The feature's activation on each token (one per token)"
+    )

@@ -146,3 +146,22 @@ def test_search_over_http(seeded, db_client: TestClient) -> None:
     assert {"model_id", "source_id", "index", "similarity"} <= set(body["results"][0])
     bad = db_client.post("/v1/search/explanations", json={"query": "cat", "source_set": "res-a"})
     assert bad.status_code == 400 and "model_id" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_deep_pages_are_served_or_refused_by_the_schema(seeded, db_client, mode) -> None:
+    """offset + limit beyond pgvector's largest candidate list (1000) used to answer 500
+    (once the connection had loaded pgvector, which checks the setting's range)."""
+    for _ in range(2):
+        first = {"query": "cat", "mode": mode, "model_id": MODEL}
+        assert db_client.post("/v1/search/explanations", json=first).status_code == 200
+    deep = db_client.post(
+        "/v1/search/explanations",
+        json={"query": "cat", "mode": mode, "model_id": MODEL, "offset": 995, "limit": 10},
+    )
+    assert deep.status_code == 200, deep.text
+    assert deep.json()["results"] == []
+    past = db_client.post(
+        "/v1/search/explanations", json={"query": "cat", "mode": mode, "offset": 10_001}
+    )
+    assert past.status_code == 422 and "offset" in past.json()["detail"]

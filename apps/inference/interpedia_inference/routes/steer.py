@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from interpedia_core.errors import NotFound
+from interpedia_core.service import error_responses, event_stream
 from interpedia_inference import completions
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.engine import Engine
@@ -18,7 +20,7 @@ from interpedia_inference.schemas.steer import (
     SteerCompletionResponse,
 )
 
-router = APIRouter(prefix="/steer", tags=["steer"])
+router = APIRouter(prefix="/steer", tags=["steer"], responses=error_responses(NotFound))
 
 
 def _sse_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
@@ -28,7 +30,7 @@ def _sse_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
                 "JSON, or with `stream: true` server-sent events: one `data: <json>` message "
                 f"per generated token, each a full {model.__name__} with the text so far."
             ),
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": event_stream({"$ref": f"#/components/schemas/{model.__name__}"}),
         }
     }
 

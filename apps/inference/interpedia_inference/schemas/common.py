@@ -4,6 +4,8 @@ from pydantic import BaseModel, ConfigDict
 
 # Steering strengths beyond this are refused: they only produce NaNs or garbage.
 MAX_ABS_STRENGTH = 1.0e4
+# Most tokens one steered completion may generate; a server's cap may only be lower.
+MAX_COMPLETION_TOKENS = 256
 
 
 class BaseSchema(BaseModel):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, PositiveInt, confloat, conint
+from pydantic import BaseModel, Field, PositiveInt, RootModel, confloat, conint
 
 
 class ActivationAllBatchRequest(BaseModel):
-    feature_filter: list[int] | None = Field(None, title="Feature Filter")
+    feature_filter: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Feature Filter"
+    )
     ignore_bos: bool | None = Field(True, title="Ignore Bos")
     model: str = Field(..., title="Model")
     num_results: conint(le=1000, gt=0) | None = Field(25, title="Num Results")
@@ -20,7 +22,9 @@ class ActivationAllBatchRequest(BaseModel):
 
 
 class ActivationAllRequest(BaseModel):
-    feature_filter: list[int] | None = Field(None, title="Feature Filter")
+    feature_filter: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Feature Filter"
+    )
     """
     Only consider these feature indices
     """
@@ -47,7 +51,7 @@ class ActivationAllRequest(BaseModel):
 
 class ActivationSingleBatchRequest(BaseModel):
     hook: str | None = Field(None, title="Hook")
-    index: str | int | None = Field(None, title="Index")
+    index: str | conint(ge=0, le=2147483647) | None = Field(None, title="Index")
     model: str = Field(..., title="Model")
     prompts: list[str] = Field(..., min_length=1, title="Prompts")
     """
@@ -62,7 +66,7 @@ class ActivationSingleRequest(BaseModel):
     """
     Hook the custom vector reads (with vector)
     """
-    index: str | int | None = Field(None, title="Index")
+    index: str | conint(ge=0, le=2147483647) | None = Field(None, title="Index")
     """
     Feature index (with source)
     """
@@ -126,6 +130,14 @@ class ChatMessage(BaseModel):
     role: str = Field(..., title="Role")
 
 
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
+
+
 class FeatureActivation(BaseModel):
     index: int = Field(..., title="Index")
     max_value: float = Field(..., title="Max Value")
@@ -136,7 +148,10 @@ class FeatureActivation(BaseModel):
 
 
 class FeatureRef(BaseModel):
-    index: conint(ge=0) = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) = Field(..., title="Index")
+    """
+    Feature index in its source (0-based).
+    """
     model: str = Field(..., title="Model")
     source: str = Field(..., title="Source")
 
@@ -164,7 +179,10 @@ class SourcePromptResult(BaseModel):
 
 
 class SteerFeature(BaseModel):
-    index: conint(ge=0) = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) = Field(..., title="Index")
+    """
+    Feature index in its source (0-based).
+    """
     model: str = Field(..., title="Model")
     source: str = Field(..., title="Source")
     steering_vector: list[float] | None = Field(None, title="Steering Vector")
@@ -222,7 +240,10 @@ class UtilSaeTopkByDecoderCossimRequest(BaseModel):
 
 
 class UtilSaeVectorRequest(BaseModel):
-    index: conint(ge=0) = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) = Field(..., title="Index")
+    """
+    Feature index in its source (0-based).
+    """
     model: str = Field(..., title="Model")
     source: str = Field(..., title="Source")
 
@@ -232,12 +253,25 @@ class UtilSaeVectorResponse(BaseModel):
     vector: list[float] = Field(..., title="Vector")
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
+
+
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class ActivationAllResponse(BaseModel):
@@ -267,10 +301,6 @@ class CossimFeature(BaseModel):
     feature: FeatureRef
 
 
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
-
-
 class Logprob(BaseModel):
     logprob: float = Field(..., title="Logprob")
     token: str = Field(..., title="Token")
@@ -284,17 +314,27 @@ class SteerChatResult(BaseModel):
     type: SteerType | None = None
 
 
-class SteerCompletionChatRequest(BaseModel):
-    features: list[SteerFeature] | None = Field(None, title="Features")
+class SteerCompletionChatRequest1(BaseModel):
+    features: list[Any] | None = Field(..., min_length=1, title="Features")
     freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
         0.0, title="Freq Penalty"
     )
     model: str = Field(..., title="Model")
-    n_completion_tokens: conint(ge=1) | None = Field(32, title="N Completion Tokens")
+    n_completion_tokens: conint(ge=1, le=256) | None = Field(
+        32, title="N Completion Tokens"
+    )
+    """
+    Tokens to generate; a server may cap this lower (422 above its cap).
+    """
     n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
     prompt: list[ChatMessage] = Field(..., min_length=1, title="Prompt")
-    seed: float | None = Field(0, title="Seed")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
     steer_special_tokens: bool | None = Field(False, title="Steer Special Tokens")
     """
@@ -307,6 +347,49 @@ class SteerCompletionChatRequest(BaseModel):
     temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
     types: list[SteerType] | None = Field(None, min_length=1, title="Types")
     vectors: list[SteerVector] | None = Field(None, title="Vectors")
+
+
+class SteerCompletionChatRequest2(BaseModel):
+    features: list[SteerFeature] | None = Field(None, title="Features")
+    freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
+        0.0, title="Freq Penalty"
+    )
+    model: str = Field(..., title="Model")
+    n_completion_tokens: conint(ge=1, le=256) | None = Field(
+        32, title="N Completion Tokens"
+    )
+    """
+    Tokens to generate; a server may cap this lower (422 above its cap).
+    """
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    normalize_steering: bool | None = Field(False, title="Normalize Steering")
+    prompt: list[ChatMessage] = Field(..., min_length=1, title="Prompt")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
+    steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
+    steer_special_tokens: bool | None = Field(False, title="Steer Special Tokens")
+    """
+    Also steer the chat template's special tokens in the prompt
+    """
+    stream: bool | None = Field(False, title="Stream")
+    strength_multiplier: confloat(ge=-10000.0, le=10000.0) | None = Field(
+        1.0, title="Strength Multiplier"
+    )
+    temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
+    types: list[SteerType] | None = Field(None, min_length=1, title="Types")
+    vectors: list[Any] | None = Field(..., min_length=1, title="Vectors")
+
+
+class SteerCompletionChatRequest(
+    RootModel[SteerCompletionChatRequest1 | SteerCompletionChatRequest2]
+):
+    root: SteerCompletionChatRequest1 | SteerCompletionChatRequest2 = Field(
+        ..., title="SteerCompletionChatRequest"
+    )
 
 
 class SteerCompletionChatResponse(BaseModel):
@@ -323,17 +406,27 @@ class SteerCompletionOutput(BaseModel):
     type: SteerType
 
 
-class SteerCompletionRequest(BaseModel):
-    features: list[SteerFeature] | None = Field(None, title="Features")
+class SteerCompletionRequest1(BaseModel):
+    features: list[Any] | None = Field(..., min_length=1, title="Features")
     freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
         0.0, title="Freq Penalty"
     )
     model: str = Field(..., title="Model")
-    n_completion_tokens: conint(ge=1) | None = Field(32, title="N Completion Tokens")
+    n_completion_tokens: conint(ge=1, le=256) | None = Field(
+        32, title="N Completion Tokens"
+    )
+    """
+    Tokens to generate; a server may cap this lower (422 above its cap).
+    """
     n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
     prompt: str = Field(..., title="Prompt")
-    seed: float | None = Field(0, title="Seed")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
     stream: bool | None = Field(False, title="Stream")
     strength_multiplier: confloat(ge=-10000.0, le=10000.0) | None = Field(
@@ -342,6 +435,45 @@ class SteerCompletionRequest(BaseModel):
     temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
     types: list[SteerType] | None = Field(None, min_length=1, title="Types")
     vectors: list[SteerVector] | None = Field(None, title="Vectors")
+
+
+class SteerCompletionRequest2(BaseModel):
+    features: list[SteerFeature] | None = Field(None, title="Features")
+    freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
+        0.0, title="Freq Penalty"
+    )
+    model: str = Field(..., title="Model")
+    n_completion_tokens: conint(ge=1, le=256) | None = Field(
+        32, title="N Completion Tokens"
+    )
+    """
+    Tokens to generate; a server may cap this lower (422 above its cap).
+    """
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    normalize_steering: bool | None = Field(False, title="Normalize Steering")
+    prompt: str = Field(..., title="Prompt")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
+    steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
+    stream: bool | None = Field(False, title="Stream")
+    strength_multiplier: confloat(ge=-10000.0, le=10000.0) | None = Field(
+        1.0, title="Strength Multiplier"
+    )
+    temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
+    types: list[SteerType] | None = Field(None, min_length=1, title="Types")
+    vectors: list[Any] | None = Field(..., min_length=1, title="Vectors")
+
+
+class SteerCompletionRequest(
+    RootModel[SteerCompletionRequest1 | SteerCompletionRequest2]
+):
+    root: SteerCompletionRequest1 | SteerCompletionRequest2 = Field(
+        ..., title="SteerCompletionRequest"
+    )
 
 
 class SteerCompletionResponse(BaseModel):

@@ -101,6 +101,14 @@ class DashboardsRequest(BaseModel):
     source_id: constr(max_length=128) = Field(..., title="Source Id")
 
 
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
+
+
 class Status(StrEnum):
     ok = "ok"
     loading = "loading"
@@ -318,16 +326,25 @@ class TrainRequest(BaseModel):
     total_tokens: PositiveInt | None = Field(2000000, title="Total Tokens")
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
 
 
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class RunResponse(BaseModel):

@@ -43,6 +43,14 @@ class ChatMessage(BaseModel):
     role: Role = Field(..., title="Role")
 
 
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
+
+
 class ExplanationGenerateRequest(BaseModel):
     explanationModelName: constr(max_length=256) | None = Field(
         None, title="Explanationmodelname"
@@ -279,12 +287,25 @@ class UserInfo(BaseModel):
     name: str = Field(..., title="Name")
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
+
+
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class VerifyResponse(BaseModel):
@@ -300,10 +321,6 @@ class ActivationNewRequest(BaseModel):
     One text or several (at most 32).
     """
     feature: FeatureKey
-
-
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
 
 
 class ImportDetail(BaseModel):
