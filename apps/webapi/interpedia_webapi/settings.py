@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 
 from interpedia_core.settings import ServiceSettings
 from interpedia_formats.locations import DEFAULT_S3_ENDPOINT
+from interpedia_webapi.schemas import MAX_TEXT_CHARS, STEER_MAX_TOKENS
 
 
 class WebapiSettings(ServiceSettings):
@@ -51,10 +52,18 @@ class WebapiSettings(ServiceSettings):
     rate_limit_burst: int = Field(
         default=20, description="Heavy requests a key or address may make at once."
     )
-    max_text_chars: int = Field(default=4000, description="Longest text accepted for inference.")
+    max_text_chars: int = Field(
+        default=MAX_TEXT_CHARS,
+        gt=0,
+        le=MAX_TEXT_CHARS,
+        description=f"Longest text accepted for inference (at most {MAX_TEXT_CHARS}).",
+    )
     max_results: int = Field(default=100, description="Most results one search returns.")
     steer_max_tokens: int = Field(
-        default=256, description="Most tokens one steering request may generate."
+        default=STEER_MAX_TOKENS,
+        gt=0,
+        le=STEER_MAX_TOKENS,
+        description=f"Most tokens one steering request may generate (at most {STEER_MAX_TOKENS}).",
     )
     import_dir: Path | None = Field(
         default=None, description="Scratch folder for import downloads (default DATA_DIR/imports)."

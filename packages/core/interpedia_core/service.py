@@ -7,6 +7,7 @@ operations, check their secret and document all of that the same way.
 
 import hmac
 import logging
+import re
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from interpedia_core.errors import InterpediaError, Unauthorized
+from interpedia_core.errors import InterpediaError, InvalidInput, Unauthorized
 from interpedia_core.wire import ErrorResponse, ValidationErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -89,14 +90,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=500, content={"detail": "internal server error"})
 
 
+HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    scope = {**request.scope, "method": "GET"}
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches(scope)
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    """Every method some route takes at this path (asked through `matches`, which also
+    sees into included routers)."""
+    return [
+        method
+        for method in HTTP_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in app.router.routes
+        )
+    ]
 
 
 def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -134,6 +141,36 @@ class WrongSecret(Unauthorized):
     """Missing or wrong X-SECRET-KEY header: this service requires the shared secret."""
 
 
+# A JSON `\u0000` escape (not an escaped backslash followed by "u0000").
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+NUL_REFUSED = "text may not contain NUL characters (\\u0000)"
+
+
+def install_nul_check(app: FastAPI) -> None:
+    """Refuse NUL characters in the path, query or JSON body with a 422.
+
+    PostgreSQL cannot store them in text, and file paths cannot hold them: let through,
+    one fails deep inside a query or an `open` as a 500. No field of any service has a
+    use for them, so they are refused here, once, before any route sees the request.
+    """
+
+    @app.middleware("http")
+    async def _refuse_nul(request: Request, call_next: Callable[..., Any]) -> Any:
+        where = None
+        if "\x00" in request.scope["path"] or b"%00" in request.scope.get("query_string", b""):
+            where = "path"
+        elif "json" in request.headers.get("content-type", "") and _JSON_NUL.search(
+            await request.body()
+        ):
+            where = "body"
+        if where is None:
+            return await call_next(request)
+        error = {"loc": [where], "msg": NUL_REFUSED, "type": "nul_character"}
+        return JSONResponse(
+            status_code=422, content={"detail": f"{where}: {NUL_REFUSED}", "errors": [error]}
+        )
+
+
 def install_secret_check(app: FastAPI, secret: str | None) -> None:
     """When a secret is configured, every request but /health (and the spec) must carry it."""
     if not secret:
@@ -152,6 +189,11 @@ def install_secret_check(app: FastAPI, secret: str | None) -> None:
         return await call_next(request)
 
 
+def _error_answer(description: str) -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 def _document_errors(schema: dict[str, Any], secret_checked: bool) -> None:
     """Make the spec say what the error handlers send.
 
@@ -166,23 +208,16 @@ def _document_errors(schema: dict[str, Any], secret_checked: bool) -> None:
         components[model.__name__] = definition
     validation = {"$ref": f"#/components/schemas/{ValidationErrorResponse.__name__}"}
     unauthorized = error_responses(WrongSecret)[401]
+    unreadable = error_responses(InvalidInput)[400]  # FastAPI's answer to a body that is not JSON
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"]["content"] = {"application/json": {"schema": validation}}
+            if "requestBody" in operation and "400" not in responses:
+                responses["400"] = _error_answer(unreadable["description"])
             if secret_checked and path not in OPEN_PATHS:
-                responses.setdefault(
-                    "401",
-                    {
-                        "description": unauthorized["description"],
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                            }
-                        },
-                    },
-                )
+                responses.setdefault("401", _error_answer(unauthorized["description"]))
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
 
@@ -228,7 +263,8 @@ def create_service_app(
     )
     app.state.ready = False
     install_error_handlers(app)
-    if internal:
+    install_nul_check(app)
+    if internal:  # added last, so it runs first: a stranger learns nothing about the input
         install_secret_check(app, secret)
     app.include_router(health_router)
     render = app.openapi

@@ -16,7 +16,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
 
+from interpedia_core.errors import Conflict
 from interpedia_db.connect import plain_url
 
 logger = logging.getLogger(__name__)
@@ -49,8 +51,17 @@ async def defer_job(
     queueing_lock: str | None = None,
     **task_kwargs: Any,
 ) -> int:
-    """Enqueue `task_name` (e.g. "trainer:train_sae") by name; returns the job id."""
+    """Enqueue `task_name` (e.g. "trainer:train_sae") by name; returns the job id.
+
+    `Conflict` when a job with the same `queueing_lock` is still waiting to start.
+    """
     deferrer = app.configure_task(
         name=task_name, queue=queue, lock=lock, queueing_lock=queueing_lock
     )
-    return await deferrer.defer_async(**task_kwargs)
+    try:
+        return await deferrer.defer_async(**task_kwargs)
+    except AlreadyEnqueued:
+        raise Conflict(
+            f"{task_name} for {queueing_lock} is already queued: wait for that job to start, "
+            "or cancel it"
+        ) from None

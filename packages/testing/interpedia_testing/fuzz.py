@@ -62,18 +62,36 @@ def load_schema(
 
 
 def narrowed(spec: dict[str, Any], known: dict[str, list[str]]) -> dict[str, Any]:
-    """A copy of `spec` whose string properties and parameters named in `known` are enums."""
+    """A copy of `spec` whose request string fields and parameters named in `known` are enums.
+
+    Request bodies get inlined, narrowed copies of the components they use, so the response
+    schemas (which may share those components) still accept whatever the service holds.
+    """
     spec = copy.deepcopy(spec)
-    for component in spec.get("components", {}).get("schemas", {}).values():
-        for name, prop in component.get("properties", {}).items():
-            if name in known:
-                component["properties"][name] = _as_enum(prop, known[name])
+    components = spec.get("components", {}).get("schemas", {})
     for operations in spec.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
                 if parameter["name"] in known:
                     parameter["schema"] = _as_enum(parameter["schema"], known[parameter["name"]])
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                media["schema"] = _narrow(media["schema"], components, known)
     return spec
+
+
+def _narrow(schema: Any, components: dict[str, Any], known: dict[str, list[str]]) -> Any:
+    if isinstance(schema, list):
+        return [_narrow(item, components, known) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    ref = schema.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        return _narrow(components[ref.rsplit("/", 1)[1]], components, known)
+    narrowed = {key: _narrow(value, components, known) for key, value in schema.items()}
+    for name, prop in narrowed.get("properties", {}).items():
+        if name in known:
+            narrowed["properties"][name] = _as_enum(prop, known[name])
+    return narrowed
 
 
 def _as_enum(schema: dict[str, Any], values: list[str]) -> dict[str, Any]:

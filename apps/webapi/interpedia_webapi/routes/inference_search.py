@@ -4,18 +4,29 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from interpedia_core.errors import NotFound
+from interpedia_core.errors import InvalidInput, NotFound, UpstreamError
+from interpedia_core.service import error_responses
 from interpedia_db.models import SourceSet
 from interpedia_webapi import catalog
-from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.deps import (
+    RATE_ERRORS,
+    RateLimitDep,
+    SessionDep,
+    SettingsDep,
+    UpstreamsDep,
+)
 from interpedia_webapi.routes import check_texts
 from interpedia_webapi.schemas import SearchAllRequest, SearchTopkByTokenRequest, TokenizeRequest
 from interpedia_webapi.upstream import call
 
-router = APIRouter(tags=["inference search"], dependencies=[RateLimitDep])
+router = APIRouter(
+    tags=["inference search"],
+    dependencies=[RateLimitDep],
+    responses=RATE_ERRORS | error_responses(InvalidInput, UpstreamError),
+)
 
 
-@router.post("/search-all")
+@router.post("/search-all", responses=error_responses(NotFound))
 async def search_all(
     body: SearchAllRequest, session: SessionDep, settings: SettingsDep, upstreams: UpstreamsDep
 ) -> dict[str, Any]:
@@ -51,7 +62,7 @@ async def search_all(
     return {"result": results, "tokens": answer.get("tokens", []), "counts": answer.get("counts")}
 
 
-@router.post("/search-topk-by-token")
+@router.post("/search-topk-by-token", responses=error_responses(NotFound))
 async def search_topk_by_token(
     body: SearchTopkByTokenRequest,
     session: SessionDep,
@@ -79,6 +90,7 @@ async def search_topk_by_token(
 async def tokenize(
     body: TokenizeRequest, settings: SettingsDep, upstreams: UpstreamsDep
 ) -> dict[str, Any]:
+    """Token ids and strings of a text, as the model's inference service tokenizes it."""
     check_texts(settings, body.text)
     return await call(
         upstreams.inference(body.model),

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
+from starlette.convertors import Convertor, register_url_convertor
 
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.models import Explanation, Feature
@@ -18,6 +19,25 @@ TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates"
 PAGE_SIZE = 50
 
 router = APIRouter(include_in_schema=False)
+
+
+class ModelSegment(Convertor[str]):
+    """A model id in a page URL: any segment but the app's own prefixes.
+
+    `/{model_id}/{source_id}/{index}` would otherwise claim `/api/list/list` (a POST
+    route) and answer a GET with the page's "no feature api/list/list" instead of 405.
+    """
+
+    regex = r"(?!(?:api|static)(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("model_segment", ModelSegment())
 
 
 def _shade(value: float, top: float) -> str:
@@ -134,7 +154,7 @@ async def _descriptions(
     return {(m, s, i): d for m, s, i, d in rows.all()}
 
 
-@router.get("/{model_id}/{source_id}", response_class=HTMLResponse)
+@router.get("/{model_id:model_segment}/{source_id}", response_class=HTMLResponse)
 async def source_page(
     model_id: str, source_id: str, request: Request, session: SessionDep, page: int = 0
 ) -> HTMLResponse:
@@ -163,7 +183,7 @@ async def source_page(
     )
 
 
-@router.get("/{model_id}/{source_id}/{index}", response_class=HTMLResponse)
+@router.get("/{model_id:model_segment}/{source_id}/{index}", response_class=HTMLResponse)
 async def feature_page(
     model_id: str, source_id: str, index: str, request: Request, session: SessionDep
 ) -> HTMLResponse:

@@ -7,15 +7,34 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from interpedia_core.errors import InterpediaError
+from interpedia_core.errors import InterpediaError, InvalidInput, NotFound, UpstreamError
+from interpedia_core.service import error_responses, event_stream
 from interpedia_webapi import steering
-from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.deps import (
+    RATE_ERRORS,
+    RateLimitDep,
+    SessionDep,
+    SettingsDep,
+    UpstreamsDep,
+)
 from interpedia_webapi.routes import check_texts
 from interpedia_webapi.schemas import SteerChatRequest, SteerRequest, SteerResponse, parse_index
 from interpedia_webapi.settings import WebapiSettings
 from interpedia_webapi.upstream import as_dict, call
 
-router = APIRouter(tags=["steering"], dependencies=[RateLimitDep])
+router = APIRouter(
+    tags=["steering"],
+    dependencies=[RateLimitDep],
+    responses=RATE_ERRORS | error_responses(InvalidInput, NotFound, UpstreamError),
+)
+STEER_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": SteerResponse,
+        "description": "The default and steered texts; with `stream: true`, server-sent events "
+        "with the texts so far, the last one with `done: true` (or `error`).",
+        "content": event_stream({"type": "object"}),
+    }
+}
 
 
 def _features(body: SteerRequest | SteerChatRequest) -> list[dict[str, Any]]:
@@ -32,8 +51,6 @@ def _features(body: SteerRequest | SteerChatRequest) -> list[dict[str, Any]]:
 
 def _limits(settings: WebapiSettings, n_tokens: int) -> None:
     if n_tokens > settings.steer_max_tokens:
-        from interpedia_core.errors import InvalidInput
-
         raise InvalidInput(f"n_tokens may be at most {settings.steer_max_tokens}")
 
 
@@ -88,7 +105,7 @@ async def _run(
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
-@router.post("/steer", response_model=None)
+@router.post("/steer", response_model=None, responses=STEER_ANSWERS)
 async def steer(
     body: SteerRequest,
     session: SessionDep,
@@ -124,7 +141,7 @@ async def steer(
     )
 
 
-@router.post("/steer-chat", response_model=None)
+@router.post("/steer-chat", response_model=None, responses=STEER_ANSWERS)
 async def steer_chat(
     body: SteerChatRequest,
     session: SessionDep,
@@ -133,7 +150,7 @@ async def steer_chat(
     http_request: Request,
 ) -> SteerResponse | StreamingResponse:
     """Chat completion with and without steering (the default and steered conversations)."""
-    check_texts(settings, [m.content for m in body.steeredChatMessages], max_texts=64)
+    check_texts(settings, [m.content for m in body.steeredChatMessages])
     _limits(settings, body.n_tokens)
     request = {
         "prompt": [m.model_dump() for m in body.steeredChatMessages],

@@ -2,6 +2,7 @@
 
 """Typed clients for the webapi service."""
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from interpedia_clients.base import AsyncServiceClient, ServiceClient
@@ -41,7 +42,7 @@ class WebapiClient(ServiceClient):
         )
 
     def imports_list(self) -> list[models.ImportInfo]:
-        """Imports List."""
+        """The latest imports with their progress."""
         return self._call("GET", "/api/admin/imports", None, list[models.ImportInfo])
 
     def imports_start(self, body: models.ImportStartRequest) -> models.ImportInfo:
@@ -49,8 +50,12 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/admin/imports", body, models.ImportInfo)
 
     def imports_get(self, import_id: int) -> models.ImportDetail:
-        """Imports Get."""
+        """One import, file by file."""
         return self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
+
+    def stream_imports_events(self, import_id: int) -> Iterator[dict[str, Any]]:
+        """Server-sent progress events until the import stops running (server-sent events)."""
+        yield from self._stream("GET", f"/api/admin/imports/{import_id}/events", None)
 
     def imports_events(self, import_id: int) -> Any:
         """Server-sent progress events until the import stops running."""
@@ -61,13 +66,13 @@ class WebapiClient(ServiceClient):
         return self._call("POST", f"/api/admin/imports/{import_id}/resume", None, models.ImportInfo)
 
     def imports_verify(self, import_id: int) -> models.VerifyResponse:
-        """Imports Verify."""
+        """Compare what the database holds with the export: row counts and checksums."""
         return self._call(
             "POST", f"/api/admin/imports/{import_id}/verify", None, models.VerifyResponse
         )
 
     def admin_users(self) -> list[models.UserInfo]:
-        """Admin Users."""
+        """Every user."""
         return self._call("GET", "/api/admin/users", None, list[models.UserInfo])
 
     def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
@@ -91,7 +96,7 @@ class WebapiClient(ServiceClient):
     def explanation_search_all(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search All."""
+        """`explanation/search` over every model."""
         return self._call(
             "POST", "/api/explanation/search-all", body, models.ExplanationSearchResponse
         )
@@ -99,7 +104,7 @@ class WebapiClient(ServiceClient):
     def explanation_search_model(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Model."""
+        """`explanation/search` within one model (`modelId` is required)."""
         return self._call(
             "POST", "/api/explanation/search-model", body, models.ExplanationSearchResponse
         )
@@ -107,7 +112,7 @@ class WebapiClient(ServiceClient):
     def explanation_search_release(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Release."""
+        """`explanation/search` within one release's sources (`releaseName` is required)."""
         return self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
@@ -117,21 +122,21 @@ class WebapiClient(ServiceClient):
         return self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
 
     def feature_activations(self, model_id: str, source_id: str, index: str) -> list[Any]:
-        """Feature Activations."""
+        """The feature's stored activation examples, strongest first."""
         return self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
 
     def list_add_features(self, body: models.ListAddFeaturesRequest) -> list[models.ListItemInfo]:
-        """List Add Features."""
+        """Add features (each must exist) to one of the caller's lists."""
         return self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
 
     def list_delete(self, body: models.ListIdRequest) -> Any:
-        """List Delete."""
+        """Delete one of the caller's lists."""
         return self._call("POST", "/api/list/delete", body, Any)
 
     def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """List Get."""
+        """A list and its features; anyone with the list's id may read it."""
         return self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     def list_list(self) -> list[models.ListInfo]:
@@ -139,27 +144,27 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/list/list", None, list[models.ListInfo])
 
     def list_new(self, body: models.ListNewRequest) -> models.ListInfo:
-        """List New."""
+        """A new, empty list owned by the caller."""
         return self._call("POST", "/api/list/new", body, models.ListInfo)
 
     def list_remove(self, body: models.ListRemoveRequest) -> Any:
-        """List Remove."""
+        """Take a feature out of one of the caller's lists."""
         return self._call("POST", "/api/list/remove", body, Any)
 
     def me(self) -> models.UserInfo:
-        """Me."""
+        """The caller, by its API key."""
         return self._call("GET", "/api/me", None, models.UserInfo)
 
     def my_keys(self) -> list[models.KeyInfo]:
-        """My Keys."""
+        """The caller's API keys (their prefixes; the keys themselves are not stored)."""
         return self._call("GET", "/api/me/keys", None, list[models.KeyInfo])
 
     def my_keys_create(self) -> models.KeyCreateResponse:
-        """My Keys Create."""
+        """A new API key for the caller (shown once)."""
         return self._call("POST", "/api/me/keys", None, models.KeyCreateResponse)
 
     def my_keys_revoke(self, key_id: int) -> Any:
-        """My Keys Revoke."""
+        """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
 
     def model_list(self) -> list[models.ModelInfo]:
@@ -178,16 +183,24 @@ class WebapiClient(ServiceClient):
         """The top features of one source at every token of `text`."""
         return self._call("POST", "/api/search-topk-by-token", body, Any)
 
-    def steer(self, body: models.SteerRequest) -> Any:
-        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
-        return self._call("POST", "/api/steer", body)
+    def stream_steer(self, body: models.SteerRequest) -> Iterator[dict[str, Any]]:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
+        yield from self._stream("POST", "/api/steer", body)
 
-    def steer_chat(self, body: models.SteerChatRequest) -> Any:
+    def steer(self, body: models.SteerRequest) -> models.SteerResponse:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
+        return self._call("POST", "/api/steer", body, models.SteerResponse)
+
+    def stream_steer_chat(self, body: models.SteerChatRequest) -> Iterator[dict[str, Any]]:
+        """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
+        yield from self._stream("POST", "/api/steer-chat", body)
+
+    def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:
         """Chat completion with and without steering (the default and steered conversations)."""
-        return self._call("POST", "/api/steer-chat", body)
+        return self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
     def tokenize(self, body: models.TokenizeRequest) -> Any:
-        """Tokenize."""
+        """Token ids and strings of a text, as the model's inference service tokenizes it."""
         return self._call("POST", "/api/tokenize", body, Any)
 
     def health(self) -> models.HealthResponse:
@@ -230,7 +243,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def imports_list(self) -> list[models.ImportInfo]:
-        """Imports List."""
+        """The latest imports with their progress."""
         return await self._call("GET", "/api/admin/imports", None, list[models.ImportInfo])
 
     async def imports_start(self, body: models.ImportStartRequest) -> models.ImportInfo:
@@ -238,8 +251,13 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/admin/imports", body, models.ImportInfo)
 
     async def imports_get(self, import_id: int) -> models.ImportDetail:
-        """Imports Get."""
+        """One import, file by file."""
         return await self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
+
+    async def stream_imports_events(self, import_id: int) -> AsyncIterator[dict[str, Any]]:
+        """Server-sent progress events until the import stops running (server-sent events)."""
+        async for event in self._stream("GET", f"/api/admin/imports/{import_id}/events", None):
+            yield event
 
     async def imports_events(self, import_id: int) -> Any:
         """Server-sent progress events until the import stops running."""
@@ -252,13 +270,13 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def imports_verify(self, import_id: int) -> models.VerifyResponse:
-        """Imports Verify."""
+        """Compare what the database holds with the export: row counts and checksums."""
         return await self._call(
             "POST", f"/api/admin/imports/{import_id}/verify", None, models.VerifyResponse
         )
 
     async def admin_users(self) -> list[models.UserInfo]:
-        """Admin Users."""
+        """Every user."""
         return await self._call("GET", "/api/admin/users", None, list[models.UserInfo])
 
     async def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
@@ -284,7 +302,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_search_all(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search All."""
+        """`explanation/search` over every model."""
         return await self._call(
             "POST", "/api/explanation/search-all", body, models.ExplanationSearchResponse
         )
@@ -292,7 +310,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_search_model(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Model."""
+        """`explanation/search` within one model (`modelId` is required)."""
         return await self._call(
             "POST", "/api/explanation/search-model", body, models.ExplanationSearchResponse
         )
@@ -300,7 +318,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_search_release(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Release."""
+        """`explanation/search` within one release's sources (`releaseName` is required)."""
         return await self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
@@ -310,7 +328,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
 
     async def feature_activations(self, model_id: str, source_id: str, index: str) -> list[Any]:
-        """Feature Activations."""
+        """The feature's stored activation examples, strongest first."""
         return await self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
@@ -318,15 +336,15 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def list_add_features(
         self, body: models.ListAddFeaturesRequest
     ) -> list[models.ListItemInfo]:
-        """List Add Features."""
+        """Add features (each must exist) to one of the caller's lists."""
         return await self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
 
     async def list_delete(self, body: models.ListIdRequest) -> Any:
-        """List Delete."""
+        """Delete one of the caller's lists."""
         return await self._call("POST", "/api/list/delete", body, Any)
 
     async def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """List Get."""
+        """A list and its features; anyone with the list's id may read it."""
         return await self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     async def list_list(self) -> list[models.ListInfo]:
@@ -334,27 +352,27 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/list/list", None, list[models.ListInfo])
 
     async def list_new(self, body: models.ListNewRequest) -> models.ListInfo:
-        """List New."""
+        """A new, empty list owned by the caller."""
         return await self._call("POST", "/api/list/new", body, models.ListInfo)
 
     async def list_remove(self, body: models.ListRemoveRequest) -> Any:
-        """List Remove."""
+        """Take a feature out of one of the caller's lists."""
         return await self._call("POST", "/api/list/remove", body, Any)
 
     async def me(self) -> models.UserInfo:
-        """Me."""
+        """The caller, by its API key."""
         return await self._call("GET", "/api/me", None, models.UserInfo)
 
     async def my_keys(self) -> list[models.KeyInfo]:
-        """My Keys."""
+        """The caller's API keys (their prefixes; the keys themselves are not stored)."""
         return await self._call("GET", "/api/me/keys", None, list[models.KeyInfo])
 
     async def my_keys_create(self) -> models.KeyCreateResponse:
-        """My Keys Create."""
+        """A new API key for the caller (shown once)."""
         return await self._call("POST", "/api/me/keys", None, models.KeyCreateResponse)
 
     async def my_keys_revoke(self, key_id: int) -> Any:
-        """My Keys Revoke."""
+        """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return await self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
 
     async def model_list(self) -> list[models.ModelInfo]:
@@ -373,16 +391,28 @@ class AsyncWebapiClient(AsyncServiceClient):
         """The top features of one source at every token of `text`."""
         return await self._call("POST", "/api/search-topk-by-token", body, Any)
 
-    async def steer(self, body: models.SteerRequest) -> Any:
-        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
-        return await self._call("POST", "/api/steer", body)
+    async def stream_steer(self, body: models.SteerRequest) -> AsyncIterator[dict[str, Any]]:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
+        async for event in self._stream("POST", "/api/steer", body):
+            yield event
 
-    async def steer_chat(self, body: models.SteerChatRequest) -> Any:
+    async def steer(self, body: models.SteerRequest) -> models.SteerResponse:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
+        return await self._call("POST", "/api/steer", body, models.SteerResponse)
+
+    async def stream_steer_chat(
+        self, body: models.SteerChatRequest
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
+        async for event in self._stream("POST", "/api/steer-chat", body):
+            yield event
+
+    async def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:
         """Chat completion with and without steering (the default and steered conversations)."""
-        return await self._call("POST", "/api/steer-chat", body)
+        return await self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
     async def tokenize(self, body: models.TokenizeRequest) -> Any:
-        """Tokenize."""
+        """Token ids and strings of a text, as the model's inference service tokenizes it."""
         return await self._call("POST", "/api/tokenize", body, Any)
 
     async def health(self) -> models.HealthResponse:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, confloat, conint, constr
+from pydantic import BaseModel, Field, RootModel, confloat, conint, constr
+
+
+class CustomTextItem(RootModel[constr(pattern=r"\S", min_length=1, max_length=4000)]):
+    root: constr(pattern=r"\S", min_length=1, max_length=4000)
 
 
 class ActivationNewResponse(BaseModel):
@@ -17,7 +21,12 @@ class ActivationNewResponse(BaseModel):
 
 
 class ActivationSourceRequest(BaseModel):
-    customText: str | list[str] = Field(..., title="Customtext")
+    customText: (
+        constr(pattern=r"\S", min_length=1, max_length=4000) | list[CustomTextItem]
+    ) = Field(..., title="Customtext")
+    """
+    One text or several (at most 32).
+    """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     source: constr(max_length=128) = Field(..., title="Source")
 
@@ -39,7 +48,9 @@ class Role(StrEnum):
 
 
 class ChatMessage(BaseModel):
-    content: str = Field(..., title="Content")
+    content: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Content"
+    )
     role: Role = Field(..., title="Role")
 
 
@@ -58,7 +69,9 @@ class ExplanationGenerateRequest(BaseModel):
     explanationType: constr(max_length=128) | None = Field(
         "oai_token-act-pair", title="Explanationtype"
     )
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -67,7 +80,9 @@ class ExplanationGenerateRequest(BaseModel):
 
 
 class ExplanationScoreRequest(BaseModel):
-    explanationId: int | str = Field(..., title="Explanationid")
+    explanationId: conint(ge=1, le=9223372036854776000) | constr(
+        pattern=r"^[0-9]{1,19}$"
+    ) = Field(..., title="Explanationid")
     scorer: Literal["embedding"] = Field("embedding", title="Scorer")
     scorerModel: constr(max_length=256) | None = Field(None, title="Scorermodel")
 
@@ -84,20 +99,27 @@ class ExplanationSearchRequest(BaseModel):
     mode: Mode | None = Field("hybrid", title="Mode")
     modelId: constr(max_length=128) | None = Field(None, title="Modelid")
     offset: conint(ge=0, le=10000) | None = Field(0, title="Offset")
-    query: constr(min_length=1, max_length=1000) = Field(..., title="Query")
+    query: constr(pattern=r"\S", min_length=1, max_length=1000) = Field(
+        ..., title="Query"
+    )
     releaseName: constr(max_length=256) | None = Field(None, title="Releasename")
 
 
 class ExplanationSearchResponse(BaseModel):
     hasMore: bool = Field(..., title="Hasmore")
     nextOffset: int = Field(..., title="Nextoffset")
+    """
+    The offset of the next page (when hasMore).
+    """
     request: dict[str, Any] = Field(..., title="Request")
     results: list[dict[str, Any]] = Field(..., title="Results")
     resultsCount: int = Field(..., title="Resultscount")
 
 
 class FeatureKey(BaseModel):
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -157,7 +179,9 @@ class KeyInfo(BaseModel):
 
 class ListFeatureToAdd(BaseModel):
     description: constr(max_length=2000) | None = Field("", title="Description")
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -189,7 +213,9 @@ class ListNewRequest(BaseModel):
 
 
 class ListRemoveRequest(BaseModel):
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -207,7 +233,9 @@ class SearchAllRequest(BaseModel):
     )
     sortIndexes: list[int] | None = Field(None, max_length=4096, title="Sortindexes")
     sourceSet: constr(max_length=128) = Field(..., title="Sourceset")
-    text: constr(min_length=1) = Field(..., title="Text")
+    text: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Text"
+    )
 
 
 class SearchTopkByTokenRequest(BaseModel):
@@ -215,7 +243,9 @@ class SearchTopkByTokenRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     numResults: conint(ge=1, le=100) | None = Field(5, title="Numresults")
     source: constr(max_length=128) = Field(..., title="Source")
-    text: constr(min_length=1) = Field(..., title="Text")
+    text: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Text"
+    )
 
 
 class SourceInfo(BaseModel):
@@ -231,7 +261,9 @@ class SourceInfo(BaseModel):
 
 
 class SteerFeature(BaseModel):
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
@@ -248,10 +280,17 @@ class SteerRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
-    n_tokens: conint(ge=1, le=1024) | None = Field(32, title="N Tokens")
+    n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
-    prompt: constr(min_length=1) = Field(..., title="Prompt")
-    seed: int | None = Field(16, title="Seed")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Prompt"
+    )
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        16, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_method: SteerMethod | None = Field("SIMPLE_ADDITIVE", title="Steer Method")
     stream: bool | None = Field(False, title="Stream")
     strength_multiplier: confloat(ge=-1000.0, le=1000.0) | None = Field(
@@ -260,10 +299,19 @@ class SteerRequest(BaseModel):
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
 
 
+class SteerResponse(BaseModel):
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool = Field(..., title="Cached")
+    id: str = Field(..., title="Id")
+
+
 class TokenizeRequest(BaseModel):
     model: constr(max_length=128) = Field(..., title="Model")
     prepend_bos: bool | None = Field(False, title="Prepend Bos")
-    text: str = Field(..., title="Text")
+    text: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Text"
+    )
 
 
 class UserCreateRequest(BaseModel):
@@ -316,7 +364,9 @@ class VerifyResponse(BaseModel):
 
 
 class ActivationNewRequest(BaseModel):
-    customText: str | list[str] = Field(..., title="Customtext")
+    customText: (
+        constr(pattern=r"\S", min_length=1, max_length=4000) | list[CustomTextItem]
+    ) = Field(..., title="Customtext")
     """
     One text or several (at most 32).
     """
@@ -372,8 +422,13 @@ class SteerChatRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
-    n_tokens: conint(ge=1, le=1024) | None = Field(32, title="N Tokens")
-    seed: int | None = Field(16, title="Seed")
+    n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        16, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_special_tokens: bool | None = Field(True, title="Steer Special Tokens")
     steeredChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Steeredchatmessages"
