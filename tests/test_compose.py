@@ -106,3 +106,35 @@ def test_env_example_documents_every_variable():
     for i, line in enumerate(lines):
         if line and not line.startswith("#"):
             assert lines[i - 1].startswith("# "), f".env.example: {line} has no comment"
+
+
+INTERNAL = ("inference", "autointerp", "trainer")
+
+
+def test_internal_services_listening_beyond_loopback_get_the_shared_secret():
+    """They refuse to start on 0.0.0.0 without one; the web API must send the same one."""
+    services = _compose("docker-compose.yaml")["services"]
+    mount = services["secret"]["volumes"][0].split(":")
+    for service in (*INTERNAL, "webapi"):
+        spec = services[service]
+        assert spec["environment"]["INTERPEDIA_SECRET_FILE"] == f"{mount[1]}/secret", service
+        assert f"{mount[0]}:{mount[1]}:ro" in spec["volumes"], service
+        assert spec["depends_on"]["secret"]["condition"] == "service_completed_successfully"
+    for service in INTERNAL:
+        dockerfile = (ROOT / f"apps/{service}/Dockerfile").read_text()
+        assert f"INTERPEDIA_{service.upper()}_HOST=0.0.0.0" in dockerfile
+
+
+def test_the_secret_service_writes_a_secret_once(tmp_path):
+    """Run the compose `secret` service's own command against a temp folder."""
+    import subprocess
+    import sys
+
+    command = _compose("docker-compose.yaml")["services"]["secret"]["command"]
+    assert command[:2] == ["python", "-c"]
+    code = command[2].replace("/run/interpedia", str(tmp_path))
+    subprocess.run([sys.executable, "-c", code], check=True)
+    first = (tmp_path / "secret").read_text()
+    assert len(first) >= 32
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "secret").read_text() == first

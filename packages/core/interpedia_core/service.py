@@ -146,29 +146,49 @@ _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 NUL_REFUSED = "text may not contain NUL characters (\\u0000)"
 
 
-def install_nul_check(app: FastAPI) -> None:
-    """Refuse NUL characters in the path, query or JSON body with a 422.
+class RefuseNul:
+    """ASGI middleware: refuse NUL characters in the path, query or JSON body with a 422.
 
     PostgreSQL cannot store them in text, and file paths cannot hold them: let through,
     one fails deep inside a query or an `open` as a 500. No field of any service has a
     use for them, so they are refused here, once, before any route sees the request.
+    Plain ASGI rather than `@app.middleware`: the body read here is handed on unchanged,
+    and streaming answers (and their disconnect checks) are left alone.
     """
 
-    @app.middleware("http")
-    async def _refuse_nul(request: Request, call_next: Callable[..., Any]) -> Any:
-        where = None
-        if "\x00" in request.scope["path"] or b"%00" in request.scope.get("query_string", b""):
-            where = "path"
-        elif "json" in request.headers.get("content-type", "") and _JSON_NUL.search(
-            await request.body()
-        ):
-            where = "body"
-        if where is None:
-            return await call_next(request)
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            return await self._refuse("path", scope, receive, send)
+        headers = dict(scope.get("headers", ()))
+        if b"json" not in headers.get(b"content-type", b""):
+            return await self.app(scope, receive, send)
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        if _JSON_NUL.search(body):
+            return await self._refuse("body", scope, receive, send)
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _refuse(where: str, scope: Any, receive: Any, send: Any) -> None:
         error = {"loc": [where], "msg": NUL_REFUSED, "type": "nul_character"}
-        return JSONResponse(
+        answer = JSONResponse(
             status_code=422, content={"detail": f"{where}: {NUL_REFUSED}", "errors": [error]}
         )
+        await answer(scope, receive, send)
 
 
 def install_secret_check(app: FastAPI, secret: str | None) -> None:
@@ -263,7 +283,7 @@ def create_service_app(
     )
     app.state.ready = False
     install_error_handlers(app)
-    install_nul_check(app)
+    app.add_middleware(RefuseNul)
     if internal:  # added last, so it runs first: a stranger learns nothing about the input
         install_secret_check(app, secret)
     app.include_router(health_router)

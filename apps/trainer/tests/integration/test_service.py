@@ -49,6 +49,7 @@ async def test_train_records_a_run_and_enqueues_its_job(client, db_sessionmaker)
         ({"d_sae": 16, "k": 32}, 422, "cannot exceed d_sae"),
         ({"hook_name": "blocks.6.hook_nonsense"}, 400, "unknown hook"),
         ({"corpus": "/nonexistent/corpus"}, 400, "does not exist"),
+        ({"corpus": "/" + "x" * 300}, 400, "cannot be read"),  # a name too long: was a 500
         ({"architecture": "magic"}, 422, "architecture"),
     ],
 )

@@ -85,7 +85,7 @@ async def test_text_too_long_is_refused(api) -> None:
     client, _ = api
     body = {"feature": {"modelId": MODEL, "layer": SOURCE, "index": 1}, "customText": "x" * 5000}
     response = await client.post("/api/activation/new", json=body)
-    assert response.status_code == 400 and "limit is 4000" in response.json()["detail"]
+    assert response.status_code == 422 and "at most 4000 characters" in response.json()["detail"]
 
 
 async def test_keyword_search_is_parameterised(api) -> None:
