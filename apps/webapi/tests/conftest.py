@@ -142,21 +142,30 @@ class FakeUpstreams:
 @pytest.fixture(scope="session")
 async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
     """One imported export (model `webapi-test`) and an admin and a normal user."""
-    from interpedia_webapi import accounts, feature_import
+    from interpedia_webapi import accounts
 
     root = tmp_path_factory.mktemp("webapi-export")
-    export = write_export(root, MODEL, SOURCE, n_features=N_FEATURES, embedding_dims=256)
+    export = await import_test_export(db_sessionmaker, root, N_FEATURES)
     async with db_sessionmaker.begin() as session:
-        job = await feature_import.start_import(session, str(export))
-    done = await feature_import.run_import(db_sessionmaker, job.id, work_dir=root / "work")
-    assert done.status == "complete"
-    async with db_sessionmaker.begin() as session:
-        await accounts.ensure_bootstrap_admin(session, ADMIN_KEY)
         alice = await accounts.create_user(session, "alice")
         alice_key = (await accounts.issue_key(session, alice)).key
         bob = await accounts.create_user(session, "bob")
         bob_key = (await accounts.issue_key(session, bob)).key
     return {"export": export, "root": root, "alice": alice_key, "bob": bob_key, "admin": ADMIN_KEY}
+
+
+async def import_test_export(sessionmaker: Any, root: Path, n_features: int) -> Path:
+    """Write an export of model `webapi-test` under `root`, import it, add the admin."""
+    from interpedia_webapi import accounts, feature_import
+
+    export = write_export(root, MODEL, SOURCE, n_features=n_features, embedding_dims=256)
+    async with sessionmaker.begin() as session:
+        job = await feature_import.start_import(session, str(export))
+    done = await feature_import.run_import(sessionmaker, job.id, work_dir=root / "work")
+    assert done.status == "complete"
+    async with sessionmaker.begin() as session:
+        await accounts.ensure_bootstrap_admin(session, ADMIN_KEY)
+    return export
 
 
 def make_settings(database_url: str | None, tmp: Path, **overrides: Any):

@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_db.models import Model as LanguageModel
 from interpedia_db.models import Source, SourceSet
@@ -55,28 +56,40 @@ def weightless_source(db_sessionmaker) -> Callable[..., Awaitable[str]]:
     """
 
     async def make(model_id: str, set_name: str, *, layer: int = 1, d_sae: int = 8) -> str:
-        source_id = f"{layer}-{set_name}"
         async with db_sessionmaker.begin() as session:
-            if await session.get(Source, (model_id, source_id)) is not None:
-                return source_id
-            if await session.get(LanguageModel, model_id) is None:
-                session.add(
-                    LanguageModel(id=model_id, display_name=model_id, layers=layer + 1, d_model=8)
-                )
-                await session.flush()
-            session.add(SourceSet(model_id=model_id, name=set_name))
-            await session.flush()
-            session.add(
-                Source(
-                    model_id=model_id,
-                    id=source_id,
-                    set_name=set_name,
-                    hook_name=f"blocks.{layer}.hook_resid_post",
-                    layer=layer,
-                    architecture="topk",
-                    d_sae=d_sae,
-                )
-            )
-        return source_id
+            return await add_source(session, model_id, set_name, layer=layer, d_sae=d_sae)
 
     return make
+
+
+async def add_source(
+    session: AsyncSession,
+    model_id: str,
+    set_name: str,
+    *,
+    layer: int = 1,
+    d_sae: int = 8,
+    weights_uri: str | None = None,
+) -> str:
+    """A source row `{layer}-{set_name}` (model and set too, if new); returns its id."""
+    source_id = f"{layer}-{set_name}"
+    if await session.get(Source, (model_id, source_id)) is not None:
+        return source_id
+    if await session.get(LanguageModel, model_id) is None:
+        session.add(LanguageModel(id=model_id, display_name=model_id, layers=layer + 1, d_model=8))
+        await session.flush()
+    session.add(SourceSet(model_id=model_id, name=set_name))
+    await session.flush()
+    session.add(
+        Source(
+            model_id=model_id,
+            id=source_id,
+            set_name=set_name,
+            hook_name=f"blocks.{layer}.hook_resid_post",
+            layer=layer,
+            architecture="topk",
+            d_sae=d_sae,
+            weights_uri=weights_uri,
+        )
+    )
+    return source_id

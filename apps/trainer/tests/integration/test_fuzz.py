@@ -12,11 +12,13 @@ import schemathesis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_db.connect import create_engine, create_sessionmaker
-from interpedia_db.models import Model, Source, SourceSet, TrainingRun
+from interpedia_db.models import TrainingRun
 from interpedia_testing.asgi import served
 from interpedia_testing.fuzz import load_schema
 from interpedia_trainer.app import create_app
 from interpedia_trainer.settings import TrainerSettings
+
+from .conftest import add_source
 
 MODEL, SOURCE_SET = "fuzz-model", "res-fuzz"
 SOURCE = f"1-{SOURCE_SET}"
@@ -29,22 +31,7 @@ schema = load_schema(
 
 async def _seed(session: AsyncSession, weights: Path) -> None:
     """A source with weights (for dashboards and concepts) and two finished runs."""
-    session.add(Model(id=MODEL, display_name=MODEL, layers=2, d_model=8))
-    await session.flush()
-    session.add(SourceSet(model_id=MODEL, name=SOURCE_SET))
-    await session.flush()
-    session.add(
-        Source(
-            model_id=MODEL,
-            id=SOURCE,
-            set_name=SOURCE_SET,
-            hook_name="blocks.1.hook_resid_post",
-            layer=1,
-            architecture="topk",
-            d_sae=8,
-            weights_uri=str(weights),
-        )
-    )
+    await add_source(session, MODEL, SOURCE_SET, weights_uri=str(weights))
     for name in ("1-old-a", "1-old-b"):
         session.add(
             TrainingRun(

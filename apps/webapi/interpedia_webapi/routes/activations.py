@@ -2,19 +2,10 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-
-from interpedia_core.errors import InvalidInput, NotFound, UpstreamError
-from interpedia_core.service import error_responses
+from interpedia_core.errors import NotFound, UpstreamError
 from interpedia_webapi import catalog, dashboards
-from interpedia_webapi.deps import (
-    RATE_ERRORS,
-    RateLimitDep,
-    SessionDep,
-    SettingsDep,
-    UpstreamsDep,
-)
-from interpedia_webapi.routes import check_texts
+from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import (
     ActivationNewRequest,
     ActivationNewResponse,
@@ -24,13 +15,7 @@ from interpedia_webapi.schemas import (
 )
 from interpedia_webapi.upstream import call
 
-# Texts too long for this server or an inference service that refuses them (400), an
-# unknown feature or source (404), an inference service that fails (502).
-router = APIRouter(
-    tags=["activations"],
-    dependencies=[RateLimitDep],
-    responses=RATE_ERRORS | error_responses(InvalidInput, NotFound, UpstreamError),
-)
+router = upstream_router("activations", NotFound)  # an unknown feature or source
 
 
 def _to_response(answer: dict[str, Any]) -> ActivationNewResponse:

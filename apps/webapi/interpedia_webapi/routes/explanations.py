@@ -2,20 +2,13 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-
-from interpedia_core.errors import InvalidInput, NotFound, UpstreamError
+from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_core.wire import MAX_OFFSET
 from interpedia_webapi import dashboards, explaining
-from interpedia_webapi.deps import (
-    RATE_ERRORS,
-    CurrentUser,
-    RateLimitDep,
-    SessionDep,
-    UpstreamsDep,
-)
+from interpedia_webapi.deps import CurrentUser, SessionDep, UpstreamsDep
 from interpedia_webapi.explanation_search import SearchHit, SearchScope, search_explanations
+from interpedia_webapi.routes import upstream_router
 from interpedia_webapi.schemas import (
     ExplanationGenerateRequest,
     ExplanationScoreRequest,
@@ -25,13 +18,7 @@ from interpedia_webapi.schemas import (
     parse_index,
 )
 
-# Every route is rate limited and may ask the autointerp service (400 for what it
-# refuses, 502 when it fails).
-router = APIRouter(
-    tags=["explanations"],
-    dependencies=[RateLimitDep],
-    responses=RATE_ERRORS | error_responses(InvalidInput, UpstreamError),
-)
+router = upstream_router("explanations")
 
 
 def _hit_json(hit: SearchHit) -> dict[str, Any]:

@@ -2,28 +2,16 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-
-from interpedia_core.errors import InvalidInput, NotFound, UpstreamError
+from interpedia_core.errors import NotFound
 from interpedia_core.service import error_responses
 from interpedia_db.models import SourceSet
 from interpedia_webapi import catalog
-from interpedia_webapi.deps import (
-    RATE_ERRORS,
-    RateLimitDep,
-    SessionDep,
-    SettingsDep,
-    UpstreamsDep,
-)
-from interpedia_webapi.routes import check_texts
+from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import SearchAllRequest, SearchTopkByTokenRequest, TokenizeRequest
 from interpedia_webapi.upstream import call
 
-router = APIRouter(
-    tags=["inference search"],
-    dependencies=[RateLimitDep],
-    responses=RATE_ERRORS | error_responses(InvalidInput, UpstreamError),
-)
+router = upstream_router("inference search")
 
 
 @router.post("/search-all", responses=error_responses(NotFound))

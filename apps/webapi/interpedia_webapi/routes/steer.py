@@ -4,29 +4,19 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from interpedia_core.errors import InterpediaError, InvalidInput, NotFound, UpstreamError
-from interpedia_core.service import error_responses, event_stream
+from interpedia_core.errors import InterpediaError, InvalidInput, NotFound
+from interpedia_core.service import event_stream
 from interpedia_webapi import steering
-from interpedia_webapi.deps import (
-    RATE_ERRORS,
-    RateLimitDep,
-    SessionDep,
-    SettingsDep,
-    UpstreamsDep,
-)
-from interpedia_webapi.routes import check_texts
+from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import SteerChatRequest, SteerRequest, SteerResponse, parse_index
 from interpedia_webapi.settings import WebapiSettings
 from interpedia_webapi.upstream import as_dict, call
 
-router = APIRouter(
-    tags=["steering"],
-    dependencies=[RateLimitDep],
-    responses=RATE_ERRORS | error_responses(InvalidInput, NotFound, UpstreamError),
-)
+router = upstream_router("steering", NotFound)
 STEER_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {
         "model": SteerResponse,

@@ -14,16 +14,22 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from webapi_factories import write_export
 
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_testing.asgi import served
 from interpedia_testing.fuzz import load_schema
-from interpedia_webapi import accounts, feature_import
 from interpedia_webapi.app import create_app
 from interpedia_webapi.deps import get_upstreams
 
-from ..conftest import ADMIN_KEY, MODEL, SOURCE, SOURCE_SET, FakeUpstreams, make_settings
+from ..conftest import (
+    ADMIN_KEY,
+    MODEL,
+    SOURCE,
+    SOURCE_SET,
+    FakeUpstreams,
+    import_test_export,
+    make_settings,
+)
 
 ROOT = Path(tempfile.gettempdir()) / f"interpedia-webapi-fuzz-{os.getpid()}"
 
@@ -47,15 +53,8 @@ schema = load_schema(
 
 
 async def _seed(database_url: str, root: Path) -> None:
-    export = write_export(root / "exports", MODEL, SOURCE, n_features=8, embedding_dims=256)
     engine = create_engine(database_url)
-    sessionmaker = create_sessionmaker(engine)
-    async with sessionmaker.begin() as session:
-        job = await feature_import.start_import(session, str(export))
-    done = await feature_import.run_import(sessionmaker, job.id, work_dir=root / "work")
-    assert done.status == "complete"
-    async with sessionmaker.begin() as session:
-        await accounts.ensure_bootstrap_admin(session, ADMIN_KEY)
+    await import_test_export(create_sessionmaker(engine), root / "exports", n_features=8)
     await engine.dispose()
 
 
