@@ -27,11 +27,9 @@ async def _import(
 ) -> bool:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from interpedia_formats.locations import open_location
     from interpedia_webapi import feature_import
 
-    def factory(loc: str):
-        return open_location(loc, s3_endpoint=settings.s3_endpoint)
+    factory = settings.open_export
 
     async with sessionmaker.begin() as session:
         job = await feature_import.start_import(session, location, location_factory=factory)

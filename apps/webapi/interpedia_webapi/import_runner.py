@@ -10,7 +10,6 @@ import logging
 
 from fastapi import FastAPI
 
-from interpedia_formats.locations import open_location
 from interpedia_webapi import feature_import
 from interpedia_webapi.settings import WebapiSettings
 
@@ -43,7 +42,7 @@ async def launch(app: FastAPI, import_id: int) -> None:
                 app.state.sessionmaker,
                 import_id,
                 work_dir=settings.import_scratch,
-                location_factory=lambda loc: open_location(loc, s3_endpoint=settings.s3_endpoint),
+                location_factory=settings.open_export,
             )
         except Exception:  # a background task has no caller to raise to: log it
             logger.exception("import %s stopped", import_id)
