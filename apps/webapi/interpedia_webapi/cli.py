@@ -61,8 +61,13 @@ async def _import(
     typer.echo(
         f"{done.status}: {done.files_done}/{done.files_total} files, "
         f"{done.rows:,} rows, {done.files_failed} failed"
+        + (
+            f", {done.rows_skipped:,} rows skipped (their ids belong to another model or source)"
+            if done.rows_skipped
+            else ""
+        )
     )
-    ok = done.files_failed == 0
+    ok = done.status == "complete"
     if verify:
         async with sessionmaker() as session:
             report = await feature_import.verify_import(session, job.id, location_factory=factory)

@@ -31,12 +31,13 @@ def _info(job: ImportJob, progress: feature_import.ImportProgress) -> ImportInfo
         location=job.location,
         modelId=job.model_id,
         sourceId=job.source_id,
-        status=job.status,
+        status=progress.status,
         error=job.error,
         filesTotal=progress.files_total,
         filesDone=progress.files_done,
         filesFailed=progress.files_failed,
         rows=progress.rows,
+        rowsSkipped=progress.rows_skipped,
         current=progress.current,
     )
 
@@ -106,6 +107,7 @@ async def imports_get(import_id: int, session: SessionDep, admin: AdminUser) -> 
                 size=f.size,
                 sha256=f.sha256,
                 rows=f.rows_imported,
+                rowsSkipped=f.rows_skipped,
                 error=f.error,
             )
             for f in files
