@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,9 @@ def admin_client(endpoint_url: str) -> Any:
 
 
 def create_bucket(client: Any, bucket: str, *, public: bool) -> None:
-    """A bucket; a public one lets anyone list and read it, as Neuronpedia's does."""
-    client.create_bucket(Bucket=bucket)
+    """A bucket (again: no error); a public one lets anyone list and read it, as Neuronpedia's."""
+    with suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=bucket)
     if public:
         statement = {
             "Effect": "Allow",
