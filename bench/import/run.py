@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -350,14 +351,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--features", type=int, default=24_576)
-    parser.add_argument("--acts", type=int, default=25)
-    parser.add_argument("--tokens", type=int, default=64)
-    args = parser.parse_args()
+def with_postgres(name: str, work: Callable[[Path, EmbeddedPostgres], None]) -> None:
+    """Run `work(scratch folder, server)` on a throwaway embedded Postgres, always cleaned up."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    root = Path(tempfile.mkdtemp(prefix="interpedia-bench-import-"))
+    root = Path(tempfile.mkdtemp(prefix=f"interpedia-bench-{name}-"))
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}, scratch {root}"
@@ -365,10 +362,19 @@ def main() -> None:
     server = EmbeddedPostgres(root / "pg", free_port())
     try:
         server.ensure_running()
-        asyncio.run(bench(args, root, server))
+        work(root, server)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=int, default=24_576)
+    parser.add_argument("--acts", type=int, default=25)
+    parser.add_argument("--tokens", type=int, default=64)
+    args = parser.parse_args()
+    with_postgres("import", lambda root, server: asyncio.run(bench(args, root, server)))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,11 @@ class WebapiSettings(ServiceSettings):
         "unset: sign when AWS credentials are configured.",
     )
 
+    @field_validator("s3_endpoint", "s3_region", "s3_anonymous", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # `VAR=` as .env.example writes it
+
     @field_validator("admin_bootstrap_key")
     @classmethod
     def _long_enough(cls, value: str | None) -> str | None:

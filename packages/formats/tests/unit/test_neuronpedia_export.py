@@ -26,6 +26,7 @@ from interpedia_formats.neuronpedia_export import (
     MANIFEST_NAME,
     ExportWriter,
     MalformedExportError,
+    NpExplanation,
     NpNeuron,
     iter_rows,
     kind_of,
@@ -98,6 +99,38 @@ def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(MalformedExportError, match="cannot decompress"):
         list(read_file_rows(tmp_path, "features/batch-0.jsonl.gz"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"features/batch-0\.jsonl\.gz: empty file \(0 bytes\)"),
+        (b'{"modelId": "m"}\n', r"features/batch-0\.jsonl\.gz: not a gzip file"),
+    ],
+)
+def test_empty_or_plain_batch_is_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "features" / "batch-0.jsonl.gz"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(MalformedExportError, match=message):
+        list(read_file_rows(tmp_path, "features/batch-0.jsonl.gz"))
+
+
+def test_empty_gzip_member_is_zero_rows(tmp_path: Path) -> None:
+    path = tmp_path / "activations" / "batch-0.jsonl.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b""))  # written on purpose: a batch of features that never fired
+    assert list(read_file_rows(tmp_path, "activations/batch-0.jsonl.gz")) == []
+
+
+def test_embedding_as_pgvector_text_or_list() -> None:
+    row = {"modelId": "m", "layer": "0-s", "index": "3", "description": "cats"}
+    as_text = NpExplanation.model_validate(row | {"embedding": "[0.25,-1,3e-05]"})
+    as_list = NpExplanation.model_validate(row | {"embedding": [0.25, -1, 3e-05]})
+    assert as_text.embedding == as_list.embedding == [0.25, -1.0, 3e-05]
+    assert NpExplanation.model_validate(row | {"embedding": ""}).embedding is None
+    with pytest.raises(ValueError, match="pgvector text"):
+        NpExplanation.model_validate(row | {"embedding": "(1,2)"})
 
 
 def test_writer_refuses_rows_of_another_source(tmp_path: Path) -> None:
