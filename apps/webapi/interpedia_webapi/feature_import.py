@@ -180,6 +180,8 @@ async def start_import(
         job = ImportJob(location=location, model_id=source.modelId, source_id=source.id)
         session.add(job)
         await session.flush()
+    else:
+        job.status = "listed"  # to be run again (shown `running` while a process holds it)
     rows = [
         {
             "import_id": job.id,
@@ -250,8 +252,11 @@ async def get_progress(session: AsyncSession, import_id: int) -> ImportProgress:
         )
     ).scalar_one_or_none()
     status = job.status
-    if status == "running" and not await _runner_alive(session, import_id):
-        status = "interrupted"  # its process died (or lost the database); rerun to resume
+    if status in ("listed", "running"):
+        if await _runner_alive(session, import_id):
+            status = "running"
+        elif status == "running":
+            status = "interrupted"  # its process died (or lost the database); rerun to resume
     return ImportProgress(
         import_id=import_id,
         files_total=sum(counts.values()),
