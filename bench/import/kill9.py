@@ -10,9 +10,9 @@ bookkeeping). After each kill it checks that no file was marked failed and that 
 reads `interrupted`, then runs the same command again. A round ends when a run finishes
 by itself; then every row in the database is compared with the export (features,
 activations, explanations, embeddings: exact counts, no duplicates, equal content) and
-the tables are emptied for the next round: `--kills` kills spread over `--rounds` rounds,
-each at a random moment of what remains of the import (timed file by file in one
-uninterrupted run first).
+the tables are emptied for the next round: at most `--kills / --rounds` kills a round
+(fewer when a run finishes before its kill), until `--kills` kills, each at a random moment
+of what remains of the import (timed file by file in one uninterrupted run first).
 
     .venv/bin/python bench/import/kill9.py [--kills 20] [--rounds 4] [--features 4096] [--seed 0]
 """
@@ -79,8 +79,9 @@ def stored_rows(url: str) -> tuple[dict[str, dict], dict[str, int]]:
     got: dict[str, dict] = {}
     where = {"model": MODEL, "source": SOURCE}
     with psycopg.connect(url) as conn:
+        # real[] columns come back as the shortest decimals of float32s: compare as float32.
         got["features"] = {
-            r[0]: tuple(r[1:])
+            r[0]: (r[1], r[2], f32(r[3]), f32(r[4]), r[5])
             for r in conn.execute(
                 "SELECT index, max_act, pos_str, pos_values, freq_hist_heights, "
                 "topk_cos_sim_indices FROM features WHERE model_id = %(model)s "
@@ -89,7 +90,7 @@ def stored_rows(url: str) -> tuple[dict[str, dict], dict[str, int]]:
             )
         }
         got["activations"] = {
-            r[0]: tuple(r[1:])
+            r[0]: (r[1], r[2], f32(r[3]), *r[4:])
             for r in conn.execute(
                 "SELECT external_id, index, tokens, values, max_value, max_value_token_index, "
                 "data_index FROM activations WHERE model_id = %(model)s "
@@ -182,8 +183,9 @@ def run(args: argparse.Namespace, root: Path, server: EmbeddedPostgres) -> None:
     conn.execute(f"TRUNCATE {TABLES} CASCADE")
 
     per_round = -(-args.kills // args.rounds)
-    kills, runs, at = 0, 0, Counter()
-    for round_no in range(1, args.rounds + 1):
+    kills, runs, round_no, at = 0, 0, 0, Counter()
+    while kills < args.kills:
+        round_no += 1
         for _ in range(min(per_round, args.kills - kills)):
             runs += 1
             proc, locked = start()
@@ -222,7 +224,7 @@ def run(args: argparse.Namespace, root: Path, server: EmbeddedPostgres) -> None:
         )
         conn.execute(f"TRUNCATE {TABLES} CASCADE")
     print(
-        f"result: {kills} kills -9 over {args.rounds} rounds ({runs} runs of `interpedia "
+        f"result: {kills} kills -9 over {round_no} rounds ({runs} runs of `interpedia "
         f"import`); the file in progress at the kill was {dict(at)}; no file ever marked "
         "failed, no lock left behind, every round complete and exact"
     )
