@@ -47,6 +47,7 @@ CHUNK = 1 << 20
 DEFAULT_REGION = "us-east-1"
 # Top-level folders of a bucket that hold no exports (Neuronpedia keeps `v1/config/`).
 NOT_MODELS = frozenset({"config"})
+VERSION_FOLDER = re.compile(r"v\d+")  # Neuronpedia's bucket keeps everything under `v1/`
 # `BUCKET.s3.amazonaws.com`, `BUCKET.s3.REGION.amazonaws.com`, `BUCKET.s3-REGION.amazonaws.com`
 AWS_VIRTUAL_HOST = re.compile(r"(?P<bucket>.+)\.s3(?:[.-](?P<region>[a-z0-9-]+))?\.amazonaws\.com")
 SINGLE_PART_ETAG = re.compile(r'"?[0-9a-f]{32}"?')
@@ -366,21 +367,28 @@ class S3Location(ExportLocation):
         """The root, its sub-folders, or their sub-folders: `{model}/{source}/` at most.
 
         Walked folder by folder, as Neuronpedia's own admin page lists its bucket: a full
-        listing of a bucket like `neuronpedia-datasets` would be millions of keys.
+        listing of a bucket like `neuronpedia-datasets` would be millions of keys. From a
+        bucket's top, a version folder (Neuronpedia's `v1/`) is stepped into.
         """
-        names, models = self._level("")
-        here = Path(self.prefix.rstrip("/"))
+        return self._find("")
+
+    def _find(self, path: str) -> list[tuple[str, str, str]]:
+        names, models = self._level(path)
+        here = Path(self.prefix.rstrip("/"), path)
         if "source.jsonl" in names:
-            return [(here.parent.name, here.name, "")]
+            return [(here.parent.name, here.name, path)]
+        if not path and not self.prefix and models and all(map(VERSION_FOLDER.fullmatch, models)):
+            return [found for version in models for found in self._find(version)]
         found: list[tuple[str, str, str]] = []
         for model in models:
             if model in NOT_MODELS:
                 continue
-            names, sources = self._level(model)
+            below = f"{path}/{model}" if path else model
+            names, sources = self._level(below)
             if "source.jsonl" in names:
-                found.append((here.name, model, model))
+                found.append((here.name, model, below))
             else:
-                found += [(model, source, f"{model}/{source}") for source in sources]
+                found += [(model, source, f"{below}/{source}") for source in sources]
         return found
 
     def _get(self, path: str) -> dict[str, Any]:

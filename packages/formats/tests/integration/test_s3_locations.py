@@ -118,6 +118,9 @@ def test_discover_walks_models_and_sources(bucket: Path, s3_endpoint: str) -> No
         [(MODEL, SOURCE), (BIG_MODEL, BIG_SOURCE), *OTHER_SOURCES]
     )
     assert (MODEL, SOURCE, f"s3://{NEURONPEDIA_BUCKET}/v1/{MODEL}/{SOURCE}") in found
+    whole_bucket = discover_sources(f"s3://{NEURONPEDIA_BUCKET}", s3=options(s3_endpoint))
+    assert [(m, s) for m, s, _ in whole_bucket] == [(m, s) for m, s, _ in found]
+    assert (MODEL, SOURCE, f"s3://{NEURONPEDIA_BUCKET}/v1/{MODEL}/{SOURCE}") in whole_bucket
     one_model = discover_sources(f"s3://{NEURONPEDIA_BUCKET}/v1/{MODEL}/", s3=options(s3_endpoint))
     assert [s for _, s, _ in one_model] == ["6-res-jb", "8-res-jb"]
     itself = discover_sources(
