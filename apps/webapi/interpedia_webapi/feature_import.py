@@ -758,6 +758,10 @@ async def _job_lock(
     """
     engine: AsyncEngine = sessionmaker.kw["bind"]
     async with engine.connect() as connection:
+        # A process killed on this machine closes its socket, and the server drops the lock
+        # at once; keepalives make it notice within a minute when a whole machine vanishes.
+        for setting in ("tcp_keepalives_idle = 30", "tcp_keepalives_interval = 10"):
+            await connection.execute(text(f"SET {setting}"))
         held = await connection.scalar(select(func.pg_try_advisory_lock(JOB_LOCK, import_id)))
         await connection.commit()
         if not held:
