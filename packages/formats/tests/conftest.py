@@ -1,4 +1,5 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))  # formats_factories
+# formats_factories; appended, not put first: other suites import their own `conftest` by name.
+sys.path.append(str(Path(__file__).parent))
