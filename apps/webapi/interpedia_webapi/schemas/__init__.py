@@ -15,10 +15,10 @@ from interpedia_core.errors import InvalidInput
 from interpedia_core.wire import (
     INT32_MAX,
     INT64_MAX,
-    MAX_OFFSET,
     BigRowId,
     FeatureIndex,
     NonBlankText,
+    Offset,
     Seed,
 )
 
@@ -124,7 +124,7 @@ class ExplanationSearchRequest(Schema):
     modelId: str | None = Field(default=None, max_length=128)
     layers: list[str] | None = Field(default=None, max_length=200)
     releaseName: str | None = Field(default=None, max_length=256)
-    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
+    offset: Offset = 0
     limit: int = Field(default=20, ge=1, le=100)
     mode: Literal["keyword", "semantic", "hybrid"] = "hybrid"
 

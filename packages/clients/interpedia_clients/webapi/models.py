@@ -99,6 +99,9 @@ class ExplanationSearchRequest(BaseModel):
     mode: Mode | None = Field("hybrid", title="Mode")
     modelId: constr(max_length=128) | None = Field(None, title="Modelid")
     offset: conint(ge=0, le=10000) | None = Field(0, title="Offset")
+    """
+    Results to skip.
+    """
     query: constr(pattern=r"\S", min_length=1, max_length=1000) = Field(
         ..., title="Query"
     )
