@@ -180,7 +180,8 @@ class SaeRegistry:
         self.max_loaded_saes = max(1, max_loaded_saes)
         self.specs: dict[str, SaeSpec] = {}
         self._loaded: OrderedDict[str, LoadedSae] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the cache, never held during a load
+        self._loading: dict[str, threading.Lock] = {}  # one per source being loaded
 
     # -- configuration ------------------------------------------------------------
     def add(self, spec: SaeSpec) -> SaeSpec:
@@ -228,18 +229,40 @@ class SaeRegistry:
         raise NotFound(f"unknown source {source_id!r}")
 
     # -- loading ------------------------------------------------------------------
-    def get(self, source_id: str) -> LoadedSae:
-        """The loaded source, loading it (and evicting the least recently used) if needed."""
-        spec = self.spec(source_id)
+    def loaded(self, source_id: str) -> LoadedSae | None:
+        """The source if it is loaded (marking it recently used), else None; never loads."""
+        self.spec(source_id)  # NotFound for an unknown source
         with self._lock:
             if source_id in self._loaded:
                 self._loaded.move_to_end(source_id)
                 return self._loaded[source_id]
+        return None
+
+    def get(self, source_id: str) -> LoadedSae:
+        """The loaded source, loading it (and evicting the least recently used) if needed.
+
+        Slow on a miss (reads weights): async callers run it in a thread. Concurrent
+        misses of one source load it once (the others wait for that load); the registry
+        lock is held only to read and update the cache, so hits on other sources never
+        wait for a load.
+        """
+        spec = self.spec(source_id)
+        if (hit := self.loaded(source_id)) is not None:
+            return hit
+        with self._lock:
+            loading = self._loading.setdefault(source_id, threading.Lock())
+        with loading:
+            if (hit := self.loaded(source_id)) is not None:  # loaded while we waited
+                return hit
             loaded = self._load(spec)
-            self._loaded[source_id] = loaded
-            while len(self._loaded) > self.max_loaded_saes:
-                evicted, _ = self._loaded.popitem(last=False)
-                logger.info("evicted SAE %s (max_loaded_saes=%d)", evicted, self.max_loaded_saes)
+            with self._lock:
+                self._loaded[source_id] = loaded
+                self._loading.pop(source_id, None)
+                while len(self._loaded) > self.max_loaded_saes:
+                    evicted, _ = self._loaded.popitem(last=False)
+                    logger.info(
+                        "evicted SAE %s (max_loaded_saes=%d)", evicted, self.max_loaded_saes
+                    )
             return loaded
 
     def loaded_ids(self) -> list[str]:
@@ -266,7 +289,8 @@ class SaeRegistry:
         hook_name = sae.cfg.metadata.hook_name or spec.hook_name
         if hook_name != spec.hook_name:
             spec = SaeSpec(**{**spec.__dict__, "hook_name": hook_name})
-            self.specs[spec.source_id] = spec
+            with self._lock:
+                self.specs[spec.source_id] = spec
         if hook_name not in model.bridge.hook_dict:
             raise ConfigurationError(
                 f"source {spec.source_id} reads hook {hook_name!r}, "
