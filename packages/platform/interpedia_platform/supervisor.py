@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import typer
 
-from interpedia_core.errors import ConfigurationError, InterpediaError
+from interpedia_core.errors import ConfigurationError
 from interpedia_core.serving import check_port_free
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
@@ -244,11 +244,7 @@ def run_platform(
 
 
 def _run(before_services: Callable[[str], dict[str, str]] | None) -> None:
-    try:
-        run_platform(before_services)
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    run_platform(before_services)  # `interpedia` turns a domain error into one line
 
 
 @cli.command()
