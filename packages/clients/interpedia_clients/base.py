@@ -40,6 +40,11 @@ def _stream_body(body: BaseModel | dict[str, Any] | None) -> Any:
     return payload
 
 
+def _headers(secret: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+    """The caller's headers, plus the service's secret when there is one."""
+    return {**(headers or {}), **({"X-SECRET-KEY": secret} if secret else {})}
+
+
 def _raise_for_status(response: httpx.Response, service: str) -> None:
     if response.is_success:
         return
@@ -89,11 +94,11 @@ class ServiceClient:
         headers: dict[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        all_headers = dict(headers or {})
-        if secret:
-            all_headers["X-SECRET-KEY"] = secret
         self._http = httpx.Client(
-            base_url=base_url, headers=all_headers, timeout=timeout, transport=transport
+            base_url=base_url,
+            headers=_headers(secret, headers),
+            timeout=timeout,
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -142,11 +147,11 @@ class AsyncServiceClient:
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        all_headers = dict(headers or {})
-        if secret:
-            all_headers["X-SECRET-KEY"] = secret
         self._http = httpx.AsyncClient(
-            base_url=base_url, headers=all_headers, timeout=timeout, transport=transport
+            base_url=base_url,
+            headers=_headers(secret, headers),
+            timeout=timeout,
+            transport=transport,
         )
 
     async def aclose(self) -> None:

@@ -31,16 +31,24 @@ from interpedia_webapi.upstream import upstream_errors
 
 router = APIRouter(tags=["steering"], dependencies=[RateLimitDep])
 
-STEER_TYPES = [inference.SteerType.STEERED, inference.SteerType.DEFAULT]
 
-
-def _features(body: SteerRequest | SteerChatRequest) -> list[inference.SteerFeature]:
-    return [
-        inference.SteerFeature(
-            model=f.modelId, source=f.layer, index=parse_index(f.index), strength=f.strength
-        )
-        for f in body.features
-    ]
+def _common(body: SteerRequest | SteerChatRequest) -> dict[str, Any]:
+    """The inference request fields both kinds of steering share."""
+    return {
+        "model": body.modelId,
+        "types": [inference.SteerType.STEERED, inference.SteerType.DEFAULT],
+        "features": [
+            inference.SteerFeature(
+                model=f.modelId, source=f.layer, index=parse_index(f.index), strength=f.strength
+            )
+            for f in body.features
+        ],
+        "n_completion_tokens": body.n_tokens,
+        "temperature": body.temperature,
+        "strength_multiplier": body.strength_multiplier,
+        "freq_penalty": body.freq_penalty,
+        "seed": body.seed,
+    }
 
 
 def _limits(settings: WebapiSettings, n_tokens: int) -> None:
@@ -117,16 +125,9 @@ async def steer(
     client = upstreams.inference(body.modelId)
     request = inference.SteerCompletionRequest(
         prompt=body.prompt,
-        model=body.modelId,
-        types=STEER_TYPES,
-        features=_features(body),
-        n_completion_tokens=body.n_tokens,
-        temperature=body.temperature,
-        strength_multiplier=body.strength_multiplier,
-        freq_penalty=body.freq_penalty,
-        seed=body.seed,
         steer_method=inference.SteerMethod(body.steer_method),
         normalize_steering=body.normalize_steering,
+        **_common(body),
     )
     return await _run(
         "completion",
@@ -154,15 +155,8 @@ async def steer_chat(
     client = upstreams.inference(body.modelId)
     request = inference.SteerCompletionChatRequest(
         prompt=[inference.ChatMessage(**m.model_dump()) for m in body.steeredChatMessages],
-        model=body.modelId,
-        types=STEER_TYPES,
-        features=_features(body),
-        n_completion_tokens=body.n_tokens,
-        temperature=body.temperature,
-        strength_multiplier=body.strength_multiplier,
-        freq_penalty=body.freq_penalty,
-        seed=body.seed,
         steer_special_tokens=body.steer_special_tokens,
+        **_common(body),
     )
     return await _run(
         "chat",
