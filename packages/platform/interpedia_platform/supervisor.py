@@ -80,14 +80,18 @@ def platform_services() -> list[ServiceSpec]:
     ]
 
 
-def service_urls_env(services: list[ServiceSpec]) -> dict[str, str]:
-    """Where each service finds the others, unless the environment says otherwise."""
-    urls = {s.name: s.url() for s in services if s.url()}
+def service_urls_env(
+    services: list[ServiceSpec], env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Where each service finds the others, unless the environment (`env`, default this
+    process's) says otherwise."""
+    env = os.environ if env is None else env
+    urls = {s.name: s.url(env) for s in services if s.url(env)}
     defaults = {
         "INTERPEDIA_WEBAPI_INFERENCE_URL": urls.get("inference"),
         "INTERPEDIA_WEBAPI_AUTOINTERP_URL": urls.get("autointerp"),
     }
-    return {k: v for k, v in defaults.items() if v and k not in os.environ}
+    return {k: v for k, v in defaults.items() if v and k not in env}
 
 
 def _die_with_parent() -> None:

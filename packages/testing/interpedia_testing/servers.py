@@ -18,7 +18,7 @@ from typing import Any
 
 import uvicorn
 
-from interpedia_platform.supervisor import Supervisor, platform_services
+from interpedia_platform.supervisor import Supervisor, platform_services, service_urls_env
 from interpedia_testing.net import free_port
 
 logger = logging.getLogger(__name__)
@@ -54,8 +54,9 @@ class ThreadedServer:
 def running_services(
     names: list[str], env: Mapping[str, str], log_dir: Path, timeout: float = 300.0
 ) -> Iterator[dict[str, str]]:
-    """Run the named services (`inference`, `autointerp`, ...) with `env` added to this
-    process's environment; yields each one's URL. Their logs go to `log_dir`."""
+    """Run the named services (`inference`, `autointerp`, `webapi`, ...) with `env` added to
+    this process's environment; yields each one's URL. A web API among them is pointed at
+    the inference and autointerp services among them. Their logs go to `log_dir`."""
     specs = [s for s in platform_services() if s.name in names]
     ports = {s.port_variable: str(free_port()) for s in specs if s.port_variable}
     full_env = {
@@ -65,6 +66,7 @@ def running_services(
         **env,
         **ports,
     }
+    full_env |= service_urls_env(specs, full_env)  # the web API finds the others
     supervisor = Supervisor(specs, full_env, log_dir, echo=logger.info)
     try:
         supervisor.start_all()
