@@ -84,7 +84,7 @@ def test_browse_to_a_feature_and_test_text(page, shots: Path) -> None:
     page.click("#test-button")
     expect(page.locator("#custom-result .tok").first).to_be_visible()
     tokens = page.locator("#custom-result .tok").all()
-    assert "".join(t.inner_text() for t in tokens).endswith("my cat sleeps")
+    assert "".join(t.text_content() or "" for t in tokens).endswith("my cat sleeps")
     values = [float(t.get_attribute("data-v") or "nan") for t in tokens]
     assert all(v == v for v in values)  # a number on every token
     page.locator("#custom-result .tok").nth(1).hover()
