@@ -33,7 +33,7 @@ async def generate_explanation(
     dashboard = await dashboards.get_dashboard(session, model_id, source_id, index)
     if not dashboard.activations:
         raise NotFound(f"feature {model_id}/{source_id}/{index} has no examples to explain")
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         answer = await client.explain_default(
             autointerp.ExplainDefaultRequest(
                 activations=_examples(dashboard), model=explainer_model
@@ -69,7 +69,7 @@ async def score_explanation(
     dashboard = await dashboards.get_dashboard(
         session, explanation.model_id, explanation.source_id, explanation.index
     )
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         answer = await client.score_embedding(
             autointerp.ScoreEmbeddingRequest(
                 activations=_examples(dashboard), explanation=explanation.description

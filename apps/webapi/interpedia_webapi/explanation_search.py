@@ -103,7 +103,7 @@ async def semantic_ids(
         source_ids = sorted({s for _, s in pairs} & set(source_ids or {s for _, s in pairs}))
         models = {m for m, _ in pairs}
         model_id = model_id or (models.pop() if len(models) == 1 else None)
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         answer = await client.search_explanations(
             autointerp.SearchExplanationsRequest(
                 query=query,

@@ -23,9 +23,9 @@ from interpedia_webapi.upstream import upstream_errors
 
 
 async def search_all(
-    client: AsyncInferenceClient, request: inference.ActivationAllRequest
+    session: AsyncSession, client: AsyncInferenceClient, request: inference.ActivationAllRequest
 ) -> SearchAllResponse:
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         answer = await client.activation_all(request)
     return SearchAllResponse(
         result=[
@@ -46,10 +46,12 @@ async def search_all(
 
 
 async def topk_by_token(
-    client: AsyncInferenceClient, request: inference.ActivationTopkByTokenBatchRequest
+    session: AsyncSession,
+    client: AsyncInferenceClient,
+    request: inference.ActivationTopkByTokenBatchRequest,
 ) -> list[inference.ActivationTopkByTokenResponse]:
     """Each text's per-token top features, in one batched call."""
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         answer = await client.activation_topk_by_token_batch(request)
     return answer.results
 

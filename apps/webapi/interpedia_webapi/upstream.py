@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import httpx
 import pydantic
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_clients import ServiceError
 from interpedia_clients.autointerp import AsyncAutointerpClient
@@ -70,8 +71,17 @@ def upstream_error(exc: ServiceError) -> InterpediaError:
 
 
 @asynccontextmanager
-async def upstream_errors(client: AsyncServiceClient) -> AsyncIterator[None]:
-    """Calls to `client` inside raise this app's errors (see the module docstring)."""
+async def upstream_errors(
+    client: AsyncServiceClient, session: AsyncSession | None = None
+) -> AsyncIterator[None]:
+    """Calls to `client` inside raise this app's errors (see the module docstring).
+
+    With the request's `session`, its transaction ends first (only reads come before a
+    call), so the request holds no pooled database connection while the service works:
+    a few slow generations must not leave cheap reads waiting for the pool.
+    """
+    if session is not None:
+        await session.commit()
     try:
         yield
     except ServiceError as exc:

@@ -42,7 +42,7 @@ async def activation_new(
     index = parse_index(key.index)
     await dashboards.get_dashboard(session, key.modelId, key.layer, index)  # 404 if unknown
     client = upstreams.inference(key.modelId)
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         answer = await client.activation_single_batch(
             inference.ActivationSingleBatchRequest(
                 prompts=texts, model=key.modelId, source=key.layer, index=index
@@ -63,7 +63,7 @@ async def activation_source(
     texts = check_texts(settings, body.customText)
     await catalog.get_source(session, body.modelId, body.source)
     client = upstreams.inference(body.modelId)
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         answer = await client.activation_source(
             inference.ActivationSourceRequest(prompts=texts, model=body.modelId, source=body.source)
         )

@@ -31,6 +31,7 @@ async def search_all(
     if await session.get(SourceSet, (body.modelId, body.sourceSet)) is None:
         raise NotFound(f"no source set {body.modelId}/{body.sourceSet}")
     return await text_search.search_all(
+        session,
         upstreams.inference(body.modelId),
         inference.ActivationAllRequest(
             prompt=body.text,
@@ -55,6 +56,7 @@ async def search_topk_by_token(
     texts = check_texts(settings, body.text)
     await catalog.get_source(session, body.modelId, body.source)
     answers = await text_search.topk_by_token(
+        session,
         upstreams.inference(body.modelId),
         inference.ActivationTopkByTokenBatchRequest(
             prompts=texts,

@@ -71,7 +71,7 @@ async def _run(
     hit = await steering.cached(session, key)
     if not stream:
         if hit is None:
-            async with upstream_errors(client):
+            async with upstream_errors(client, session):
                 hit = steering.outputs_by_type(await complete(request))
             await steering.store(session, key, stored_request, hit)
             await session.commit()
@@ -81,7 +81,7 @@ async def _run(
         return event_stream(_one(SteerStreamEvent(**hit, done=True, id=key, cached=True)))
 
     answers = aiter(stream_completion(request))
-    async with upstream_errors(client):
+    async with upstream_errors(client, session):
         first = await anext(answers, None)  # refusals become statuses, not events
 
     async def events() -> AsyncGenerator[SteerStreamEvent, None]:

@@ -6,6 +6,7 @@ every call it makes, that their errors reach the caller with the status they gav
 that steering streams token by token all the way to the caller.
 """
 
+import asyncio
 import json
 import time
 
@@ -268,3 +269,33 @@ async def test_pickers_offer_only_served_models(real_api) -> None:
     assert MODEL not in inference_picker
     explanation_picker = search.text.split('id="search-model"')[1].split("</select>")[0]
     assert MODEL in explanation_picker  # searching explanations needs no inference
+
+
+async def test_slow_generations_hold_no_database_connection(
+    seeded, real_services, database_url, tmp_path
+) -> None:
+    """With one pooled connection and a 1 s wait for it, concurrent 40-token steers and
+    feature reads all succeed: no request holds the connection while the model writes."""
+    from interpedia_db.connect import create_engine, create_sessionmaker
+
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    steer = {
+        "modelId": SERVED_MODEL,
+        "prompt": "Once upon a time",
+        "features": [FEATURE | {"strength": 10}],
+        "n_tokens": 40,
+    }
+    try:
+        async with in_process(
+            create_sessionmaker(engine), tmp_path, **service_settings(real_services)
+        ) as (client, _):
+            answers = await asyncio.gather(
+                *(
+                    client.post("/api/steer", json=steer | {"seed": int(time.time()) + i})
+                    for i in range(3)
+                ),
+                *(client.get(f"/api/feature/{SERVED_MODEL}/{SERVED_SOURCE}/{i}") for i in range(3)),
+            )
+    finally:
+        await engine.dispose()
+    assert [a.status_code for a in answers] == [200] * 6, [a.text[:200] for a in answers]
