@@ -45,7 +45,6 @@ def test_declared_dependencies_are_used(distribution: Path) -> None:
     unused = [
         name
         for name in map(_name, project.get("dependencies", []))
-        if name not in INDIRECT
-        and MODULES.get(name, name.replace("-", "_")) not in imported
+        if name not in INDIRECT and MODULES.get(name, name.replace("-", "_")) not in imported
     ]
     assert not unused, f"{distribution.name} declares {unused} but never imports them"
