@@ -274,16 +274,16 @@ async def test_pickers_offer_only_served_models(real_api) -> None:
 async def test_slow_generations_hold_no_database_connection(
     seeded, real_services, database_url, tmp_path
 ) -> None:
-    """With one pooled connection and a 1 s wait for it, concurrent 40-token steers and
+    """With one pooled connection and a 0.5 s wait for it, concurrent 24-token steers and
     feature reads all succeed: no request holds the connection while the model writes."""
     from interpedia_db.connect import create_engine, create_sessionmaker
 
-    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=1)
+    engine = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.5)
     steer = {
         "modelId": SERVED_MODEL,
         "prompt": "Once upon a time",
         "features": [FEATURE | {"strength": 10}],
-        "n_tokens": 40,
+        "n_tokens": 24,
     }
     try:
         async with in_process(
