@@ -1,10 +1,8 @@
 """`interpedia-inference serve` (also `interpedia inference serve`)."""
 
-import sys
-
 import typer
 
-from interpedia_core.errors import InterpediaError
+from interpedia_core.cli import run
 
 app = typer.Typer(name="inference", help="The inference service (port 5002).", no_args_is_help=True)
 
@@ -33,8 +31,4 @@ def serve(
 
 
 def main() -> None:
-    try:
-        app()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+    run(app)

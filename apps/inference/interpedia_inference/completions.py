@@ -35,12 +35,12 @@ from interpedia_inference.steering import (
 )
 
 
-def resolve_targets(engine: Engine, request: SteerCommon) -> list[SteerTarget]:
+async def resolve_targets(engine: Engine, request: SteerCommon) -> list[SteerTarget]:
     """Features (decoder rows of loaded SAEs) or raw vectors (the schema allows one kind)."""
     targets: list[SteerTarget] = []
     for feature in request.features or []:
         engine.check_model(feature.model)
-        sae = engine.sae(feature.source)
+        sae = await engine.sae(feature.source)
         sae.check_index(feature.index)
         hook_key(sae.hook_name)
         vector = sae.decoder_vector(feature.index).float().cpu()

@@ -13,10 +13,12 @@ from typing import Any, Literal
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_clients.autointerp import AsyncAutointerpClient
+from interpedia_clients.autointerp import models as autointerp
 from interpedia_core.errors import InvalidInput
 from interpedia_core.wire import MAX_OFFSET
 from interpedia_db.models import Explanation, Feature, Source, SourceSet
-from interpedia_webapi.upstream import AutointerpClient, call
+from interpedia_webapi.upstream import upstream_errors
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
 RRF_K = 60
@@ -96,7 +98,7 @@ async def _scoped(session: AsyncSession, statement: Any, scope: SearchScope) -> 
 
 async def semantic_ids(
     session: AsyncSession,
-    client: AutointerpClient,
+    client: AsyncAutointerpClient,
     query: str,
     scope: SearchScope,
     limit: int,
@@ -117,24 +119,19 @@ async def semantic_ids(
     start, stop = offset, offset + limit
     while start < stop and start <= MAX_OFFSET:
         page_size = min(AUTOINTERP_MAX_LIMIT, stop - start)
-        answer = await call(
-            client,
-            "search_explanations",
-            {
-                "query": query,
-                "mode": "semantic",
-                "model_id": model_id,
-                "source_ids": source_ids,
-                "limit": page_size,
-                "offset": start,
-            },
-        )
-        results = answer.get("results", []) if isinstance(answer, dict) else answer
-        ranked += [
-            (int(r["explanation_id"]), float(r.get("similarity") or r.get("score") or 0.0))
-            for r in results
-        ]
-        if len(results) < page_size:
+        async with upstream_errors(client, session):
+            answer = await client.search_explanations(
+                autointerp.SearchExplanationsRequest(
+                    query=query,
+                    mode=autointerp.Mode.semantic,
+                    model_id=model_id,
+                    source_ids=source_ids,
+                    limit=page_size,
+                    offset=start,
+                )
+            )
+        ranked += [(r.explanation_id, r.similarity or r.score) for r in answer.results]
+        if len(answer.results) < page_size:
             break
         start += page_size
     return ranked
@@ -155,28 +152,28 @@ async def search_explanations(
     scope: SearchScope,
     *,
     mode: SearchMode,
-    autointerp: AutointerpClient | None,
+    autointerp_client: AsyncAutointerpClient | None,
     limit: int = 20,
     offset: int = 0,
 ) -> list[SearchHit]:
     query = query.strip()
     if not query:
         raise InvalidInput("the search query is empty")
-    if mode in ("semantic", "hybrid") and autointerp is None:
+    if mode in ("semantic", "hybrid") and autointerp_client is None:
         if mode == "semantic":
             raise InvalidInput("semantic search needs the autointerp service; use mode=keyword")
         mode = "keyword"
     if mode == "keyword":
         ranked = await keyword_ids(session, query, scope, limit, offset)
     elif mode == "semantic":
-        assert autointerp is not None
-        ranked = await semantic_ids(session, autointerp, query, scope, limit, offset)
+        assert autointerp_client is not None
+        ranked = await semantic_ids(session, autointerp_client, query, scope, limit, offset)
     else:
-        assert autointerp is not None
+        assert autointerp_client is not None
         depth = next(d for d in HYBRID_DEPTHS if d >= offset + limit)
         semantic_depth = min(depth, HYBRID_SEMANTIC_DEPTH)
         ranked = fuse(
-            await semantic_ids(session, autointerp, query, scope, semantic_depth, 0),
+            await semantic_ids(session, autointerp_client, query, scope, semantic_depth, 0),
             await keyword_ids(session, query, scope, depth, 0),
         )[offset : offset + limit]
     if not ranked:

@@ -113,30 +113,6 @@ def _jsonable(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def event_stream(data_schema: dict[str, Any]) -> dict[str, Any]:
-    """The `content` entry of a server-sent event stream whose events carry JSON `data`.
-
-    `itemSchema` (OpenAPI 3.2, which tools reading 3.1 documents honour) describes one
-    event, as a client parses it: `data` is a JSON text matching `data_schema`.
-    """
-    return {
-        "text/event-stream": {
-            "itemSchema": {
-                "type": "object",
-                "required": ["data"],
-                "properties": {
-                    "data": {
-                        "type": "string",
-                        "contentMediaType": "application/json",
-                        "contentSchema": data_schema,
-                    },
-                    "event": {"type": "string"},
-                },
-            }
-        }
-    }
-
-
 class WrongSecret(Unauthorized):
     """Missing or wrong X-SECRET-KEY header: this service requires the shared secret."""
 

@@ -1,8 +1,8 @@
 """The admin import: list what can be imported, start/resume, verify, follow progress (SSE)."""
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -10,7 +10,8 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from interpedia_core.errors import Conflict, InvalidInput, NotFound
-from interpedia_core.service import error_responses, event_stream
+from interpedia_core.service import error_responses
+from interpedia_core.sse import event_stream, event_stream_content
 from interpedia_core.wire import RowId
 from interpedia_db.models import ImportFile, ImportJob
 from interpedia_formats.locations import LocationError, discover_sources
@@ -159,7 +160,9 @@ async def imports_verify(
     responses={
         200: {
             "description": "One event per change of the progress, until the import stops.",
-            "content": event_stream(TypeAdapter(feature_import.ImportProgress).json_schema()),
+            "content": event_stream_content(
+                TypeAdapter(feature_import.ImportProgress).json_schema()
+            ),
         }
     }
     | UNKNOWN_IMPORT,
@@ -171,19 +174,18 @@ async def imports_events(
     await feature_import.get_progress(session, import_id)  # 404 before the stream starts
     sessionmaker = request.app.state.sessionmaker
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncGenerator[dict[str, Any], None]:
         last = None
         while True:
             async with sessionmaker() as own:
                 progress = await feature_import.get_progress(own, import_id)
-            data = json.dumps(progress.__dict__)
-            if data != last:
-                yield f"data: {data}\n\n"
-                last = data
+            if progress.__dict__ != last:
+                yield progress.__dict__
+                last = progress.__dict__
             if progress.status not in ("running", "listed"):
                 return
             if await request.is_disconnected():
                 return
             await asyncio.sleep(0.5)
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())

@@ -1,5 +1,9 @@
 """The web API keeps its contract under fuzzing: a database of its own holding one imported
-export and an admin, fake inference and autointerp services, requests with the admin's key.
+export and an admin, requests with the admin's key.
+
+No inference or autointerp service is configured, so routes that need one are fuzzed up to
+that point (their bounds, lookups and the declared 400); those services are fuzzed on their
+own, and `test_real_services` shows the web API and they agree.
 
 Import locations are narrowed to that export's folder (the fuzzer must not reach for URLs),
 and revoking keys is left out: revoking the admin's own key would leave every later
@@ -14,22 +18,15 @@ from pathlib import Path
 
 import pytest
 import schemathesis
+from webapi_factories import write_export
 
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_testing.asgi import served
 from interpedia_testing.fuzz import load_schema
+from interpedia_webapi import accounts
 from interpedia_webapi.app import create_app
-from interpedia_webapi.deps import get_upstreams
 
-from ..conftest import (
-    ADMIN_KEY,
-    MODEL,
-    SOURCE,
-    SOURCE_SET,
-    FakeUpstreams,
-    import_test_export,
-    make_settings,
-)
+from ..conftest import ADMIN_KEY, MODEL, SOURCE, SOURCE_SET, import_export, make_settings
 
 ROOT = Path(tempfile.gettempdir()) / f"interpedia-webapi-fuzz-{os.getpid()}"
 
@@ -54,7 +51,11 @@ schema = load_schema(
 
 async def _seed(database_url: str, root: Path) -> None:
     engine = create_engine(database_url)
-    await import_test_export(create_sessionmaker(engine), root / "exports", n_features=8)
+    sessionmaker = create_sessionmaker(engine)
+    export = write_export(root / "exports", MODEL, SOURCE, n_features=8, embedding_dims=256)
+    await import_export(sessionmaker, export, root / "work")
+    async with sessionmaker.begin() as session:
+        await accounts.ensure_bootstrap_admin(session, ADMIN_KEY)
     await engine.dispose()
 
 
@@ -64,11 +65,8 @@ async def webapi_url(make_database) -> Iterator[str]:
     shutil.rmtree(ROOT, ignore_errors=True)
     await _seed(database_url, ROOT)
     settings = make_settings(database_url, ROOT, import_dir=ROOT / "imports")
-    app = create_app(settings)
-    fakes = FakeUpstreams()
-    app.dependency_overrides[get_upstreams] = lambda: fakes
     try:
-        with served(app) as url:
+        with served(create_app(settings)) as url:
             yield url
     finally:
         shutil.rmtree(ROOT, ignore_errors=True)

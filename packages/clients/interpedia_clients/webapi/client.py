@@ -53,9 +53,9 @@ class WebapiClient(ServiceClient):
         """One import, file by file."""
         return self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
 
-    def stream_imports_events(self, import_id: int) -> Iterator[dict[str, Any]]:
+    def stream_imports_events(self, import_id: int) -> Iterator[Any]:
         """Server-sent progress events until the import stops running (server-sent events)."""
-        yield from self._stream("GET", f"/api/admin/imports/{import_id}/events", None)
+        yield from self._stream("GET", f"/api/admin/imports/{import_id}/events", None, Any)
 
     def imports_events(self, import_id: int) -> Any:
         """Server-sent progress events until the import stops running."""
@@ -175,33 +175,40 @@ class WebapiClient(ServiceClient):
         """The same as `/api/model/list`, under a plural name."""
         return self._call("GET", "/api/models", None, list[models.ModelInfo])
 
-    def search_all(self, body: models.SearchAllRequest) -> Any:
+    def search_all(self, body: models.SearchAllRequest) -> models.SearchAllResponse:
         """The features of a source set that fire most on `text` (through the inference service)."""
-        return self._call("POST", "/api/search-all", body, Any)
+        return self._call("POST", "/api/search-all", body, models.SearchAllResponse)
 
-    def search_topk_by_token(self, body: models.SearchTopkByTokenRequest) -> Any:
-        """The top features of one source at every token of `text`."""
-        return self._call("POST", "/api/search-topk-by-token", body, Any)
+    def search_topk_by_token(
+        self, body: models.SearchTopkByTokenRequest
+    ) -> models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse:
+        """The top features of one source at every token of `text` (or of each of several texts)."""
+        return self._call(
+            "POST",
+            "/api/search-topk-by-token",
+            body,
+            models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
+        )
 
-    def stream_steer(self, body: models.SteerRequest) -> Iterator[dict[str, Any]]:
+    def stream_steer(self, body: models.SteerRequest) -> Iterator[models.SteerResponse]:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
-        yield from self._stream("POST", "/api/steer", body)
+        yield from self._stream("POST", "/api/steer", body, models.SteerResponse)
 
     def steer(self, body: models.SteerRequest) -> models.SteerResponse:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
         return self._call("POST", "/api/steer", body, models.SteerResponse)
 
-    def stream_steer_chat(self, body: models.SteerChatRequest) -> Iterator[dict[str, Any]]:
+    def stream_steer_chat(self, body: models.SteerChatRequest) -> Iterator[models.SteerResponse]:
         """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
-        yield from self._stream("POST", "/api/steer-chat", body)
+        yield from self._stream("POST", "/api/steer-chat", body, models.SteerResponse)
 
     def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:
         """Chat completion with and without steering (the default and steered conversations)."""
         return self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
-    def tokenize(self, body: models.TokenizeRequest) -> Any:
-        """Token ids and strings of a text, as the model's inference service tokenizes it."""
-        return self._call("POST", "/api/tokenize", body, Any)
+    def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
+        """Token ids and strings of `text`, as the model's inference service tokenizes it."""
+        return self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
 
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
@@ -254,9 +261,9 @@ class AsyncWebapiClient(AsyncServiceClient):
         """One import, file by file."""
         return await self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
 
-    async def stream_imports_events(self, import_id: int) -> AsyncIterator[dict[str, Any]]:
+    async def stream_imports_events(self, import_id: int) -> AsyncIterator[Any]:
         """Server-sent progress events until the import stops running (server-sent events)."""
-        async for event in self._stream("GET", f"/api/admin/imports/{import_id}/events", None):
+        async for event in self._stream("GET", f"/api/admin/imports/{import_id}/events", None, Any):
             yield event
 
     async def imports_events(self, import_id: int) -> Any:
@@ -383,17 +390,24 @@ class AsyncWebapiClient(AsyncServiceClient):
         """The same as `/api/model/list`, under a plural name."""
         return await self._call("GET", "/api/models", None, list[models.ModelInfo])
 
-    async def search_all(self, body: models.SearchAllRequest) -> Any:
+    async def search_all(self, body: models.SearchAllRequest) -> models.SearchAllResponse:
         """The features of a source set that fire most on `text` (through the inference service)."""
-        return await self._call("POST", "/api/search-all", body, Any)
+        return await self._call("POST", "/api/search-all", body, models.SearchAllResponse)
 
-    async def search_topk_by_token(self, body: models.SearchTopkByTokenRequest) -> Any:
-        """The top features of one source at every token of `text`."""
-        return await self._call("POST", "/api/search-topk-by-token", body, Any)
+    async def search_topk_by_token(
+        self, body: models.SearchTopkByTokenRequest
+    ) -> models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse:
+        """The top features of one source at every token of `text` (or of each of several texts)."""
+        return await self._call(
+            "POST",
+            "/api/search-topk-by-token",
+            body,
+            models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
+        )
 
-    async def stream_steer(self, body: models.SteerRequest) -> AsyncIterator[dict[str, Any]]:
+    async def stream_steer(self, body: models.SteerRequest) -> AsyncIterator[models.SteerResponse]:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
-        async for event in self._stream("POST", "/api/steer", body):
+        async for event in self._stream("POST", "/api/steer", body, models.SteerResponse):
             yield event
 
     async def steer(self, body: models.SteerRequest) -> models.SteerResponse:
@@ -402,18 +416,18 @@ class AsyncWebapiClient(AsyncServiceClient):
 
     async def stream_steer_chat(
         self, body: models.SteerChatRequest
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[models.SteerResponse]:
         """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
-        async for event in self._stream("POST", "/api/steer-chat", body):
+        async for event in self._stream("POST", "/api/steer-chat", body, models.SteerResponse):
             yield event
 
     async def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:
         """Chat completion with and without steering (the default and steered conversations)."""
         return await self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
-    async def tokenize(self, body: models.TokenizeRequest) -> Any:
-        """Token ids and strings of a text, as the model's inference service tokenizes it."""
-        return await self._call("POST", "/api/tokenize", body, Any)
+    async def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
+        """Token ids and strings of `text`, as the model's inference service tokenizes it."""
+        return await self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
 
     async def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
