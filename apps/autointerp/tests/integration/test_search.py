@@ -165,3 +165,13 @@ def test_deep_pages_are_served_or_refused_by_the_schema(seeded, db_client, mode)
         "/v1/search/explanations", json={"query": "cat", "mode": mode, "offset": 10_001}
     )
     assert past.status_code == 422 and "offset" in past.json()["detail"]
+
+
+@pytest.mark.parametrize("index", [2**31, -1])
+def test_feature_indices_beyond_int32_are_refused_not_500(seeded, db_client, index) -> None:
+    """Index 2147483648 reached the `integer` column of the feature lookup: a 500."""
+    response = db_client.post(
+        "/v1/explain/feature", json={"model_id": MODEL, "source_id": "0-res-a", "index": index}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "index"]

@@ -201,3 +201,12 @@ def test_with_a_secret_requests_without_it_are_refused(embedders, wait_ready) ->
         assert wrong.status_code == 401
         right = client.post("/v1/embed", json=body, headers={"X-SECRET-KEY": "s3cret"})
         assert right.status_code == 200
+
+
+def test_the_spec_declares_what_the_scorers_need(offline_client) -> None:
+    """The LLM scorer's 400 (no LLM) and the non-blank explanation are in the schema."""
+    spec = offline_client.get("/openapi.json").json()
+    answers = spec["paths"]["/v1/score/fuzz-detection"]["post"]["responses"]
+    assert "INTERPEDIA_AUTOINTERP_LLM_MODEL" in answers["400"]["description"]
+    explanation = spec["components"]["schemas"]["ScoreFuzzDetectionRequest"]["properties"]
+    assert explanation["explanation"]["minLength"] == 1

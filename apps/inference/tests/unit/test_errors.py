@@ -272,3 +272,13 @@ async def test_every_seed_the_schema_allows_is_served(client: httpx.AsyncClient,
     body = {**STEER, "features": [_feature()], "seed": seed, "n_completion_tokens": 1}
     response = await client.post("/v1/steer/completion", json=body)
     assert response.status_code == 200, response.text
+
+
+def test_the_spec_declares_the_limits_the_server_enforces() -> None:
+    """Limits only the code knew (256 tokens, one kind of target) are in the schema, where
+    clients and fuzzers find them."""
+    schemas = create_app(InferenceSettings()).openapi()["components"]["schemas"]
+    for name in ("SteerCompletionRequest", "SteerCompletionChatRequest"):
+        steer = schemas[name]
+        assert steer["properties"]["n_completion_tokens"]["maximum"] == 256
+        assert [one["required"] for one in steer["oneOf"]] == [["features"], ["vectors"]]

@@ -3,10 +3,7 @@
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from interpedia_clients.autointerp.models import SearchExplanationsRequest
-from interpedia_db.models import Explanation
 from interpedia_webapi.app import create_app
 
 MODEL, SOURCE = "webapi-test", "6-res-jb"
@@ -117,45 +114,3 @@ async def test_import_events_are_declared_and_sent_as_event_stream(api, seeded) 
     events = await client.get(f"/api/admin/imports/{job['id']}/events", headers=admin)
     assert events.headers["content-type"].startswith("text/event-stream")
     assert events.text.startswith("data: {")
-
-
-class PagingAutointerp:
-    """Autointerp's search as its spec allows it (limit ≤ 100, offset ≤ 10,000), over ids."""
-
-    def __init__(self, ids: list[int]) -> None:
-        self.ids = ids
-        self.requests: list[dict[str, Any]] = []
-
-    async def search_explanations(self, request: dict[str, Any]) -> dict[str, Any]:
-        checked = SearchExplanationsRequest.model_validate(request)  # refuses what autointerp does
-        self.requests.append(request)
-        page = self.ids[checked.offset : checked.offset + checked.limit]
-        return {"results": [{"explanation_id": i, "similarity": 0.5} for i in page]}
-
-
-@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
-async def test_explanation_search_pages_lead_to_valid_pages(api, db_sessionmaker, mode) -> None:
-    """Offset 80 asked autointerp for limit + 1 past its 100 and answered 400."""
-    client, fakes = api
-    async with db_sessionmaker() as session:
-        query = select(Explanation.id).where(Explanation.model_id == MODEL).order_by(Explanation.id)
-        ids = list((await session.execute(query)).scalars())
-    fakes.autointerp_client = PagingAutointerp(ids)
-    search = {"modelId": MODEL, "query": "cats", "mode": mode}
-    deep = await client.post("/api/explanation/search", json=search | {"offset": 79, "limit": 100})
-    assert deep.status_code == 200, deep.text
-    seen: list[str] = []
-    page = {"hasMore": True, "nextOffset": 0}
-    while page["hasMore"]:
-        response = await client.post(
-            "/api/explanation/search", json=search | {"offset": page["nextOffset"], "limit": 15}
-        )
-        assert response.status_code == 200, response.text
-        page = response.json()
-        seen += [r["id"] for r in page["results"]]
-    assert len(seen) == len(set(seen)) == len(ids)
-    edge = await client.post("/api/explanation/search", json=search | {"offset": 10_000})
-    assert edge.status_code == 200 and edge.json()["hasMore"] is False
-    assert all(
-        r["limit"] <= 100 and r["offset"] <= 10_000 for r in fakes.autointerp_client.requests
-    )

@@ -22,6 +22,9 @@ from conftest import (
     in_process,
     service_settings,
 )
+from sqlalchemy import select
+
+from interpedia_db.models import Explanation
 
 pytestmark = pytest.mark.slow
 
@@ -255,6 +258,36 @@ async def test_semantic_and_hybrid_search_through_autointerp(real_api, locally_e
     )
     assert hybrid.status_code == 200
     assert all("cats" in r["description"] for r in hybrid.json()["results"])
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+async def test_explanation_search_pages_lead_to_valid_pages(
+    real_api, locally_embedded, db_sessionmaker, mode
+) -> None:
+    """Offset 80 asked autointerp for limit + 1 past its 100 and answered 400; every
+    `nextOffset` must lead to a page, down to the last, each result once."""
+    client, _ = real_api
+    async with db_sessionmaker() as session:
+        query = select(Explanation.id).where(Explanation.model_id == SERVED_MODEL)
+        ids = set((await session.execute(query)).scalars())
+    assert len(ids) > 200  # deeper than one autointerp call
+    search = {"modelId": SERVED_MODEL, "query": "cats", "mode": mode}
+    deep = await client.post("/api/explanation/search", json=search | {"offset": 79, "limit": 100})
+    assert deep.status_code == 200, deep.text
+    assert len(deep.json()["results"]) == 100
+    seen: list[int] = []
+    page = {"hasMore": True, "nextOffset": 0}
+    while page["hasMore"]:  # pages of 100: hybrid fuses every one at the same depth
+        response = await client.post(
+            "/api/explanation/search", json=search | {"offset": page["nextOffset"], "limit": 100}
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [int(r["id"]) for r in page["results"]]
+    assert len(seen) == len(set(seen)) and set(seen) == ids
+    edge = await client.post("/api/explanation/search", json=search | {"offset": 10_000})
+    assert edge.status_code == 200, edge.text
+    assert edge.json()["hasMore"] is False and edge.json()["results"] == []
 
 
 async def test_pickers_offer_only_served_models(real_api) -> None:
