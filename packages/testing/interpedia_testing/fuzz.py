@@ -1,7 +1,7 @@
 """Property-based API fuzzing: each service against its own OpenAPI spec (schemathesis).
 
 A service's test module loads its app's spec with `load_schema` and runs
-`@schema.parametrize()` against the app served on loopback (`asgi.served`, its URL passed
+`@schema.parametrize()` against the app served on loopback (`servers.served`, its URL passed
 to `case.call_and_validate(base_url=...)`), so every operation is one test: requests
 built from the schema's boundaries (coverage phase) and random valid and invalid ones
 (fuzzing phase, a bounded number per operation, deterministic so a failure replays). A

@@ -15,8 +15,8 @@ from interpedia_autointerp.embeddings import EmbedderRegistry
 from interpedia_autointerp.explain import GeneratedExplanation
 from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_db.connect import create_engine, create_sessionmaker
-from interpedia_testing.asgi import served
 from interpedia_testing.fuzz import load_schema
+from interpedia_testing.servers import served
 
 from ..conftest import CAT_TEXTS, CAT_WORDS, OTHER_TEXTS, make_record, serve_fake_llm
 from ..factories import add_feature, add_model_and_sources

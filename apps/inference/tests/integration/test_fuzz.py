@@ -6,8 +6,8 @@ import pytest
 import schemathesis
 
 from interpedia_inference.app import create_app
-from interpedia_testing.asgi import served
 from interpedia_testing.fuzz import load_schema
+from interpedia_testing.servers import served
 
 from ..conftest import TINY_SET, tiny_settings
 

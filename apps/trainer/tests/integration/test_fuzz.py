@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.models import TrainingRun
-from interpedia_testing.asgi import served
 from interpedia_testing.fuzz import load_schema
+from interpedia_testing.servers import served
 from interpedia_trainer.app import create_app
 from interpedia_trainer.settings import TrainerSettings
 

@@ -21,8 +21,8 @@ import schemathesis
 from webapi_factories import write_export
 
 from interpedia_db.connect import create_engine, create_sessionmaker
-from interpedia_testing.asgi import served
 from interpedia_testing.fuzz import load_schema
+from interpedia_testing.servers import served
 from interpedia_webapi import accounts
 from interpedia_webapi.app import create_app
 
