@@ -21,6 +21,7 @@ INDIRECT = {
     "gguf": "transformers reads the packaged model's GGUF file with it",
     "safetensors": "transformers and SAELens read weights with it",
     "pytest-asyncio": "a pytest plugin",
+    "moto": "interpedia_testing.s3 runs its server as `python -m moto.server`",
 }
 MODULES = {"pyyaml": "yaml", "sqlalchemy": "sqlalchemy", "pydantic-settings": "pydantic_settings"}
 
