@@ -136,11 +136,15 @@ def test_the_secret_comes_from_the_service_the_shared_variable_or_a_file(
         ServiceSettings()
 
 
-def test_serve_refuses_to_listen_beyond_loopback_without_a_secret(tmp_path: Path) -> None:
-    """The real command, as compose or a user would start it: a clear line, exit 2."""
+@pytest.mark.parametrize("service", ["inference", "autointerp", "trainer"])
+def test_serve_refuses_to_listen_beyond_loopback_without_a_secret(
+    service: str, tmp_path: Path
+) -> None:
+    """The real commands, as compose or a user would start them: a clear line, exit 2."""
     env = {"PATH": str(Path(sys.executable).parent), "INTERPEDIA_DATA_DIR": str(tmp_path)}
+    command = Path(sys.executable).parent / f"interpedia-{service}"
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "interpedia-trainer"), "serve", "--host", "0.0.0.0"],
+        [str(command), "serve", "--host", "0.0.0.0"],
         env=env,
         capture_output=True,
         text=True,
