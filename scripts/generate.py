@@ -33,9 +33,30 @@ def spec_text(spec: dict[str, Any]) -> str:
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def generate_models(spec_path: Path, service: str) -> str:
+def model_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec the client models are generated from: `spec` without the `oneOf`s that only
+    say which of a schema's own properties are required ("exactly one of features or
+    vectors"). datamodel-code-generator turns such a schema into a union of near-copies
+    under a RootModel, which callers cannot build or read like the model it is; the
+    service still refuses what the rule forbids (422), and the committed spec still says it.
+    """
+    spec = json.loads(json.dumps(spec))
+    for schema in spec.get("components", {}).get("schemas", {}).values():
+        alternatives = schema.get("oneOf", [])
+        own = set(schema.get("properties", {}))
+        if alternatives and all(
+            set(a) <= {"required", "properties"} and set(a.get("required", [])) <= own
+            for a in alternatives
+        ):
+            del schema["oneOf"]
+    return spec
+
+
+def generate_models(spec: dict[str, Any], service: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "models.py"
+        spec_path = Path(tmp) / f"{service}.json"
+        spec_path.write_text(spec_text(model_spec(spec)))
         subprocess.run(
             [
                 sys.executable,
@@ -291,7 +312,7 @@ def generate_all(root: Path, services: tuple[str, ...] = SERVICES) -> list[Path]
             HEADER.format(service=service)
             + f"from interpedia_clients.{service}.client import *  # noqa: F403\n"
         )
-        (package / "models.py").write_text(generate_models(spec_path, service))
+        (package / "models.py").write_text(generate_models(spec, service))
         client = render_client(service, spec)
         (package / "client.py").write_text(_format(client))
         written += [spec_path, package / "models.py", package / "client.py"]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
-from pydantic import BaseModel, Field, PositiveInt, RootModel, confloat, conint
+from pydantic import BaseModel, Field, PositiveInt, confloat, conint
 
 
 class ActivationAllBatchRequest(BaseModel):
@@ -342,42 +341,7 @@ class SteerChatResult(BaseModel):
     type: SteerType | None = None
 
 
-class SteerCompletionChatRequest1(BaseModel):
-    features: list[Any] | None = Field(..., min_length=1, title="Features")
-    freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
-        0.0, title="Freq Penalty"
-    )
-    model: str = Field(..., title="Model")
-    n_completion_tokens: conint(ge=1, le=256) | None = Field(
-        32, title="N Completion Tokens"
-    )
-    """
-    Tokens to generate; a server may cap this lower (422 above its cap).
-    """
-    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
-    normalize_steering: bool | None = Field(False, title="Normalize Steering")
-    prompt: list[ChatMessage] = Field(..., min_length=1, title="Prompt")
-    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
-        0, title="Seed"
-    )
-    """
-    Sampling seed.
-    """
-    steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
-    steer_special_tokens: bool | None = Field(False, title="Steer Special Tokens")
-    """
-    Also steer the chat template's special tokens in the prompt
-    """
-    stream: bool | None = Field(False, title="Stream")
-    strength_multiplier: confloat(ge=-10000.0, le=10000.0) | None = Field(
-        1.0, title="Strength Multiplier"
-    )
-    temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
-    types: list[SteerType] | None = Field(None, min_length=1, title="Types")
-    vectors: list[SteerVector] | None = Field(None, title="Vectors")
-
-
-class SteerCompletionChatRequest2(BaseModel):
+class SteerCompletionChatRequest(BaseModel):
     features: list[SteerFeature] | None = Field(None, title="Features")
     freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
         0.0, title="Freq Penalty"
@@ -409,15 +373,7 @@ class SteerCompletionChatRequest2(BaseModel):
     )
     temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
     types: list[SteerType] | None = Field(None, min_length=1, title="Types")
-    vectors: list[Any] | None = Field(..., min_length=1, title="Vectors")
-
-
-class SteerCompletionChatRequest(
-    RootModel[SteerCompletionChatRequest1 | SteerCompletionChatRequest2]
-):
-    root: SteerCompletionChatRequest1 | SteerCompletionChatRequest2 = Field(
-        ..., title="SteerCompletionChatRequest"
-    )
+    vectors: list[SteerVector] | None = Field(None, title="Vectors")
 
 
 class SteerCompletionChatResponse(BaseModel):
@@ -434,38 +390,7 @@ class SteerCompletionOutput(BaseModel):
     type: SteerType
 
 
-class SteerCompletionRequest1(BaseModel):
-    features: list[Any] | None = Field(..., min_length=1, title="Features")
-    freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
-        0.0, title="Freq Penalty"
-    )
-    model: str = Field(..., title="Model")
-    n_completion_tokens: conint(ge=1, le=256) | None = Field(
-        32, title="N Completion Tokens"
-    )
-    """
-    Tokens to generate; a server may cap this lower (422 above its cap).
-    """
-    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
-    normalize_steering: bool | None = Field(False, title="Normalize Steering")
-    prompt: str = Field(..., title="Prompt")
-    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
-        0, title="Seed"
-    )
-    """
-    Sampling seed.
-    """
-    steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
-    stream: bool | None = Field(False, title="Stream")
-    strength_multiplier: confloat(ge=-10000.0, le=10000.0) | None = Field(
-        1.0, title="Strength Multiplier"
-    )
-    temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
-    types: list[SteerType] | None = Field(None, min_length=1, title="Types")
-    vectors: list[SteerVector] | None = Field(None, title="Vectors")
-
-
-class SteerCompletionRequest2(BaseModel):
+class SteerCompletionRequest(BaseModel):
     features: list[SteerFeature] | None = Field(None, title="Features")
     freq_penalty: confloat(ge=-100.0, le=100.0) | None = Field(
         0.0, title="Freq Penalty"
@@ -493,15 +418,7 @@ class SteerCompletionRequest2(BaseModel):
     )
     temperature: confloat(ge=0.0, le=100.0) | None = Field(0.0, title="Temperature")
     types: list[SteerType] | None = Field(None, min_length=1, title="Types")
-    vectors: list[Any] | None = Field(..., min_length=1, title="Vectors")
-
-
-class SteerCompletionRequest(
-    RootModel[SteerCompletionRequest1 | SteerCompletionRequest2]
-):
-    root: SteerCompletionRequest1 | SteerCompletionRequest2 = Field(
-        ..., title="SteerCompletionRequest"
-    )
+    vectors: list[SteerVector] | None = Field(None, title="Vectors")
 
 
 class SteerCompletionResponse(BaseModel):
