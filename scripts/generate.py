@@ -12,6 +12,7 @@ anything committed differs: run `make generate` after changing an API.
 
 import importlib
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -117,6 +118,8 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
             content = op.get("responses", {}).get("200", {}).get("content", {})
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
             json_schema = content.get("application/json", {}).get("schema")
+            events = content.get("text/event-stream", {}).get("itemSchema", {})
+            event_schema = events.get("properties", {}).get("data", {}).get("contentSchema")
             ops.append(
                 {
                     "name": op["operationId"],
@@ -130,6 +133,9 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                     "body_required": op.get("requestBody", {}).get("required", False),
                     "response": _type_of(json_schema) if json_schema else None,
                     "streams": "text/event-stream" in content,
+                    # A route that only streams gets no plain method.
+                    "answers_json": "application/json" in content or not content,
+                    "event": _type_of(event_schema) if event_schema else None,
                     "params": [
                         (
                             p["name"],
@@ -176,29 +182,15 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
     title = service.capitalize()
     ops = _operations(spec)
     streams = any(op["streams"] for op in ops)
-    needs_any = any(op["response"] is None for op in ops)
-    lines = [HEADER.format(service=service), f'"""Typed clients for the {service} service."""', ""]
-    if streams:
-        lines += ["from collections.abc import AsyncIterator, Iterator"]
-    if needs_any:
-        lines += ["from typing import Any"]
-    lines += [
-        "",
-        "from interpedia_clients.base import AsyncServiceClient, ServiceClient",
-        f"from interpedia_clients.{service} import models",
-        "",
-        f'__all__ = ["Async{title}Client", "{title}Client", "models"]',
-        "",
-        "",
-    ]
+    lines: list[str] = []
     for is_async in (False, True):
         cls = f"Async{title}Client" if is_async else f"{title}Client"
         base = "AsyncServiceClient" if is_async else "ServiceClient"
         lines += [f"class {cls}({base}):", f'    service = "{service}"', ""]
         for op in ops:
             if op["streams"]:
-                # Each event of the stream is a whole answer so far, of the JSON answer's type.
-                event = op["response"] or "Any"
+                # Each event is of the type the spec gives; else a whole answer so far.
+                event = op["event"] or op["response"] or "Any"
                 ret = f"AsyncIterator[{event}]" if is_async else f"Iterator[{event}]"
                 prefix = "async def" if is_async else "def"
                 stream_body = ", ".join([*_call_args(op).split(", ")[:3], event])
@@ -214,6 +206,8 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
                     ]
                 else:
                     lines += [f"        yield from self._stream({stream_body})", ""]
+            if not op["answers_json"]:
+                continue
             ret = op["response"] or "Any"
             prefix, await_ = ("async def", "await ") if is_async else ("def", "")
             lines += [
@@ -223,7 +217,21 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
                 "",
             ]
         lines += [""]
-    return "\n".join(lines).rstrip() + "\n"
+    head = [HEADER.format(service=service), f'"""Typed clients for the {service} service."""', ""]
+    if streams:
+        head += ["from collections.abc import AsyncIterator, Iterator"]
+    if any(re.search(r"\bAny\b", line) for line in lines):
+        head += ["from typing import Any"]
+    head += [
+        "",
+        "from interpedia_clients.base import AsyncServiceClient, ServiceClient",
+        f"from interpedia_clients.{service} import models",
+        "",
+        f'__all__ = ["Async{title}Client", "{title}Client", "models"]',
+        "",
+        "",
+    ]
+    return "\n".join(head + lines).rstrip() + "\n"
 
 
 ENV_HEADER = """\

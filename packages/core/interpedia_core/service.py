@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from interpedia_core.errors import InterpediaError, InvalidInput, Unauthorized
+from interpedia_core.sse import hoist_event_schemas
 from interpedia_core.wire import ErrorResponse, ValidationErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -216,6 +217,7 @@ def _document_errors(schema: dict[str, Any], secret_checked: bool) -> None:
                 responses.setdefault("401", _error_answer(unauthorized["description"]))
     for name in ("HTTPValidationError", "ValidationError"):
         components.pop(name, None)
+    hoist_event_schemas(schema)
 
 
 class HealthResponse(BaseModel):

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from interpedia_core.errors import Conflict, InvalidInput, NotFound
 from interpedia_core.service import error_responses
-from interpedia_core.sse import event_stream, event_stream_content
+from interpedia_core.sse import COMPONENT_REF, event_stream, event_stream_content
 from interpedia_core.wire import RowId
 from interpedia_db.models import ImportFile, ImportJob
 from interpedia_formats.locations import LocationError, discover_sources
@@ -161,7 +161,7 @@ async def imports_verify(
         200: {
             "description": "One event per change of the progress, until the import stops.",
             "content": event_stream_content(
-                TypeAdapter(feature_import.ImportProgress).json_schema()
+                TypeAdapter(feature_import.ImportProgress).json_schema(ref_template=COMPONENT_REF)
             ),
         }
     }

@@ -35,7 +35,7 @@ STEER_ANSWERS: dict[int | str, dict[str, Any]] = {
         "model": SteerResponse,
         "description": "The default and steered texts; with `stream: true`, server-sent events "
         "with the texts so far, the last one with `done: true` (or `error`).",
-        "content": event_stream_content(SteerStreamEvent.model_json_schema()),
+        "content": event_stream_content(SteerStreamEvent),
     }
 }
 

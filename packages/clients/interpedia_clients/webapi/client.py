@@ -53,13 +53,11 @@ class WebapiClient(ServiceClient):
         """One import, file by file."""
         return self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
 
-    def stream_imports_events(self, import_id: int) -> Iterator[Any]:
+    def stream_imports_events(self, import_id: int) -> Iterator[models.ImportProgress]:
         """Server-sent progress events until the import stops running (server-sent events)."""
-        yield from self._stream("GET", f"/api/admin/imports/{import_id}/events", None, Any)
-
-    def imports_events(self, import_id: int) -> Any:
-        """Server-sent progress events until the import stops running."""
-        return self._call("GET", f"/api/admin/imports/{import_id}/events", None)
+        yield from self._stream(
+            "GET", f"/api/admin/imports/{import_id}/events", None, models.ImportProgress
+        )
 
     def imports_resume(self, import_id: int) -> models.ImportInfo:
         """Retry failed files and continue with the rest."""
@@ -190,17 +188,17 @@ class WebapiClient(ServiceClient):
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
 
-    def stream_steer(self, body: models.SteerRequest) -> Iterator[models.SteerResponse]:
+    def stream_steer(self, body: models.SteerRequest) -> Iterator[models.SteerStreamEvent]:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
-        yield from self._stream("POST", "/api/steer", body, models.SteerResponse)
+        yield from self._stream("POST", "/api/steer", body, models.SteerStreamEvent)
 
     def steer(self, body: models.SteerRequest) -> models.SteerResponse:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
         return self._call("POST", "/api/steer", body, models.SteerResponse)
 
-    def stream_steer_chat(self, body: models.SteerChatRequest) -> Iterator[models.SteerResponse]:
+    def stream_steer_chat(self, body: models.SteerChatRequest) -> Iterator[models.SteerStreamEvent]:
         """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
-        yield from self._stream("POST", "/api/steer-chat", body, models.SteerResponse)
+        yield from self._stream("POST", "/api/steer-chat", body, models.SteerStreamEvent)
 
     def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:
         """Chat completion with and without steering (the default and steered conversations)."""
@@ -261,14 +259,12 @@ class AsyncWebapiClient(AsyncServiceClient):
         """One import, file by file."""
         return await self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
 
-    async def stream_imports_events(self, import_id: int) -> AsyncIterator[Any]:
+    async def stream_imports_events(self, import_id: int) -> AsyncIterator[models.ImportProgress]:
         """Server-sent progress events until the import stops running (server-sent events)."""
-        async for event in self._stream("GET", f"/api/admin/imports/{import_id}/events", None, Any):
+        async for event in self._stream(
+            "GET", f"/api/admin/imports/{import_id}/events", None, models.ImportProgress
+        ):
             yield event
-
-    async def imports_events(self, import_id: int) -> Any:
-        """Server-sent progress events until the import stops running."""
-        return await self._call("GET", f"/api/admin/imports/{import_id}/events", None)
 
     async def imports_resume(self, import_id: int) -> models.ImportInfo:
         """Retry failed files and continue with the rest."""
@@ -405,9 +401,11 @@ class AsyncWebapiClient(AsyncServiceClient):
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
 
-    async def stream_steer(self, body: models.SteerRequest) -> AsyncIterator[models.SteerResponse]:
+    async def stream_steer(
+        self, body: models.SteerRequest
+    ) -> AsyncIterator[models.SteerStreamEvent]:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
-        async for event in self._stream("POST", "/api/steer", body, models.SteerResponse):
+        async for event in self._stream("POST", "/api/steer", body, models.SteerStreamEvent):
             yield event
 
     async def steer(self, body: models.SteerRequest) -> models.SteerResponse:
@@ -416,9 +414,9 @@ class AsyncWebapiClient(AsyncServiceClient):
 
     async def stream_steer_chat(
         self, body: models.SteerChatRequest
-    ) -> AsyncIterator[models.SteerResponse]:
+    ) -> AsyncIterator[models.SteerStreamEvent]:
         """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
-        async for event in self._stream("POST", "/api/steer-chat", body, models.SteerResponse):
+        async for event in self._stream("POST", "/api/steer-chat", body, models.SteerStreamEvent):
             yield event
 
     async def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:

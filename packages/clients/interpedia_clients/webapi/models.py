@@ -172,6 +172,17 @@ class ImportInfo(BaseModel):
     status: str = Field(..., title="Status")
 
 
+class ImportProgress(BaseModel):
+    current: str | None = Field(..., title="Current")
+    files_done: int = Field(..., title="Files Done")
+    files_failed: int = Field(..., title="Files Failed")
+    files_total: int = Field(..., title="Files Total")
+    import_id: int = Field(..., title="Import Id")
+    rows: int = Field(..., title="Rows")
+    rows_skipped: int | None = Field(0, title="Rows Skipped")
+    status: str = Field(..., title="Status")
+
+
 class ImportStartRequest(BaseModel):
     location: constr(min_length=1, max_length=2000) = Field(..., title="Location")
 
@@ -342,6 +353,19 @@ class SteerResponse(BaseModel):
     STEERED: str | None = Field(None, title="Steered")
     cached: bool = Field(..., title="Cached")
     id: str = Field(..., title="Id")
+
+
+class SteerStreamEvent(BaseModel):
+    """
+    One server-sent event of a streamed steer: the texts so far; the last has `done`.
+    """
+
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool | None = Field(None, title="Cached")
+    done: bool | None = Field(False, title="Done")
+    error: str | None = Field(None, title="Error")
+    id: str | None = Field(None, title="Id")
 
 
 class TokenizeRequest(BaseModel):
