@@ -54,8 +54,8 @@ async def test_feature_has_neuronpedia_fields(api) -> None:
     [
         (f"/api/feature/{MODEL}/{SOURCE}/999", 404, f"no feature {MODEL}/{SOURCE}/999"),
         (f"/api/feature/{MODEL}/nope/1", 404, f"no feature {MODEL}/nope/1"),
-        (f"/api/feature/{MODEL}/{SOURCE}/-1", 400, "a feature index is a non-negative integer"),
-        (f"/api/feature/{MODEL}/{SOURCE}/abc", 400, "a feature index is a non-negative integer"),
+        (f"/api/feature/{MODEL}/{SOURCE}/-1", 400, "a feature index is an integer from 0"),
+        (f"/api/feature/{MODEL}/{SOURCE}/abc", 400, "a feature index is an integer from 0"),
     ],
 )
 async def test_unknown_feature_is_a_clean_error(api, path: str, status: int, detail: str) -> None:
