@@ -1,9 +1,12 @@
 """Progress of running jobs, readable by any service (`GET /v1/jobs/{id}`, the admin page)."""
 
+import asyncio
+import time
 from typing import Any
 
+import procrastinate
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interpedia_db.models import JobProgress
 
@@ -33,3 +36,49 @@ async def report_progress(
             | {"updated_at": statement.excluded.updated_at},
         )
     )
+
+
+class ThreadProgress:
+    """Lets blocking work in a thread report its job's progress and learn it was cancelled.
+
+    Build it on the event loop (in the task), call it from the thread: each call upserts
+    the job's progress row in its own transaction and raises `JobAborted` once the job was
+    cancelled, which unwinds the work between two of its steps. Calls closer together than
+    `every` seconds are skipped, except the one that reports the end.
+    """
+
+    def __init__(
+        self,
+        context: procrastinate.JobContext,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        every: float = 0.5,
+    ) -> None:
+        self._context = context
+        self._sessionmaker = sessionmaker
+        self._loop = asyncio.get_running_loop()
+        self._every = every
+        self._last = 0.0
+
+    def __call__(
+        self, done: int, total: int | None, message: str = "", details: dict | None = None
+    ) -> None:
+        # The worker learns of a cancellation in the background; this only reads a flag.
+        if self._context.should_abort():
+            raise procrastinate.exceptions.JobAborted(f"job {self._context.job.id} was cancelled")
+        now = time.monotonic()
+        if now - self._last < self._every and done != total:
+            return
+        self._last = now
+
+        async def write() -> None:
+            async with self._sessionmaker.begin() as session:
+                await report_progress(
+                    session,
+                    self._context.job.id,
+                    done=done,
+                    total=total,
+                    message=message,
+                    details=details,
+                )
+
+        asyncio.run_coroutine_threadsafe(write(), self._loop).result()
