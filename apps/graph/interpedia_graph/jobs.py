@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 import procrastinate
+from procrastinate.job_context import AbortReason
 
 from interpedia_core.errors import InterpediaError
 from interpedia_graph import generation
@@ -83,9 +84,14 @@ async def generate_graph(context: procrastinate.JobContext, request: dict) -> No
                 message="stored",
                 details={"graph_id": graph.id, "n_nodes": graph.n_nodes, "n_links": graph.n_links},
             )
-    except procrastinate.exceptions.JobAborted:
+    except (procrastinate.exceptions.JobAborted, asyncio.CancelledError):
+        # Cancelled by a user (or the worker shutting down): the attribution thread stops
+        # at its next batch. A user's cancel ends the job; a shutdown's leaves it retried.
+        progress.stop()
+        if context.abort_reason() == AbortReason.SHUTDOWN:
+            raise
         await _note(resources, job_id, "cancelled")
-        raise
+        raise procrastinate.exceptions.JobAborted(f"job {job_id} was cancelled") from None
     except InterpediaError as exc:
         await _note(resources, job_id, f"failed: {exc.message}")
         raise

@@ -71,12 +71,16 @@ class Upstreams:
         inference_secret: str | None,
         autointerp_url: str | None,
         autointerp_secret: str | None,
+        graph_url: str | None = None,
+        graph_secret: str | None = None,
     ) -> None:
         self._inference_urls = inference_urls
         self._default_inference = default_inference
         self._inference_secret = inference_secret
         self._autointerp_url = autointerp_url
         self._autointerp_secret = autointerp_secret
+        self._graph_url = graph_url
+        self._graph_secret = graph_secret
         self._clients: dict[str, Any] = {}
 
     def _build(self, module: str, cls: str, url: str, secret: str | None) -> Any:
@@ -105,6 +109,14 @@ class Upstreams:
             "AsyncAutointerpClient",
             self._autointerp_url,
             self._autointerp_secret,
+        )
+
+    def graph(self) -> Any:
+        """The graph service's typed client (`interpedia_clients.graph.AsyncGraphClient`)."""
+        if not self._graph_url:
+            raise InvalidInput("no graph service is configured (INTERPEDIA_WEBAPI_GRAPH_URL)")
+        return self._build(
+            "interpedia_clients.graph", "AsyncGraphClient", self._graph_url, self._graph_secret
         )
 
     @property

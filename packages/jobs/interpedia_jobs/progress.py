@@ -1,6 +1,7 @@
 """Progress of running jobs, readable by any service (`GET /v1/jobs/{id}`, the admin page)."""
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -45,6 +46,10 @@ class ThreadProgress:
     the job's progress row in its own transaction and raises `JobAborted` once the job was
     cancelled, which unwinds the work between two of its steps. Calls closer together than
     `every` seconds are skipped, except the one that reports the end.
+
+    Procrastinate cancels an async task that is aborted (or whose worker shuts down), but
+    a thread cannot be cancelled: the task calls `stop()` when it is, and the thread then
+    stops at its next step instead of running to the end for nobody.
     """
 
     def __init__(
@@ -58,12 +63,16 @@ class ThreadProgress:
         self._loop = asyncio.get_running_loop()
         self._every = every
         self._last = 0.0
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
 
     def __call__(
         self, done: int, total: int | None, message: str = "", details: dict | None = None
     ) -> None:
         # The worker learns of a cancellation in the background; this only reads a flag.
-        if self._context.should_abort():
+        if self._stopped.is_set() or self._context.should_abort():
             raise procrastinate.exceptions.JobAborted(f"job {self._context.job.id} was cancelled")
         now = time.monotonic()
         if now - self._last < self._every and done != total:

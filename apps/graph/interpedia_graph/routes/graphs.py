@@ -74,7 +74,7 @@ async def list_transcoder_sets(
     )
 
 
-@router.post("/graphs", status_code=202)
+@router.post("/graphs")
 async def create_graph(
     body: GraphCreateRequest,
     session: SessionDep,
