@@ -72,25 +72,6 @@ def worker(
     )
 
 
-def _calibration_batches(tokenizer: object, corpus: Path, n_tokens: int, context: int) -> list:
-    """[n, context] token batches from a folder of .txt, each led by the special token."""
-    import torch
-
-    from interpedia_graph.prompts import prompt_ids
-
-    files = sorted(corpus.glob("*.txt")) if corpus.is_dir() else []
-    if not files:
-        raise InvalidInput(f"no .txt files in {corpus}: give --corpus a folder of text")
-    rows: list[torch.Tensor] = []
-    for path in files:
-        ids = tokenizer(path.read_text(errors="replace"), add_special_tokens=False).input_ids
-        for start in range(0, len(ids) - context, context):
-            rows.append(prompt_ids(tokenizer, ids[start : start + context - 1]))
-            if len(rows) * (context - 1) >= n_tokens:
-                return list(torch.stack(rows).split(16))
-    return list(torch.stack(rows).split(16))
-
-
 @transcoders.command("init")
 def transcoders_init(
     name: Annotated[str, typer.Option(help="Source set name of the new set, e.g. tc-quick.")],
@@ -107,11 +88,14 @@ def transcoders_init(
         Path | None, typer.Option(help="Folder of the set (default: <data_dir>/transcoders/NAME).")
     ] = None,
     seed: int = 0,
+    refit: Annotated[
+        bool, typer.Option(help="Fit again even if OUT holds a set fitted the same way.")
+    ] = False,
 ) -> None:
     """Fit a quick transcoder set from the model in seconds and register it (see
     `transcoder_sets`); for graphs until trained transcoders exist."""
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from interpedia_db.connect import run_in_database
     from interpedia_graph import transcoder_sets
@@ -124,22 +108,35 @@ def transcoders_init(
     settings = GraphSettings()
     corpus = corpus or settings.cache_dir / "corpora" / "sotu"
     out = out or settings.data_dir / "transcoders" / name
-    torch.set_flush_denormal(True)
-    tokenizer = load_tokenizer(settings.model_id)
-    hf_model = AutoModelForCausalLM.from_pretrained(model_folder(settings.model_id))
-    hf_model.eval()
-    batches = _calibration_batches(tokenizer, corpus, calibration_tokens, context=64)
-    typer.echo(f"collecting MLP inputs and outputs on {sum(len(b) for b in batches)} contexts")
-    mlp_in, mlp_out = transcoder_sets.collect_mlp_pairs(hf_model, batches)
-    layers = transcoder_sets.fit_quick_transcoders(
-        mlp_in, mlp_out, d_transcoder=d_transcoder, density=density, seed=seed
-    )
-    for i, layer in enumerate(layers):
-        fvu = transcoder_sets.fraction_of_variance_unexplained(layer, mlp_in[i], mlp_out[i])
-        typer.echo(f"  layer {i:2d}: fraction of MLP-output variance unexplained {fvu:.3f}")
-    transcoder_sets.write_transcoder_set(out, layers, scan=name, model_name=settings.model_id)
+    fit = {
+        "model": settings.model_id,
+        "d_transcoder": d_transcoder,
+        "density": density,
+        "calibration_tokens": calibration_tokens,
+        "seed": seed,
+    }
+    config = AutoConfig.from_pretrained(model_folder(settings.model_id))
+    if not refit and transcoder_sets.fit_of(out) == fit:
+        typer.echo(f"{out} holds a set fitted the same way: registering it (--refit fits again)")
+    else:
+        torch.set_flush_denormal(True)
+        tokenizer = load_tokenizer(settings.model_id)
+        hf_model = AutoModelForCausalLM.from_pretrained(model_folder(settings.model_id)).eval()
+        batches = transcoder_sets.calibration_batches(
+            tokenizer, corpus, calibration_tokens, context=64
+        )
+        typer.echo(f"collecting MLP inputs and outputs on {sum(len(b) for b in batches)} contexts")
+        mlp_in, mlp_out = transcoder_sets.collect_mlp_pairs(hf_model, batches)
+        layers = transcoder_sets.fit_quick_transcoders(
+            mlp_in, mlp_out, d_transcoder=d_transcoder, density=density, seed=seed
+        )
+        for i, layer in enumerate(layers):
+            fvu = transcoder_sets.fraction_of_variance_unexplained(layer, mlp_in[i], mlp_out[i])
+            typer.echo(f"  layer {i:2d}: fraction of MLP-output variance unexplained {fvu:.3f}")
+        transcoder_sets.write_transcoder_set(
+            out, layers, scan=name, model_name=settings.model_id, fit=fit
+        )
     spec = resolve_model(settings.model_id)
-    config = hf_model.config
 
     async def register(sessionmaker) -> None:
         async with sessionmaker.begin() as session:

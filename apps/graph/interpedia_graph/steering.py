@@ -26,13 +26,19 @@ class SalientLogits:
 
 
 @torch.no_grad()
+def next_token_logits(model: Any, input_ids: torch.Tensor) -> torch.Tensor:
+    """[n_tokens, d_vocab] logits of the model itself (the replacement model's forward)."""
+    return model._model(input_ids.unsqueeze(0)).logits[0]
+
+
+@torch.no_grad()
 def salient_logits(
     model: Any, input_ids: torch.Tensor, max_n_logits: int, desired_logit_prob: float
 ) -> SalientLogits:
     """The next-token candidates attribution would target, chosen the way it chooses them."""
     from circuit_tracer.attribution.targets import AttributionTargets
 
-    logits = model._model(input_ids.unsqueeze(0)).logits[0, -1]  # [d_vocab]
+    logits = next_token_logits(model, input_ids)[-1]  # [d_vocab]
     targets = AttributionTargets(
         None,
         logits,

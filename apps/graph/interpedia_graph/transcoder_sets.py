@@ -76,10 +76,26 @@ def load_transcoder_set(folder: Path, *, device: str = "cpu") -> Any:
     )
 
 
+def fit_of(folder: Path) -> dict[str, Any] | None:
+    """How a quick set in `folder` was fitted (`interpedia_fit` in its config), if it was."""
+    config_path = Path(folder) / CONFIG_NAME
+    if not config_path.is_file():
+        return None
+    return yaml.safe_load(config_path.read_text()).get("interpedia_fit")
+
+
 def write_transcoder_set(
-    folder: Path, layers: list[dict[str, torch.Tensor]], *, scan: str, model_name: str
+    folder: Path,
+    layers: list[dict[str, torch.Tensor]],
+    *,
+    scan: str,
+    model_name: str,
+    fit: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the layers and config into `folder`, whole or not at all (renamed into place)."""
+    """Write the layers and config into `folder`, whole or not at all (renamed into place).
+
+    `fit` records how a quick set was made, so making it again the same way can reuse it.
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
@@ -93,6 +109,7 @@ def write_transcoder_set(
             "feature_input_hook": FEATURE_INPUT_HOOK,
             "feature_output_hook": FEATURE_OUTPUT_HOOK,
             "transcoders": [layer_file(i) for i in range(len(layers))],
+            **({"interpedia_fit": fit} if fit else {}),
         }
         (tmp / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
         if folder.exists():
@@ -123,6 +140,26 @@ def _mlp_modules(hf_model: Any, n_layers: int) -> list[tuple[Any, Any]]:
     return [
         (module(FEATURE_INPUT_HOOK, i), module(FEATURE_OUTPUT_HOOK, i)) for i in range(n_layers)
     ]
+
+
+def calibration_batches(
+    tokenizer: Any, corpus: Path, n_tokens: int, context: int
+) -> list[torch.Tensor]:
+    """[16, context] token batches from a folder of .txt, each row led by the special token
+    attribution leaves out (so the fit sees positions as a graph does)."""
+    from interpedia_graph.prompts import prompt_ids
+
+    files = sorted(Path(corpus).glob("*.txt")) if Path(corpus).is_dir() else []
+    if not files:
+        raise InvalidInput(f"no .txt files in {corpus}: give --corpus a folder of text")
+    rows: list[torch.Tensor] = []
+    for path in files:
+        ids = tokenizer(path.read_text(errors="replace"), add_special_tokens=False).input_ids
+        for start in range(0, len(ids) - context, context - 1):
+            rows.append(prompt_ids(tokenizer, ids[start : start + context - 1]))
+            if len(rows) * (context - 1) >= n_tokens:
+                return list(torch.stack(rows).split(16))
+    return list(torch.stack(rows).split(16))
 
 
 @torch.no_grad()

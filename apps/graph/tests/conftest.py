@@ -20,9 +20,14 @@ def graph_data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def quick_set(database_url: str, graph_data_dir: Path) -> str:
-    """A quick set of 128 features per layer, fitted and registered by the CLI."""
-    fit_quick_set(Path(sys.executable).parent, graph_env(database_url, graph_data_dir), SET)
+def quick_set(database_url: str, graph_data_dir: Path, repo_root: Path) -> str:
+    """A quick set of 128 features per layer, fitted (once, kept in .cache) and registered."""
+    fit_quick_set(
+        Path(sys.executable).parent,
+        graph_env(database_url, graph_data_dir),
+        SET,
+        repo_root / ".cache" / "test-transcoders" / SET,
+    )
     return SET
 
 

@@ -18,7 +18,7 @@ GRAPH_MODEL, GRAPH_SET = "smollm2-135m", "tc-web"
 
 
 @pytest.fixture(scope="session")
-def graph_service(database_url: str, tmp_path_factory) -> Iterator[GraphService]:
+def graph_service(database_url: str, repo_root, tmp_path_factory) -> Iterator[GraphService]:
     bin_dir = CommonSettings().graph_bin
     if not (bin_dir / "interpedia-graph").exists():
         pytest.fail(f"no graph environment at {bin_dir.parent}: run `make setup`")
@@ -28,7 +28,7 @@ def graph_service(database_url: str, tmp_path_factory) -> Iterator[GraphService]
         INTERPEDIA_GRAPH_DEFAULT_MAX_FEATURE_NODES="24",
         INTERPEDIA_GRAPH_DEFAULT_BATCH_SIZE="24",
     )
-    fit_quick_set(bin_dir, env, GRAPH_SET)
+    fit_quick_set(bin_dir, env, GRAPH_SET, repo_root / ".cache" / "test-transcoders" / GRAPH_SET)
     service = GraphService(bin_dir, env).start()
     try:
         yield service
