@@ -92,16 +92,7 @@ async def create_graph(
         prompt=body.prompt,
         messages=[m.model_dump() for m in body.messages] if body.messages else None,
         slug=body.slug,
-        options=body.model_dump(
-            include={
-                "max_n_logits",
-                "desired_logit_prob",
-                "node_threshold",
-                "edge_threshold",
-                "max_feature_nodes",
-                "batch_size",
-            }
-        ),
+        options=body.attribution_options(),
         user_id=body.user_id,
     )
     job_id = await generation.enqueue(job_app, session, settings, request)

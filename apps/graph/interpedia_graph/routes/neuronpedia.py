@@ -177,16 +177,7 @@ async def generate_graph(
         prompt=body.prompt,
         messages=_messages(body),
         slug=body.slug_identifier,
-        options=body.model_dump(
-            include={
-                "max_n_logits",
-                "desired_logit_prob",
-                "node_threshold",
-                "edge_threshold",
-                "max_feature_nodes",
-                "batch_size",
-            }
-        ),
+        options=body.attribution_options(),
         creator_name=body.user_id,
     )
     job_id = await generation.enqueue(job_app, session, settings, graph_request)

@@ -4,6 +4,8 @@ Ranges are checked here (a threshold outside (0, 1] is a 422 naming the field); 
 that depend on the deployment (prompt tokens, feature nodes) are checked by the domain.
 """
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -50,6 +52,12 @@ class AttributionParameters(PromptInput):
     batch_size: int | None = Field(
         default=None, ge=1, le=1024, description="Backward passes per batch (default: service's)."
     )
+
+    def attribution_options(self) -> dict[str, Any]:
+        """The fields that are options of the attribution (`attribution.AttributionOptions`)."""
+        return self.model_dump(
+            include=set(AttributionParameters.model_fields) - {"prompt", "messages"}
+        )
 
 
 class GraphGenerationRequest(AttributionParameters):
