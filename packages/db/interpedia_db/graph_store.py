@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import undefer
 
 from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from interpedia_db.models import Graph, GraphSubgraph, Model
@@ -158,15 +157,3 @@ async def get_subgraph(session: AsyncSession, subgraph_id: str) -> GraphSubgraph
     if subgraph is None:
         raise NotFound(f"no subgraph {subgraph_id!r}")
     return subgraph
-
-
-async def load_with_data(session: AsyncSession, graph_id: str) -> Graph:
-    """The graph row with its JSON loaded (the column is deferred otherwise)."""
-    graph = (
-        await session.execute(
-            select(Graph).where(Graph.id == graph_id).options(undefer(Graph.data_gzip))
-        )
-    ).scalar_one_or_none()
-    if graph is None:
-        raise NotFound(f"no graph {graph_id!r}")
-    return graph

@@ -5,8 +5,9 @@
 
 const config = JSON.parse(document.getElementById("graph-config").textContent);
 const $ = id => document.getElementById(id);
-const api = (...args) => window.Interpedia.api(...args);
-const escape = text => window.Interpedia.escape(String(text));
+// app.js (a classic script) defines `Interpedia` in the global scope modules share.
+const api = (...args) => Interpedia.api(...args);
+const escape = text => Interpedia.escape(String(text));
 
 const COLORS = {
   feature: "#ea580c", error: "#9ca3af", embedding: "#15803d", logit: "#2563eb",

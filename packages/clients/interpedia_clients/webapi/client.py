@@ -177,7 +177,7 @@ class WebapiClient(ServiceClient):
     def graph_subgraph_delete(
         self, body: models.SubgraphDeleteRequest
     ) -> models.SubgraphDeleteResponse:
-        """Graph Subgraph Delete."""
+        """Delete one of the caller's subgraphs."""
         return self._call("POST", "/api/graph/subgraph/delete", body, models.SubgraphDeleteResponse)
 
     def graph_subgraph_list(self, body: models.GraphKey) -> models.SubgraphListResponse:
@@ -476,7 +476,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def graph_subgraph_delete(
         self, body: models.SubgraphDeleteRequest
     ) -> models.SubgraphDeleteResponse:
-        """Graph Subgraph Delete."""
+        """Delete one of the caller's subgraphs."""
         return await self._call(
             "POST", "/api/graph/subgraph/delete", body, models.SubgraphDeleteResponse
         )
