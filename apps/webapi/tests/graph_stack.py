@@ -46,34 +46,3 @@ def graph_web(seeded, database_url, graph_service, tmp_path_factory) -> Iterator
     )
     with LiveServer(app, free_port()) as server:
         yield server
-
-
-async def seed_feature_dashboard(
-    sessionmaker: Any, source_id: str, index: int, explanation: str
-) -> None:
-    """A dashboard for one transcoder feature: an example and an explanation."""
-    from interpedia_db.models import Activation, Explanation, Feature
-
-    async with sessionmaker.begin() as session:
-        session.add(Feature(model_id=GRAPH_MODEL, source_id=source_id, index=index, max_act=2.0))
-        await session.flush()
-        session.add(
-            Activation(
-                model_id=GRAPH_MODEL,
-                source_id=source_id,
-                index=index,
-                tokens=["The", " capital", " of", " Spain"],
-                values=[0.0, 2.0, 0.5, 0.0],
-                max_value=2.0,
-                max_value_token_index=1,
-            )
-        )
-        session.add(
-            Explanation(
-                model_id=GRAPH_MODEL,
-                source_id=source_id,
-                index=index,
-                description=explanation,
-                type_name="test",
-            )
-        )

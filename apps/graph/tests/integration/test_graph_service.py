@@ -282,3 +282,33 @@ def test_chat_prompts_parse_back_into_turns(client) -> None:
         {"role": "assistant", "content": ""},
     ]
     assert parsed["unsteerable_positions"] == [0]
+
+
+def test_the_cli_exports_and_imports_graphs(capital_graph, graph_service, tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    command = str(Path(sys.executable).parent / "interpedia-graph")
+    out = tmp_path / "capital.json"
+    exported = subprocess.run(
+        [command, "export", MODEL, "capital-france", "--out", str(out)],
+        env=graph_service.env,
+        capture_output=True,
+        text=True,
+    )
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads(out.read_text())
+    assert document["links"] == capital_graph["json"]["links"]
+    document["metadata"]["slug"] = "capital-cli"
+    out.write_text(json.dumps(document))
+    imported = subprocess.run(
+        [command, "import", str(out)], env=graph_service.env, capture_output=True, text=True
+    )
+    assert imported.returncode == 0, imported.stderr
+    assert '"slug": "capital-cli"' in imported.stdout
+    out.write_text('{"metadata": {}}')
+    refused = subprocess.run(
+        [command, "import", str(out)], env=graph_service.env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "Neuronpedia's format" in refused.stderr

@@ -88,7 +88,13 @@ def _seed_dashboards(database_url: str, document: dict) -> None:
             conn.execute(
                 "INSERT INTO activations (model_id, source_id, index, tokens, values, max_value, "
                 "max_value_token_index) VALUES (%s, %s, %s, %s, %s, 2, 1)",
-                (GRAPH_MODEL, source, index, ["The", " capital", " of", " Spain"], [0, 2, 0.5, 0]),
+                (
+                    GRAPH_MODEL,
+                    source,
+                    index,
+                    ["The", " capital", " of", " Spain"],
+                    [0.0, 2.0, 0.5, 0.0],
+                ),
             )
             conn.execute(
                 "INSERT INTO explanations (model_id, source_id, index, description, type_name) "
