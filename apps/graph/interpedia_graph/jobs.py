@@ -39,14 +39,11 @@ class _RetryUnlessRefused(procrastinate.RetryStrategy):
 RETRY = _RetryUnlessRefused(max_attempts=3, wait=5)
 
 
-def _settings(resources: WorkerResources) -> GraphSettings:
-    return resources.cache.setdefault("graph:settings", GraphSettings())
-
-
 def _models(resources: WorkerResources) -> ReplacementModels:
-    return resources.cache.setdefault(
-        "graph:models", ReplacementModels(_settings(resources).device)
-    )
+    """The worker's replacement models, built on first use (settings read once)."""
+    if "graph:models" not in resources.cache:
+        resources.cache["graph:models"] = ReplacementModels(GraphSettings().device)
+    return resources.cache["graph:models"]
 
 
 @blueprint.task(name="generate_graph", queue=generation.QUEUE, pass_context=True, retry=RETRY)
@@ -68,12 +65,7 @@ async def generate_graph(context: procrastinate.JobContext, request: dict) -> No
         model = await asyncio.to_thread(
             _models(resources).get, graph_request.model_id, record.folder
         )
-        document = await asyncio.to_thread(
-            generation.make_graph,
-            model,
-            graph_request,
-            lambda done, total, phase: progress(done, total, phase),
-        )
+        document = await asyncio.to_thread(generation.make_graph, model, graph_request, progress)
         async with resources.sessionmaker.begin() as session:
             graph = await generation.store(session, graph_request, document, job_id)
             await report_progress(

@@ -110,7 +110,10 @@ async def issue_upload(
         raise InvalidInput("Invalid file extension - must be .json")
     if content_length > max_bytes:
         raise InvalidInput(f"a graph file may have at most {max_bytes} bytes")
-    expires_at = datetime.now(UTC) + UPLOAD_LIFETIME
+    now = datetime.now(UTC)
+    # Uploads never saved are dropped once their URL has expired.
+    await session.execute(delete(GraphUpload).where(GraphUpload.expires_at < now))
+    expires_at = now + UPLOAD_LIFETIME
     upload = GraphUpload(
         id=graph_store.new_id(),
         user_id=user.id,
