@@ -13,54 +13,37 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
-from interpedia_clients.base import ServiceError
-from interpedia_core.errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    Unprocessable,
-    UpstreamError,
-)
+from interpedia_clients.graph import AsyncGraphClient
+from interpedia_clients.graph import models as graph_models
+from interpedia_core.errors import Forbidden, InvalidInput, NotFound, UpstreamError
 from interpedia_db import graph_store
 from interpedia_db.models import Graph, GraphSubgraph, GraphUpload, SourceSet, User
 from interpedia_formats.neuronpedia_graph import MalformedGraphError, parse_graph
+from interpedia_webapi.upstream import upstream_errors
 
-T = TypeVar("T")
 UPLOAD_LIFETIME = timedelta(hours=1)
 TRANSCODER_SET_TYPE = "transcoder"
 
 
-async def graph_call(call: Awaitable[T]) -> T:
-    """One graph-service call; its refusals keep their status, the rest become a 502."""
-    try:
-        return await call
-    except ServiceError as exc:
-        by_status = {404: NotFound, 409: Conflict, 422: Unprocessable}
-        if 400 <= exc.status_code < 500 and exc.status_code != 401:
-            raise by_status.get(exc.status_code, InvalidInput)(exc.detail) from None
-        raise UpstreamError(f"the graph service answered {exc.status_code}: {exc.detail}") from None
-    except httpx.HTTPError as exc:
-        raise UpstreamError(f"the graph service cannot be reached: {exc}") from None
-
-
-async def wait_for_job(client: Any, job_id: int, wait_seconds: float) -> Any:
+async def wait_for_job(
+    client: AsyncGraphClient, job_id: int, wait_seconds: float
+) -> graph_models.GraphJobResponse:
     """Follow a graph job to its end; the job (with its graph) once it succeeded."""
     deadline = time.monotonic() + wait_seconds
     while True:
-        job = await graph_call(client.get_graph_job(job_id))
-        if job.status == "succeeded" and job.graph is not None:
+        async with upstream_errors(client):
+            job = await client.get_graph_job(job_id)
+        Status = graph_models.Status
+        if job.status == Status.succeeded and job.graph is not None:
             return job
-        if job.status in ("failed", "cancelled", "aborted"):
+        if job.status in (Status.failed, Status.cancelled, Status.aborted):
             raise UpstreamError(f"graph job {job_id} ended {job.status}: {job.message}")
         if time.monotonic() > deadline:
             raise UpstreamError(f"graph job {job_id} is not done after {wait_seconds:.0f} s")

@@ -6,13 +6,12 @@ web API talks to it over HTTP. Graphs are traced with few feature nodes to stay 
 """
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from interpedia_core.settings import CommonSettings
 from interpedia_testing.graph import GraphService, fit_quick_set, graph_env
-from interpedia_testing.net import free_port
+from interpedia_testing.servers import ThreadedServer
 
 GRAPH_MODEL, GRAPH_SET = "smollm2-135m", "tc-web"
 
@@ -37,12 +36,10 @@ def graph_service(database_url: str, repo_root, tmp_path_factory) -> Iterator[Gr
 
 
 @pytest.fixture(scope="session")
-def graph_web(seeded, database_url, graph_service, tmp_path_factory) -> Iterator[Any]:
+def graph_web(seeded, database_url, graph_service, tmp_path_factory) -> Iterator[ThreadedServer]:
     """A live web API (real HTTP) in front of the graph service."""
-    from conftest import LiveServer, live_app
+    from conftest import live_app
 
-    app, _ = live_app(
-        database_url, tmp_path_factory.mktemp("graph-web"), graph_url=graph_service.url
-    )
-    with LiveServer(app, free_port()) as server:
+    app = live_app(database_url, tmp_path_factory.mktemp("graph-web"), graph_url=graph_service.url)
+    with ThreadedServer(app) as server:
         yield server

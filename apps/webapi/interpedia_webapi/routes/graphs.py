@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from interpedia_clients.graph import AsyncGraphClient
 from interpedia_clients.graph import models as graph_models
 from interpedia_core.errors import InvalidInput
 from interpedia_db import graph_store
@@ -16,6 +17,7 @@ from interpedia_webapi.deps import (
     RateLimitDep,
     SessionDep,
     SettingsDep,
+    UpstreamsDep,
 )
 from interpedia_webapi.schemas.graphs import (
     GraphGenerateRequest,
@@ -42,15 +44,16 @@ from interpedia_webapi.schemas.graphs import (
     SubgraphSaveRequest,
     SubgraphSaveResponse,
 )
+from interpedia_webapi.upstream import upstream_errors
 
 router = APIRouter(tags=["graphs"])
 
 
-def get_graph_client(request: Request) -> Any:
-    return request.app.state.upstreams.graph()
+def get_graph_client(upstreams: UpstreamsDep) -> AsyncGraphClient:
+    return upstreams.graph()
 
 
-GraphClientDep = Annotated[Any, Depends(get_graph_client)]
+GraphClientDep = Annotated[AsyncGraphClient, Depends(get_graph_client)]
 
 
 def _base(request: Request) -> str:
@@ -78,7 +81,7 @@ async def _metadata(session: SessionDep, graph: Graph, base: str) -> GraphMetada
     )
 
 
-def _job_info(job: Any, base: str) -> GraphJobInfo:
+def _job_info(job: graph_models.GraphJobResponse, base: str) -> GraphJobInfo:
     return GraphJobInfo(
         jobId=job.job_id,
         status=job.status,
@@ -91,7 +94,9 @@ def _job_info(job: Any, base: str) -> GraphJobInfo:
     )
 
 
-def _create_request(body: GraphGenerateRequest, user_id: int | None) -> Any:
+def _create_request(
+    body: GraphGenerateRequest, user_id: int | None
+) -> graph_models.GraphCreateRequest:
     return graph_models.GraphCreateRequest(
         model_id=body.modelId,
         transcoder_set=body.sourceSetName,
@@ -118,9 +123,8 @@ async def graph_generate(
     client: GraphClientDep,
 ) -> GraphGenerateResponse:
     """Make a graph of the prompt and store it; answers once it is made (Neuronpedia's)."""
-    job = await graphs.graph_call(
-        client.create_graph(_create_request(body, user.id if user else None))
-    )
+    async with upstream_errors(client):
+        job = await client.create_graph(_create_request(body, user.id if user else None))
     done = await graphs.wait_for_job(client, job.job_id, settings.graph_wait_seconds)
     base = _base(request)
     return GraphGenerateResponse(
@@ -137,22 +141,25 @@ async def graph_job_start(
     body: GraphGenerateRequest, request: Request, user: OptionalUser, client: GraphClientDep
 ) -> GraphJobInfo:
     """Queue a graph and answer at once (ours): follow it with GET /api/graph/jobs/{id}."""
-    job = await graphs.graph_call(
-        client.create_graph(_create_request(body, user.id if user else None))
-    )
+    async with upstream_errors(client):
+        job = await client.create_graph(_create_request(body, user.id if user else None))
     return _job_info(job, _base(request))
 
 
 @router.get("/graph/jobs/{job_id}")
 async def graph_job(job_id: int, request: Request, client: GraphClientDep) -> GraphJobInfo:
     """Where a graph job is: waiting, its progress, or the page of its graph."""
-    return _job_info(await graphs.graph_call(client.get_graph_job(job_id)), _base(request))
+    async with upstream_errors(client):
+        job = await client.get_graph_job(job_id)
+    return _job_info(job, _base(request))
 
 
 @router.delete("/graph/jobs/{job_id}")
 async def graph_job_cancel(job_id: int, request: Request, client: GraphClientDep) -> GraphJobInfo:
     """Cancel a graph job (its graph is not stored)."""
-    return _job_info(await graphs.graph_call(client.cancel_graph_job(job_id)), _base(request))
+    async with upstream_errors(client):
+        job = await client.cancel_graph_job(job_id)
+    return _job_info(job, _base(request))
 
 
 @router.get("/graph/list")
@@ -319,8 +326,8 @@ async def graph_tokenize(
     body: GraphTokenizeRequest, client: GraphClientDep
 ) -> GraphTokenizeResponse:
     """The prompt's tokens (positions for steering) and the logits a graph would target."""
-    answer = await graphs.graph_call(
-        client.forward_pass(
+    async with upstream_errors(client):
+        answer = await client.forward_pass(
             graph_models.ForwardPassRequest(
                 prompt=body.prompt,
                 messages=[graph_models.GraphChatMessage(**m.model_dump()) for m in body.messages]
@@ -330,7 +337,6 @@ async def graph_tokenize(
                 desired_logit_prob=body.desiredLogitProb,
             )
         )
-    )
     return GraphTokenizeResponse.model_validate(answer.model_dump())
 
 
@@ -339,17 +345,18 @@ async def graph_parse_chat_prompt(
     body: GraphParseChatPromptRequest, client: GraphClientDep
 ) -> GraphParseChatPromptResponse:
     """The chat turns behind a rendered graph prompt (None for a plain prompt)."""
-    answer = await graphs.graph_call(
-        client.parse_chat_prompt(graph_models.ParseChatPromptRequest(prompt=body.prompt))
-    )
+    async with upstream_errors(client):
+        answer = await client.parse_chat_prompt(
+            graph_models.ParseChatPromptRequest(prompt=body.prompt)
+        )
     return GraphParseChatPromptResponse.model_validate(answer.model_dump())
 
 
 @router.post("/steer-logits", dependencies=[RateLimitDep])
 async def steer_logits(body: SteerLogitsRequest, client: GraphClientDep) -> SteerLogitsResponse:
     """Generate with and without feature interventions on a graph's features."""
-    answer = await graphs.graph_call(
-        client.steer(
+    async with upstream_errors(client):
+        answer = await client.steer(
             graph_models.SteerRequest(
                 model_id=body.modelId,
                 transcoder_set=body.sourceSetName,
@@ -363,7 +370,6 @@ async def steer_logits(body: SteerLogitsRequest, client: GraphClientDep) -> Stee
                 freeze_attention=body.freezeAttention,
             )
         )
-    )
     return SteerLogitsResponse.model_validate(answer.model_dump(by_alias=True))
 
 
