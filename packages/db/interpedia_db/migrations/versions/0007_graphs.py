@@ -10,7 +10,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0007_graphs"
-down_revision = "0002"
+down_revision = "0003_import_listing"
 branch_labels = None
 depends_on = None
 
