@@ -2,7 +2,7 @@
 and uploads in flight (Neuronpedia's signed-put / save-to-db flow).
 
 Revision ID: 0007_graphs
-Revises: 0002
+Revises: 0003_import_listing
 """
 
 import sqlalchemy as sa
