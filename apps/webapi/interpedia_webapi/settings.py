@@ -42,6 +42,23 @@ class WebapiSettings(ServiceSettings):
         default=None,
         description="X-SECRET-KEY for the autointerp service (default: _SECRET above).",
     )
+    graph_url: str | None = Field(
+        default=None, description="Graph service (attribution graphs of transcoders)."
+    )
+    graph_secret: str | None = Field(
+        default=None, description="X-SECRET-KEY for the graph service (default: _SECRET above)."
+    )
+    graph_wait_seconds: float = Field(
+        default=1800.0, gt=0, description="How long POST /api/graph/generate waits for its graph."
+    )
+    max_graph_upload_bytes: int = Field(
+        default=100 * 1024 * 1024, gt=0, description="Largest graph file an upload may PUT."
+    )
+    signing_key: str | None = Field(
+        default=None,
+        description="Signs graph upload URLs (default: a random key per process; set one "
+        "when several web API processes serve).",
+    )
     admin_bootstrap_key: str | None = Field(
         default=None,
         description="If set, an `admin` user with this API key is created at start-up.",
@@ -110,6 +127,7 @@ class WebapiSettings(ServiceSettings):
     def _upstream_secrets(self) -> Self:
         self.inference_secret = self.inference_secret or self.secret
         self.autointerp_secret = self.autointerp_secret or self.secret
+        self.graph_secret = self.graph_secret or self.secret
         return self
 
     @property
