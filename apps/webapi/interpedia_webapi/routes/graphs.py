@@ -233,7 +233,7 @@ async def graph_upload(
     session: SessionDep,
     settings: SettingsDep,
     expires: int = Query(),
-    signature: str = Query(max_length=128),
+    signature: str = Query(pattern=r"^[0-9a-f]{64}$", description="The URL's HMAC-SHA256, in hex."),
 ) -> MessageResponse:
     """Where a signed URL points: keeps the file (gzipped or not) for save-to-db."""
     data = bytearray()

@@ -64,6 +64,8 @@ async def test_admin_routes_refuse_a_normal_users_key(api, seeded) -> None:
         ("DELETE", "/api/me/keys/2147483648", None),
         ("POST", "/api/explanation/generate", {"modelId": MODEL, "layer": SOURCE, "index": 2**31}),
         ("POST", "/api/explanation/score", {"explanationId": 2**63}),
+        # A signature with non-ASCII characters reached hmac.compare_digest: a 500.
+        ("PUT", "/api/graph/upload/x?expires=1&signature=%C3%A8%C2%B3", {}),
     ],
 )
 async def test_ids_beyond_their_columns_are_refused_not_500(api, seeded, method, path, body):
