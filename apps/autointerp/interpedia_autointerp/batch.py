@@ -6,6 +6,10 @@ loses at most the features in flight; a re-run skips what is already stored
 same model). LLM calls are bounded by `concurrency` (and by the client's own
 semaphore) and retried with exponential backoff when the API fails, on top of
 the `openai` SDK's retries of rate limits and timeouts.
+
+A stop request (`interpedia_core.stopping`: Ctrl-C, SIGTERM, a worker shutting down)
+abandons the units in flight, whose transactions roll back, and raises `Stopped`; what
+was committed stays, and the rerun skips it.
 """
 
 import asyncio
@@ -20,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from interpedia_autointerp import explain, scoring, storage
 from interpedia_autointerp.embeddings import Embedder
 from interpedia_autointerp.llm import LLMClient
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput, UpstreamError
 from interpedia_db.models import Explanation, ExplanationScore
 
@@ -76,7 +81,10 @@ async def _bounded(
     concurrency: int,
     progress: Progress | None,
 ) -> None:
-    """Run `work` on every item, `concurrency` at a time; a returned string is a failure."""
+    """Run `work` on every item, `concurrency` at a time; a returned string is a failure.
+
+    On a stop request the items in flight are cancelled and `Stopped` says how far it got.
+    """
     slots = asyncio.Semaphore(concurrency)
     lock = asyncio.Lock()
 
@@ -92,7 +100,11 @@ async def _bounded(
                 finished = result.skipped + result.done + len(result.failed)
                 await progress(finished, result.total, f"{len(result.failed)} failed")
 
-    await asyncio.gather(*(one(item) for item in items))
+    try:
+        await stopping.until_stopped(asyncio.gather(*(one(item) for item in items)))
+    except stopping.Stopped as exc:
+        left = len(items) - result.done - len(result.failed)
+        raise exc.at(f"with {result.done} done and {left} left; rerun to continue") from None
 
 
 async def explain_source(
@@ -239,6 +251,7 @@ async def embed_explanations(
     """
     result = BatchResult()
     while True:
+        stopping.check()  # between batches: each commits on its own
         async with sessionmaker.begin() as session:
             batch = await storage.explanations_missing_embedding(
                 session, embedder.name, model_id=model_id, source_id=source_id, limit=batch_size

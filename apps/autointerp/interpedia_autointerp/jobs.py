@@ -19,13 +19,15 @@ from interpedia_autointerp.resources import build_embedders, build_llm
 from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_core.errors import ConfigurationError
 from interpedia_jobs.progress import report_progress
+from interpedia_jobs.retry import ResumableRetry
 from interpedia_jobs.worker import WorkerResources, resources_of
 
 blueprint = procrastinate.Blueprint()
 
 QUEUE = "autointerp"
-# Whole-job retries: the batch itself retries each LLM call; this covers a lost database.
-RETRY = procrastinate.RetryStrategy(max_attempts=3, exponential_wait=10)
+# Whole-job retries: the batch itself retries each LLM call; this covers a lost database
+# (and requeues a job its worker stopped, to resume).
+RETRY = ResumableRetry(max_attempts=3, exponential_wait=10)
 
 
 def _settings(resources: WorkerResources) -> AutointerpSettings:

@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from interpedia_core import stopping
+from interpedia_core.cli import run_cli
 from interpedia_core.errors import InterpediaError
 from interpedia_db.connect import run_in_database
 from interpedia_webapi.settings import WebapiSettings
@@ -86,10 +88,11 @@ def import_command(
     """Import a Neuronpedia-format export; rerun the same command to resume."""
     try:
         settings = WebapiSettings()
-        ok = run_in_database(
-            settings,
-            lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
-        )
+        with stopping.stop_on_signals():
+            ok = run_in_database(
+                settings,
+                lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
+            )
     except InterpediaError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
@@ -114,8 +117,4 @@ app.add_typer(commands)
 
 
 def main() -> None:
-    try:
-        app()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from exc
+    run_cli(app)

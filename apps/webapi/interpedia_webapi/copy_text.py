@@ -14,6 +14,8 @@ elements quoted with `\\` and `"` escaped), then escaped like any other text.
 from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any
 
+from interpedia_core import stopping
+
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 # Array-literal escaping (\ and ") followed by COPY escaping, in one pass.
 _ARRAY_COPY_ESCAPES = str.maketrans(
@@ -72,5 +74,10 @@ def chunks(rows: Iterator[tuple], size: int = CHUNK_BYTES) -> Iterator[bytes]:
 
 
 async def async_chunks(rows: Iterator[tuple]) -> AsyncIterator[bytes]:
+    """`chunks` for asyncpg's COPY; a stop request ends the COPY between chunks.
+
+    `Stopped` raised here aborts the COPY, and its transaction rolls back.
+    """
     for chunk in chunks(rows):
+        stopping.check()
         yield chunk

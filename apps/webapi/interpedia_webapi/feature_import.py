@@ -17,6 +17,9 @@ files in memory and stops listing at 1,000 files):
   transaction rolls back, so it leaves no partial rows.
 - `verify_import` compares file sizes, checksums and row counts with the
   export's manifest, and row counts in the database with the files.
+- A stop request (`interpedia_core.stopping`: Ctrl-C, SIGTERM, a worker shutting
+  down) abandons the file in hand (its download or its COPY, whose transaction rolls
+  back) and marks the import `stopped`; a rerun resumes with that file.
 
 Imported explanation embeddings are kept under `NEURONPEDIA_EMBEDDING_MODEL`.
 """
@@ -36,6 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.connect import driver_connection
 from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
@@ -632,6 +636,7 @@ async def run_import(
             continue
         local = scratch / file.path
         try:
+            stopping.check()
             if file.path == MANIFEST_NAME:
                 await _set_file(
                     sessionmaker,
@@ -648,7 +653,9 @@ async def run_import(
                 or not local.exists()
                 or (file.sha256 and await asyncio.to_thread(_file_sha256, local) != file.sha256)
             ):
-                got = await asyncio.to_thread(location.download, file.path, local)
+                got = await asyncio.to_thread(
+                    location.download, file.path, local, between_chunks=stopping.check
+                )
                 want = expected.get(file.path)
                 if want is not None and (want.sha256 != got.sha256 or want.size != got.size):
                     raise MalformedExportError(
@@ -676,6 +683,9 @@ async def run_import(
                     .values(state="imported", rows_imported=rows, error=None)
                 )
             local.unlink(missing_ok=True)
+        except stopping.Stopped as exc:
+            await _set_job(sessionmaker, import_id, status="stopped", error=str(exc))
+            raise exc.at(f"at {file.path}; rerun to resume") from None
         except (MalformedExportError, LocationError) as exc:
             await _fail_file(sessionmaker, import_id, file.path, str(exc))
         except (DBAPIError, asyncpg.PostgresError) as exc:

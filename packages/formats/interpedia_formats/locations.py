@@ -16,7 +16,7 @@ and streams them; downloads hash as they write, so a file is read exactly once.
 import hashlib
 import xml.etree.ElementTree as ET
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,14 +71,22 @@ class ExportLocation(ABC):
         with self.open(path) as stream:
             return stream.read()
 
-    def download(self, path: str, dest: Path) -> Downloaded:
-        """Copy one file to `dest` atomically (tmp + rename), hashing on the way."""
+    def download(
+        self, path: str, dest: Path, *, between_chunks: Callable[[], None] | None = None
+    ) -> Downloaded:
+        """Copy one file to `dest` atomically (tmp + rename), hashing on the way.
+
+        `between_chunks` is called before each chunk; whatever it raises (a stop request)
+        abandons the download with `dest` untouched, so the next run fetches it again.
+        """
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")
         digest = hashlib.sha256()
         size = 0
         with self.open(path) as stream, tmp.open("wb") as out:
             while chunk := stream.read(CHUNK):
+                if between_chunks is not None:
+                    between_chunks()
                 digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)

@@ -9,7 +9,6 @@ left orphaned. It talks to the services only over HTTP (their /health), never
 by importing them.
 """
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -23,11 +22,13 @@ import httpx
 import psycopg
 import typer
 
+from interpedia_core import stopping
 from interpedia_core.errors import ConfigurationError, InterpediaError
 from interpedia_core.serving import check_port_free
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
+from interpedia_platform.children import die_with_parent
 from interpedia_platform.demo import SAE_SOURCE_VARIABLES, prepare_demo
 
 cli = typer.Typer()
@@ -89,13 +90,6 @@ def service_urls_env(services: list[ServiceSpec]) -> dict[str, str]:
     return {k: v for k, v in defaults.items() if v and k not in os.environ}
 
 
-def _die_with_parent() -> None:
-    """In the child: receive SIGTERM when the supervisor dies, however it dies."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 @dataclass
 class Supervisor:
     services: list[ServiceSpec]
@@ -119,7 +113,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def wait_healthy(self, timeout: float) -> None:
@@ -234,6 +228,8 @@ def run_platform(
         supervisor.watch()
     except KeyboardInterrupt:
         typer.echo("\n==> stopping")
+    except stopping.Stopped as exc:  # a demo step stopped, its state saved
+        typer.echo(f"==> {exc}")
     finally:
         if supervisor is not None:
             supervisor.stop_all()
