@@ -22,7 +22,6 @@ import httpx
 import psycopg
 import typer
 
-from interpedia_core import stopping
 from interpedia_core.errors import ConfigurationError, InterpediaError
 from interpedia_core.serving import check_port_free
 from interpedia_core.settings import CommonSettings
@@ -228,8 +227,6 @@ def run_platform(
         supervisor.watch()
     except KeyboardInterrupt:
         typer.echo("\n==> stopping")
-    except stopping.Stopped as exc:  # a demo step stopped, its state saved
-        typer.echo(f"==> {exc}")
     finally:
         if supervisor is not None:
             supervisor.stop_all()

@@ -4,9 +4,13 @@ The task functions run directly with a stand-in job context (`job_context`, what
 passes), so the test needs no worker and no queue, and cannot pick up other tests' jobs.
 """
 
+import signal
+
 import pytest
+from procrastinate.jobs import Job
 from sqlalchemy import func, select
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 from interpedia_db.models import Feature, JobProgress, Source, TrainingRun
 from interpedia_jobs.worker import WorkerResources
@@ -86,3 +90,40 @@ async def test_a_failing_train_job_marks_its_run_failed(resources, job_context) 
             select(func.count()).select_from(Source).where(Source.id == "7-res-job")
         )
     assert run.status == "failed" and "has 2 layers" in run.error and n_sources == 0
+
+
+async def test_a_train_job_stopped_by_its_worker_is_requeued_and_resumes(
+    resources, job_context
+) -> None:
+    run_id = await _recorded_run(resources, hook_name="blocks.1.hook_resid_post")
+    token = stopping.StopToken()
+    steps: list[int] = []
+
+    def counting_context(stop_at: int | None):
+        context = job_context()
+
+        async def should_abort_async() -> bool:  # polled after every step's progress write
+            steps.append(1)
+            if len(steps) == stop_at:
+                token.request("stopped: the worker is shutting down", signal.SIGTERM)
+            return False
+
+        context.should_abort_async = should_abort_async
+        return context
+
+    with stopping.stop_scope(token), pytest.raises(stopping.Stopped, match="at step 3 ") as exc:
+        await jobs.train_sae.func(counting_context(stop_at=3), run_id)
+    async with resources.sessionmaker() as session:
+        run = await session.get(TrainingRun, run_id, populate_existing=True)
+    assert run.status == "stopped" and run.started_at is not None
+    checkpoint = resources.settings.resolved_saes_dir / f"run-{run_id}" / "checkpoints" / "latest"
+    assert (checkpoint / "trainer_state.pt").exists()
+    job = Job(id=1, queue="trainer", lock=None, queueing_lock=None, task_name="t", attempts=9)
+    assert jobs.RETRY.get_retry_decision(exception=exc.value, job=job) is not None
+
+    steps.clear()
+    await jobs.train_sae.func(counting_context(stop_at=None), run_id)  # the retried job
+    assert len(steps) == 10 - 3  # only the steps the stopped job had not trained
+    async with resources.sessionmaker() as session:
+        resumed = await session.get(TrainingRun, run_id, populate_existing=True)
+    assert resumed.status == "succeeded" and resumed.started_at == run.started_at
