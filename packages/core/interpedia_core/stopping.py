@@ -227,14 +227,16 @@ async def until_stopped(awaitable: Awaitable[T]) -> T:
     if token is None:
         return await work
     stop = asyncio.ensure_future(token.wait())
+    abandoned = False
     try:
         await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.cancel()
         if not work.done():
             work.cancel()
-            # Let it unwind (roll back) before saying it stopped; its error is the stop's.
+            abandoned = True
+            # Let it unwind (roll back) before saying it stopped; how it ended is the stop.
             await asyncio.gather(work, return_exceptions=True)
-    if work.cancelled():
+    if abandoned:
         token.check()
     return work.result()

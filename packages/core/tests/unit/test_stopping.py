@@ -51,6 +51,20 @@ async def test_until_stopped_cancels_the_work_and_lets_it_unwind() -> None:
     assert unwound.is_set()
 
 
+async def test_until_stopped_stops_a_gather_of_many_units() -> None:
+    token = stopping.StopToken()
+    slots = asyncio.Semaphore(1)
+
+    async def unit() -> None:
+        async with slots:  # the rest wait here, as the batch's units do
+            await asyncio.sleep(60)
+
+    with stopping.stop_scope(token):
+        asyncio.get_running_loop().call_later(0.05, token.request, "stopped by test")
+        with pytest.raises(stopping.Stopped):
+            await stopping.until_stopped(asyncio.gather(*(unit() for _ in range(3))))
+
+
 async def test_until_stopped_without_a_token_just_awaits() -> None:
     assert await stopping.until_stopped(asyncio.sleep(0, result=7)) == 7
 
