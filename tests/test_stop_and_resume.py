@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 INTERPEDIA = str(Path(sys.executable).parent / "interpedia")
 MODEL, SOURCE = "smollm2-135m", "6-stop"
 STOP_WITHIN_S = 5.0
-TRAIN_STEPS = 24
+TRAIN_STEPS = 12
 
 
 def _query(database_url: str, sql: str, *params: object) -> list[tuple]:
@@ -106,7 +106,7 @@ def stopped_training(
         "--hook",
         "blocks.6.hook_resid_post",
         "--d-sae",
-        "1152",
+        "576",
         "--k",
         "16",
         "--batch-size",
@@ -205,7 +205,7 @@ def dashboards(resumed_training: str, env: dict[str, str]) -> Dashboards:
 def test_dashboards_stop_on_sigterm_and_the_rerun_continues_the_pass(
     dashboards: Dashboards, database_url: str
 ) -> None:
-    assert dashboards.checkpoints_after_stop == [f"dashboards-{MODEL}-{SOURCE}-0-1152.pt"]
+    assert dashboards.checkpoints_after_stop == [f"dashboards-{MODEL}-{SOURCE}-0-576.pt"]
     shown = [n for n in _prompts_done(dashboards.rerun_output) if n > 0]
     assert shown and min(shown) > dashboards.saved  # continued, not started over
     assert shown[-1] == DASHBOARD_PROMPTS and dashboards.checkpoints_after_rerun == []

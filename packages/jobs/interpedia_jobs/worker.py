@@ -103,11 +103,12 @@ async def run_worker(
                 install_signal_handlers=token is None,
             )
         )
+        forget = None
         if token is not None:
             # Cancelling `run_worker_async` is procrastinate's graceful stop: no new jobs,
             # then it waits for the running ones, which the same token is stopping.
             loop = asyncio.get_running_loop()
-            token.on_request(lambda: loop.call_soon_threadsafe(worker.cancel))
+            forget = token.on_request(lambda: loop.call_soon_threadsafe(worker.cancel))
         try:
             await worker
         except asyncio.CancelledError:
@@ -115,6 +116,8 @@ async def run_worker(
                 raise
             logger.info("worker stopped (%s)", token.reason)
         finally:
+            if forget is not None:
+                forget()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
