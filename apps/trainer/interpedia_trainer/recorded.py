@@ -183,23 +183,33 @@ async def dashboards_recorded(
     )
     if token_strings is None:
         token_strings = await asyncio.to_thread(dashboard_store.vocabulary_strings, model.tokenizer)
-    async with sessionmaker.begin() as session:
-        written = await dashboard_store.store_dashboards(
-            session,
-            source.model_id,
-            source.id,
-            source.hook_name,
-            dashboards,
-            token_strings,
-            data_source=corpus,
-        )
-        complete = await dashboard_store.mark_dashboards_done(
-            session,
-            source.model_id,
-            source.id,
-            num_prompts=n_prompts,
-            num_tokens_in_prompt=context_size,
-            dataset=corpus,
-        )
+
+    async def store() -> tuple[int, bool]:
+        async with sessionmaker.begin() as session:
+            written = await dashboard_store.store_dashboards(
+                session,
+                source.model_id,
+                source.id,
+                source.hook_name,
+                dashboards,
+                token_strings,
+                data_source=corpus,
+            )
+            complete = await dashboard_store.mark_dashboards_done(
+                session,
+                source.model_id,
+                source.id,
+                num_prompts=n_prompts,
+                num_tokens_in_prompt=context_size,
+                dataset=corpus,
+            )
+        return written, complete
+
+    try:
+        # Seconds of COPY for a whole source: a stop abandons it, and the transaction rolls
+        # back; the pass is not kept past here, so the rerun computes the dashboards again.
+        written, complete = await stopping.until_stopped(store())
+    except stopping.Stopped as exc:
+        raise exc.at("while storing the dashboards (nothing stored; rerun to redo)") from None
     fired = sum(d.max_activation > 0 for d in dashboards)
     return StoredDashboards(len(dashboards), fired, written, complete)

@@ -4,6 +4,7 @@ The task functions run directly with a stand-in job context (`job_context`, what
 passes), so the test needs no worker and no queue, and cannot pick up other tests' jobs.
 """
 
+import asyncio
 import signal
 
 import pytest
@@ -14,11 +15,11 @@ from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 from interpedia_db.models import Feature, JobProgress, Source, TrainingRun
 from interpedia_jobs.worker import WorkerResources
-from interpedia_trainer import jobs, runs
+from interpedia_trainer import dashboard_store, jobs, runs
 from interpedia_trainer.schemas import TrainRequest
 
 
-async def _recorded_run(resources: WorkerResources, **fields) -> int:
+async def _recorded_run(resources: WorkerResources, source_set: str = "res-job", **fields) -> int:
     body = TrainRequest(
         model_id="tiny-random",
         d_sae=32,
@@ -26,7 +27,7 @@ async def _recorded_run(resources: WorkerResources, **fields) -> int:
         batch_size=128,
         total_tokens=128 * 10,
         context_size=32,
-        source_set="res-job",
+        source_set=source_set,
         **fields,
     )
     config = runs.validated_train_config(body, resources.settings)  # type: ignore[arg-type]
@@ -95,7 +96,7 @@ async def test_a_failing_train_job_marks_its_run_failed(resources, job_context) 
 async def test_a_train_job_stopped_by_its_worker_is_requeued_and_resumes(
     resources, job_context
 ) -> None:
-    run_id = await _recorded_run(resources, hook_name="blocks.1.hook_resid_post")
+    run_id = await _recorded_run(resources, "res-stop", hook_name="blocks.1.hook_resid_post")
     token = stopping.StopToken()
     steps: list[int] = []
 
@@ -127,3 +128,28 @@ async def test_a_train_job_stopped_by_its_worker_is_requeued_and_resumes(
     async with resources.sessionmaker() as session:
         resumed = await session.get(TrainingRun, run_id, populate_existing=True)
     assert resumed.status == "succeeded" and resumed.started_at == run.started_at
+
+
+async def test_a_stop_while_storing_dashboards_stores_nothing(
+    resources, job_context, monkeypatch
+) -> None:
+    run_id = await _recorded_run(resources, "res-store", hook_name="blocks.1.hook_resid_post")
+    await jobs.train_sae.func(job_context(), run_id)
+    token = stopping.StopToken()
+    store = dashboard_store.store_dashboards
+
+    async def stop_then_store(*args, **kwargs):
+        token.request("stopped: the worker is shutting down", signal.SIGTERM)
+        await asyncio.sleep(0)  # the stop is seen at the store's first wait
+        return await store(*args, **kwargs)
+
+    monkeypatch.setattr(dashboard_store, "store_dashboards", stop_then_store)
+    corpus = str(resources.settings.corpus)
+    arguments = ("tiny-random", "1-res-store", 0, 32, 4, 32, corpus)
+    with stopping.stop_scope(token), pytest.raises(stopping.Stopped, match="while storing"):
+        await jobs.compute_dashboards.func(job_context(), *arguments)
+    assert await _feature_indices(resources, "1-res-store") == []  # rolled back, whole
+
+    monkeypatch.setattr(dashboard_store, "store_dashboards", store)
+    await jobs.compute_dashboards.func(job_context(), *arguments)  # the retried job
+    assert await _feature_indices(resources, "1-res-store") == list(range(32))
