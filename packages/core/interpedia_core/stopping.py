@@ -100,11 +100,15 @@ class StopToken:
 
         return remove
 
-    def child(self) -> "StopToken":
-        """A token requested whenever this one is, and also on its own."""
+    @contextlib.contextmanager
+    def child(self) -> Iterator["StopToken"]:
+        """A token requested whenever this one is (while the block runs), and on its own."""
         child = StopToken()
-        self.on_request(lambda: child.request(self.reason, self.signum))
-        return child
+        forget = self.on_request(lambda: child.request(self.reason, self.signum))
+        try:
+            yield child
+        finally:
+            forget()  # a worker's token outlives thousands of jobs' children
 
     async def wait(self) -> None:
         """Return once the stop is requested (from any thread)."""
@@ -202,17 +206,17 @@ async def to_thread(function: Callable[..., T], /, *args: Any, **kwargs: Any) ->
     on unobserved.
     """
     parent = _current.get()
-    token = parent.child() if parent is not None else StopToken()
+    with parent.child() if parent is not None else contextlib.nullcontext(StopToken()) as token:
 
-    def scoped() -> T:
-        with stop_scope(token):
-            return function(*args, **kwargs)
+        def scoped() -> T:
+            with stop_scope(token):
+                return function(*args, **kwargs)
 
-    try:
-        return await asyncio.to_thread(scoped)
-    except asyncio.CancelledError:
-        token.request("cancelled")
-        raise
+        try:
+            return await asyncio.to_thread(scoped)
+        except asyncio.CancelledError:
+            token.request("cancelled")
+            raise
 
 
 async def until_stopped(awaitable: Awaitable[T]) -> T:

@@ -27,11 +27,14 @@ def test_check_raises_only_once_a_stop_is_requested() -> None:
 
 def test_a_child_stops_with_its_parent_but_not_the_other_way() -> None:
     parent = stopping.StopToken()
-    alone, follower = parent.child(), parent.child()
-    alone.request("cancelled")
-    assert alone.requested and not parent.requested and not follower.requested
-    parent.request("stopped by SIGINT", signal.SIGINT)
-    assert follower.requested and follower.reason == "stopped by SIGINT"
+    with parent.child() as alone, parent.child() as follower:
+        alone.request("cancelled")
+        assert alone.requested and not parent.requested and not follower.requested
+        parent.request("stopped by SIGINT", signal.SIGINT)
+        assert follower.requested and follower.reason == "stopped by SIGINT"
+    with parent.child() as late:
+        assert late.requested  # a child of a stopped token is stopped
+    assert parent._callbacks == []  # children forget their parent when their block ends
 
 
 async def test_until_stopped_cancels_the_work_and_lets_it_unwind() -> None:
