@@ -1,7 +1,10 @@
 """Autointerp jobs (namespace `autointerp`): explain, score and embed a whole source.
 
 Each task is a thin shell over `batch`: safe to run twice (finished features are
-skipped), so a job requeued after a worker crash resumes where it stopped.
+skipped), so a job requeued after a worker crash resumes where it stopped. The tasks
+do not retry: LLM calls are retried by the `openai` SDK alone (see `batch`), and a
+job that fails says why in its status; deferring it again resumes it. A job its worker
+stopped (SIGTERM, Ctrl-C) is requeued at once and resumes on the next worker.
 Progress goes to `job_progress` after every feature. Defer with
 `queueing_lock=f"autointerp:explain:{model_id}/{source_id}"` to avoid duplicates.
 """
@@ -19,15 +22,14 @@ from interpedia_autointerp.resources import build_embedders, build_llm
 from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_core.errors import ConfigurationError
 from interpedia_jobs.progress import report_progress
-from interpedia_jobs.retry import ResumableRetry
+from interpedia_jobs.retry import ResumeOnlyWhenStopped
 from interpedia_jobs.worker import WorkerResources, resources_of
 
 blueprint = procrastinate.Blueprint()
 
 QUEUE = "autointerp"
-# Whole-job retries: the batch itself retries each LLM call; this covers a lost database
-# (and requeues a job its worker stopped, to resume).
-RETRY = ResumableRetry(max_attempts=3, exponential_wait=10)
+# No retries (see above), but a job its worker stopped is requeued to resume.
+RETRY = ResumeOnlyWhenStopped()
 
 
 def _settings(resources: WorkerResources) -> AutointerpSettings:

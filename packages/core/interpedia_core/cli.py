@@ -10,6 +10,8 @@ This keeps the CLI one command while apps stay independent of each other.
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from typing import NoReturn
 
@@ -46,21 +48,30 @@ def exit_stopped(exc: Stopped) -> NoReturn:
     os._exit(exc.exit_code)
 
 
-def run_cli(cli: typer.Typer) -> None:
-    """Run a Typer app: domain errors become one `error:` line (exit 2), stops exit 128+N."""
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A domain error ends the command with its message on one red line and exit status 2
+    (its traceback says nothing the message does not); work stopped by a signal ends with
+    what it kept on one yellow line and exit status 128+N (`exit_stopped`)."""
     try:
-        cli()
+        yield
     except InterpediaError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        raise SystemExit(2) from None
     except Stopped as exc:
         exit_stopped(exc)
+
+
+def run(command: Callable[[], object]) -> None:
+    """Run a command line app (`interpedia`, or a service's own) with `one_line_errors`."""
+    with one_line_errors():
+        command()
 
 
 def main() -> None:
     """Entry point: mount every installed command and run it."""
     _mount_plugins()
-    run_cli(app)
+    run(app)
 
 
 if __name__ == "__main__":

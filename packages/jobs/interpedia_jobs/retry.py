@@ -14,15 +14,34 @@ from interpedia_core.errors import InterpediaError
 from interpedia_core.stopping import Stopped
 
 
+def _resume_if_stopped(exception: BaseException) -> procrastinate.RetryDecision | None:
+    if isinstance(exception, Stopped):
+        return procrastinate.RetryDecision(retry_in={"seconds": 0})
+    return None
+
+
+class ResumeOnlyWhenStopped(procrastinate.BaseRetryStrategy):
+    """No retries, except that a job stopped by its worker is requeued at once, to resume.
+
+    For tasks whose failures are retried inside (autointerp's LLM calls by the SDK) and
+    whose status says why they failed: deferring such a job again is the user's call.
+    """
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: procrastinate.jobs.Job
+    ) -> procrastinate.RetryDecision | None:
+        return _resume_if_stopped(exception)
+
+
 class ResumableRetry(procrastinate.RetryStrategy):
     """`RetryStrategy`, plus: a job stopped by its worker is requeued at once, always."""
 
     def get_retry_decision(
         self, *, exception: BaseException, job: procrastinate.jobs.Job
     ) -> procrastinate.RetryDecision | None:
-        if isinstance(exception, Stopped):
-            return procrastinate.RetryDecision(retry_in={"seconds": 0})
-        return super().get_retry_decision(exception=exception, job=job)
+        return _resume_if_stopped(exception) or super().get_retry_decision(
+            exception=exception, job=job
+        )
 
 
 class RetryUnlessRefused(ResumableRetry):
