@@ -27,8 +27,8 @@ class _StopAfterDownloading(LocalLocation):
         super().__init__(root)
         self.path, self.token = path, token
 
-    def download(self, path: str, dest: Path, **kwargs) -> Downloaded:
-        got = super().download(path, dest, **kwargs)
+    def download(self, path: str, dest: Path, *args, **kwargs) -> Downloaded:
+        got = super().download(path, dest, *args, **kwargs)
         if path == self.path:
             self.token.request("stopped by test")
         return got
