@@ -33,7 +33,7 @@ def _mount_plugins() -> None:
         app.add_typer(entry.load())
 
 
-def exit_stopped(exc: Stopped) -> NoReturn:
+def _exit_stopped(exc: Stopped) -> NoReturn:
     """End a command whose work stopped on request, with what it said, at once.
 
     Its state is saved by the time `Stopped` gets here. `os._exit` then skips what a
@@ -52,14 +52,14 @@ def exit_stopped(exc: Stopped) -> NoReturn:
 def one_line_errors() -> Iterator[None]:
     """A domain error ends the command with its message on one red line and exit status 2
     (its traceback says nothing the message does not); work stopped by a signal ends with
-    what it kept on one yellow line and exit status 128+N (`exit_stopped`)."""
+    what it kept on one yellow line and exit status 128+N (`_exit_stopped`)."""
     try:
         yield
     except InterpediaError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise SystemExit(2) from None
     except Stopped as exc:
-        exit_stopped(exc)
+        _exit_stopped(exc)
 
 
 def run(command: Callable[[], object]) -> None:
