@@ -45,7 +45,8 @@ class ResumableRetry(procrastinate.RetryStrategy):
 
 
 class RetryUnlessRefused(ResumableRetry):
-    """Retry what may pass (a database hiccup, a crash), not a domain error: it would repeat.
+    """Retry what may pass (a database hiccup, a crash), not a domain error: it would repeat;
+    nor a job a user cancelled (procrastinate's `JobAborted`).
 
     A plain `RetryStrategy` retries every exception, so a bad hook or a missing source
     would load the model and fail three times over.
@@ -54,6 +55,6 @@ class RetryUnlessRefused(ResumableRetry):
     def get_retry_decision(
         self, *, exception: BaseException, job: procrastinate.jobs.Job
     ) -> procrastinate.RetryDecision | None:
-        if isinstance(exception, InterpediaError):
+        if isinstance(exception, InterpediaError | procrastinate.exceptions.JobAborted):
             return None
         return super().get_retry_decision(exception=exception, job=job)

@@ -31,9 +31,11 @@ def test_a_stopped_job_is_requeued_even_past_its_attempts(strategy) -> None:
     assert _retried_in(strategy, RuntimeError("database hiccup"), attempts=3) is None
 
 
-def test_a_refused_job_is_not_retried() -> None:
+def test_a_refused_or_cancelled_job_is_not_retried() -> None:
     strategy = RetryUnlessRefused(max_attempts=3)
     assert _retried_in(strategy, InvalidInput("no such hook"), attempts=0) is None
+    aborted = procrastinate.exceptions.JobAborted()
+    assert _retried_in(strategy, aborted, attempts=0) is None
     assert _retried_in(ResumableRetry(max_attempts=3), InvalidInput("x"), attempts=0) is not None
 
 
