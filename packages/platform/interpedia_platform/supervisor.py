@@ -28,7 +28,7 @@ from interpedia_core.serving import check_port_free
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
-from interpedia_platform.demo import SAE_SOURCE_VARIABLES, prepare_demo
+from interpedia_platform.demo import prepare_demo, sae_sources_configured
 
 cli = typer.Typer()
 
@@ -43,7 +43,7 @@ class ServiceSpec:
     def port(self) -> int | None:
         if self.port_variable is None:
             return None
-        return int(os.environ.get(self.port_variable, self.default_port))
+        return int(os.environ.get(self.port_variable) or self.default_port)
 
     def url(self) -> str | None:
         port = self.port()
@@ -86,7 +86,7 @@ def service_urls_env(services: list[ServiceSpec]) -> dict[str, str]:
         "INTERPEDIA_WEBAPI_INFERENCE_URL": urls.get("inference"),
         "INTERPEDIA_WEBAPI_AUTOINTERP_URL": urls.get("autointerp"),
     }
-    return {k: v for k, v in defaults.items() if v and k not in os.environ}
+    return {k: v for k, v in defaults.items() if v and not os.environ.get(k)}
 
 
 def _die_with_parent() -> None:
@@ -175,7 +175,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 def stored_sae_env(database_url: str, model_id: str) -> dict[str, str]:
     """Point the inference service at the SAEs stored for its model (one source set)."""
-    if SAE_SOURCE_VARIABLES & os.environ.keys():
+    if sae_sources_configured():
         return {}
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
