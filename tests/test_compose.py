@@ -224,3 +224,16 @@ def test_the_corpus_is_unpacked_only_from_the_pinned_tarball(tmp_path, monkeypat
     assert (tmp_path / "sotu" / "1790_washington.txt").read_text() == "Fellow citizens"
     assert (tmp_path / "sotu" / ".done").exists()
     assert fetch.fetch_corpus(tmp_path / "sotu") == 1  # done: not fetched again
+
+
+def test_compose_check_fails_a_service_that_exited_even_with_code_0():
+    """`up -d` returns 0 when a container dies at start: the check reads each state itself."""
+    status = _script("compose_check").Stack._status
+    assert status({"State": "exited", "ExitCode": 0}, one_shot=True) == "completed"
+    assert status({"State": "exited", "ExitCode": 0}, one_shot=False) == "exited (0)"
+    assert status({"State": "exited", "ExitCode": 1}, one_shot=True) == "exited (1)"
+    assert status({"State": "running", "Health": "unhealthy"}, one_shot=False) == "unhealthy"
+    assert status({"State": "running", "Health": "starting"}, one_shot=False) == "starting"
+    assert status({"State": "running", "Health": ""}, one_shot=False) == "running"
+    assert status({"State": "running", "Health": ""}, one_shot=True) == "starting"
+    assert status({"State": "restarting"}, one_shot=False) == "restarting"
