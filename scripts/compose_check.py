@@ -302,7 +302,8 @@ STACKS = {
             Call("inference", neuron_activation),
         ],
     ),
-    # The demo builds its SAE before it serves: smaller sizes keep that to minutes.
+    # The demo builds its SAE before it serves (an hour at the full size on two busy
+    # cores): a smaller SAE on fewer tokens keeps that to minutes.
     "docker-compose.demo.yaml": StackCheck(
         ["docker-compose.demo.yaml"],
         [
@@ -311,8 +312,9 @@ STACKS = {
             Call("demo", demo_search),
         ],
         env={
-            "INTERPEDIA_DEMO_TRAIN_TOKENS": "200000",
-            "INTERPEDIA_DEMO_DASHBOARD_PROMPTS": "256",
+            "INTERPEDIA_DEMO_D_SAE": "1024",
+            "INTERPEDIA_DEMO_TRAIN_TOKENS": "50000",
+            "INTERPEDIA_DEMO_DASHBOARD_PROMPTS": "128",
             "INTERPEDIA_DEMO_SCORE_SAMPLE": "10",
         },
         ready_timeout=3600.0,
