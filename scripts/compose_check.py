@@ -278,6 +278,17 @@ def demo_search(stack: Stack) -> str:
     return f"search {query['query']!r}: {result['resultsCount']} hits, top {top!r}"
 
 
+def graph_prompt(stack: Stack) -> str:
+    """The graph service's prompt parsing (its model's tokenizer) and busy check (its database).
+
+    A graph itself needs a transcoder set trained first (hours on CPU), so none is traced."""
+    parsed = stack.post("graph", "/parse-chat-prompt", {"prompt": PROMPT})
+    if parsed["is_chat"] or parsed["prompt"] != PROMPT:
+        raise CheckFailed(f"a plain prompt parsed as {parsed}")
+    busy = stack.get("graph", "/check-busy")["busy"]
+    return f"parsed a plain prompt (not chat); busy: {busy}"
+
+
 @dataclass(frozen=True)
 class Call:
     service: str
@@ -300,6 +311,7 @@ STACKS = {
             Call("webapi", feature_page("webapi")),
             Call("autointerp", explain_and_search),
             Call("inference", neuron_activation),
+            Call("graph", graph_prompt),
         ],
     ),
     # The demo builds its SAE before it serves (an hour at the full size on two busy
