@@ -101,9 +101,10 @@ def test_torch_is_installed_once_from_the_cpu_index_by_default():
     stages = _stages()
     installs = [s for s, text in stages.items() if "--index-url" in text]
     assert installs == ["base"]
-    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in stages["base"]
+    cpu_default = "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu"
+    assert cpu_default in stages["base"]
     for own in set(OWN_IMAGES.values()):
-        assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in (ROOT / own).read_text()
+        assert cpu_default in (ROOT / own).read_text(), f"{own} defaults to CUDA torch"
 
 
 def test_the_gpu_override_builds_every_image_on_cuda_torch():
