@@ -168,6 +168,14 @@ def test_ports_agree_with_settings():
         assert services[service]["environment"][prefix] == str(port)
 
 
+def test_a_worker_run_from_a_server_image_has_no_port_health_check():
+    """The image's check calls the API's port, which a worker never opens: it would turn
+    unhealthy (graph-worker did, a few minutes after start)."""
+    for service, spec in _compose("docker-compose.yaml")["services"].items():
+        if "worker" in (spec.get("command") or []):
+            assert spec.get("healthcheck", {}).get("disable") is True, service
+
+
 def test_the_stack_waits_for_migrations():
     services = _compose("docker-compose.yaml")["services"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
