@@ -82,7 +82,9 @@ class _ThreadBridge:
             await _write_progress(
                 self.context, done=done, total=total, message=message, details=details
             )
-            return await self.context.should_abort_async()
+            # procrastinate 3 keeps the abort flag on the context (the worker listens for
+            # abort requests): a plain call, no round trip.
+            return self.context.should_abort()
 
         if self.run(write()):
             raise JobAborted(f"job {self.context.job.id} was cancelled")

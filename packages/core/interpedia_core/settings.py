@@ -5,6 +5,11 @@ Each service subclasses `CommonSettings` with its own `env_prefix`
 are read from the same variables whatever the subclass's prefix: one
 `DATABASE_URL` configures the whole platform. Settings are built in `create_app`
 or a CLI entry point and injected; nothing builds them at import time.
+
+An empty variable means unset (`env_ignore_empty`): compose files and shells pass
+`VAR=` / `${VAR:-}` for "not configured", and an optional secret or URL must then take
+its default (None), not the empty string, which a validator would rightly refuse.
+Subclasses inherit this, since pydantic merges `model_config` with the parent's.
 """
 
 import sys
@@ -20,7 +25,11 @@ class CommonSettings(BaseSettings):
 
     # Settings hold secrets: a refused value is named, never echoed.
     model_config = SettingsConfigDict(
-        env_prefix="INTERPEDIA_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+        env_prefix="INTERPEDIA_",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
     )
 
     database_url: str | None = Field(

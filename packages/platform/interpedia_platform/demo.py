@@ -182,6 +182,11 @@ def demo_steps(settings: DemoSettings, state: DemoState) -> list[tuple[str, list
 SAE_SOURCE_VARIABLES = {"INTERPEDIA_INFERENCE_SAE_SOURCES", "SAE_SOURCES"}
 
 
+def sae_sources_configured() -> bool:
+    """Whether SAE sources are set (an empty variable means unset, as in the settings)."""
+    return any(os.environ.get(variable) for variable in SAE_SOURCE_VARIABLES)
+
+
 def demo_admin_key(settings: DemoSettings) -> str:
     """The demo's admin API key: made once, kept (owner-only) in the data folder."""
     path = settings.data_dir / "demo-admin-key"
@@ -196,11 +201,11 @@ def prepare_demo(database_url: str, echo: Callable[[str], None] = print) -> dict
     """Run whatever demo steps are not done yet; returns env that points services at the demo."""
     settings = DemoSettings()
     served = {"INTERPEDIA_INFERENCE_MODEL_ID": settings.model_id}
-    if "INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY" not in os.environ:
+    if not os.environ.get("INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY"):
         key = demo_admin_key(settings)
         served["INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY"] = key
         echo(f"==> admin API key (paste it into the pages' key box): {key}")
-    if SAE_SOURCE_VARIABLES & os.environ.keys():
+    if sae_sources_configured():
         echo("==> serving the configured SAE sources (no demo SAE is built)")
         return served
     steps = demo_steps(settings, demo_state(database_url, settings))

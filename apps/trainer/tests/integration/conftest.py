@@ -1,10 +1,13 @@
 """Fixtures of the trainer's integration tests: job contexts, sources without an SAE."""
 
 import itertools
+import time
 from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 
+import procrastinate
 import pytest
+from procrastinate.job_context import AbortReason
+from procrastinate.testing import InMemoryConnector
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_db.models import Model as LanguageModel
@@ -27,21 +30,29 @@ def resources(database_url, db_sessionmaker, tiny_corpus, tmp_path) -> WorkerRes
 
 
 @pytest.fixture
-def job_context(resources: WorkerResources) -> Callable[..., SimpleNamespace]:
+def job_context(resources: WorkerResources) -> Callable[..., procrastinate.JobContext]:
     """Makes the context a worker passes a task: for a queued job's id, or a fresh one.
 
     Task functions run directly with it, so a test needs no worker and cannot pick up
-    other tests' queued jobs.
+    other tests' queued jobs. It is procrastinate's own `JobContext` (not a stand-in that
+    could name methods procrastinate does not have); `aborted=True` makes it one whose job
+    was asked to stop.
     """
 
-    def make(job_id: int | None = None) -> SimpleNamespace:
-        async def should_abort_async() -> bool:
-            return False
-
-        return SimpleNamespace(
+    def make(job_id: int | None = None, aborted: bool = False) -> procrastinate.JobContext:
+        job = procrastinate.jobs.Job(
+            id=next(_job_ids) if job_id is None else job_id,
+            queue="trainer",
+            lock=None,
+            queueing_lock=None,
+            task_name="trainer:test",
+        )
+        return procrastinate.JobContext(
+            app=procrastinate.App(connector=InMemoryConnector()),
+            job=job,
+            start_timestamp=time.time(),
             additional_context={"resources": resources},
-            job=SimpleNamespace(id=next(_job_ids) if job_id is None else job_id),
-            should_abort_async=should_abort_async,
+            abort_reason=lambda: AbortReason.USER_REQUEST if aborted else None,
         )
 
     return make
