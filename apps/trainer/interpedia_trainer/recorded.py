@@ -2,25 +2,34 @@
 
 `train_recorded` trains a recorded run (status running → succeeded | failed, the metric
 time series as it is produced) and registers the SAE as a source of its model;
-`dashboards_recorded` computes a source's dashboards and stores them. The model and SAE
-work runs in a thread, so the event loop keeps serving the database writes the thread
-asks for (and a worker's heartbeat keeps beating).
+`dashboards_recorded` computes a source's dashboards and stores them;
+`feature_map_recorded` and `evaluate_recorded` store a source's map and evaluations.
+The model and SAE work runs in a thread, so the event loop keeps serving the database
+writes the thread asks for (and a worker's heartbeat keeps beating).
+
+Finished work leaves its follow-up on the queue through `follow_up` (see `FollowUp`):
+a trained SAE's evaluations, a source's map once its last dashboards are stored. The
+follow-ups are jobs, so `make demo` serves pages while a worker computes them.
 """
 
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interpedia_core.errors import InterpediaError, InvalidInput
 from interpedia_db.models import Source
-from interpedia_trainer import dashboard_store, runs
+from interpedia_trainer import dashboard_store, feature_map, runs
+from interpedia_trainer.absorption import ABSORPTION, AbsorptionConfig, evaluate_absorption
+from interpedia_trainer.corpus import tail_contexts
 from interpedia_trainer.dashboards import DashboardOptions
+from interpedia_trainer.evaluation import CORE, EvaluationSet, evaluate_core, store_evaluation
 from interpedia_trainer.model_runtime import HookedModel
 from interpedia_trainer.pipeline import (
     Progress,
@@ -30,9 +39,51 @@ from interpedia_trainer.pipeline import (
 )
 from interpedia_trainer.training import TrainingConfig, TrainResult
 
+if TYPE_CHECKING:
+    import procrastinate
+
 logger = logging.getLogger(__name__)
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+# Enqueue (task name, queueing lock, task kwargs): `interpedia_jobs.queue.defer_follow_up`
+# bound to a database. Returns the job id, or None if that work is already queued.
+FollowUp = Callable[[str, str, dict[str, Any]], Awaitable[int | None]]
+EVAL_KINDS = (CORE, ABSORPTION)
+
+
+def follow_ups(queue: "str | procrastinate.App") -> FollowUp:
+    """Follow-ups deferred on the trainer queue: through an open job app (a service), or a
+    database URL (a CLI command or a job; a short-lived app is opened per follow-up)."""
+    from interpedia_jobs.queue import defer_follow_up, defer_unless_queued
+
+    async def defer(task_name: str, queueing_lock: str, kwargs: dict[str, Any]) -> int | None:
+        if isinstance(queue, str):
+            return await defer_follow_up(
+                queue, task_name, queue="trainer", queueing_lock=queueing_lock, **kwargs
+            )
+        return await defer_unless_queued(
+            queue, task_name, queue="trainer", queueing_lock=queueing_lock, **kwargs
+        )
+
+    return defer
+
+
+async def queue_feature_map(follow_up: FollowUp, model_id: str, source_id: str) -> int | None:
+    return await follow_up(
+        "trainer:compute_feature_map",
+        f"feature-map:{model_id}:{source_id}",
+        {"model_id": model_id, "source_id": source_id},
+    )
+
+
+async def queue_evaluations(
+    follow_up: FollowUp, model_id: str, source_id: str, kinds: list[str], corpus: str
+) -> int | None:
+    return await follow_up(
+        "trainer:evaluate_source",
+        f"evaluate:{model_id}:{source_id}:{','.join(kinds)}",
+        {"model_id": model_id, "source_id": source_id, "kinds": kinds, "corpus": corpus},
+    )
 
 
 class TrainingStopped(InterpediaError):
@@ -72,8 +123,12 @@ async def train_recorded(
     resume: bool = True,
     on_progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> RecordedTraining:
-    """Train run `run_id` into `out_dir`, then make it source `{layer}-{source_set}`."""
+    """Train run `run_id` into `out_dir`, then make it source `{layer}-{source_set}`.
+
+    With `follow_up`, the new source's evaluations (core and absorption) are queued.
+    """
     async with sessionmaker.begin() as session:
         await runs.mark_run(session, run_id, "running")
     loop = asyncio.get_running_loop()
@@ -139,6 +194,8 @@ async def train_recorded(
                 source_id=source.id,
                 final_metrics=result.final_metrics,
             )
+    if follow_up is not None:
+        await queue_evaluations(follow_up, model.model_id, source.id, list(EVAL_KINDS), corpus)
     return RecordedTraining(result, source.id)
 
 
@@ -163,8 +220,12 @@ async def dashboards_recorded(
     options: DashboardOptions | None = None,
     token_strings: dashboard_store.TokenStrings | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> StoredDashboards:
-    """Dashboards of a source's features (all, or `feature_range`), replacing stored ones."""
+    """Dashboards of a source's features (all, or `feature_range`), replacing stored ones.
+
+    With `follow_up`, the range that completes the source queues its feature map.
+    """
     start, stop = feature_range or (0, source.d_sae)
     if not 0 <= start < stop <= source.d_sae:
         raise InvalidInput(
@@ -203,4 +264,93 @@ async def dashboards_recorded(
             dataset=corpus,
         )
     fired = sum(d.max_activation > 0 for d in dashboards)
+    if complete and follow_up is not None:
+        await queue_feature_map(follow_up, source.model_id, source.id)
     return StoredDashboards(len(dashboards), fired, written, complete)
+
+
+@dataclass
+class StoredMap:
+    features: int
+    clusters: int  # clusters found (points in none are not one)
+
+
+async def feature_map_recorded(
+    sessionmaker: Sessionmaker,
+    model_id: str,
+    source_id: str,
+    *,
+    device: str = "cpu",
+    seed: int | None = None,
+) -> StoredMap:
+    """Compute and store a source's feature map; `InvalidInput` naming what is missing."""
+    async with sessionmaker() as session:
+        source = await runs.get_source(session, model_id, source_id)
+        await feature_map.check_mappable(session, source)
+        directions = (
+            None if source.weights_uri else await feature_map.stored_directions(session, source)
+        )
+    if directions is None:
+        sae = await asyncio.to_thread(load_sae, runs.sae_location(source), device)
+        directions = feature_map.directions_of(sae)
+    computed = await asyncio.to_thread(feature_map.compute_feature_map, directions, seed=seed)
+    async with sessionmaker.begin() as session:
+        await feature_map.store_feature_map(session, model_id, source_id, computed)
+    return StoredMap(len(computed.x), len(set(computed.cluster.tolist()) - {-1}))
+
+
+async def evaluate_recorded(
+    sessionmaker: Sessionmaker,
+    model: HookedModel,
+    source: Source,
+    corpus: str,
+    *,
+    kinds: list[str],
+    spec: EvaluationSet | None = None,
+    absorption: AbsorptionConfig | None = None,
+    device: str = "cpu",
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate a source's SAE (`core`, `absorption_first_letter`) and store each output.
+
+    Every input is checked before the model runs: the kinds, the source's weights, and
+    that the evaluation set fits in the corpus.
+    """
+    unknown = sorted(set(kinds) - set(EVAL_KINDS))
+    if unknown or not kinds:
+        raise InvalidInput(f"evaluation kinds are {', '.join(EVAL_KINDS)}; got {kinds}")
+    if source.model_id != model.model_id:
+        raise InvalidInput(f"source {source.id} belongs to {source.model_id}, not {model.model_id}")
+    location = runs.sae_location(source)
+    spec = spec or EvaluationSet()
+    spec.check()
+    contexts = None
+    if CORE in kinds:
+        contexts = await asyncio.to_thread(
+            tail_contexts,
+            corpus,
+            model.tokenizer,
+            n_contexts=spec.n_contexts,
+            context_size=spec.context_size,
+        )
+    sae = await asyncio.to_thread(load_sae, location, device)
+    outputs = []
+    for kind in kinds:
+
+        def progress(done: int, total: int, kind: str = kind) -> None:
+            if on_progress is not None:
+                on_progress(kind, done, total)
+
+        if kind == CORE:
+            assert contexts is not None
+            output = await asyncio.to_thread(
+                evaluate_core, model, sae, contexts, spec, corpus=corpus, on_progress=progress
+            )
+        else:
+            output = await asyncio.to_thread(
+                evaluate_absorption, model, sae, absorption or AbsorptionConfig(), progress
+            )
+        async with sessionmaker.begin() as session:
+            await store_evaluation(session, source.model_id, source.id, output)
+        outputs.append(output)
+    return outputs

@@ -54,3 +54,29 @@ async def defer_job(
         name=task_name, queue=queue, lock=lock, queueing_lock=queueing_lock
     )
     return await deferrer.defer_async(**task_kwargs)
+
+
+async def defer_unless_queued(
+    app: procrastinate.App, task_name: str, *, queue: str, queueing_lock: str, **task_kwargs: Any
+) -> int | None:
+    """`defer_job`, or None when a job with the same `queueing_lock` is already waiting
+    (that job will do the same work)."""
+    try:
+        return await defer_job(
+            app, task_name, queue=queue, queueing_lock=queueing_lock, **task_kwargs
+        )
+    except procrastinate.exceptions.AlreadyEnqueued:
+        return None
+
+
+async def defer_follow_up(
+    database_url: str, task_name: str, *, queue: str, queueing_lock: str, **task_kwargs: Any
+) -> int | None:
+    """`defer_unless_queued` from a process that holds no job app (a CLI command): opens
+    a short-lived one on `database_url`, so finished work can leave its follow-up (a map
+    after dashboards) for the workers."""
+    app = create_job_app(database_url, load_tasks=False)
+    async with app.open_async():
+        return await defer_unless_queued(
+            app, task_name, queue=queue, queueing_lock=queueing_lock, **task_kwargs
+        )
