@@ -12,7 +12,7 @@ import pytest
 # Tests run with --import-mode=importlib; make the factories importable by a unique name.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from webapi_factories import write_export
+from webapi_factories import store_feature_map_and_evals, write_export
 
 MODEL, SOURCE, SOURCE_SET = "webapi-test", "6-res-jb", "res-jb"
 N_FEATURES = 40
@@ -59,7 +59,12 @@ class FakeInference:
             "counts": [[1]],
         }
 
+    # Each token's top features by raw value, as inference ranks them: 39 first, then 8
+    # (near its own max of 6.0, so the more specific one), then 1; "<bos>" is special.
+    TOPK = ((39, 6.0), (8, 5.5), (1, 1.0))
+
     async def activation_topk_by_token(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(("activation_topk_by_token", request))
         tokens = self._tokens(request["prompt"])
         return {
             "tokens": tokens,
@@ -67,7 +72,11 @@ class FakeInference:
                 {
                     "token_position": i,
                     "token": t,
-                    "top_features": [{"feature_index": 1, "activation_value": 1.0}],
+                    "is_special": t == "<bos>",
+                    "top_features": [
+                        {"feature_index": f, "activation_value": v}
+                        for f, v in self.TOPK[: request["top_k"]]
+                    ],
                 }
                 for i, t in enumerate(tokens)
             ],
@@ -159,6 +168,13 @@ async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
     return {"export": export, "root": root, "alice": alice_key, "bob": bob_key, "admin": ADMIN_KEY}
 
 
+@pytest.fixture(scope="session")
+async def explored(seeded, db_sessionmaker) -> dict[str, Any]:
+    """The seeded source with a feature map and evaluations, as the trainer stores them."""
+    await store_feature_map_and_evals(db_sessionmaker, MODEL, SOURCE, N_FEATURES)
+    return seeded
+
+
 def make_settings(database_url: str | None, tmp: Path, **overrides: Any):
     from interpedia_webapi.settings import WebapiSettings
 
@@ -234,8 +250,11 @@ def live_app(database_url: str, tmp: Path, **overrides: Any) -> tuple[Any, FakeU
 
 
 @pytest.fixture(scope="session")
-def live_server(seeded, database_url, tmp_path_factory) -> Iterator[tuple[LiveServer, Any]]:
-    """One real server for the session (browser and client tests)."""
+def live_server(explored, database_url, tmp_path_factory) -> Iterator[tuple[LiveServer, Any]]:
+    """One real server for the session (browser and client tests), on the seeded source
+    with its feature map and evaluations (set up here: the browser's event loop would
+    refuse an async fixture later)."""
+    seeded = explored
     from interpedia_testing.net import free_port
 
     tmp = tmp_path_factory.mktemp("live")

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from interpedia_core.errors import NotFound
 from interpedia_db.models import SourceSet
-from interpedia_webapi import catalog
+from interpedia_webapi import catalog, token_features
 from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
 from interpedia_webapi.routes import check_texts
 from interpedia_webapi.schemas import SearchAllRequest, SearchTopkByTokenRequest, TokenizeRequest
@@ -58,9 +58,10 @@ async def search_topk_by_token(
     settings: SettingsDep,
     upstreams: UpstreamsDep,
 ) -> dict[str, Any]:
-    """The top features of one source at every token of `text`."""
+    """The most specific features of one source at every token of `text`, with their
+    explanations (dense features and special tokens left out; see `token_features`)."""
     check_texts(settings, body.text)
-    await catalog.get_source(session, body.modelId, body.source)
+    source = await catalog.get_source(session, body.modelId, body.source)
     answer = await call(
         upstreams.inference(body.modelId),
         "activation_topk_by_token",
@@ -68,11 +69,19 @@ async def search_topk_by_token(
             "prompt": body.text,
             "model": body.modelId,
             "source": body.source,
-            "top_k": body.numResults,
+            "top_k": min(token_features.candidates(body.numResults), source.d_sae),
             "ignore_bos": body.ignoreBos,
         },
     )
-    return {"results": answer.get("results", []), "tokens": answer.get("tokens", [])}
+    return await token_features.rank_top_features(
+        session,
+        body.modelId,
+        body.source,
+        answer,
+        num_results=body.numResults,
+        ignore_bos=body.ignoreBos,
+        density_threshold=body.densityThreshold,
+    )
 
 
 @router.post("/tokenize")

@@ -135,7 +135,15 @@ class SearchTopkByTokenRequest(Schema):
     source: str = Field(max_length=128)
     text: str = Field(min_length=1)
     numResults: int = Field(default=5, ge=1, le=100)
-    ignoreBos: bool = True
+    ignoreBos: bool = Field(
+        default=True, description="Leave out BOS, EOS and other special tokens."
+    )
+    densityThreshold: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description="Skip features firing on more than this share of tokens; 0: keep all.",
+    )
 
 
 class SteerFeature(Schema):
@@ -308,3 +316,50 @@ class AvailableSource(Schema):
     modelId: str
     sourceId: str
     location: str
+
+
+# --- feature maps and evaluations -----------------------------------------------------------
+
+
+class UmapRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layers: list[str] = Field(min_length=1, max_length=50, description="Source ids, e.g. 6-res-jb.")
+
+
+class UmapPointsResponse(Schema):
+    """A source's feature map, one array per field and one entry per feature (index order)."""
+
+    modelId: str
+    source: str
+    count: int
+    index: list[int]
+    x: list[float]
+    y: list[float]
+    cluster: list[int] = Field(description="HDBSCAN cluster of the layout; -1: in none.")
+    logDensity: list[float | None] = Field(description="log10 of density; null: never fired.")
+    description: list[str | None] = Field(description="The feature's explanation, if any.")
+
+
+class SourceEvalsResponse(Schema):
+    """A source's evaluations: SAE-Bench outputs by type (`core`, `absorption_first_letter`)."""
+
+    modelId: str
+    source: str
+    evals: dict[str, dict[str, Any]]
+
+
+class EvalsSourceRow(Schema):
+    source: str
+    setName: str
+    layer: int
+    hookName: str
+    architecture: str
+    d_sae: int
+    metrics: dict[str, float] = Field(description="`type||category||metric` → value.")
+
+
+class ModelEvalsResponse(Schema):
+    """Every source of a model with its evaluation metrics, for comparing them."""
+
+    modelId: str
+    sources: list[EvalsSourceRow]

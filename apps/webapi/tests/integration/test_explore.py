@@ -1,0 +1,175 @@
+"""Exploring a source over the API and pages: the feature map, evaluations, top features by
+token, the sortable feature table, the model page and a dead feature's page."""
+
+import pytest
+from sqlalchemy import update
+
+from interpedia_db.models import Feature, Source, SourceSet
+
+MODEL, SOURCE = "webapi-test", "6-res-jb"
+BARE = "7-res-bare"  # a source with one dead feature, no map and no evaluations
+
+
+@pytest.fixture(scope="module")
+async def bare_source(seeded, db_sessionmaker) -> str:
+    async with db_sessionmaker.begin() as session:
+        if await session.get(Source, (MODEL, BARE)) is None:
+            session.add(SourceSet(model_id=MODEL, name="res-bare"))
+            await session.flush()
+            session.add(
+                Source(
+                    model_id=MODEL,
+                    id=BARE,
+                    set_name="res-bare",
+                    hook_name="blocks.7.hook_resid_pre",
+                    layer=7,
+                    architecture="topk",
+                    d_sae=1,
+                    has_dashboards=True,
+                    num_prompts=2048,
+                    num_tokens_in_prompt=128,
+                )
+            )
+            await session.flush()
+            session.add(
+                Feature(model_id=MODEL, source_id=BARE, index=0, max_act=0.0, frac_nonzero=0.0)
+            )
+    return BARE
+
+
+async def test_umap_as_neuronpedia_serves_it(api, explored, bare_source) -> None:
+    client, _ = api
+    response = await client.post("/api/umap", json={"modelId": MODEL, "layers": [SOURCE, BARE]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body[BARE] == []  # no map yet: empty, as Neuronpedia answers
+    points = body[SOURCE]
+    assert len(points) == 40 and [p["index"] for p in points] == [str(i) for i in range(40)]
+    third = points[3]
+    assert third["layer"] == SOURCE and third["description"] == "dogs running home #3"
+    assert third["umap_x"] == pytest.approx(11.2) and third["umap_y"] == pytest.approx(0.5)
+    assert third["umap_cluster"] == 1 and third["umap_log_feature_sparsity"] == pytest.approx(-2.7)
+    assert third["id"] is not None
+    missing = await client.post("/api/umap", json={"modelId": MODEL, "layers": ["9-nope"]})
+    assert missing.status_code == 404 and "9-nope" in missing.json()["detail"]
+
+
+async def test_umap_points_are_columnar_and_a_missing_map_says_how_to_make_one(
+    api, explored, bare_source
+) -> None:
+    client, _ = api
+    body = (await client.get(f"/api/umap/{MODEL}/{SOURCE}")).json()
+    assert body["count"] == 40 and body["index"] == list(range(40))
+    assert len(body["x"]) == len(body["y"]) == len(body["description"]) == 40
+    assert body["cluster"][:4] == [0, 1, 0, 1] and body["description"][0] == "mentions of cats #0"
+    missing = await client.get(f"/api/umap/{MODEL}/{BARE}")
+    assert missing.status_code == 404
+    assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
+
+
+async def test_evaluations_of_a_source_and_of_a_model(api, explored, bare_source) -> None:
+    client, _ = api
+    source = (await client.get(f"/api/evals/{MODEL}/{SOURCE}")).json()
+    assert set(source["evals"]) == {"core", "absorption_first_letter"}
+    assert source["evals"]["core"]["eval_result_metrics"]["sparsity"]["l0"] == 32.0
+    model = (await client.get(f"/api/evals/{MODEL}")).json()
+    rows = {row["source"]: row for row in model["sources"]}
+    assert rows[BARE]["metrics"] == {}
+    assert rows[SOURCE]["metrics"]["core||sparsity||l0"] == 32.0
+    assert rows[SOURCE]["metrics"][
+        "absorption_first_letter||mean||mean_absorption_fraction_score"
+    ] == pytest.approx(0.2)
+    assert (await client.get("/api/evals/no-such-model")).status_code == 404
+
+
+async def test_top_features_by_token_are_specific_and_explained(api, db_sessionmaker) -> None:
+    client, fakes = api
+    body = {"modelId": MODEL, "source": SOURCE, "text": "<bos> a cat", "numResults": 2}
+    answer = (await client.post("/api/search-topk-by-token", json=body)).json()
+    # BOS is left out; inference was asked for more candidates than are returned.
+    assert [r["token"] for r in answer["results"]] == [" a", " cat"]
+    assert fakes.inference_client.calls[-1][1]["top_k"] == 40  # all 40 (at most 64)
+    top = answer["results"][1]["topFeatures"]
+    # Feature 8 fires at 5.5 of its max 6.0, feature 39 at 6.0 of 9.0: 8 is more specific.
+    assert [f["featureIndex"] for f in top] == [8, 39]
+    assert top[0]["activationValue"] == 5.5 and top[0]["specificity"] > top[1]["specificity"]
+    assert top[0]["feature"]["explanations"][0]["description"] == "mentions of cats #8"
+    assert answer["results"][1]["position"] == 2 and answer["densityThreshold"] == 0.01
+
+    # A feature denser than the threshold is skipped; threshold 0 keeps everything.
+    async with db_sessionmaker.begin() as session:
+        await session.execute(
+            update(Feature)
+            .where(Feature.model_id == MODEL, Feature.source_id == SOURCE, Feature.index == 39)
+            .values(frac_nonzero=0.3)
+        )
+    try:
+        dense = (await client.post("/api/search-topk-by-token", json=body)).json()
+        assert [f["featureIndex"] for f in dense["results"][1]["topFeatures"]] == [8, 1]
+        every = (
+            await client.post(
+                "/api/search-topk-by-token", json={**body, "densityThreshold": 0, "numResults": 3}
+            )
+        ).json()
+        assert [f["featureIndex"] for f in every["results"][1]["topFeatures"]] == [8, 1, 39]
+    finally:
+        async with db_sessionmaker.begin() as session:
+            await session.execute(
+                update(Feature)
+                .where(Feature.model_id == MODEL, Feature.source_id == SOURCE, Feature.index == 39)
+                .values(frac_nonzero=0.01)
+            )
+    for bad in (1, 1.5, -0.1):
+        refused = await client.post(
+            "/api/search-topk-by-token", json={**body, "densityThreshold": bad}
+        )
+        assert refused.status_code == 422, bad
+
+
+async def test_source_page_has_map_search_evaluations_and_sorts(api, explored) -> None:
+    client, _ = api
+    page = (await client.get(f"/{MODEL}/{SOURCE}")).text
+    assert '<canvas id="feature-map"' in page and 'src="/static/source.js"' in page
+    assert 'id="jump-form"' in page and 'id="search-form"' in page and 'id="text-form"' in page
+    assert 'data-metric="core||sparsity||l0"><b>32.0</b>' in page
+    assert "Absorption by first letter" in page and 'aria-label="feature density histogram"' in page
+
+    def indices(html: str) -> list[int]:
+        rows = html.split('<tr class="feature-row">')[1:]
+        return [int(r.split(f'href="/{MODEL}/{SOURCE}/')[1].split('"')[0]) for r in rows]
+
+    assert indices(page)[:3] == [0, 1, 2]
+    densest = (await client.get(f"/{MODEL}/{SOURCE}?sort=density&order=desc")).text
+    # frac_nonzero is 0.001 × (1 + i % 10): indices ending in 9 first, then by index.
+    assert indices(densest)[:4] == [9, 19, 29, 39]
+    by_act = (await client.get(f"/{MODEL}/{SOURCE}?sort=max_act&order=asc")).text
+    assert indices(by_act)[:2] == [0, 7]  # max_act 5 + i % 7
+    bad = await client.get(f"/{MODEL}/{SOURCE}?sort=nonsense", headers={"accept": "text/html"})
+    assert bad.status_code == 400 and "sort by one of" in bad.text
+
+
+async def test_model_page_compares_its_sources(api, explored, bare_source) -> None:
+    client, _ = api
+    page = await client.get(f"/{MODEL}")
+    assert page.status_code == 200
+    text = page.text
+    assert 'data-set="res-jb"' in text and 'data-set="res-bare"' in text
+    assert f'href="/{MODEL}/{SOURCE}"' in text and f'href="/{MODEL}/{BARE}"' in text
+    assert 'id="evals-by-layer"' in text and 'aria-label="L0 by layer"' in text
+    assert "<polyline" in text or "<circle" in text
+    assert (await client.get("/no-such-model")).status_code == 404
+
+
+async def test_a_dead_feature_says_it_never_fired(api, bare_source) -> None:
+    client, _ = api
+    page = (await client.get(f"/{MODEL}/{BARE}/0")).text
+    assert 'id="never-fired"' in page and "2,048 prompts" in page and "262,144 tokens" in page
+    assert 'id="top-activations"' not in page
+
+
+async def test_feature_page_groups_intervals_and_draws_axes(api) -> None:
+    client, _ = api
+    text = (await client.get(f"/{MODEL}/{SOURCE}/2")).text
+    assert "Activations by interval" in text and 'class="interval" data-low="0.500"' in text
+    assert 'class="label"' in text and ">tokens</text>" in text  # axis labels
+    assert 'id="never-fired"' not in text
