@@ -681,12 +681,15 @@ def evaluate(
             follow_up = recorded.follow_ups(database_url_of(sessionmaker))
             return await recorded.queue_evaluations(follow_up, model_id, source, kinds, corpus)
         hooked = await asyncio.to_thread(_load_model, model_id, device or settings.device)
+        spec, absorption = recorded.evaluation_setup(settings)
         return await recorded.evaluate_recorded(
             sessionmaker,
             hooked,
             found,
             corpus,
             kinds=kinds,
+            spec=spec,
+            absorption=absorption,
             device=device or settings.device,
             on_progress=lambda name, done, total: typer.echo(f"  {name}: {done}/{total}"),
         )

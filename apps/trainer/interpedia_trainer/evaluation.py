@@ -313,9 +313,10 @@ def sae_bench_output(
         "eval_config": eval_config,
         "eval_id": str(uuid.uuid4()),
         "datetime_epoch_millis": int(time.time() * 1000),
-        "eval_result_metrics": metrics,
-        "eval_result_details": details or [],
-        "eval_result_unstructured": unstructured or {},
+        # JSON has no NaN: an undefined metric (no letter to average) is stored as null.
+        "eval_result_metrics": _json_safe(metrics),
+        "eval_result_details": _json_safe(details or []),
+        "eval_result_unstructured": _json_safe(unstructured or {}),
         "sae_bench_commit_hash": "interpedia",
         "sae_lens_id": metadata.get("sae_lens_id"),
         "sae_lens_release_id": metadata.get("sae_lens_release"),
@@ -372,7 +373,7 @@ def evaluate_core(
         "exclude_special_tokens_from_reconstruction": True,
         "evaluation_set": {**asdict(spec), "from": "the corpus's last contexts"},
     }
-    return sae_bench_output(CORE, config, _json_safe(metrics), sae, unstructured=unstructured)
+    return sae_bench_output(CORE, config, metrics, sae, unstructured=unstructured)
 
 
 async def store_evaluation(

@@ -127,7 +127,9 @@ def clusters(coords: np.ndarray, *, min_cluster_size: int | None = None) -> np.n
     size = min_cluster_size or max(10, n // 200)
     if n < size * 2:
         return np.full(n, -1, dtype=np.int64)
-    labels = HDBSCAN(min_cluster_size=size, min_samples=min(size, 10)).fit_predict(coords)
+    labels = HDBSCAN(min_cluster_size=size, min_samples=min(size, 10), copy=True).fit_predict(
+        coords
+    )
     return labels.astype(np.int64)
 
 

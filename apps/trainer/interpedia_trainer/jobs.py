@@ -220,12 +220,15 @@ async def evaluate_source(
     runs.sae_location(source)  # a source without weights fails before the model loads
     model = await _model(resources, model_id, settings.device)
     bridge = _ThreadBridge(context)
+    spec, absorption = recorded.evaluation_setup(settings)
     outputs = await recorded.evaluate_recorded(
         resources.sessionmaker,
         model,
         source,
         corpus,
         kinds=kinds,
+        spec=spec,
+        absorption=absorption,
         device=settings.device,
         on_progress=lambda kind, done, total: bridge.progress(done, total, kind),
     )

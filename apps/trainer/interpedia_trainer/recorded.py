@@ -37,6 +37,7 @@ from interpedia_trainer.pipeline import (
     load_sae,
     train_from_corpus,
 )
+from interpedia_trainer.settings import TrainerSettings
 from interpedia_trainer.training import TrainingConfig, TrainResult
 
 if TYPE_CHECKING:
@@ -45,9 +46,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Sessionmaker = async_sessionmaker[AsyncSession]
-# Enqueue (task name, queueing lock, task kwargs): `interpedia_jobs.queue.defer_follow_up`
-# bound to a database. Returns the job id, or None if that work is already queued.
-FollowUp = Callable[[str, str, dict[str, Any]], Awaitable[int | None]]
+# Enqueue (task name, queueing lock, priority, task kwargs): `follow_ups` bound to a queue.
+# Returns the job id, or None if that work is already queued.
+FollowUp = Callable[[str, str, int, dict[str, Any]], Awaitable[int | None]]
 EVAL_KINDS = (CORE, ABSORPTION)
 
 
@@ -56,22 +57,33 @@ def follow_ups(queue: "str | procrastinate.App") -> FollowUp:
     database URL (a CLI command or a job; a short-lived app is opened per follow-up)."""
     from interpedia_jobs.queue import defer_follow_up, defer_unless_queued
 
-    async def defer(task_name: str, queueing_lock: str, kwargs: dict[str, Any]) -> int | None:
+    async def defer(
+        task_name: str, queueing_lock: str, priority: int, kwargs: dict[str, Any]
+    ) -> int | None:
+        options = {"queue": "trainer", "queueing_lock": queueing_lock, "priority": priority}
         if isinstance(queue, str):
-            return await defer_follow_up(
-                queue, task_name, queue="trainer", queueing_lock=queueing_lock, **kwargs
-            )
-        return await defer_unless_queued(
-            queue, task_name, queue="trainer", queueing_lock=queueing_lock, **kwargs
-        )
+            return await defer_follow_up(queue, task_name, **options, **kwargs)
+        return await defer_unless_queued(queue, task_name, **options, **kwargs)
 
     return defer
 
 
+def evaluation_setup(settings: TrainerSettings) -> tuple[EvaluationSet, AbsorptionConfig]:
+    """The evaluation set and absorption sample the settings fix (`INTERPEDIA_TRAINER_EVAL_*`)."""
+    spec = EvaluationSet(
+        n_contexts=settings.eval_contexts,
+        n_ce_contexts=min(settings.eval_ce_contexts, settings.eval_contexts),
+        context_size=settings.eval_context_size,
+    )
+    return spec, AbsorptionConfig(max_words=settings.absorption_words)
+
+
 async def queue_feature_map(follow_up: FollowUp, model_id: str, source_id: str) -> int | None:
+    # Before evaluations: a map takes seconds and the source page shows it first.
     return await follow_up(
         "trainer:compute_feature_map",
         f"feature-map:{model_id}:{source_id}",
+        1,
         {"model_id": model_id, "source_id": source_id},
     )
 
@@ -82,6 +94,7 @@ async def queue_evaluations(
     return await follow_up(
         "trainer:evaluate_source",
         f"evaluate:{model_id}:{source_id}:{','.join(kinds)}",
+        0,
         {"model_id": model_id, "source_id": source_id, "kinds": kinds, "corpus": corpus},
     )
 

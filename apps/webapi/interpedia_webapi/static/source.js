@@ -113,9 +113,11 @@ async function loadMap() {
   const canvas = $("feature-map");
   if (!canvas) return;
   const status = $("map-status");
-  try {
-    points = await Interpedia.api(`/umap/${encodeURIComponent(modelId)}/${encodeURIComponent(sourceId)}`);
-  } catch (e) { status.textContent = e.message; return; }
+  // A plain GET (no key header), so the page's <link rel="preload"> of it is reused.
+  const response = await fetch(`/api/umap/${encodeURIComponent(modelId)}/${encodeURIComponent(sourceId)}`,
+    { credentials: "same-origin", mode: "cors" });
+  points = await response.json().catch(() => ({ detail: response.statusText }));
+  if (!response.ok) { status.textContent = points.detail || `HTTP ${response.status}`; return; }
   points.index.forEach((index, i) => pointOf.set(index, i));
   map = new FeatureMap(canvas, points, {
     onHover: tooltip,

@@ -74,6 +74,16 @@ class WebapiClient(ServiceClient):
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
+        """Every source of a model with its metrics side by side (the model page's table)."""
+        return self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
+
+    def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
+        """A source's stored evaluations, whole (SAE-Bench's output schema per type)."""
+        return self._call(
+            "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
+        )
+
     def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
         """Explain a feature from its top examples (autointerp) and store the explanation."""
         return self._call("POST", "/api/explanation/generate", body, Any)
@@ -175,7 +185,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/search-all", body, Any)
 
     def search_topk_by_token(self, body: models.SearchTopkByTokenRequest) -> Any:
-        """The top features of one source at every token of `text`."""
+        """The most specific features of one source at every token of `text`, with their."""
         return self._call("POST", "/api/search-topk-by-token", body, Any)
 
     def steer(self, body: models.SteerRequest) -> Any:
@@ -189,6 +199,16 @@ class WebapiClient(ServiceClient):
     def tokenize(self, body: models.TokenizeRequest) -> Any:
         """Tokenize."""
         return self._call("POST", "/api/tokenize", body, Any)
+
+    def umap(self, body: models.UmapRequest) -> Any:
+        """Per source (`layers`), each mapped feature with its coordinates and explanation."""
+        return self._call("POST", "/api/umap", body, Any)
+
+    def umap_points(self, model_id: str, source_id: str) -> models.UmapPointsResponse:
+        """A source's whole feature map in one columnar answer (404 before it is computed)."""
+        return self._call(
+            "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
+        )
 
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
@@ -264,6 +284,16 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
+
+    async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
+        """Every source of a model with its metrics side by side (the model page's table)."""
+        return await self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
+
+    async def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
+        """A source's stored evaluations, whole (SAE-Bench's output schema per type)."""
+        return await self._call(
+            "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
+        )
 
     async def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
         """Explain a feature from its top examples (autointerp) and store the explanation."""
@@ -370,7 +400,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/search-all", body, Any)
 
     async def search_topk_by_token(self, body: models.SearchTopkByTokenRequest) -> Any:
-        """The top features of one source at every token of `text`."""
+        """The most specific features of one source at every token of `text`, with their."""
         return await self._call("POST", "/api/search-topk-by-token", body, Any)
 
     async def steer(self, body: models.SteerRequest) -> Any:
@@ -384,6 +414,16 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def tokenize(self, body: models.TokenizeRequest) -> Any:
         """Tokenize."""
         return await self._call("POST", "/api/tokenize", body, Any)
+
+    async def umap(self, body: models.UmapRequest) -> Any:
+        """Per source (`layers`), each mapped feature with its coordinates and explanation."""
+        return await self._call("POST", "/api/umap", body, Any)
+
+    async def umap_points(self, model_id: str, source_id: str) -> models.UmapPointsResponse:
+        """A source's whole feature map in one columnar answer (404 before it is computed)."""
+        return await self._call(
+            "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
+        )
 
     async def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""

@@ -43,6 +43,19 @@ class ChatMessage(BaseModel):
     role: Role = Field(..., title="Role")
 
 
+class EvalsSourceRow(BaseModel):
+    architecture: str = Field(..., title="Architecture")
+    d_sae: int = Field(..., title="D Sae")
+    hookName: str = Field(..., title="Hookname")
+    layer: int = Field(..., title="Layer")
+    metrics: dict[str, float] = Field(..., title="Metrics")
+    """
+    `type||category||metric` → value.
+    """
+    setName: str = Field(..., title="Setname")
+    source: str = Field(..., title="Source")
+
+
 class ExplanationGenerateRequest(BaseModel):
     explanationModelName: constr(max_length=256) | None = Field(
         None, title="Explanationmodelname"
@@ -190,6 +203,15 @@ class ListRemoveRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class ModelEvalsResponse(BaseModel):
+    """
+    Every source of a model with its evaluation metrics, for comparing them.
+    """
+
+    modelId: str = Field(..., title="Modelid")
+    sources: list[EvalsSourceRow] = Field(..., title="Sources")
+
+
 class SearchAllRequest(BaseModel):
     ignoreBos: bool | None = Field(True, title="Ignorebos")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
@@ -203,11 +225,30 @@ class SearchAllRequest(BaseModel):
 
 
 class SearchTopkByTokenRequest(BaseModel):
+    densityThreshold: confloat(ge=0.0, lt=1.0) | None = Field(
+        0.01, title="Densitythreshold"
+    )
+    """
+    Skip features firing on more than this share of tokens; 0: keep all.
+    """
     ignoreBos: bool | None = Field(True, title="Ignorebos")
+    """
+    Leave out BOS, EOS and other special tokens.
+    """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     numResults: conint(ge=1, le=100) | None = Field(5, title="Numresults")
     source: constr(max_length=128) = Field(..., title="Source")
     text: constr(min_length=1) = Field(..., title="Text")
+
+
+class SourceEvalsResponse(BaseModel):
+    """
+    A source's evaluations: SAE-Bench outputs by type (`core`, `absorption_first_letter`).
+    """
+
+    evals: dict[str, dict[str, Any]] = Field(..., title="Evals")
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
 
 
 class SourceInfo(BaseModel):
@@ -256,6 +297,39 @@ class TokenizeRequest(BaseModel):
     model: constr(max_length=128) = Field(..., title="Model")
     prepend_bos: bool | None = Field(False, title="Prepend Bos")
     text: str = Field(..., title="Text")
+
+
+class UmapPointsResponse(BaseModel):
+    """
+    A source's feature map, one array per field and one entry per feature (index order).
+    """
+
+    cluster: list[int] = Field(..., title="Cluster")
+    """
+    HDBSCAN cluster of the layout; -1: in none.
+    """
+    count: int = Field(..., title="Count")
+    description: list[str | None] = Field(..., title="Description")
+    """
+    The feature's explanation, if any.
+    """
+    index: list[int] = Field(..., title="Index")
+    logDensity: list[float | None] = Field(..., title="Logdensity")
+    """
+    log10 of density; null: never fired.
+    """
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+    x: list[float] = Field(..., title="X")
+    y: list[float] = Field(..., title="Y")
+
+
+class UmapRequest(BaseModel):
+    layers: list[str] = Field(..., max_length=50, min_length=1, title="Layers")
+    """
+    Source ids, e.g. 6-res-jb.
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
 class UserCreateRequest(BaseModel):
