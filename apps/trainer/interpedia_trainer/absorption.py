@@ -43,7 +43,9 @@ import numpy as np
 import torch
 
 from interpedia_core.errors import InvalidInput
+from interpedia_trainer.evaluation import sae_bench_output
 from interpedia_trainer.model_runtime import HookedModel
+from interpedia_trainer.pipeline import sae_hook
 
 ABSORPTION = "absorption_first_letter"
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -439,12 +441,7 @@ def evaluate_absorption(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The `absorption_first_letter` eval output of `sae` (SAE-Bench's schema)."""
-    from interpedia_trainer.evaluation import sae_bench_output
-
-    hook_name = sae.cfg.metadata.hook_name
-    if not hook_name:
-        raise InvalidInput("the SAE's cfg.json has no metadata.hook_name")
-    model.validate_hook(hook_name)
+    hook_name = sae_hook(model, sae)
     words = spelling_words(model.tokenizer, max_words=config.max_words, seed=config.random_seed)
     if len(words) < 2 * config.icl_examples + len(LETTERS):
         raise InvalidInput(f"the vocabulary has only {len(words)} single-token alphabetic words")

@@ -649,7 +649,15 @@ def umap(
 
 @commands.command()
 def evaluate(
-    source: Annotated[str, typer.Option(help="Source id, e.g. 6-res-demo.")],
+    source: Annotated[
+        str | None, typer.Option(help="Source id, e.g. 6-res-demo: results go to the database.")
+    ] = None,
+    sae: Annotated[
+        Path | None, typer.Option(help="Or any SAELens folder (cfg.json + weights), offline.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="With --sae: also write the results (SAE-Bench JSON).")
+    ] = None,
     kind: Annotated[
         list[str] | None,
         typer.Option(help="core | absorption_first_letter (repeatable; default both)."),
@@ -661,16 +669,40 @@ def evaluate(
     corpus: CorpusOpt = None,
     device: DeviceOpt = None,
 ) -> None:
-    """Evaluate a source's SAE on the fixed evaluation set and store the results."""
+    """Evaluate an SAE on the fixed evaluation set: a source's (stored) or a folder's."""
     from interpedia_runtime.models import resolve_model
     from interpedia_trainer import recorded, runs
 
+    if (source is None) == (sae is None):
+        raise InvalidInput("give either --source SOURCE_ID or --sae DIR")
+    if sae is not None and queue:
+        raise InvalidInput("--queue is for --source (jobs read the database)")
+    if source is not None and out is not None:
+        raise InvalidInput("--out is for --sae; a source's results go to the database")
     settings = TrainerSettings()
     corpus = runs.validated_corpus(corpus, settings)
     kinds = kind or list(recorded.EVAL_KINDS)
-    unknown = sorted(set(kinds) - set(recorded.EVAL_KINDS))
-    if unknown:
-        raise InvalidInput(f"--kind is one of {', '.join(recorded.EVAL_KINDS)}, not {unknown}")
+    recorded.check_kinds(kinds)
+    device = device or settings.device
+    spec, absorption = recorded.evaluation_setup(settings)
+    if sae is not None:
+        from interpedia_trainer.pipeline import load_sae
+
+        loaded = load_sae(sae, device)
+        outputs = recorded.evaluate_sae(
+            _load_model(model, device),
+            loaded,
+            corpus,
+            kinds=kinds,
+            spec=spec,
+            absorption=absorption,
+        )
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(outputs, indent=2))
+        _print_evaluations(outputs)
+        return
+    assert source is not None
     model_id = resolve_model(model).model_id
 
     async def work(sessionmaker: "async_sessionmaker[AsyncSession]") -> Any:
@@ -680,8 +712,7 @@ def evaluate(
         if queue:
             follow_up = recorded.follow_ups(database_url_of(sessionmaker))
             return await recorded.queue_evaluations(follow_up, model_id, source, kinds, corpus)
-        hooked = await asyncio.to_thread(_load_model, model_id, device or settings.device)
-        spec, absorption = recorded.evaluation_setup(settings)
+        hooked = await asyncio.to_thread(_load_model, model_id, device)
         return await recorded.evaluate_recorded(
             sessionmaker,
             hooked,
@@ -690,7 +721,7 @@ def evaluate(
             kinds=kinds,
             spec=spec,
             absorption=absorption,
-            device=device or settings.device,
+            device=device,
             on_progress=lambda name, done, total: typer.echo(f"  {name}: {done}/{total}"),
         )
 
@@ -698,7 +729,11 @@ def evaluate(
     if queue:
         _follow_up_result(result, f"the evaluations of {model_id}/{source}")
         return
-    for output in result:
+    _print_evaluations(result)
+
+
+def _print_evaluations(outputs: list[dict[str, Any]]) -> None:
+    for output in outputs:
         typer.echo(f"{output['eval_type_id']}:")
         for group, values in output["eval_result_metrics"].items():
             for name, value in values.items():

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interpedia_core.errors import InvalidInput
 from interpedia_db.models import Eval
 from interpedia_trainer.model_runtime import HookedModel
+from interpedia_trainer.pipeline import sae_hook
 
 CORE = "core"
 DENSITY_BINS = 40
@@ -348,12 +349,7 @@ def evaluate_core(
 ) -> dict[str, Any]:
     """The `core` eval output of `sae` on the evaluation set `contexts`."""
     spec.check()
-    hook_name = sae.cfg.metadata.hook_name
-    if not hook_name:
-        raise InvalidInput("the SAE's cfg.json has no metadata.hook_name")
-    model.validate_hook(hook_name)
-    if sae.cfg.d_in != model.d_model:
-        raise InvalidInput(f"SAE d_in {sae.cfg.d_in} does not match d_model {model.d_model}")
+    hook_name = sae_hook(model, sae)
     metrics, unstructured = core_metrics(model, sae, hook_name, contexts, spec, on_progress)
     config = {
         "model_name": model.model_id,

@@ -131,7 +131,7 @@ def load_sae(path: str | Path, device: str = "cpu") -> Any:
     return SAE.load_from_disk(path, device=device)
 
 
-def _sae_hook(model: HookedModel, sae: Any) -> str:
+def sae_hook(model: HookedModel, sae: Any) -> str:
     """The hook the SAE reads; `InvalidInput` unless the model has it at the SAE's width."""
     hook_name = sae.cfg.metadata.hook_name
     if not hook_name:
@@ -155,7 +155,7 @@ def dashboards_from_corpus(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> list[FeatureDashboard]:
     """Dashboards for an SAE over the first `n_prompts` contexts of a corpus."""
-    hook_name = _sae_hook(model, sae)
+    hook_name = sae_hook(model, sae)
     if n_prompts <= 0:
         raise InvalidInput(f"n_prompts must be positive, got {n_prompts}")
     tokens = tokenize_corpus(
@@ -191,7 +191,7 @@ def concepts_from_corpus(
     The CLI (`interpedia concepts`) and the `concept_scores` job both call this, so a
     table printed locally and one read back from the API are computed the same way.
     """
-    hook_name = _sae_hook(model, sae)
+    hook_name = sae_hook(model, sae)
     if base_documents <= 0 or top_n <= 0:
         raise InvalidInput(
             f"base_documents and top_n must be positive, got {base_documents} and {top_n}"

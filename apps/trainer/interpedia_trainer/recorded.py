@@ -326,27 +326,62 @@ async def evaluate_recorded(
 ) -> list[dict[str, Any]]:
     """Evaluate a source's SAE (`core`, `absorption_first_letter`) and store each output.
 
-    Every input is checked before the model runs: the kinds, the source's weights, and
-    that the evaluation set fits in the corpus.
+    The kinds, the source's model and weights are checked before anything loads.
     """
-    unknown = sorted(set(kinds) - set(EVAL_KINDS))
-    if unknown or not kinds:
-        raise InvalidInput(f"evaluation kinds are {', '.join(EVAL_KINDS)}; got {kinds}")
+    check_kinds(kinds)
     if source.model_id != model.model_id:
         raise InvalidInput(f"source {source.id} belongs to {source.model_id}, not {model.model_id}")
     location = runs.sae_location(source)
+    sae = await asyncio.to_thread(load_sae, location, device)
+    outputs = []
+    for kind in kinds:
+        # One kind at a time, each stored as soon as it is done (absorption takes longer).
+        [output] = await asyncio.to_thread(
+            evaluate_sae,
+            model,
+            sae,
+            corpus,
+            kinds=[kind],
+            spec=spec,
+            absorption=absorption,
+            on_progress=on_progress,
+        )
+        async with sessionmaker.begin() as session:
+            await store_evaluation(session, source.model_id, source.id, output)
+        outputs.append(output)
+    return outputs
+
+
+def check_kinds(kinds: list[str]) -> None:
+    """`InvalidInput` unless `kinds` is a non-empty list of known evaluation kinds."""
+    unknown = sorted(set(kinds) - set(EVAL_KINDS))
+    if unknown or not kinds:
+        raise InvalidInput(f"evaluation kinds are {', '.join(EVAL_KINDS)}; got {kinds}")
+
+
+def evaluate_sae(
+    model: HookedModel,
+    sae: Any,
+    corpus: str,
+    *,
+    kinds: list[str],
+    spec: EvaluationSet | None = None,
+    absorption: AbsorptionConfig | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The eval outputs of a loaded SAE (`core`, `absorption_first_letter`), in `kinds` order.
+
+    The kinds, and that the evaluation set fits in the corpus, are checked before the
+    model runs.
+    """
+    check_kinds(kinds)
     spec = spec or EvaluationSet()
     spec.check()
     contexts = None
     if CORE in kinds:
-        contexts = await asyncio.to_thread(
-            tail_contexts,
-            corpus,
-            model.tokenizer,
-            n_contexts=spec.n_contexts,
-            context_size=spec.context_size,
+        contexts = tail_contexts(
+            corpus, model.tokenizer, n_contexts=spec.n_contexts, context_size=spec.context_size
         )
-    sae = await asyncio.to_thread(load_sae, location, device)
     outputs = []
     for kind in kinds:
 
@@ -356,14 +391,11 @@ async def evaluate_recorded(
 
         if kind == CORE:
             assert contexts is not None
-            output = await asyncio.to_thread(
-                evaluate_core, model, sae, contexts, spec, corpus=corpus, on_progress=progress
+            outputs.append(
+                evaluate_core(model, sae, contexts, spec, corpus=corpus, on_progress=progress)
             )
         else:
-            output = await asyncio.to_thread(
-                evaluate_absorption, model, sae, absorption or AbsorptionConfig(), progress
+            outputs.append(
+                evaluate_absorption(model, sae, absorption or AbsorptionConfig(), progress)
             )
-        async with sessionmaker.begin() as session:
-            await store_evaluation(session, source.model_id, source.id, output)
-        outputs.append(output)
     return outputs

@@ -31,13 +31,16 @@ class MapPoints:
 
 
 async def _rows(session: AsyncSession, model_id: str, source_id: str) -> MapPoints:
-    first = (
+    # Two plain queries merged here rather than a join: right after the map is stored the
+    # planner's statistics still say every `umap_x` is NULL, and it then joins 65k rows to
+    # 65k by nested loop (minutes); each query alone is an index-ordered scan.
+    explanations = await session.execute(
         select(Explanation.index, Explanation.id, Explanation.description)
         .where(Explanation.model_id == model_id, Explanation.source_id == source_id)
         .distinct(Explanation.index)
         .order_by(Explanation.index, Explanation.description, Explanation.id)
-        .subquery()
     )
+    first = {index: (explanation_id, text) for index, explanation_id, text in explanations.all()}
     rows = await session.execute(
         select(
             Feature.index,
@@ -45,10 +48,7 @@ async def _rows(session: AsyncSession, model_id: str, source_id: str) -> MapPoin
             Feature.umap_y,
             Feature.umap_cluster,
             Feature.umap_log_feature_sparsity,
-            first.c.description,
-            first.c.id,
         )
-        .outerjoin(first, first.c.index == Feature.index)
         .where(
             Feature.model_id == model_id,
             Feature.source_id == source_id,
@@ -57,7 +57,8 @@ async def _rows(session: AsyncSession, model_id: str, source_id: str) -> MapPoin
         .order_by(Feature.index)
     )
     points = MapPoints()
-    for index, x, y, cluster, log_density, description, explanation_id in rows.all():
+    for index, x, y, cluster, log_density in rows.all():
+        explanation_id, description = first.get(index, (None, None))
         points.index.append(index)
         # Three decimals are far finer than a pixel and keep a 65k map's JSON small.
         points.x.append(round(x, 3))

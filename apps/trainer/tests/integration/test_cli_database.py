@@ -138,7 +138,9 @@ async def test_dashboards_of_a_source_go_to_the_database(with_dashboards, db_ses
     assert n_examples > 0 and f"{n_examples} examples" in with_dashboards
 
 
-async def test_map_and_evaluations_from_the_cli(env, with_dashboards, db_sessionmaker) -> None:
+async def test_map_and_evaluations_from_the_cli(
+    env, trained, with_dashboards, db_sessionmaker, tmp_path
+) -> None:
     # `dashboards` queued the map; queueing it again is a no-op that says so.
     assert "its feature map is queued" in with_dashboards
     where = ["--model", MODEL, "--source", SOURCE]
@@ -165,6 +167,13 @@ async def test_map_and_evaluations_from_the_cli(env, with_dashboards, db_session
         )
     assert source.has_umap and unmapped == 0
     assert core["eval_config"]["evaluation_set"]["n_contexts"] == 8
+
+    # Any SAELens folder, without the database: the same numbers, written as JSON.
+    out = tmp_path / "evals.json"
+    folder = ["--model", MODEL, "--sae", str(trained), "--kind", "core", "--out", str(out)]
+    ok(small | {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "evaluate", *folder)
+    [offline] = json.loads(out.read_text())
+    assert offline["eval_result_metrics"]["sparsity"] == core["eval_result_metrics"]["sparsity"]
 
 
 async def test_runs_lists_and_compares(env, trained, db_sessionmaker) -> None:
@@ -268,7 +277,10 @@ async def test_export_writes_what_the_reader_reads(
         ),
         (["train", "--model", MODEL, "--corpus", "EMPTY", "--out", "OUT"], "holds no .txt"),
         (["umap", "--model", MODEL, "--source", "9-nope"], "no source 9-nope"),
-        (["evaluate", "--model", MODEL, "--source", "1-x", "--kind", "bogus"], "--kind is one of"),
+        (
+            ["evaluate", "--model", MODEL, "--source", "1-x", "--kind", "bogus"],
+            "evaluation kinds are",
+        ),
     ],
 )
 async def test_bad_input_fails_with_one_line_before_any_work(
