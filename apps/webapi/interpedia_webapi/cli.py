@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from interpedia_core.errors import InterpediaError
+from interpedia_core.cli import run
 from interpedia_db.connect import run_in_database
 from interpedia_webapi.settings import WebapiSettings
 
@@ -27,11 +27,9 @@ async def _import(
 ) -> bool:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from interpedia_formats.locations import open_location
     from interpedia_webapi import feature_import
 
-    def factory(loc: str):
-        return open_location(loc, s3_endpoint=settings.s3_endpoint)
+    factory = settings.open_export
 
     async with sessionmaker.begin() as session:
         job = await feature_import.start_import(session, location, location_factory=factory)
@@ -63,8 +61,13 @@ async def _import(
     typer.echo(
         f"{done.status}: {done.files_done}/{done.files_total} files, "
         f"{done.rows:,} rows, {done.files_failed} failed"
+        + (
+            f", {done.rows_skipped:,} rows skipped (their ids belong to another model or source)"
+            if done.rows_skipped
+            else ""
+        )
     )
-    ok = done.files_failed == 0
+    ok = done.status == "complete"
     if verify:
         async with sessionmaker() as session:
             report = await feature_import.verify_import(session, job.id, location_factory=factory)
@@ -84,15 +87,11 @@ def import_command(
     work_dir: Annotated[Path | None, typer.Option(help="Scratch folder for downloads.")] = None,
 ) -> None:
     """Import a Neuronpedia-format export; rerun the same command to resume."""
-    try:
-        settings = WebapiSettings()
-        ok = run_in_database(
-            settings,
-            lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
-        )
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    settings = WebapiSettings()
+    ok = run_in_database(
+        settings,
+        lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
+    )
     if not ok:
         raise typer.Exit(1)
 
@@ -114,8 +113,4 @@ app.add_typer(commands)
 
 
 def main() -> None:
-    try:
-        app()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from exc
+    run(app)

@@ -7,12 +7,18 @@ embedded server, started or attached to. Callers keep the plain
 """
 
 import asyncio
+import errno
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import psycopg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -65,17 +71,36 @@ def ensure_migrated(url: str, *, apply: bool) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Database:
+    url: str  # plain postgresql:// URL
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def open_database(settings: CommonSettings) -> AsyncIterator[Database]:
+    """The configured database for one scope: a service's lifespan or a command.
+
+    Resolved off the event loop (it may start the embedded server or migrate it); the
+    engine's connections are closed when the scope ends.
+    """
+    url = await asyncio.to_thread(resolve_database_url, settings)
+    engine = create_engine(url)
+    try:
+        yield Database(url, engine, create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
 def run_in_database(
     settings: CommonSettings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
     """Run `work(sessionmaker)` on the configured database, for commands outside a server."""
 
     async def scope() -> T:
-        engine = create_engine(await asyncio.to_thread(resolve_database_url, settings))
-        try:
-            return await work(create_sessionmaker(engine))
-        finally:
-            await engine.dispose()
+        async with open_database(settings) as database:
+            return await work(database.sessionmaker)
 
     return asyncio.run(scope())
 
@@ -138,3 +163,43 @@ async def driver_connection(session: AsyncSession) -> Any:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     return raw.driver_connection
+
+
+# SQLSTATEs of a server that is shutting down, restarting or gone (classes 08 and 57P).
+_GONE_SQLSTATES = {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"}
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+}
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether an error means the database went away, rather than refused a statement.
+
+    The two call for opposite handling: a refused statement is the data's fault and
+    is reported against it; a lost connection is nobody's data's fault, and the work
+    should wait for the database and be retried.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, asyncpg.PostgresConnectionError):
+            return True
+        if isinstance(seen, asyncpg.InterfaceError) and "connection is closed" in str(seen):
+            return True
+        if getattr(seen, "sqlstate", None) in _GONE_SQLSTATES:
+            return True
+        if isinstance(seen, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+        if type(seen) is OSError and (
+            seen.errno in _NETWORK_ERRNOS or "Connect call failed" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -1,16 +1,17 @@
 """The admin import: list what can be imported, start/resume, verify, follow progress (SSE)."""
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from interpedia_core.errors import InvalidInput
+from interpedia_core.sse import event_stream
 from interpedia_db.models import ImportFile, ImportJob
-from interpedia_formats.locations import LocationError, discover_sources, open_location
+from interpedia_formats.locations import LocationError, discover_sources
 from interpedia_webapi import feature_import, import_runner
 from interpedia_webapi.deps import AdminUser, SessionDep, SettingsDep
 from interpedia_webapi.schemas import (
@@ -31,12 +32,13 @@ def _info(job: ImportJob, progress: feature_import.ImportProgress) -> ImportInfo
         location=job.location,
         modelId=job.model_id,
         sourceId=job.source_id,
-        status=job.status,
+        status=progress.status,
         error=job.error,
         filesTotal=progress.files_total,
         filesDone=progress.files_done,
         filesFailed=progress.files_failed,
         rows=progress.rows,
+        rowsSkipped=progress.rows_skipped,
         current=progress.current,
     )
 
@@ -52,9 +54,7 @@ async def import_available(
     found: list[AvailableSource] = []
     for root in roots:
         try:
-            sources = await asyncio.to_thread(
-                discover_sources, root, s3_endpoint=settings.s3_endpoint
-            )
+            sources = await asyncio.to_thread(discover_sources, root, s3=settings.s3_options)
         except LocationError as exc:
             raise InvalidInput(str(exc)) from None
         found += [AvailableSource(modelId=m, sourceId=s, location=loc) for m, s, loc in sources]
@@ -81,7 +81,7 @@ async def imports_start(
     job = await feature_import.start_import(
         session,
         body.location,
-        location_factory=lambda loc: open_location(loc, s3_endpoint=settings.s3_endpoint),
+        location_factory=settings.open_export,
     )
     await session.commit()
     await import_runner.launch(request.app, job.id)
@@ -108,6 +108,7 @@ async def imports_get(import_id: int, session: SessionDep, admin: AdminUser) -> 
                 size=f.size,
                 sha256=f.sha256,
                 rows=f.rows_imported,
+                rowsSkipped=f.rows_skipped,
                 error=f.error,
             )
             for f in files
@@ -136,7 +137,7 @@ async def imports_verify(
     report = await feature_import.verify_import(
         session,
         import_id,
-        location_factory=lambda loc: open_location(loc, s3_endpoint=settings.s3_endpoint),
+        location_factory=settings.open_export,
     )
     return VerifyResponse(
         importId=report.import_id,
@@ -154,19 +155,18 @@ async def imports_events(
     await feature_import.get_progress(session, import_id)  # 404 before the stream starts
     sessionmaker = request.app.state.sessionmaker
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncGenerator[dict[str, Any], None]:
         last = None
         while True:
             async with sessionmaker() as own:
                 progress = await feature_import.get_progress(own, import_id)
-            data = json.dumps(progress.__dict__)
-            if data != last:
-                yield f"data: {data}\n\n"
-                last = data
+            if progress.__dict__ != last:
+                yield progress.__dict__
+                last = progress.__dict__
             if progress.status not in ("running", "listed"):
                 return
             if await request.is_disconnected():
                 return
             await asyncio.sleep(0.5)
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())

@@ -203,8 +203,8 @@ function showToken(k) {
   out.append(title);
   if (!result.topFeatures.length) out.append("No feature below the density threshold fires here.");
   result.topFeatures.forEach(f => {
-    const density = f.feature.frac_nonzero == null ? "density unknown" : `density ${(f.feature.frac_nonzero * 100).toPrecision(2)}%`;
-    const explanation = f.feature.explanations[0]?.description;
+    const density = f.feature?.frac_nonzero == null ? "density unknown" : `density ${(f.feature.frac_nonzero * 100).toPrecision(2)}%`;
+    const explanation = f.feature?.description;
     out.append(resultRow(f.featureIndex, explanation, `${f.activationValue.toFixed(2)} · ${density}`));
   });
   highlightFeatures(result.topFeatures.map(f => f.featureIndex));
@@ -228,7 +228,7 @@ $("text-form").addEventListener("submit", async e => {
       token.className = "strip-token";
       token.textContent = result.token;
       const top = result.topFeatures[0];
-      token.title = top ? `#${top.featureIndex}: ${top.feature.explanations[0]?.description || ""}` : "";
+      token.title = top ? `#${top.featureIndex}: ${top.feature?.description || ""}` : "";
       token.addEventListener("click", () => showToken(k));
       strip.append(token);
     });

@@ -22,8 +22,12 @@ class ActivationSourceRequest(BaseModel):
     source: constr(max_length=128) = Field(..., title="Source")
 
 
-class ActivationSourceResponse(BaseModel):
-    results: list[dict[str, Any]] = Field(..., title="Results")
+class ActivationSourceResult(BaseModel):
+    activeFeatures: dict[str, list[list[float]]] = Field(..., title="Activefeatures")
+    """
+    Per active feature index, its [token index, value] pairs.
+    """
+    tokens: list[str] = Field(..., title="Tokens")
 
 
 class AvailableSource(BaseModel):
@@ -124,6 +128,7 @@ class ImportFileInfo(BaseModel):
     kind: str = Field(..., title="Kind")
     path: str = Field(..., title="Path")
     rows: int | None = Field(..., title="Rows")
+    rowsSkipped: int | None = Field(0, title="Rowsskipped")
     sha256: str | None = Field(..., title="Sha256")
     size: int | None = Field(..., title="Size")
     state: str = Field(..., title="State")
@@ -139,6 +144,10 @@ class ImportInfo(BaseModel):
     location: str = Field(..., title="Location")
     modelId: str = Field(..., title="Modelid")
     rows: int = Field(..., title="Rows")
+    rowsSkipped: int | None = Field(0, title="Rowsskipped")
+    """
+    Rows not stored: their ids belong to another model or source.
+    """
     sourceId: str = Field(..., title="Sourceid")
     status: str = Field(..., title="Status")
 
@@ -224,21 +233,34 @@ class SearchAllRequest(BaseModel):
     text: constr(min_length=1) = Field(..., title="Text")
 
 
+class SearchAllResult(BaseModel):
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    maxValue: float = Field(..., title="Maxvalue")
+    maxValueTokenIndex: int = Field(..., title="Maxvaluetokenindex")
+    modelId: str = Field(..., title="Modelid")
+    sumValues: float | None = Field(..., title="Sumvalues")
+    values: list[float] = Field(..., title="Values")
+
+
 class SearchTopkByTokenRequest(BaseModel):
     densityThreshold: confloat(ge=0.0, lt=1.0) | None = Field(
         0.01, title="Densitythreshold"
     )
     """
-    Skip features firing on more than this share of tokens; 0: keep all.
+    Keep only features firing on at most this fraction of tokens; 0: keep all.
     """
     ignoreBos: bool | None = Field(True, title="Ignorebos")
     """
-    Leave out BOS, EOS and other special tokens.
+    Leave out special tokens (BOS, EOS, chat markers).
     """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     numResults: conint(ge=1, le=100) | None = Field(5, title="Numresults")
     source: constr(max_length=128) = Field(..., title="Source")
-    text: constr(min_length=1) = Field(..., title="Text")
+    text: str | list[str] = Field(..., title="Text")
+    """
+    One text, or several (then no feature details).
+    """
 
 
 class SourceEvalsResponse(BaseModel):
@@ -297,6 +319,24 @@ class TokenizeRequest(BaseModel):
     model: constr(max_length=128) = Field(..., title="Model")
     prepend_bos: bool | None = Field(False, title="Prepend Bos")
     text: str = Field(..., title="Text")
+
+
+class TokenizeResponse(BaseModel):
+    prepend_bos: bool = Field(..., title="Prepend Bos")
+    token_strings: list[str] = Field(..., title="Token Strings")
+    tokens: list[int] = Field(..., title="Tokens")
+
+
+class TopkFeatureInfo(BaseModel):
+    description: str | None = Field(..., title="Description")
+    """
+    The feature's first explanation, if any.
+    """
+    frac_nonzero: float | None = Field(..., title="Frac Nonzero")
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    maxActApprox: float | None = Field(..., title="Maxactapprox")
+    modelId: str = Field(..., title="Modelid")
 
 
 class UmapPointsResponse(BaseModel):
@@ -376,6 +416,10 @@ class ActivationNewRequest(BaseModel):
     feature: FeatureKey
 
 
+class ActivationSourceResponse(BaseModel):
+    results: list[ActivationSourceResult] = Field(..., title="Results")
+
+
 class HTTPValidationError(BaseModel):
     detail: list[ValidationError] | None = Field(None, title="Detail")
 
@@ -391,6 +435,10 @@ class ImportDetail(BaseModel):
     location: str = Field(..., title="Location")
     modelId: str = Field(..., title="Modelid")
     rows: int = Field(..., title="Rows")
+    rowsSkipped: int | None = Field(0, title="Rowsskipped")
+    """
+    Rows not stored: their ids belong to another model or source.
+    """
     sourceId: str = Field(..., title="Sourceid")
     status: str = Field(..., title="Status")
 
@@ -420,6 +468,12 @@ class ModelInfo(BaseModel):
     sources: list[SourceInfo] = Field(..., title="Sources")
 
 
+class SearchAllResponse(BaseModel):
+    counts: list[list[float]] | None = Field(..., title="Counts")
+    result: list[SearchAllResult] = Field(..., title="Result")
+    tokens: list[str] = Field(..., title="Tokens")
+
+
 class SteerChatRequest(BaseModel):
     defaultChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Defaultchatmessages"
@@ -440,3 +494,33 @@ class SteerChatRequest(BaseModel):
         4, title="Strength Multiplier"
     )
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
+
+
+class TopkFeature(BaseModel):
+    activationValue: float = Field(..., title="Activationvalue")
+    feature: TopkFeatureInfo | None = None
+    featureIndex: int = Field(..., title="Featureindex")
+    specificity: float | None = Field(None, title="Specificity")
+    """
+    What the features of one token are ranked by: the activation as a share of the feature's max activation, times log10(1 / density). None in a batch answer.
+    """
+
+
+class TopkTokenResult(BaseModel):
+    isSpecial: bool = Field(..., title="Isspecial")
+    position: int = Field(..., title="Position")
+    token: str = Field(..., title="Token")
+    topFeatures: list[TopkFeature] = Field(..., title="Topfeatures")
+
+
+class SearchTopkByTokenResponse(BaseModel):
+    """
+    Neuronpedia's shape (its `neuronpedia` client reads `position` and `topFeatures`).
+    """
+
+    results: list[TopkTokenResult] = Field(..., title="Results")
+    source: str = Field(..., title="Source")
+
+
+class SearchTopkByTokenBatchResponse(BaseModel):
+    results: list[SearchTopkByTokenResponse] = Field(..., title="Results")
