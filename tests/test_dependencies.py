@@ -22,7 +22,13 @@ INDIRECT = {
     "safetensors": "transformers and SAELens read weights with it",
     "pytest-asyncio": "a pytest plugin",
 }
-MODULES = {"pyyaml": "yaml", "sqlalchemy": "sqlalchemy", "pydantic-settings": "pydantic_settings"}
+MODULES = {
+    "pyyaml": "yaml",
+    "sqlalchemy": "sqlalchemy",
+    "pydantic-settings": "pydantic_settings",
+    "umap-learn": "umap",
+    "scikit-learn": "sklearn",
+}
 
 
 def _name(requirement: str) -> str:

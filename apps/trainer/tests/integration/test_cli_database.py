@@ -281,6 +281,9 @@ async def test_export_writes_what_the_reader_reads(
             ["evaluate", "--model", MODEL, "--source", "1-x", "--kind", "bogus"],
             "evaluation kinds are",
         ),
+        (["evaluate", "--model", MODEL], "give either --source SOURCE_ID or --sae DIR"),
+        (["evaluate", "--model", MODEL, "--sae", "EMPTY"], "is not an SAE folder (no cfg.json)"),
+        (["evaluate", "--model", MODEL, "--sae", "EMPTY", "--queue"], "--queue is for --source"),
     ],
 )
 async def test_bad_input_fails_with_one_line_before_any_work(

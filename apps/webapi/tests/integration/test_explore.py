@@ -139,16 +139,20 @@ async def test_top_features_by_token_are_specific_and_explained(
 
     # A feature denser than the threshold is skipped; threshold 0 keeps it.
     dense = first["featureIndex"]
-    async with db_sessionmaker.begin() as session:
-        await session.execute(
-            update(Feature)
-            .where(
-                Feature.model_id == SERVED_MODEL,
-                Feature.source_id == SERVED_SOURCE,
-                Feature.index == dense,
+
+    async def set_density(value: float) -> None:
+        async with db_sessionmaker.begin() as session:
+            await session.execute(
+                update(Feature)
+                .where(
+                    Feature.model_id == SERVED_MODEL,
+                    Feature.source_id == SERVED_SOURCE,
+                    Feature.index == dense,
+                )
+                .values(frac_nonzero=value)
             )
-            .values(frac_nonzero=0.3)
-        )
+
+    await set_density(0.3)
     try:
         skipped = (await client.post("/api/search-topk-by-token", json=body)).json()
         assert [[f["featureIndex"] for f in r["topFeatures"]] for r in skipped["results"]] == (
@@ -161,16 +165,7 @@ async def test_top_features_by_token_are_specific_and_explained(
         ).json()
         assert any(dense in [f["featureIndex"] for f in r["topFeatures"]] for r in every["results"])
     finally:
-        async with db_sessionmaker.begin() as session:
-            await session.execute(
-                update(Feature)
-                .where(
-                    Feature.model_id == SERVED_MODEL,
-                    Feature.source_id == SERVED_SOURCE,
-                    Feature.index == dense,
-                )
-                .values(frac_nonzero=stats[dense][0])
-            )
+        await set_density(stats[dense][0])
     for bad in (1, 1.5, -0.1):
         refused = await client.post(
             "/api/search-topk-by-token", json={**body, "densityThreshold": bad}
