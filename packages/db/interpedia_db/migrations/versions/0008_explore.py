@@ -6,7 +6,7 @@ are Neuronpedia's `Eval` rows: one SAE-Bench-shaped JSON output per (source, eva
 replaced when the evaluation is run again.
 
 Revision ID: 0008_explore
-Revises: 0003_import_listing
+Revises: 0007_graphs
 """
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_explore"
-down_revision = "0003_import_listing"
+down_revision = "0007_graphs"
 branch_labels = None
 depends_on = None
 
