@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from graph_stack import graph_service, graph_web  # noqa: F401 - fixtures of the graph tests
-from webapi_factories import write_export
+from webapi_factories import store_feature_map_and_evals, write_export
 
 from interpedia_testing.servers import ThreadedServer, running_services
 
@@ -71,6 +71,13 @@ async def import_export(sessionmaker: Any, location: Path, work: Path) -> None:
         job = await feature_import.start_import(session, str(location))
     done = await feature_import.run_import(sessionmaker, job.id, work_dir=work)
     assert done.status == "complete"
+
+
+@pytest.fixture(scope="session")
+async def explored(seeded, db_sessionmaker) -> dict[str, Any]:
+    """The seeded source with a feature map and evaluations, as the trainer stores them."""
+    await store_feature_map_and_evals(db_sessionmaker, MODEL, SOURCE, N_FEATURES)
+    return seeded
 
 
 @pytest.fixture(scope="session")
@@ -191,8 +198,13 @@ def live_app(database_url: str, tmp: Path, **overrides: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def live_server(seeded, real_services, database_url, tmp_path_factory) -> Iterator[ThreadedServer]:
-    """One real web API server for the session, on the real services (browser, clients)."""
+def live_server(
+    explored, real_services, database_url, tmp_path_factory
+) -> Iterator[ThreadedServer]:
+    """One real web API server for the session, on the real services (browser, clients),
+    over the seeded data with its feature map and evaluations (set up here: the browser's
+    event loop would refuse an async fixture later)."""
+    seeded = explored
     tmp = tmp_path_factory.mktemp("live")
     app = live_app(
         database_url, tmp, import_roots=[str(seeded["root"])], **service_settings(real_services)

@@ -51,9 +51,14 @@ async def search_topk_by_token(
     settings: SettingsDep,
     upstreams: UpstreamsDep,
 ) -> SearchTopkByTokenResponse | SearchTopkByTokenBatchResponse:
-    """The top features of one source at every token of `text` (or of each of several texts)."""
+    """The top features of one source at every token of `text` (or of each of several texts).
+
+    For one text they come with what the database knows of each feature and are ranked by
+    specificity, dense features and special tokens left out (see `text_search`).
+    """
     texts = check_texts(settings, body.text)
-    await catalog.get_source(session, body.modelId, body.source)
+    single = not isinstance(body.text, list)
+    source = await catalog.get_source(session, body.modelId, body.source)
     answers = await text_search.topk_by_token(
         session,
         upstreams.inference(body.modelId),
@@ -61,20 +66,23 @@ async def search_topk_by_token(
             prompts=texts,
             model=body.modelId,
             source=body.source,
-            top_k=body.numResults,
+            top_k=text_search.candidates(body.numResults, source.d_sae)
+            if single
+            else body.numResults,
             ignore_bos=body.ignoreBos,
         ),
     )
-    if isinstance(body.text, list):  # Neuronpedia's batch answer: no feature details
+    if not single:  # Neuronpedia's batch answer: no feature details
         return SearchTopkByTokenBatchResponse(
             results=[text_search.by_token(body.source, a) for a in answers]
         )
     details = await text_search.feature_details(session, body.modelId, body.source, answers[0])
-    return text_search.keep(
+    kept = text_search.keep(
         text_search.by_token(body.source, answers[0], details),
         ignore_special=body.ignoreBos,
         density_threshold=body.densityThreshold,
     )
+    return text_search.rank(kept, body.numResults)
 
 
 @router.post("/tokenize")

@@ -214,6 +214,11 @@ class TopkFeatureInfo(Schema):
 class TopkFeature(Schema):
     featureIndex: int
     activationValue: float
+    specificity: float | None = Field(
+        default=None,
+        description="What the features of one token are ranked by: the activation as a share "
+        "of the feature's max activation, times log10(1 / density). None in a batch answer.",
+    )
     feature: TopkFeatureInfo | None = None
 
 
@@ -426,3 +431,50 @@ class AvailableSource(Schema):
     modelId: str
     sourceId: str
     location: str
+
+
+# --- feature maps and evaluations -----------------------------------------------------------
+
+
+class UmapRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layers: list[str] = Field(min_length=1, max_length=50, description="Source ids, e.g. 6-res-jb.")
+
+
+class UmapPointsResponse(Schema):
+    """A source's feature map, one array per field and one entry per feature (index order)."""
+
+    modelId: str
+    source: str
+    count: int
+    index: list[int]
+    x: list[float]
+    y: list[float]
+    cluster: list[int] = Field(description="HDBSCAN cluster of the layout; -1: in none.")
+    logDensity: list[float | None] = Field(description="log10 of density; null: never fired.")
+    description: list[str | None] = Field(description="The feature's explanation, if any.")
+
+
+class SourceEvalsResponse(Schema):
+    """A source's evaluations: SAE-Bench outputs by type (`core`, `absorption_first_letter`)."""
+
+    modelId: str
+    source: str
+    evals: dict[str, dict[str, Any]]
+
+
+class EvalsSourceRow(Schema):
+    source: str
+    setName: str
+    layer: int
+    hookName: str
+    architecture: str
+    d_sae: int
+    metrics: dict[str, float] = Field(description="`type||category||metric` → value.")
+
+
+class ModelEvalsResponse(Schema):
+    """Every source of a model with its evaluation metrics, for comparing them."""
+
+    modelId: str
+    sources: list[EvalsSourceRow]

@@ -93,14 +93,15 @@ async def test_topk_by_token_has_neuronpedias_fields(real_api) -> None:
     assert [r["position"] for r in data["results"]] == [1, 2, 3]  # BOS left out
     assert [r["token"] for r in data["results"]] == ["the", " cat", " sat"]
     top = data["results"][0]["topFeatures"]
-    assert len(top) == 5 and top[0]["activationValue"] >= top[-1]["activationValue"]
+    assert len(top) == 5 and top[0]["specificity"] >= top[-1]["specificity"]
     assert top[0]["feature"]["index"] == str(top[0]["featureIndex"])
     # With a density threshold only features firing on at most that fraction of tokens stay
-    # (the export's features fire on 0.1% to 1%).
+    # (the export's features fire on 0.1% to 1%); inference is asked for more candidates
+    # than are returned, so each token still gets its 5.
     sparse = await client.post("/api/search-topk-by-token", json=body | {"densityThreshold": 0.005})
     kept = [f for r in sparse.json()["results"] for f in r["topFeatures"]]
     assert all(0 < f["feature"]["frac_nonzero"] <= 0.005 for f in kept)
-    assert 0 < len(kept) < sum(len(r["topFeatures"]) for r in data["results"])
+    assert [len(r["topFeatures"]) for r in sparse.json()["results"]] == [5, 5, 5]
     batch = await client.post(
         "/api/search-topk-by-token", json=body | {"text": ["the cat", "a dog ran"]}
     )

@@ -110,6 +110,28 @@ class ErrorResponse(BaseModel):
     detail: str = Field(..., title="Detail")
 
 
+class Kind(StrEnum):
+    core = "core"
+    absorption_first_letter = "absorption_first_letter"
+
+
+class EvaluationsRequest(BaseModel):
+    """
+    Evaluate a source's SAE on the fixed evaluation set as a job (400 without weights).
+    """
+
+    corpus: str | None = Field(None, title="Corpus")
+    """
+    Corpus whose last contexts are the evaluation set (default: ours).
+    """
+    kinds: list[Kind] | None = Field(None, max_length=2, min_length=1, title="Kinds")
+    """
+    `core` (reconstruction, sparsity, CE loss recovered, density) and/or `absorption_first_letter` (SAE-Bench's feature absorption).
+    """
+    model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
+    source_id: constr(max_length=128) = Field(..., title="Source Id")
+
+
 class Status(StrEnum):
     ok = "ok"
     loading = "loading"
@@ -335,6 +357,18 @@ class TrainRequest(BaseModel):
     total_tokens: conint(le=9223372036854776000, gt=0) | None = Field(
         2000000, title="Total Tokens"
     )
+
+
+class UmapRequest(BaseModel):
+    """
+    Compute a source's feature map (2-D UMAP of its decoder directions) as a job.
+
+    Refused (400) when the source has no dashboards (the map is stored on its features'
+    rows) or has neither weights nor stored decoder vectors.
+    """
+
+    model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
+    source_id: constr(max_length=128) = Field(..., title="Source Id")
 
 
 class ValidationErrorItem(BaseModel):

@@ -77,6 +77,16 @@ class WebapiClient(ServiceClient):
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
+        """Every source of a model with its metrics side by side (the model page's table)."""
+        return self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
+
+    def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
+        """A source's stored evaluations, whole (SAE-Bench's output schema per type)."""
+        return self._call(
+            "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
+        )
+
     def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
         """Explain a feature from its top examples (autointerp) and store the explanation."""
         return self._call("POST", "/api/explanation/generate", body, Any)
@@ -312,6 +322,16 @@ class WebapiClient(ServiceClient):
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""
         return self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
 
+    def umap(self, body: models.UmapRequest) -> Any:
+        """Per source (`layers`), each mapped feature with its coordinates and explanation."""
+        return self._call("POST", "/api/umap", body, Any)
+
+    def umap_points(self, model_id: str, source_id: str) -> models.UmapPointsResponse:
+        """A source's whole feature map in one columnar answer (404 before it is computed)."""
+        return self._call(
+            "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
+        )
+
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return self._call("GET", "/health", None, models.HealthResponse)
@@ -389,6 +409,16 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
+
+    async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
+        """Every source of a model with its metrics side by side (the model page's table)."""
+        return await self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
+
+    async def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
+        """A source's stored evaluations, whole (SAE-Bench's output schema per type)."""
+        return await self._call(
+            "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
+        )
 
     async def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
         """Explain a feature from its top examples (autointerp) and store the explanation."""
@@ -646,6 +676,16 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""
         return await self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
+
+    async def umap(self, body: models.UmapRequest) -> Any:
+        """Per source (`layers`), each mapped feature with its coordinates and explanation."""
+        return await self._call("POST", "/api/umap", body, Any)
+
+    async def umap_points(self, model_id: str, source_id: str) -> models.UmapPointsResponse:
+        """A source's whole feature map in one columnar answer (404 before it is computed)."""
+        return await self._call(
+            "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
+        )
 
     async def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""

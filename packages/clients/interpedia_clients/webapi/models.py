@@ -74,6 +74,19 @@ class ErrorResponse(BaseModel):
     detail: str = Field(..., title="Detail")
 
 
+class EvalsSourceRow(BaseModel):
+    architecture: str = Field(..., title="Architecture")
+    d_sae: int = Field(..., title="D Sae")
+    hookName: str = Field(..., title="Hookname")
+    layer: int = Field(..., title="Layer")
+    metrics: dict[str, float] = Field(..., title="Metrics")
+    """
+    `type||category||metric` → value.
+    """
+    setName: str = Field(..., title="Setname")
+    source: str = Field(..., title="Source")
+
+
 class ExplanationGenerateRequest(BaseModel):
     explanationModelName: constr(max_length=256) | None = Field(
         None, title="Explanationmodelname"
@@ -356,6 +369,15 @@ class MessageResponse(BaseModel):
     message: str = Field(..., title="Message")
 
 
+class ModelEvalsResponse(BaseModel):
+    """
+    Every source of a model with its evaluation metrics, for comparing them.
+    """
+
+    modelId: str = Field(..., title="Modelid")
+    sources: list[EvalsSourceRow] = Field(..., title="Sources")
+
+
 class SalientLogit(BaseModel):
     probability: float = Field(..., title="Probability")
     token: str = Field(..., title="Token")
@@ -439,6 +461,16 @@ class SignedPutResponse(BaseModel):
     """
     PUT the file here (gzip with Content-Encoding: gzip, or not).
     """
+
+
+class SourceEvalsResponse(BaseModel):
+    """
+    A source's evaluations: SAE-Bench outputs by type (`core`, `absorption_first_letter`).
+    """
+
+    evals: dict[str, dict[str, Any]] = Field(..., title="Evals")
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
 
 
 class SourceInfo(BaseModel):
@@ -625,6 +657,39 @@ class TopkFeatureInfo(BaseModel):
     layer: str = Field(..., title="Layer")
     maxActApprox: float | None = Field(..., title="Maxactapprox")
     modelId: str = Field(..., title="Modelid")
+
+
+class UmapPointsResponse(BaseModel):
+    """
+    A source's feature map, one array per field and one entry per feature (index order).
+    """
+
+    cluster: list[int] = Field(..., title="Cluster")
+    """
+    HDBSCAN cluster of the layout; -1: in none.
+    """
+    count: int = Field(..., title="Count")
+    description: list[str | None] = Field(..., title="Description")
+    """
+    The feature's explanation, if any.
+    """
+    index: list[int] = Field(..., title="Index")
+    logDensity: list[float | None] = Field(..., title="Logdensity")
+    """
+    log10 of density; null: never fired.
+    """
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+    x: list[float] = Field(..., title="X")
+    y: list[float] = Field(..., title="Y")
+
+
+class UmapRequest(BaseModel):
+    layers: list[str] = Field(..., max_length=50, min_length=1, title="Layers")
+    """
+    Source ids, e.g. 6-res-jb.
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
 class UserCreateRequest(BaseModel):
@@ -817,6 +882,10 @@ class TopkFeature(BaseModel):
     activationValue: float = Field(..., title="Activationvalue")
     feature: TopkFeatureInfo | None = None
     featureIndex: int = Field(..., title="Featureindex")
+    specificity: float | None = Field(None, title="Specificity")
+    """
+    What the features of one token are ranked by: the activation as a share of the feature's max activation, times log10(1 / density). None in a batch answer.
+    """
 
 
 class TopkTokenResult(BaseModel):
