@@ -36,10 +36,14 @@ def job_context(resources: WorkerResources) -> Callable[..., procrastinate.JobCo
     Task functions run directly with it, so a test needs no worker and cannot pick up
     other tests' queued jobs. It is procrastinate's own `JobContext` (not a stand-in that
     could name methods procrastinate does not have); `aborted=True` makes it one whose job
-    was asked to stop.
+    was asked to stop, `abort_reason` one that asks that function each time the job checks.
     """
 
-    def make(job_id: int | None = None, aborted: bool = False) -> procrastinate.JobContext:
+    def make(
+        job_id: int | None = None,
+        aborted: bool = False,
+        abort_reason: Callable[[], AbortReason | None] | None = None,
+    ) -> procrastinate.JobContext:
         job = procrastinate.jobs.Job(
             id=next(_job_ids) if job_id is None else job_id,
             queue="trainer",
@@ -52,7 +56,7 @@ def job_context(resources: WorkerResources) -> Callable[..., procrastinate.JobCo
             job=job,
             start_timestamp=time.time(),
             additional_context={"resources": resources},
-            abort_reason=lambda: AbortReason.USER_REQUEST if aborted else None,
+            abort_reason=abort_reason or (lambda: AbortReason.USER_REQUEST if aborted else None),
         )
 
     return make

@@ -112,16 +112,12 @@ async def test_a_train_job_stopped_by_its_worker_is_requeued_and_resumes(
     steps: list[int] = []
 
     def counting_context(stop_at: int | None):
-        context = job_context()
-
-        async def should_abort_async() -> bool:  # polled after every step's progress write
+        def abort_reason() -> None:  # asked after every step's progress write
             steps.append(1)
             if len(steps) == stop_at:
                 token.request("stopped: the worker is shutting down", signal.SIGTERM)
-            return False
 
-        context.should_abort_async = should_abort_async
-        return context
+        return job_context(abort_reason=abort_reason)
 
     with stopping.stop_scope(token), pytest.raises(stopping.Stopped, match="at step 3 ") as exc:
         await jobs.train_sae.func(counting_context(stop_at=3), run_id)
