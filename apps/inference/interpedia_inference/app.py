@@ -57,6 +57,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         secret=settings.secret,
+        wire_dialect=settings.wire_dialect,
     )
     app.state.settings = settings
     app.state.engine = None

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from interpedia_core.settings import ServiceSettings
+from interpedia_core.wire import WireDialect, wire_dialect_field
 
 PREFIX = "INTERPEDIA_INFERENCE_"
 
@@ -85,6 +86,7 @@ class InferenceSettings(ServiceSettings):
         description="Most prompts in one padded activation forward.",
     )
 
+    wire_dialect: WireDialect = wire_dialect_field()
     torch_threads: int = Field(
         default=0,
         ge=0,

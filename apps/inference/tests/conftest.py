@@ -97,3 +97,10 @@ async def tiny_app(tiny_sae_dirs: list[str]) -> AsyncIterator[tuple[FastAPI, htt
 @pytest.fixture
 def client(tiny_app: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
     return tiny_app[1]
+
+
+@pytest.fixture
+async def camel_default_client(tiny_sae_dirs: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The tiny app configured to answer undecided requests in camelCase."""
+    async with running(create_app(tiny_settings(tiny_sae_dirs, wire_dialect="camel"))) as client:
+        yield client

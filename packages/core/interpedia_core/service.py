@@ -18,6 +18,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from interpedia_core.errors import InterpediaError
+from interpedia_core.wire import DialectMiddleware, WireDialect
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +103,14 @@ def create_service_app(
     description: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     secret: str | None = None,
+    wire_dialect: WireDialect | None = None,
 ) -> FastAPI:
     """A FastAPI app with Interpedia's error handlers, operation ids, secret check and /health.
 
     The app answers /health with 503 until the service sets `app.state.ready = True`
-    (after its lifespan has loaded what it needs).
+    (after its lifespan has loaded what it needs). With `wire_dialect` it reads
+    snake_case and camelCase bodies and answers in the request's dialect, that one when the
+    request doesn't say (`interpedia_core.wire`; its models must derive from `WireSchema`).
     """
     app = FastAPI(
         title=title,
@@ -118,5 +122,7 @@ def create_service_app(
     app.state.ready = False
     install_error_handlers(app)
     install_secret_check(app, secret)
+    if wire_dialect is not None:
+        app.add_middleware(DialectMiddleware, default=wire_dialect)
     app.include_router(health_router)
     return app

@@ -1,12 +1,11 @@
 """Shared pieces of the wire models."""
 
-from pydantic import BaseModel, ConfigDict
+from interpedia_core.wire import WireSchema
 
 # Steering strengths beyond this are refused: they only produce NaNs or garbage.
 MAX_ABS_STRENGTH = 1.0e4
 
 
-class BaseSchema(BaseModel):
-    # Unknown fields are ignored rather than refused: Neuronpedia's clients may send more.
-    # populate_by_name lets camelCase aliases (activeFeatures, hookName) round-trip.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+class BaseSchema(WireSchema):
+    """Base of the inference wire models: both of Neuronpedia's dialects (see
+    `interpedia_core.wire`); unknown fields are ignored, as Neuronpedia's clients may send more."""
