@@ -10,7 +10,15 @@ from fastapi import APIRouter, FastAPI
 
 from interpedia_core.service import create_service_app
 from interpedia_inference.engine import build_engine
-from interpedia_inference.routes import activation, capabilities, steer, tokenize, util
+from interpedia_inference.routes import (
+    activation,
+    capabilities,
+    chat_template,
+    initialize,
+    steer,
+    tokenize,
+    util,
+)
 from interpedia_inference.settings import InferenceSettings
 
 logger = logging.getLogger(__name__)
@@ -62,7 +70,8 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = None
     v1 = APIRouter(prefix="/v1")
-    for module in (activation, capabilities, steer, tokenize, util):
+    for module in (activation, capabilities, chat_template, steer, tokenize, util):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(initialize.router)
     return app

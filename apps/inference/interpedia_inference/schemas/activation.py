@@ -1,8 +1,14 @@
 """Wire models of /v1/activation/*."""
 
+from typing import Literal
+
 from pydantic import Field
 
 from interpedia_inference.schemas.common import BaseSchema
+
+# Most features /activation/all(-batch) return.
+MAX_NUM_RESULTS = 1000
+RAW_MAX_PROMPTS = 16
 
 
 class ActivationSingleRequest(BaseSchema):
@@ -54,7 +60,7 @@ class ActivationAllRequest(BaseSchema):
     feature_filter: list[int] | None = Field(
         default=None, description="Only consider these feature indices"
     )
-    num_results: int = Field(default=25, gt=0, le=1000)
+    num_results: int = Field(default=25, gt=0, le=MAX_NUM_RESULTS)
 
 
 class ActivationAllBatchRequest(BaseSchema):
@@ -65,7 +71,7 @@ class ActivationAllBatchRequest(BaseSchema):
     sort_by_token_indexes: list[int] = Field(default_factory=list)
     ignore_bos: bool = True
     feature_filter: list[int] | None = None
-    num_results: int = Field(default=25, gt=0, le=1000)
+    num_results: int = Field(default=25, gt=0, le=MAX_NUM_RESULTS)
 
 
 class FeatureActivation(BaseSchema):
@@ -142,3 +148,63 @@ class SourcePromptResult(BaseSchema):
 
 class ActivationSourceResponse(BaseSchema):
     results: list[SourcePromptResult]
+
+
+class ActivationRawRequest(BaseSchema):
+    """Raw hook activations at chosen layers, no SAE involved (Neuronpedia's
+    `/activation/raw`, widened to any per-block hook point and to every token)."""
+
+    prompts: list[str] = Field(min_length=1, max_length=RAW_MAX_PROMPTS)
+    model: str | None = Field(default=None, description="Model id; omitted: the served one")
+    layers: list[int] | None = Field(default=None, description="Blocks to read; omitted: all")
+    hook_point: str = Field(
+        default="residual_stream",
+        description=(
+            "`residual_stream` (hook_resid_post, Neuronpedia's only one) or the hook's name "
+            "inside a block, e.g. `hook_resid_pre`, `attn.hook_z`, `mlp.hook_post`"
+        ),
+    )
+    type: Literal["final_output_token", "all_tokens"] = Field(
+        default="final_output_token",
+        description="The last token's vector (Neuronpedia's) or every token's",
+    )
+
+
+class ActivationRawLayer(BaseSchema):
+    layer: int
+    token_indices: list[int] = Field(description="Token positions of the rows of `values`")
+    values: list[list[float]] = Field(description="[len(token_indices), d_hook]")
+
+
+class ActivationRawPromptResult(BaseSchema):
+    token_strings: list[str]
+    token_ids: list[int]
+    activations: list[ActivationRawLayer]
+
+
+class ActivationRawResponse(BaseSchema):
+    hook_point: str
+    type: str
+    dtype: str
+    device: str
+    results: list[ActivationRawPromptResult]
+
+
+class ActivationAttentionRequest(BaseSchema):
+    """One layer/head's attention pattern over a prompt."""
+
+    prompt: str
+    model: str
+    layer: int
+    head: int
+
+
+class ActivationAttentionResponse(BaseSchema):
+    """Sparse, as Neuronpedia returns it: per query row its top keys above a threshold,
+    each entry at flat index `q * seq_len + k`."""
+
+    seq_len: int
+    attention_indices: list[int]
+    attention_values: list[float]
+    max_activation: float = Field(description="Largest weight outside row 0 and column 0 (BOS)")
+    tokens: list[str]

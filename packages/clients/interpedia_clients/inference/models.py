@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field, PositiveInt, confloat, conint
+from pydantic import BaseModel, Field, PositiveInt, confloat, conint, constr
 
 
 class ActivationAllBatchRequest(BaseModel):
@@ -43,6 +43,93 @@ class ActivationAllRequest(BaseModel):
     """
     Source set, e.g. res-demo
     """
+
+
+class ActivationAttentionRequest(BaseModel):
+    """
+    One layer/head's attention pattern over a prompt.
+    """
+
+    head: int = Field(..., title="Head")
+    layer: int = Field(..., title="Layer")
+    model: str = Field(..., title="Model")
+    prompt: str = Field(..., title="Prompt")
+
+
+class ActivationAttentionResponse(BaseModel):
+    """
+    Sparse, as Neuronpedia returns it: per query row its top keys above a threshold,
+    each entry at flat index `q * seq_len + k`.
+    """
+
+    attention_indices: list[int] = Field(..., title="Attention Indices")
+    attention_values: list[float] = Field(..., title="Attention Values")
+    max_activation: float = Field(..., title="Max Activation")
+    """
+    Largest weight outside row 0 and column 0 (BOS)
+    """
+    seq_len: int = Field(..., title="Seq Len")
+    tokens: list[str] = Field(..., title="Tokens")
+
+
+class ActivationRawLayer(BaseModel):
+    layer: int = Field(..., title="Layer")
+    token_indices: list[int] = Field(..., title="Token Indices")
+    """
+    Token positions of the rows of `values`
+    """
+    values: list[list[float]] = Field(..., title="Values")
+    """
+    [len(token_indices), d_hook]
+    """
+
+
+class ActivationRawPromptResult(BaseModel):
+    activations: list[ActivationRawLayer] = Field(..., title="Activations")
+    token_ids: list[int] = Field(..., title="Token Ids")
+    token_strings: list[str] = Field(..., title="Token Strings")
+
+
+class Type(StrEnum):
+    """
+    The last token's vector (Neuronpedia's) or every token's
+    """
+
+    final_output_token = "final_output_token"
+    all_tokens = "all_tokens"
+
+
+class ActivationRawRequest(BaseModel):
+    """
+    Raw hook activations at chosen layers, no SAE involved (Neuronpedia's
+    `/activation/raw`, widened to any per-block hook point and to every token).
+    """
+
+    hook_point: str | None = Field("residual_stream", title="Hook Point")
+    """
+    `residual_stream` (hook_resid_post, Neuronpedia's only one) or the hook's name inside a block, e.g. `hook_resid_pre`, `attn.hook_z`, `mlp.hook_post`
+    """
+    layers: list[int] | None = Field(None, title="Layers")
+    """
+    Blocks to read; omitted: all
+    """
+    model: str | None = Field(None, title="Model")
+    """
+    Model id; omitted: the served one
+    """
+    prompts: list[str] = Field(..., max_length=16, min_length=1, title="Prompts")
+    type: Type | None = Field("final_output_token", title="Type")
+    """
+    The last token's vector (Neuronpedia's) or every token's
+    """
+
+
+class ActivationRawResponse(BaseModel):
+    device: str = Field(..., title="Device")
+    dtype: str = Field(..., title="Dtype")
+    hook_point: str = Field(..., title="Hook Point")
+    results: list[ActivationRawPromptResult] = Field(..., title="Results")
+    type: str = Field(..., title="Type")
 
 
 class ActivationSingleBatchRequest(BaseModel):
@@ -122,10 +209,40 @@ class ActivationValues(BaseModel):
 
 
 class CapabilitiesResponse(BaseModel):
+    activation_token_limit: int = Field(..., title="Activation Token Limit")
+    """
+    Longest prompt of the activation paths
+    """
+    backend: str = Field(..., title="Backend")
+    """
+    What runs the model: transformer_lens (TransformerBridge)
+    """
+    d_model: int = Field(..., title="D Model")
     device: str = Field(..., title="Device")
+    dtype: str = Field(..., title="Dtype")
+    endpoints: dict[str, bool] = Field(..., title="Endpoints")
+    """
+    Neuronpedia's endpoint keys (activation_raw, lens_logit, dfa, ...): whether this server serves each
+    """
+    hook_points: list[str] = Field(..., title="Hook Points")
+    """
+    Hook points inside each block (`blocks.{layer}.` + name) that /activation/raw and SAEs can read
+    """
+    lens_token_limit: int = Field(..., title="Lens Token Limit")
+    """
+    Longest prompt of /lens/prompt
+    """
     max_completion_tokens: int = Field(..., title="Max Completion Tokens")
     """
     Most tokens one steering request generates
+    """
+    max_num_results: int = Field(..., title="Max Num Results")
+    """
+    Most features /activation/all returns
+    """
+    max_raw_prompts: int = Field(..., title="Max Raw Prompts")
+    """
+    Most prompts in one /activation/raw request
     """
     model: str = Field(..., title="Model")
     """
@@ -135,6 +252,11 @@ class CapabilitiesResponse(BaseModel):
     """
     Every name a request may use for that model
     """
+    n_heads: int = Field(..., title="N Heads")
+    num_layers: int = Field(..., title="Num Layers")
+    """
+    Layers /activation/raw returns when none are named
+    """
     sae_sets: list[str] = Field(..., title="Sae Sets")
     """
     Source sets of the configured SAEs
@@ -143,6 +265,7 @@ class CapabilitiesResponse(BaseModel):
     """
     Configured SAE sources (`neurons` sets come free)
     """
+    steer_methods: list[str] = Field(..., title="Steer Methods")
     token_limit: int = Field(..., title="Token Limit")
     """
     Longest prompt, in tokens, any endpoint accepts
@@ -178,6 +301,15 @@ class HealthResponse(BaseModel):
     status: Status = Field(..., title="Status")
 
 
+class InitializeResponse(BaseModel):
+    model: str = Field(..., title="Model")
+    sources: list[str] = Field(..., title="Sources")
+    status: str = Field(..., title="Status")
+    """
+    initialized
+    """
+
+
 class LogprobTop(BaseModel):
     logprob: float = Field(..., title="Logprob")
     token: str = Field(..., title="Token")
@@ -202,6 +334,34 @@ class SteerFeature(BaseModel):
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
 
 
+class SteerHealthResponse(BaseModel):
+    """
+    The steering engine's state (Neuronpedia reports its vLLM engine's here).
+    """
+
+    active_generations: int = Field(..., title="Active Generations")
+    """
+    Steered or plain generations running now
+    """
+    device: str = Field(..., title="Device")
+    max_rss_bytes: int = Field(..., title="Max Rss Bytes")
+    """
+    Peak resident memory of this process
+    """
+    status: str = Field(..., title="Status")
+    """
+    ok
+    """
+    threads: int = Field(..., title="Threads")
+    """
+    Threads of this process
+    """
+    torch_threads: int = Field(..., title="Torch Threads")
+    """
+    Threads torch uses per forward
+    """
+
+
 class SteerMethod(StrEnum):
     SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
     ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
@@ -216,6 +376,39 @@ class SteerVector(BaseModel):
     hook: str = Field(..., title="Hook")
     steering_vector: list[float] = Field(..., min_length=1, title="Steering Vector")
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
+
+
+class TemplateMessage(BaseModel):
+    """
+    One message to render through the model's chat template.
+    """
+
+    channel: str | None = Field(None, title="Channel")
+    """
+    Harmony-style channel, echoed back
+    """
+    content: str = Field(..., title="Content")
+    role: constr(min_length=1) = Field(..., title="Role")
+
+
+class TokenSpan(BaseModel):
+    """
+    One rendered token and the message it belongs to.
+    """
+
+    channel: str | None = Field(..., title="Channel")
+    message_index: int | None = Field(..., title="Message Index")
+    """
+    None for template scaffolding
+    """
+    position: int = Field(..., title="Position")
+    role: str | None = Field(..., title="Role")
+    section: str = Field(..., title="Section")
+    """
+    header (role markup before the content), content, footer (after it), or scaffold (outside every message: the generation prompt)
+    """
+    token_id: int = Field(..., title="Token Id")
+    token_str: str = Field(..., title="Token Str")
 
 
 class TokenizeRequest(BaseModel):
@@ -288,6 +481,27 @@ class ActivationSingleResponse(BaseModel):
 
 class ActivationSourceResponse(BaseModel):
     results: list[SourcePromptResult] = Field(..., title="Results")
+
+
+class ApplyChatTemplateRequest(BaseModel):
+    add_generation_prompt: bool | None = Field(True, title="Add Generation Prompt")
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None, title="Chat Template Kwargs"
+    )
+    """
+    Passed to the template (e.g. enable_thinking)
+    """
+    messages: list[TemplateMessage] = Field(..., min_length=1, title="Messages")
+    model: str | None = Field(None, title="Model")
+    """
+    Model id; omitted: the served one
+    """
+
+
+class ApplyChatTemplateResponse(BaseModel):
+    prompt: str = Field(..., title="Prompt")
+    spans: list[TokenSpan] = Field(..., title="Spans")
+    tokens: list[int] = Field(..., title="Tokens")
 
 
 class CossimFeature(BaseModel):
