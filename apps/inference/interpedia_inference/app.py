@@ -15,6 +15,7 @@ from interpedia_inference.routes import (
     capabilities,
     chat_template,
     initialize,
+    lens,
     steer,
     tokenize,
     util,
@@ -70,7 +71,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = None
     v1 = APIRouter(prefix="/v1")
-    for module in (activation, capabilities, chat_template, steer, tokenize, util):
+    for module in (activation, capabilities, chat_template, lens, steer, tokenize, util):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(initialize.router)

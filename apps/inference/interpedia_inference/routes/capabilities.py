@@ -22,7 +22,7 @@ ENDPOINTS = {
     "steer_completion": True,
     "steer_completion_chat": True,
     "apply_chat_template": True,
-    "lens_logit": False,
+    "lens_logit": True,
     "lens_jacobian": False,
     "neurons": True,
 }

@@ -100,6 +100,10 @@ class InferenceClient(ServiceClient):
         """The served model (and its other names), limits, hook points, SAE sources and which."""
         return self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
 
+    def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
+        """Each layer's top next tokens at each position of a prompt or chat (optionally."""
+        return self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
+
     def stream_steer_completion(
         self, body: models.SteerCompletionRequest
     ) -> Iterator[models.SteerCompletionResponse]:
@@ -255,6 +259,10 @@ class AsyncInferenceClient(AsyncServiceClient):
     async def capabilities(self) -> models.CapabilitiesResponse:
         """The served model (and its other names), limits, hook points, SAE sources and which."""
         return await self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
+
+    async def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
+        """Each layer's top next tokens at each position of a prompt or chat (optionally."""
+        return await self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     async def stream_steer_completion(
         self, body: models.SteerCompletionRequest

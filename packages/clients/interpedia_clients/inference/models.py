@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PositiveInt, confloat, conint, constr
 
@@ -310,6 +310,36 @@ class InitializeResponse(BaseModel):
     """
 
 
+class LensChatMessage(BaseModel):
+    content: str = Field(..., title="Content")
+    role: constr(min_length=1) = Field(..., title="Role")
+
+
+class LensDoneMessage(BaseModel):
+    completion: str = Field(..., title="Completion")
+    kind: Literal["done"] = Field("done", title="Kind")
+    prompt_len: int = Field(..., title="Prompt Len")
+    seq_len: int = Field(..., title="Seq Len")
+    vocab_size: int = Field(..., title="Vocab Size")
+
+
+class LensType(StrEnum):
+    LOGIT_LENS = "LOGIT_LENS"
+    JACOBIAN_LENS = "JACOBIAN_LENS"
+
+
+class LensTypeSlice(BaseModel):
+    top_probs: list[list[float]] = Field(..., title="Top Probs")
+    """
+    [layers, top_n]
+    """
+    top_tokens: list[list[str]] = Field(..., title="Top Tokens")
+    """
+    [layers, top_n]
+    """
+    type: LensType
+
+
 class LogprobTop(BaseModel):
     logprob: float = Field(..., title="Logprob")
     token: str = Field(..., title="Token")
@@ -513,6 +543,42 @@ class HTTPValidationError(BaseModel):
     detail: list[ValidationError] | None = Field(None, title="Detail")
 
 
+class LensMetaMessage(BaseModel):
+    kind: Literal["meta"] = Field("meta", title="Kind")
+    layers_by_type: dict[str, list[int]] = Field(..., title="Layers By Type")
+    model: str = Field(..., title="Model")
+    num_completion_tokens: int = Field(..., title="Num Completion Tokens")
+    prepend_bos: bool = Field(..., title="Prepend Bos")
+    prompt_len: int = Field(..., title="Prompt Len")
+    reuse_len: int | None = Field(0, title="Reuse Len")
+    temperature: float = Field(..., title="Temperature")
+    top_n: int = Field(..., title="Top N")
+    types: list[LensType] = Field(..., title="Types")
+
+
+class LensSteerToken(BaseModel):
+    """
+    A read-out to steer on: the exact decoded token string (whitespace kept, e.g. " cat").
+    """
+
+    token: str = Field(..., title="Token")
+    type: LensType | None = "LOGIT_LENS"
+
+
+class LensTokenMessage(BaseModel):
+    channel: str | None = Field(None, title="Channel")
+    id: int = Field(..., title="Id")
+    is_char_continuation: bool | None = Field(False, title="Is Char Continuation")
+    is_generated: bool | None = Field(False, title="Is Generated")
+    kind: Literal["token"] = Field("token", title="Kind")
+    message_index: int | None = Field(None, title="Message Index")
+    position: int = Field(..., title="Position")
+    results: list[LensTypeSlice] = Field(..., title="Results")
+    role: str | None = Field(None, title="Role")
+    section: str | None = Field(None, title="Section")
+    token: str = Field(..., title="Token")
+
+
 class Logprob(BaseModel):
     logprob: float = Field(..., title="Logprob")
     token: str = Field(..., title="Token")
@@ -615,6 +681,81 @@ class ActivationSingleBatchResponse(BaseModel):
 class ActivationTopkByTokenResponse(BaseModel):
     results: list[TokenTopFeatures] = Field(..., title="Results")
     tokens: list[str] = Field(..., title="Tokens")
+
+
+class LensPromptRequest(BaseModel):
+    cached_token_ids: list[int] | None = Field(None, title="Cached Token Ids")
+    """
+    Ids the caller already has read-outs for: their common prefix is skipped
+    """
+    chat: list[LensChatMessage] | None = Field(None, title="Chat")
+    """
+    Messages (or `prompt`)
+    """
+    filter_non_word_tokens: bool | None = Field(False, title="Filter Non Word Tokens")
+    """
+    Accepted for Neuronpedia's clients; read-outs here are never filtered
+    """
+    input_token_ids: list[int] | None = Field(None, title="Input Token Ids")
+    """
+    Exact token ids to read over (no generation)
+    """
+    layers: list[int] | None = Field(None, title="Layers")
+    """
+    Layers to read; empty: all. The last is always read
+    """
+    max_seq_len: conint(ge=1) | None = Field(None, title="Max Seq Len")
+    model: str = Field(..., title="Model")
+    num_completion_tokens: conint(ge=0) | None = Field(0, title="Num Completion Tokens")
+    prepend_bos: bool | None = Field(True, title="Prepend Bos")
+    prompt: str | None = Field(None, title="Prompt")
+    """
+    Raw text (or `chat`)
+    """
+    seed: int | None = Field(0, title="Seed")
+    """
+    Seed of the sampling of generated tokens
+    """
+    steer_ablate: bool | None = Field(False, title="Steer Ablate")
+    """
+    Project the directions out instead
+    """
+    steer_generated_tokens: bool | None = Field(False, title="Steer Generated Tokens")
+    """
+    Also intervene at generated positions
+    """
+    steer_layers: list[int] | None = Field(None, title="Steer Layers")
+    """
+    Layers to steer at; empty: the read-out layers
+    """
+    steer_strength: confloat(ge=-100.0, le=100.0) | None = Field(
+        0.0, title="Steer Strength"
+    )
+    """
+    Added along each steer token's direction, times the residual's norm
+    """
+    steer_tokens: list[LensSteerToken] | None = Field(None, title="Steer Tokens")
+    stream: bool | None = Field(True, title="Stream")
+    """
+    NDJSON frames; false: one JSON object
+    """
+    swap_token: LensSteerToken | None = None
+    """
+    Move the residual's part along steer_tokens[0] onto this
+    """
+    temperature: confloat(ge=0.0, le=100.0) | None = Field(1.0, title="Temperature")
+    top_n: conint(ge=1, le=100) | None = Field(10, title="Top N")
+    type: list[LensType] | None = Field(None, min_length=1, title="Type")
+
+
+class LensPromptResponse(BaseModel):
+    """
+    The whole run at once (`stream: false`).
+    """
+
+    done: LensDoneMessage
+    meta: LensMetaMessage
+    tokens: list[LensTokenMessage] = Field(..., title="Tokens")
 
 
 class ActivationTopkByTokenBatchResponse(BaseModel):
