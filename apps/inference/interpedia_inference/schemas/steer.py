@@ -11,6 +11,7 @@ from interpedia_inference.schemas.common import MAX_ABS_STRENGTH, BaseSchema
 class SteerMethod(StrEnum):
     SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
     ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
 
 
 class SteerType(StrEnum):

@@ -395,6 +395,7 @@ class SteerHealthResponse(BaseModel):
 class SteerMethod(StrEnum):
     SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
     ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
 
 
 class SteerType(StrEnum):
