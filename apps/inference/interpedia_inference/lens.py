@@ -119,22 +119,34 @@ class LensReadout:
         return out.hidden_states, out.logits[0].float()
 
     @torch.no_grad()
-    def log_probs(
+    def top(
         self,
         hidden: tuple[torch.Tensor, ...],
         logits: torch.Tensor,
-        layer: int,
+        layers: list[int],
         positions: slice,
-    ) -> torch.Tensor:
-        """[positions, d_vocab] log-probs of the lens at `layer` (the model's own output at
-        the last layer)."""
-        if layer == self.model.n_layers - 1:
-            layer_logits = logits[positions]
-        else:
-            layer_logits = self.unembed(self.norm(hidden[layer + 1][0, positions])).float()
+        top_n: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probs, token ids), each [len(layers), positions, top_n], of the lens at each of
+        the ascending `layers` (the model's own output at the last layer). All layers go
+        through the norm and unembedding as one matmul."""
+        self.model.use_torch_threads()
+        last = self.model.n_layers - 1
+        inner = [layer for layer in layers if layer != last]
+        parts = []
+        if inner:
+            resid = torch.stack([hidden[layer + 1][0, positions] for layer in inner])  # [L, P, d]
+            inner_logits = self.unembed(self.norm(resid)).float()  # [L, P, d_vocab]
             if self.softcap:
-                layer_logits = torch.tanh(layer_logits / self.softcap) * self.softcap
-        return torch.log_softmax(layer_logits, dim=-1)
+                inner_logits = torch.tanh(inner_logits / self.softcap) * self.softcap
+            parts.append(inner_logits)
+        if last in layers:
+            parts.append(logits[positions].unsqueeze(0))
+        all_logits = torch.cat(parts)  # [len(layers), P, d_vocab]
+        values, ids = all_logits.topk(top_n, dim=-1)
+        # Probabilities over the whole vocabulary: the normaliser needs every logit.
+        probs = (values - torch.logsumexp(all_logits, dim=-1, keepdim=True)).exp()
+        return probs, ids
 
 
 @dataclass
@@ -276,19 +288,16 @@ async def lens_frames(
         hidden: tuple[torch.Tensor, ...], logits: torch.Tensor, start: int, stop: int
     ) -> list[LensTypeSlice]:
         """Per position in [start, stop): its slice (top tokens and probs per layer)."""
-        tops: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for layer in layers:
-            values, indices = readout.log_probs(hidden, logits, layer, slice(start, stop)).topk(
-                request.top_n, dim=-1
-            )
-            tops.append((values.exp(), indices))  # each [positions, top_n]
+        probs, ids_ = readout.top(hidden, logits, layers, slice(start, stop), request.top_n)
         slices = []
         for row in range(stop - start):
             slices.append(
                 LensTypeSlice(
                     type=LensType.LOGIT_LENS,
-                    top_tokens=[engine.token_strings(idx[row].tolist()) for _, idx in tops],
-                    top_probs=[probs[row].tolist() for probs, _ in tops],
+                    top_tokens=[
+                        engine.token_strings(ids_[i, row].tolist()) for i in range(len(layers))
+                    ],
+                    top_probs=probs[:, row].tolist(),
                 )
             )
         return slices
