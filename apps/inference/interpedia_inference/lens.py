@@ -244,6 +244,7 @@ async def lens_frames(
     prompt_len = len(ids)
     n_new = 0 if request.input_token_ids else request.num_completion_tokens
     engine.check_completion_tokens(n_new)
+    n_new = min(n_new, engine.limits.token_limit - prompt_len)  # as Neuronpedia: clamp
     layers = select_layers(engine.model.n_layers, request.layers)
     plan = intervention(engine, request, layers, prompt_len)
     reuse = (
@@ -321,7 +322,6 @@ async def lens_frames(
             next_id = int(torch.multinomial(probs, 1, generator=generator))
         new_ids.append(next_id)
         ids = [*ids, next_id]
-        engine.check_length(len(ids))
         hidden, logits = await asyncio.to_thread(forward, ids)
         (piece,) = await asyncio.to_thread(read, hidden, logits, len(ids) - 1, len(ids))
         text = engine.token_strings([next_id])[0]
