@@ -263,6 +263,7 @@ class SteerFeature(BaseModel):
 class SteerMethod(StrEnum):
     SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
     ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
 
 
 class SteerRequest(BaseModel):
