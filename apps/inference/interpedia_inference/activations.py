@@ -28,6 +28,37 @@ def _floats(values: torch.Tensor) -> list[float]:
     return [float(v) for v in values.tolist()]
 
 
+def dfa_hooks(hook_name: str) -> list[str]:
+    """[attention pattern, values] hooks DFA needs for a source at `hook_name`; none unless
+    the SAE reads attention's output (attn.hook_z)."""
+    if not hook_name.endswith("attn.hook_z"):
+        return []
+    block = hook_name.removesuffix("hook_z")
+    return [f"{block}hook_pattern", f"{block}hook_v"]
+
+
+def direct_feature_attribution(
+    pattern: torch.Tensor,  # [n_heads, q, k]
+    values: torch.Tensor,  # [k, n_kv_heads * d_head]
+    encoder: torch.Tensor,  # [n_heads * d_head]: the feature's encoder column
+    target: int,
+    n_heads: int,
+) -> torch.Tensor:
+    """[k]: what each source position adds to the feature's pre-activation at `target`.
+
+    hook_z at the target is Σ_s A[h, target, s]·v[s, h] per head h, and the SAE reads it
+    linearly (z · w_enc), so the feature's input splits exactly over source positions:
+    dfa[s] = Σ_h A[h, target, s]·(v[s, h] · w_enc[h]). Grouped-query attention shares each
+    value head among n_heads / n_kv_heads query heads.
+    """
+    seq = values.shape[0]
+    w = encoder.view(n_heads, -1)  # [n_heads, d_head]
+    v = values.view(seq, -1, w.shape[1])  # [k, n_kv_heads, d_head]
+    v = v.repeat_interleave(n_heads // v.shape[1], dim=1)  # [k, n_heads, d_head]
+    per_head = torch.einsum("khd,hd->hk", v, w)  # [n_heads, k]
+    return (pattern[:, target, :] * per_head).sum(0)  # [k]
+
+
 async def activation_single(
     engine: Engine,
     prompt: str,
@@ -48,7 +79,8 @@ async def activation_single(
         feature = engine.feature_index(index)
         sae.check_index(feature)
         tokens = engine.tokenize(prompt)
-        result = await engine.activations(tokens, [sae])
+        attention = dfa_hooks(sae.hook_name)
+        result = await engine.activations(tokens, [sae], set(attention))
         values = result.features[sae.source_id][:, feature]  # [seq]
     else:
         if vector is None or hook is None:
@@ -58,10 +90,19 @@ async def activation_single(
         result = await engine.activations(tokens, [], {hook})
         values = result.hooks[hook] @ direction  # [seq]
     max_index = int(torch.argmax(values))
+    activation = ActivationValues(
+        values=_floats(values), max_value=float(values[max_index]), max_value_index=max_index
+    )
+    if by_feature and attention:
+        pattern, v = (result.hooks[name] for name in attention)
+        dfa = direct_feature_attribution(
+            pattern, v, sae.encoder_vector(feature), max_index, engine.model.n_heads
+        )
+        activation.dfa_values = _floats(dfa)
+        activation.dfa_max_value = float(dfa.max())
+        activation.dfa_target_index = max_index
     return ActivationSingleResponse(
-        activation=ActivationValues(
-            values=_floats(values), max_value=float(values[max_index]), max_value_index=max_index
-        ),
+        activation=activation,
         tokens=engine.token_strings(tokens),
         tokens_is_special=engine.is_special(tokens),
     )

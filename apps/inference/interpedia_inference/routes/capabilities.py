@@ -18,7 +18,7 @@ ENDPOINTS = {
     "activation_raw": True,
     "activation_topk_by_token": True,
     "activation_attention": True,
-    "dfa": False,
+    "dfa": True,
     "steer_completion": True,
     "steer_completion_chat": True,
     "apply_chat_template": True,

@@ -33,6 +33,13 @@ class ActivationValues(BaseSchema):
     values: list[float] = Field(description="The activation on each token")
     max_value: float
     max_value_index: int
+    dfa_values: list[float] | None = Field(
+        default=None,
+        description="SAEs on attn.hook_z only: how much each source position feeds the feature "
+        "at dfa_target_index through attention (direct feature attribution)",
+    )
+    dfa_max_value: float | None = None
+    dfa_target_index: int | None = Field(default=None, description="The max-activating position")
 
 
 class ActivationSingleResponse(BaseSchema):

@@ -200,6 +200,15 @@ class ActivationTopkByTokenRequest(BaseModel):
 
 
 class ActivationValues(BaseModel):
+    dfa_max_value: float | None = Field(None, title="Dfa Max Value")
+    dfa_target_index: int | None = Field(None, title="Dfa Target Index")
+    """
+    The max-activating position
+    """
+    dfa_values: list[float] | None = Field(None, title="Dfa Values")
+    """
+    SAEs on attn.hook_z only: how much each source position feeds the feature at dfa_target_index through attention (direct feature attribution)
+    """
     max_value: float = Field(..., title="Max Value")
     max_value_index: int = Field(..., title="Max Value Index")
     values: list[float] = Field(..., title="Values")
