@@ -138,8 +138,9 @@ async def activation_source(
 
 @router.post("/raw", response_model=ActivationRawResponse)
 async def activation_raw(body: ActivationRawRequest, engine: EngineDep) -> ActivationRawResponse:
-    """Raw activations at a hook point of chosen layers (no SAE): each prompt's final token,
-    or every token."""
+    """Raw activations at a hook point of chosen layers, no SAE needed.
+
+    Each prompt's final token (Neuronpedia's) or every token."""
     if body.model is not None:
         engine.check_model(body.model)
     return await raw_activations.activation_raw(

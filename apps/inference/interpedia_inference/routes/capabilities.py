@@ -30,8 +30,9 @@ ENDPOINTS = {
 
 @router.get("/capabilities", response_model=CapabilitiesResponse)
 async def capabilities(engine: EngineDep) -> CapabilitiesResponse:
-    """The served model (and its other names), limits, hook points, SAE sources and which
-    endpoints work; 503 while loading."""
+    """What this server serves: model, limits, hook points, sources, endpoints.
+
+    503 while loading."""
     model = engine.model
     limit = engine.limits.token_limit
     return CapabilitiesResponse(

@@ -36,8 +36,10 @@ _DOC: dict[int | str, dict[str, Any]] = {
 
 @router.post("/prompt", response_model=LensPromptResponse, responses=_DOC)
 async def lens_prompt(body: LensPromptRequest, engine: EngineDep) -> Any:
-    """Each layer's top next tokens at each position of a prompt or chat (optionally
-    continuing it, with steering, ablation or a swap along token directions)."""
+    """The logit lens per layer and position; typed clients send `stream: false`.
+
+    Over a prompt, a chat or token ids, optionally continuing it, with steering, ablation or
+    a swap along token directions."""
     engine.check_model(body.model)
     source = lens.lens_input(engine, body)
     frames = lens.lens_frames(engine, body, source)

@@ -150,3 +150,21 @@ async def test_bad_lens_input_is_400(client: httpx.AsyncClient, body: dict, deta
     r = await client.post("/v1/lens/prompt", json={"model": MODEL, **body})
     assert r.status_code in (400, 422), r.text
     assert detail in r.json()["detail"]
+
+
+async def test_typed_client_reads_the_whole_run(
+    tiny_app: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    from interpedia_clients.inference import AsyncInferenceClient, models
+
+    app, _ = tiny_app
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncInferenceClient("http://test", transport=transport) as inference:
+        run = await inference.lens_prompt(
+            models.LensPromptRequest(model=MODEL, prompt=PROMPT, layers=[0], stream=False)
+        )
+        caps = await inference.capabilities()
+    assert run.meta.layers_by_type == {"LOGIT_LENS": [0, 1]}
+    assert len(run.tokens) == run.done.prompt_len == len(_engine(app).tokenize(PROMPT))
+    assert caps.endpoints["lens_logit"] and caps.endpoints["dfa"]
+    assert "PROJECTION_CAP" in caps.steer_methods

@@ -48,7 +48,7 @@ class InferenceClient(ServiceClient):
         )
 
     def activation_raw(self, body: models.ActivationRawRequest) -> models.ActivationRawResponse:
-        """Raw activations at a hook point of chosen layers (no SAE): each prompt's final token,."""
+        """Raw activations at a hook point of chosen layers, no SAE needed."""
         return self._call("POST", "/v1/activation/raw", body, models.ActivationRawResponse)
 
     def activation_single(
@@ -97,11 +97,11 @@ class InferenceClient(ServiceClient):
         return self._call("POST", "/v1/apply-chat-template", body, models.ApplyChatTemplateResponse)
 
     def capabilities(self) -> models.CapabilitiesResponse:
-        """The served model (and its other names), limits, hook points, SAE sources and which."""
+        """What this server serves: model, limits, hook points, sources, endpoints."""
         return self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
 
     def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
-        """Each layer's top next tokens at each position of a prompt or chat (optionally."""
+        """The logit lens per layer and position; typed clients send `stream: false`."""
         return self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     def stream_steer_completion(
@@ -202,7 +202,7 @@ class AsyncInferenceClient(AsyncServiceClient):
     async def activation_raw(
         self, body: models.ActivationRawRequest
     ) -> models.ActivationRawResponse:
-        """Raw activations at a hook point of chosen layers (no SAE): each prompt's final token,."""
+        """Raw activations at a hook point of chosen layers, no SAE needed."""
         return await self._call("POST", "/v1/activation/raw", body, models.ActivationRawResponse)
 
     async def activation_single(
@@ -257,11 +257,11 @@ class AsyncInferenceClient(AsyncServiceClient):
         )
 
     async def capabilities(self) -> models.CapabilitiesResponse:
-        """The served model (and its other names), limits, hook points, SAE sources and which."""
+        """What this server serves: model, limits, hook points, sources, endpoints."""
         return await self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
 
     async def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
-        """Each layer's top next tokens at each position of a prompt or chat (optionally."""
+        """The logit lens per layer and position; typed clients send `stream: false`."""
         return await self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     async def stream_steer_completion(
