@@ -11,17 +11,20 @@ import itertools
 import torch
 
 from interpedia_core.errors import InvalidInput
+from interpedia_inference.batching import ActivationResult
 from interpedia_inference.engine import Engine
 from interpedia_inference.schemas.activation import (
     ActivationAllResponse,
     ActivationSingleResponse,
     ActivationTopkByTokenResponse,
     ActivationValues,
+    DfaFields,
     FeatureActivation,
     SourcePromptResult,
     TokenTopFeatures,
     TopFeature,
 )
+from interpedia_runtime.saes import LoadedSae
 
 
 def _floats(values: torch.Tensor) -> list[float]:
@@ -59,6 +62,27 @@ def direct_feature_attribution(
     return (pattern[:, target, :] * per_head).sum(0)  # [k]
 
 
+def _add_dfa(
+    fields: DfaFields,
+    engine: Engine,
+    result: ActivationResult,
+    sae: LoadedSae,
+    feature: int,
+    target: int,
+) -> None:
+    """Fill a feature's DFA fields when its SAE reads attention output (else leave None)."""
+    attention = dfa_hooks(sae.hook_name)
+    if not attention:
+        return
+    pattern, v = (result.hooks[name] for name in attention)
+    dfa = direct_feature_attribution(
+        pattern, v, sae.encoder_vector(feature), target, engine.model.n_heads
+    )
+    fields.dfa_values = _floats(dfa)
+    fields.dfa_max_value = float(dfa.max())
+    fields.dfa_target_index = target
+
+
 async def activation_single(
     engine: Engine,
     prompt: str,
@@ -79,8 +103,7 @@ async def activation_single(
         feature = engine.feature_index(index)
         sae.check_index(feature)
         tokens = engine.tokenize(prompt)
-        attention = dfa_hooks(sae.hook_name)
-        result = await engine.activations(tokens, [sae], set(attention))
+        result = await engine.activations(tokens, [sae], set(dfa_hooks(sae.hook_name)))
         values = result.features[sae.source_id][:, feature]  # [seq]
     else:
         if vector is None or hook is None:
@@ -93,14 +116,8 @@ async def activation_single(
     activation = ActivationValues(
         values=_floats(values), max_value=float(values[max_index]), max_value_index=max_index
     )
-    if by_feature and attention:
-        pattern, v = (result.hooks[name] for name in attention)
-        dfa = direct_feature_attribution(
-            pattern, v, sae.encoder_vector(feature), max_index, engine.model.n_heads
-        )
-        activation.dfa_values = _floats(dfa)
-        activation.dfa_max_value = float(dfa.max())
-        activation.dfa_target_index = max_index
+    if by_feature:
+        _add_dfa(activation, engine, result, sae, feature, max_index)
     return ActivationSingleResponse(
         activation=activation,
         tokens=engine.token_strings(tokens),
@@ -126,7 +143,9 @@ async def activation_all(
             raise InvalidInput(
                 f"sort_by_token_indexes has {position}; the prompt has {len(tokens)} tokens"
             )
-    result = await engine.activations(tokens, saes)
+    result = await engine.activations(
+        tokens, saes, {h for sae in saes for h in dfa_hooks(sae.hook_name)}
+    )
     skip_bos = ignore_bos and engine.is_bos(tokens)
     # All sources side by side, so ranking and reading the winners are a few whole-tensor
     # operations rather than several small ones per feature (this runs on the event loop).
@@ -156,16 +175,16 @@ async def activation_all(
         strict=True,
     ):
         which = bisect.bisect_right(offsets, flat) - 1
-        activations.append(
-            FeatureActivation(
-                source=saes[which].source_id,
-                index=flat - offsets[which],
-                values=values,
-                sum_values=total,
-                max_value=peak,
-                max_value_index=at,
-            )
+        feature = FeatureActivation(
+            source=saes[which].source_id,
+            index=flat - offsets[which],
+            values=values,
+            sum_values=total,
+            max_value=peak,
+            max_value_index=at,
         )
+        _add_dfa(feature, engine, result, saes[which], feature.index, at)
+        activations.append(feature)
     counts = [(source_acts > 0).sum(dim=-1).float().tolist() for source_acts in per_source]
     return ActivationAllResponse(
         activations=activations, tokens=engine.token_strings(tokens), counts=counts

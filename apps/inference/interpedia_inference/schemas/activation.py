@@ -29,10 +29,9 @@ class ActivationSingleBatchRequest(BaseSchema):
     hook: str | None = None
 
 
-class ActivationValues(BaseSchema):
-    values: list[float] = Field(description="The activation on each token")
-    max_value: float
-    max_value_index: int
+class DfaFields(BaseSchema):
+    """Direct feature attribution, for features of SAEs on attention output only."""
+
     dfa_values: list[float] | None = Field(
         default=None,
         description="SAEs on attn.hook_z only: how much each source position feeds the feature "
@@ -40,6 +39,12 @@ class ActivationValues(BaseSchema):
     )
     dfa_max_value: float | None = None
     dfa_target_index: int | None = Field(default=None, description="The max-activating position")
+
+
+class ActivationValues(DfaFields):
+    values: list[float] = Field(description="The activation on each token")
+    max_value: float
+    max_value_index: int
 
 
 class ActivationSingleResponse(BaseSchema):
@@ -81,7 +86,7 @@ class ActivationAllBatchRequest(BaseSchema):
     num_results: int = Field(default=25, gt=0, le=MAX_NUM_RESULTS)
 
 
-class FeatureActivation(BaseSchema):
+class FeatureActivation(DfaFields):
     source: str
     index: int
     values: list[float]

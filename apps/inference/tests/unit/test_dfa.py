@@ -54,3 +54,26 @@ async def test_residual_saes_have_no_dfa(client: httpx.AsyncClient) -> None:
         json={"prompt": PROMPT, "model": MODEL, "source": "1-res-test", "index": 3},
     )
     assert r.json()["activation"]["dfa_values"] is None
+
+
+async def test_activation_all_carries_dfa_for_each_feature(
+    attention_sae_app: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = attention_sae_app
+    engine: Engine = app.state.engine
+    (source,) = engine.registry.specs
+    sae = engine.registry.get(source)
+    tokens = torch.tensor([engine.tokenize(PROMPT)])
+    z = engine.model.run_hooks(tokens, ["blocks.1.attn.hook_z"])["blocks.1.attn.hook_z"][0]
+    r = await client.post(
+        "/v1/activation/all",
+        json={"prompt": PROMPT, "model": MODEL, "source_set": "att-test", "num_results": 5},
+    )
+    assert r.status_code == 200, r.text
+    features = r.json()["activations"]
+    assert features
+    for feature in features:
+        target = feature["dfa_target_index"]
+        assert target == feature["max_value_index"]
+        expected = float(z[target] @ sae.encoder_vector(feature["index"]))
+        assert sum(feature["dfa_values"]) == pytest.approx(expected, abs=1e-4)

@@ -287,6 +287,15 @@ class ChatMessage(BaseModel):
 
 
 class FeatureActivation(BaseModel):
+    dfa_max_value: float | None = Field(None, title="Dfa Max Value")
+    dfa_target_index: int | None = Field(None, title="Dfa Target Index")
+    """
+    The max-activating position
+    """
+    dfa_values: list[float] | None = Field(None, title="Dfa Values")
+    """
+    SAEs on attn.hook_z only: how much each source position feeds the feature at dfa_target_index through attention (direct feature attribution)
+    """
     index: int = Field(..., title="Index")
     max_value: float = Field(..., title="Max Value")
     max_value_index: int = Field(..., title="Max Value Index")
