@@ -7,20 +7,27 @@ import torch
 from fastapi import FastAPI
 
 from interpedia_inference.engine import Engine
+from interpedia_runtime.saes import LoadedSae
 
 MODEL = "tiny-random"
 PROMPT = "When Mary and John went to the store, John gave a drink to"
+
+
+def _attention_sae_and_z(
+    engine: Engine,
+) -> tuple[str, LoadedSae, torch.Tensor, torch.Tensor]:
+    """The attention SAE's source and SAE, PROMPT's tokens [1, seq] and its hook_z [seq, 64]."""
+    (source,) = engine.registry.specs
+    tokens = torch.tensor([engine.tokenize(PROMPT)])
+    z = engine.model.run_hooks(tokens, ["blocks.1.attn.hook_z"])["blocks.1.attn.hook_z"][0]
+    return source, engine.registry.get(source), tokens, z
 
 
 async def test_dfa_splits_the_feature_input_over_source_positions(
     attention_sae_app: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     app, client = attention_sae_app
-    engine: Engine = app.state.engine
-    (source,) = engine.registry.specs
-    sae = engine.registry.get(source)
-    tokens = torch.tensor([engine.tokenize(PROMPT)])
-    z = engine.model.run_hooks(tokens, ["blocks.1.attn.hook_z"])["blocks.1.attn.hook_z"][0]
+    source, sae, tokens, z = _attention_sae_and_z(app.state.engine)
     index = int(sae.encode(z).max(0).values.argmax())  # a feature that fires here
 
     r = await client.post(
@@ -60,11 +67,7 @@ async def test_activation_all_carries_dfa_for_each_feature(
     attention_sae_app: tuple[FastAPI, httpx.AsyncClient],
 ) -> None:
     app, client = attention_sae_app
-    engine: Engine = app.state.engine
-    (source,) = engine.registry.specs
-    sae = engine.registry.get(source)
-    tokens = torch.tensor([engine.tokenize(PROMPT)])
-    z = engine.model.run_hooks(tokens, ["blocks.1.attn.hook_z"])["blocks.1.attn.hook_z"][0]
+    _, sae, _, z = _attention_sae_and_z(app.state.engine)
     r = await client.post(
         "/v1/activation/all",
         json={"prompt": PROMPT, "model": MODEL, "source_set": "att-test", "num_results": 5},
