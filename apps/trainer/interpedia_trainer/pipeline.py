@@ -19,6 +19,7 @@ from interpedia_trainer.activations import (
     cache_activations,
     check_enough_tokens,
     hook_activations,
+    resume_context,
     stream_activations,
 )
 from interpedia_trainer.concepts import ConceptResult, score_concepts
@@ -59,6 +60,8 @@ def train_from_corpus(
     The last `n_eval_contexts` contexts are held out: their activations give the
     reconstruction metrics and their tokens the CE loss recovered. With `cache_dir` the
     activations are written once and replayed for every epoch (and reused by later runs).
+    A stop request (`interpedia_core.stopping`) ends training between steps with a
+    checkpoint, and the resumed run continues from its step and its place in the data.
     """
     stage = on_stage or (lambda _msg: None)
     model.validate_hook(cfg.hook_name)
@@ -81,8 +84,8 @@ def train_from_corpus(
     )
     check_enough_tokens(train_ctx, cfg.batch_size)
     loop = SAETrainingLoop(cfg, out_dir)
-    if resume:
-        loop.load_checkpoint()
+    if resume and loop.load_checkpoint():
+        stage(f"resumed at step {loop.n_steps} ({loop.n_tokens:,} tokens)")
 
     evaluator = None
     if n_eval:
@@ -111,9 +114,13 @@ def train_from_corpus(
             batch_size=cfg.batch_size,
             model_batch_size=model_batch_size,
             seed=cfg.seed,
+            start_context=resume_context(train_ctx, model.special_token_ids, loop.n_tokens),
         )
     stage("training")
-    result = loop.run(batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress)
+    with loop.checkpoint_on_stop():
+        result = loop.run(
+            batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress
+        )
     if result.history:
         plot_training(
             result.history,
@@ -153,8 +160,12 @@ def dashboards_from_corpus(
     feature_range: tuple[int, int] | None = None,
     options: DashboardOptions | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> list[FeatureDashboard]:
-    """Dashboards for an SAE over the first `n_prompts` contexts of a corpus."""
+    """Dashboards for an SAE over the first `n_prompts` contexts of a corpus.
+
+    `checkpoint`: where a stopped pass is saved, and resumed from by the rerun.
+    """
     hook_name = _sae_hook(model, sae)
     if n_prompts <= 0:
         raise InvalidInput(f"n_prompts must be positive, got {n_prompts}")
@@ -174,6 +185,7 @@ def dashboards_from_corpus(
         ignore_token_ids=model.special_token_ids,
         options=options,
         on_progress=on_progress,
+        checkpoint=checkpoint,
     )
 
 

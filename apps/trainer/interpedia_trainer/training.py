@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sae_lens.training.activation_scaler import ActivationScaler
 from sae_lens.training.optim import CoefficientScheduler, get_lr_scheduler
 from safetensors.torch import save_file
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 from interpedia_trainer.architectures import build_training_sae, validate_architecture
 from interpedia_trainer.sparse_decode import (
@@ -251,6 +253,22 @@ class SAETrainingLoop:
         logger.info("resumed from %s at %d tokens", self.checkpoint_dir, self.n_tokens)
         return True
 
+    @contextmanager
+    def checkpoint_on_stop(self) -> Iterator[None]:
+        """Save a checkpoint when the block stops on request (Ctrl-C, SIGTERM, a worker
+        shutting down), whatever `checkpoint_every_steps` says: the rerun resumes here.
+
+        `run` stops only between steps, so the state saved is that of the last whole step.
+        """
+        try:
+            yield
+        except stopping.Stopped as exc:
+            self.save_checkpoint()
+            raise exc.at(
+                f"at step {self.n_steps} ({self.n_tokens:,} tokens); "
+                f"checkpoint in {self.checkpoint_dir}"
+            ) from None
+
     # -- one step ------------------------------------------------------------------------
     @property
     def dead_mask(self) -> torch.Tensor:
@@ -338,6 +356,7 @@ class SAETrainingLoop:
         start_tokens = self.n_tokens
         total = cfg.total_steps * cfg.batch_size
         while self.n_tokens < total:
+            stopping.check()  # between steps; see checkpoint_on_stop
             try:
                 batch = next(batches)
             except StopIteration:
@@ -430,4 +449,7 @@ def train_sae(
     loop = SAETrainingLoop(cfg, out_dir)
     if resume:
         loop.load_checkpoint()
-    return loop.run(batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress)
+    with loop.checkpoint_on_stop():
+        return loop.run(
+            batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress
+        )
