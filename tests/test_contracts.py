@@ -56,3 +56,28 @@ def test_every_operation_is_readable_and_documented(service):
             assert op["operationId"].isidentifier(), f"{method} {path}: {op['operationId']}"
             assert "200" in op["responses"], f"{method} {path} documents no 200 answer"
             assert op.get("description") or op.get("summary"), f"{method} {path} has no docs"
+
+
+def test_streams_are_read_as_their_event_models():
+    """Events are what the spec's `itemSchema` names, and a route that only streams has no
+    plain method (it would read the stream as one JSON answer)."""
+    import inspect
+
+    from interpedia_clients.webapi import client
+
+    assert not hasattr(client.WebapiClient, "imports_events")
+    for method, event in (
+        ("stream_steer", "SteerStreamEvent"),
+        ("stream_imports_events", "ImportProgress"),
+    ):
+        returned = inspect.signature(getattr(client.WebapiClient, method)).return_annotation
+        assert f"models.{event}" in str(returned), returned
+
+
+def test_request_models_stay_plain_models():
+    """A spec rule ("exactly one of features or vectors", a `oneOf`) once generated the steer
+    requests as RootModel unions: the client then never asked for the stream it wanted."""
+    from interpedia_clients.inference import models
+
+    for model in (models.SteerCompletionRequest, models.SteerCompletionChatRequest):
+        assert {"features", "vectors", "stream"} <= set(model.model_fields)

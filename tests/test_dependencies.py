@@ -24,7 +24,13 @@ INDIRECT = {
     "moto": "interpedia_testing.s3 runs it as a server process (python -m moto.server)",
     "nnsight": "circuit-tracer's backend for the graph service, pinned: 0.8 breaks its imports",
 }
-MODULES = {"pyyaml": "yaml", "sqlalchemy": "sqlalchemy", "pydantic-settings": "pydantic_settings"}
+MODULES = {
+    "pyyaml": "yaml",
+    "sqlalchemy": "sqlalchemy",
+    "pydantic-settings": "pydantic_settings",
+    "umap-learn": "umap",
+    "scikit-learn": "sklearn",
+}
 
 
 def _name(requirement: str) -> str:

@@ -8,6 +8,7 @@ to `artifacts/screenshots/journey-*.png`.
 """
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,3 +141,39 @@ def test_journey(demo: str, page) -> None:
     expect(page.locator("tr.list-item")).to_have_count(1)
     expect(page.locator("tr.list-item")).to_contain_text(f"{MODEL}/{SOURCE}/{index}")
     page.screenshot(path=str(shots / "journey-list.png"), full_page=True)
+
+
+def _wait_for_map(base_url: str, timeout: float = 900) -> dict:
+    """The demo source's map: the dashboards step queued it, the worker computes it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{base_url}/api/umap/{MODEL}/{SOURCE}", timeout=60)
+        if response.status_code == 200:
+            return response.json()
+        assert response.status_code == 404, response.text
+        time.sleep(5)
+    raise AssertionError("the worker did not store the demo source's feature map in time")
+
+
+def test_the_demo_source_has_a_map_drawn_in_the_browser(demo: str, page) -> None:
+    from playwright.sync_api import expect
+
+    points = _wait_for_map(demo)
+    d_sae = int(DEMO_SIZE["INTERPEDIA_DEMO_D_SAE"])
+    assert points["index"] == list(range(d_sae))  # every feature has coordinates
+    assert all(v == v for v in points["x"] + points["y"])  # and none is NaN
+
+    page.goto(f"/{MODEL}/{SOURCE}")
+    page.wait_for_function("window.featureMap && window.featureMap.frames > 0")
+    page.select_option("#map-colour", "cluster")
+    shots = ROOT / "artifacts" / "screenshots"
+    page.locator("#map-panel").screenshot(path=str(shots / "journey-feature-map.png"))
+    box = page.locator("#feature-map").bounding_box()
+    x, y = page.evaluate(
+        """() => {
+            const map = window.featureMap, [px, py] = map.toScreen(7);
+            return [px / map.ratio, py / map.ratio];
+        }"""
+    )
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · {points['index'][7]}")

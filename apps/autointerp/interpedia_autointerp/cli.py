@@ -183,7 +183,7 @@ def serve(
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = AutointerpSettings(**overrides)
-    serve_app(create_app, settings, "INTERPEDIA_AUTOINTERP_")  # type: ignore[arg-type]
+    serve_app(create_app, settings, "INTERPEDIA_AUTOINTERP_", internal=True)  # type: ignore[arg-type]
 
 
 @service.callback()

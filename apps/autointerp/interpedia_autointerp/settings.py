@@ -10,8 +10,8 @@ from pydantic_settings import SettingsConfigDict
 
 from interpedia_autointerp.embeddings import LOCAL_MODEL_NAME
 from interpedia_autointerp.llm import OPENROUTER_BASE_URL
+from interpedia_core.dialect import WireDialect, wire_dialect_field
 from interpedia_core.settings import ServiceSettings
-from interpedia_core.wire import WireDialect, wire_dialect_field
 
 
 class AutointerpSettings(ServiceSettings):

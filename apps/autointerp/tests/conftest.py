@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -78,8 +79,8 @@ class FakeLLM:
     authorizations: list[str] = field(default_factory=list)  # each request's header
 
 
-@pytest.fixture
-def fake_llm() -> Iterator[FakeLLM]:
+@contextmanager
+def serve_fake_llm() -> Iterator[FakeLLM]:
     """An OpenAI-compatible `/v1/chat/completions` on 127.0.0.1, driven by the real SDK."""
     state = FakeLLM(url="")
 
@@ -141,9 +142,17 @@ def fake_llm() -> Iterator[FakeLLM]:
     state.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLM]:
+    with serve_fake_llm() as state:
+        yield state
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def serve(
     from interpedia_graph.settings import PREFIX, GraphSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    serve_app(create_app, GraphSettings(**overrides), PREFIX)  # type: ignore[arg-type]
+    serve_app(create_app, GraphSettings(**overrides), PREFIX, internal=True)  # type: ignore[arg-type]
 
 
 @app.command()

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from interpedia_core.service import create_service_app
+from interpedia_core.errors import InvalidInput
+from interpedia_core.service import create_service_app, error_responses
+from interpedia_inference.deps import StillLoading
 from interpedia_inference.engine import build_engine
 from interpedia_inference.routes import (
     activation,
@@ -70,7 +72,8 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = None
-    v1 = APIRouter(prefix="/v1")
+    # Every route checks the model name (400) and needs the loaded model (503).
+    v1 = APIRouter(prefix="/v1", responses=error_responses(InvalidInput, StillLoading))
     for module in (activation, capabilities, chat_template, lens, steer, tokenize, util):
         v1.include_router(module.router)
     app.include_router(v1)

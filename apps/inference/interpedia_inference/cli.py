@@ -27,7 +27,7 @@ def serve(
         k: v for k, v in {"port": port, "host": host, "model_id": model_id}.items() if v is not None
     }
     settings = InferenceSettings(**overrides)
-    run(create_app, settings, PREFIX)
+    run(create_app, settings, PREFIX, internal=True)
 
 
 def main() -> None:

@@ -36,11 +36,7 @@ from interpedia_inference.steering import (
 
 
 async def resolve_targets(engine: Engine, request: SteerCommon) -> list[SteerTarget]:
-    """Features (decoder rows of loaded SAEs) or raw vectors → steering targets."""
-    has_features = bool(request.features)
-    has_vectors = bool(request.vectors)
-    if has_features == has_vectors:
-        raise InvalidInput("give exactly one of features or vectors")
+    """Features (decoder rows of loaded SAEs) or raw vectors (the schema allows one kind)."""
     targets: list[SteerTarget] = []
     for feature in request.features or []:
         engine.check_model(feature.model)
@@ -118,7 +114,7 @@ async def completion_events(
                 n_new_tokens=request.n_completion_tokens,
                 temperature=request.temperature,
                 freq_penalty=request.freq_penalty,
-                seed=int(request.seed),
+                seed=request.seed,
                 n_logprobs=request.n_logprobs,
                 on_step=put,
                 stop=stop,

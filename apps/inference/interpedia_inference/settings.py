@@ -9,8 +9,9 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from interpedia_core.dialect import WireDialect, wire_dialect_field
 from interpedia_core.settings import ServiceSettings
-from interpedia_core.wire import WireDialect, wire_dialect_field
+from interpedia_inference.schemas.common import MAX_COMPLETION_TOKENS
 
 PREFIX = "INTERPEDIA_INFERENCE_"
 
@@ -26,7 +27,8 @@ class InferenceSettings(ServiceSettings):
     secret: str | None = Field(
         default=None,
         validation_alias=_env("secret"),
-        description="If set, every request but /health needs header X-SECRET-KEY with this value.",
+        description="If set, every request but /health needs header X-SECRET-KEY with this "
+        "value (default: INTERPEDIA_SECRET).",
     )
     model_id: str = Field(
         default="smollm2-135m",
@@ -68,10 +70,11 @@ class InferenceSettings(ServiceSettings):
         description="SAEs kept in memory; the least recently used leaves first.",
     )
     max_completion_tokens: int = Field(
-        default=256,
+        default=MAX_COMPLETION_TOKENS,
         gt=0,
+        le=MAX_COMPLETION_TOKENS,
         validation_alias=_env("max_completion_tokens"),
-        description="Cap on n_completion_tokens for steering.",
+        description=f"Cap on n_completion_tokens for steering (at most {MAX_COMPLETION_TOKENS}).",
     )
     batch_window_ms: float = Field(
         default=4.0,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from interpedia_core.service import create_service_app
 from interpedia_db.connect import open_database
 from interpedia_jobs.queue import create_job_app
-from interpedia_trainer.routes import concepts, jobs, runs, training
+from interpedia_trainer.routes import concepts, explore, jobs, runs, training
 from interpedia_trainer.settings import TrainerSettings
 
 
@@ -32,8 +32,8 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     settings = settings or TrainerSettings()
     app = create_service_app(
         title="Interpedia trainer",
-        description="Train SAEs, compute feature dashboards and score concepts, as jobs on "
-        "the shared queue; list and compare training runs.",
+        description="Train SAEs, compute feature dashboards, feature maps and evaluations and "
+        "score concepts, as jobs on the shared queue; list and compare training runs.",
         lifespan=lifespan,
         secret=settings.secret,
     )
@@ -41,5 +41,6 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
     app.include_router(training.router, prefix="/v1")
     app.include_router(runs.router, prefix="/v1")
     app.include_router(concepts.router, prefix="/v1")
+    app.include_router(explore.router, prefix="/v1")
     app.include_router(jobs.router, prefix="/v1")
     return app

@@ -20,7 +20,7 @@ import typer
 from interpedia_core import stopping
 from interpedia_core.cli import run
 from interpedia_core.errors import InvalidInput
-from interpedia_db.connect import run_in_database
+from interpedia_db.connect import database_url_of, run_in_database
 from interpedia_trainer.settings import TrainerSettings
 
 if TYPE_CHECKING:
@@ -292,8 +292,17 @@ async def _train_registered(
             run = await runs.create_run(session, run_config)
     # above the progress bar
     tqdm.write(f"{'resuming' if resumed else 'training'} run {run.id} ({run.name})")
+    follow_up = recorded.follow_ups(database_url_of(sessionmaker))
     return await recorded.train_recorded(
-        sessionmaker, run.id, cfg, hooked, corpus, out, source_set=source_set, **options
+        sessionmaker,
+        run.id,
+        cfg,
+        hooked,
+        corpus,
+        out,
+        source_set=source_set,
+        follow_up=follow_up,
+        **options,
     )
 
 
@@ -405,6 +414,7 @@ def _dashboards_of_source(
                 options=options,
                 on_progress=progress,
                 checkpoint_dir=settings.data_dir / "checkpoints",
+                follow_up=recorded.follow_ups(database_url_of(sessionmaker)),
             )
         finally:
             bar.close()
@@ -417,6 +427,8 @@ def _dashboards_of_source(
     )
     if not stored.complete:
         typer.echo("other feature ranges have no dashboards yet; the source is not browsable")
+    else:
+        typer.echo("its feature map is queued for a worker (or run `interpedia umap` now)")
 
 
 def _metric(value: float | None, spec: str) -> str:
@@ -598,6 +610,148 @@ def concepts(
     Console().print(table)
 
 
+def _follow_up_result(job_id: int | None, what: str) -> None:
+    if job_id is None:
+        typer.echo(f"{what} is already queued; a worker will compute it")
+    else:
+        typer.echo(f"queued {what} as job {job_id} (`interpedia worker` runs it)")
+
+
+@commands.command()
+def umap(
+    source: Annotated[str, typer.Option(help="Source id, e.g. 6-res-demo.")],
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Leave it to a worker (a job) instead of now.")
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed for a reproducible (single-threaded) layout.")
+    ] = None,
+    model: ModelOpt = DEFAULT_MODEL,
+    device: DeviceOpt = None,
+) -> None:
+    """Compute a source's feature map (2-D UMAP of its decoder directions) and store it."""
+    from interpedia_runtime.models import resolve_model
+    from interpedia_trainer import feature_map, recorded, runs
+
+    settings = TrainerSettings()
+    model_id = resolve_model(model).model_id
+
+    async def work(sessionmaker: "async_sessionmaker[AsyncSession]") -> Any:
+        if not queue:
+            return await recorded.feature_map_recorded(
+                sessionmaker, model_id, source, device=device or settings.device, seed=seed
+            )
+        async with sessionmaker() as session:  # refuse now, not on the worker
+            await feature_map.check_mappable(
+                session, await runs.get_source(session, model_id, source)
+            )
+        follow_up = recorded.follow_ups(database_url_of(sessionmaker))
+        return await recorded.queue_feature_map(follow_up, model_id, source)
+
+    result = run_in_database(settings, work)
+    if queue:
+        _follow_up_result(result, f"the feature map of {model_id}/{source}")
+        return
+    typer.echo(
+        f"stored the feature map of {model_id}/{source}: {result.features} features, "
+        f"{result.clusters} clusters"
+    )
+
+
+@commands.command()
+def evaluate(
+    source: Annotated[
+        str | None, typer.Option(help="Source id, e.g. 6-res-demo: results go to the database.")
+    ] = None,
+    sae: Annotated[
+        Path | None, typer.Option(help="Or any SAELens folder (cfg.json + weights), offline.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="With --sae: also write the results (SAE-Bench JSON).")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="core | absorption_first_letter (repeatable; default both)."),
+    ] = None,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Leave it to a worker (a job) instead of now.")
+    ] = False,
+    model: ModelOpt = DEFAULT_MODEL,
+    corpus: CorpusOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Evaluate an SAE on the fixed evaluation set: a source's (stored) or a folder's."""
+    from interpedia_runtime.models import resolve_model
+    from interpedia_trainer import recorded, runs
+
+    if (source is None) == (sae is None):
+        raise InvalidInput("give either --source SOURCE_ID or --sae DIR")
+    if sae is not None and queue:
+        raise InvalidInput("--queue is for --source (jobs read the database)")
+    if source is not None and out is not None:
+        raise InvalidInput("--out is for --sae; a source's results go to the database")
+    settings = TrainerSettings()
+    corpus = runs.validated_corpus(corpus, settings)
+    kinds = kind or list(recorded.EVAL_KINDS)
+    recorded.check_kinds(kinds)
+    device = device or settings.device
+    spec, absorption = recorded.evaluation_setup(settings)
+    if sae is not None:
+        from interpedia_trainer.pipeline import load_sae
+
+        loaded = load_sae(sae, device)
+        outputs = recorded.evaluate_sae(
+            _load_model(model, device),
+            loaded,
+            corpus,
+            kinds=kinds,
+            spec=spec,
+            absorption=absorption,
+        )
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(outputs, indent=2))
+        _print_evaluations(outputs)
+        return
+    assert source is not None
+    model_id = resolve_model(model).model_id
+
+    async def work(sessionmaker: "async_sessionmaker[AsyncSession]") -> Any:
+        async with sessionmaker() as session:
+            found = await runs.get_source(session, model_id, source)
+        runs.sae_location(found)  # refuse a source without weights before loading anything
+        if queue:
+            follow_up = recorded.follow_ups(database_url_of(sessionmaker))
+            return await recorded.queue_evaluations(follow_up, model_id, source, kinds, corpus)
+        hooked = await asyncio.to_thread(_load_model, model_id, device)
+        return await recorded.evaluate_recorded(
+            sessionmaker,
+            hooked,
+            found,
+            corpus,
+            kinds=kinds,
+            spec=spec,
+            absorption=absorption,
+            device=device,
+            on_progress=lambda name, done, total: typer.echo(f"  {name}: {done}/{total}"),
+        )
+
+    result = run_in_database(settings, work)
+    if queue:
+        _follow_up_result(result, f"the evaluations of {model_id}/{source}")
+        return
+    _print_evaluations(result)
+
+
+def _print_evaluations(outputs: list[dict[str, Any]]) -> None:
+    for output in outputs:
+        typer.echo(f"{output['eval_type_id']}:")
+        for group, values in output["eval_result_metrics"].items():
+            for name, value in values.items():
+                if isinstance(value, int | float):
+                    typer.echo(f"  {group}/{name:34s} {value:.5g}")
+
+
 @service.command()
 def serve(
     host: str = typer.Option(None, envvar=f"{_ENV}HOST"),
@@ -609,7 +763,7 @@ def serve(
     from interpedia_trainer.settings import TrainerSettings
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    serve_app(create_app, TrainerSettings(**overrides), _ENV)  # type: ignore[arg-type]
+    serve_app(create_app, TrainerSettings(**overrides), _ENV, internal=True)  # type: ignore[arg-type]
 
 
 @service.callback()

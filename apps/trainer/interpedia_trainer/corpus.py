@@ -98,6 +98,50 @@ def tokenize_corpus(
 
     Raises `InvalidInput` if the corpus is empty, unreadable or shorter than one context.
     """
+    texts = read_texts(source, max_documents=max_documents)
+    return _contexts(texts, str(source), tokenizer, context_size, prepend_bos, max_contexts)
+
+
+def tail_contexts(
+    source: str | Path,
+    tokenizer: Any,
+    *,
+    n_contexts: int,
+    context_size: int = 128,
+    prepend_bos: bool = True,
+) -> torch.Tensor:
+    """The last `n_contexts` contexts [n, context_size] of a local corpus.
+
+    A fixed evaluation set: training and dashboards read a corpus from its start, so
+    its end is what they are least likely to have seen. Only the last documents are
+    tokenized (those that hold enough tokens), in corpus order.
+    """
+    path = Path(source)
+    if not path.exists():
+        raise InvalidInput(f"corpus {source} is not a local folder or .jsonl file")
+    texts = list(read_texts(path))
+    body = context_size - 1 if prepend_bos else context_size
+    first, tokens = len(texts), 0
+    while first > 0 and tokens < n_contexts * body:
+        first -= 1
+        tokens += len(tokenizer(texts[first], add_special_tokens=False)["input_ids"]) + 1
+    contexts = _contexts(iter(texts[first:]), str(source), tokenizer, context_size, prepend_bos)
+    if contexts.shape[0] < n_contexts:
+        raise InvalidInput(
+            f"corpus {source} holds {contexts.shape[0]} contexts of {context_size} tokens, "
+            f"fewer than the {n_contexts} the evaluation set needs"
+        )
+    return contexts[-n_contexts:]
+
+
+def _contexts(
+    texts: Iterator[str],
+    source: str,
+    tokenizer: Any,
+    context_size: int,
+    prepend_bos: bool,
+    max_contexts: int | None = None,
+) -> torch.Tensor:
     if context_size < 2:
         raise InvalidInput(f"context_size must be at least 2, got {context_size}")
     bos = tokenizer.bos_token_id
@@ -107,7 +151,7 @@ def tokenize_corpus(
     body = context_size - 1 if prepend_bos else context_size
     contexts: list[torch.Tensor] = []
     pending: list[int] = []
-    for text in read_texts(source, max_documents=max_documents):
+    for text in texts:
         stopping.check()  # a whole corpus takes a while: a stop need not wait for it
         pending.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
         if eos is not None:

@@ -17,7 +17,8 @@ How it stays one model pass without a dense tokens × features matrix:
    exact uniform samples. The per-prompt max of every (prompt, feature) gets a
    deterministic pseudo-random key (a hash of prompt index, feature index and seed); a
    bin's sample is the `per_bin` prompts with the smallest keys (bottom-k sampling ==
-   uniform sampling without replacement). Top-k prompts use a running top-k.
+   uniform sampling without replacement) among those not already top examples, so no
+   prompt is shown twice. Top-k prompts use a running top-k.
 3. Per-token values of the chosen prompts are read back from the stored triples.
 
 Memory is O(non-zeros in the feature range): split a large SAE into feature ranges
@@ -347,8 +348,11 @@ def _replay(
     k_top = min(opts.n_top, n_prompts)
     top_vals = torch.full((k_top, n_feat), -1.0)
     top_ids = torch.full((k_top, n_feat), -1, dtype=torch.long)
-    res_keys = torch.full((opts.n_bins, opts.per_bin, n_feat), torch.inf, dtype=torch.float64)
-    res_ids = torch.full((opts.n_bins, opts.per_bin, n_feat), -1, dtype=torch.long)
+    # A bin's sample leaves out the top examples (the page shows those above the bins), so
+    # each bin keeps `k_top` spare candidates until the top-k is final.
+    kept = opts.per_bin + k_top
+    res_keys = torch.full((opts.n_bins, kept, n_feat), torch.inf, dtype=torch.float64)
+    res_ids = torch.full((opts.n_bins, kept, n_feat), -1, dtype=torch.long)
     for chunk in chunks:
         nonzero += torch.bincount(chunk.features, minlength=n_feat)
         hb = bin_of(chunk.values, max_act[chunk.features], opts.hist_bins)
@@ -381,9 +385,15 @@ def _replay(
             new_i = torch.where(in_bin, ids[:, None, None], -1)
             cand_k = torch.cat([res_keys.transpose(0, 1), new_k])
             cand_i = torch.cat([res_ids.transpose(0, 1), new_i])
-            sel = cand_k.topk(opts.per_bin, dim=0, largest=False).indices  # [per_bin, n_bins, F]
+            sel = cand_k.topk(kept, dim=0, largest=False).indices  # [kept, n_bins, F]
             res_keys = cand_k.gather(0, sel).transpose(0, 1).contiguous()
             res_ids = cand_i.gather(0, sel).transpose(0, 1).contiguous()
+    shown_top = top_ids.masked_fill(top_vals <= 0, -2)  # [k, F]; -2 matches no slot
+    is_top = (res_ids[:, :, None, :] == shown_top[None, None]).any(dim=2)  # [n_bins, kept, F]
+    res_keys = res_keys.masked_fill(is_top, torch.inf)
+    order = res_keys.argsort(dim=1, stable=True)[:, : opts.per_bin]  # [n_bins, per_bin, F]
+    res_keys, res_ids = res_keys.gather(1, order), res_ids.gather(1, order)
+    res_ids = res_ids.masked_fill(torch.isinf(res_keys), -1)
     return _Replayed(
         nonzero, hist.view(n_feat, opts.hist_bins), top_vals, top_ids, res_keys, res_ids
     )

@@ -1,11 +1,14 @@
-"""Trainer jobs on the shared queue (namespace `trainer`): training, dashboards, concepts.
+"""Trainer jobs on the shared queue (namespace `trainer`): training, dashboards, concepts,
+feature maps and evaluations.
 
 Each task is a thin shell over `recorded.py` / `pipeline.py` (the same calls the CLI
 makes): it loads what it needs (the model is cached per worker) and reports progress;
 the work runs in a thread so the worker's heartbeat keeps beating. All tasks are safe
 to run twice: training resumes from its checkpoint, dashboards replace their feature
-range, and concept scores overwrite the job's own progress row. The concept table is
-the job's result: it is stored in the progress `details` that `GET /v1/jobs/{id}` shows.
+range, maps and evaluations replace the source's, and concept scores overwrite the
+job's own progress row. The concept table is the job's result: it is stored in the
+progress `details` that `GET /v1/jobs/{id}` shows. Training queues the new source's
+evaluations and the last dashboard range queues its map (`recorded.follow_ups`).
 """
 
 import asyncio
@@ -82,7 +85,9 @@ class _ThreadBridge:
             await _write_progress(
                 self.context, done=done, total=total, message=message, details=details
             )
-            return await self.context.should_abort_async()
+            # procrastinate 3 keeps the abort flag on the context (the worker listens for
+            # abort requests): a plain call, no round trip.
+            return self.context.should_abort()
 
         if self.run(write()):
             raise JobAborted(f"job {self.context.job.id} was cancelled")
@@ -130,6 +135,7 @@ async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
         source_set=config["source_set"],
         cache_dir=settings.cache_dir / "activations",
         on_progress=lambda done, total, metrics: bridge.progress(done, total, "training", metrics),
+        follow_up=recorded.follow_ups(resources.database_url),
     )
 
 
@@ -163,6 +169,64 @@ async def compute_dashboards(
         token_strings=await _token_strings(resources, model),
         on_progress=lambda done, total: bridge.progress(done, total, "dashboards"),
         checkpoint_dir=settings.data_dir / "checkpoints",
+        follow_up=recorded.follow_ups(resources.database_url),
+    )
+
+
+@blueprint.task(name="compute_feature_map", queue="trainer", pass_context=True, retry=RETRY)
+async def compute_feature_map(
+    context: procrastinate.JobContext, model_id: str, source_id: str
+) -> None:
+    """The 2-D UMAP of a source's decoder directions, stored on its features' rows."""
+    resources = resources_of(context)
+    settings = _trainer_settings(resources)
+    await _write_progress(context, done=0, total=1, message="feature map")
+    stored = await recorded.feature_map_recorded(
+        resources.sessionmaker, model_id, source_id, device=settings.device
+    )
+    await _write_progress(
+        context,
+        done=1,
+        total=1,
+        message="feature map",
+        details={"features": stored.features, "clusters": stored.clusters},
+    )
+
+
+@blueprint.task(name="evaluate_source", queue="trainer", pass_context=True, retry=RETRY)
+async def evaluate_source(
+    context: procrastinate.JobContext,
+    model_id: str,
+    source_id: str,
+    kinds: list[str],
+    corpus: str,
+) -> None:
+    """Core metrics and/or first-letter absorption of a source's SAE, stored as its evals."""
+    resources = resources_of(context)
+    settings = _trainer_settings(resources)
+    async with resources.sessionmaker() as session:
+        source = await runs.get_source(session, model_id, source_id)
+    runs.sae_location(source)  # a source without weights fails before the model loads
+    model = await _model(resources, model_id, settings.device)
+    bridge = _ThreadBridge(context)
+    spec, absorption = recorded.evaluation_setup(settings)
+    outputs = await recorded.evaluate_recorded(
+        resources.sessionmaker,
+        model,
+        source,
+        corpus,
+        kinds=kinds,
+        spec=spec,
+        absorption=absorption,
+        device=settings.device,
+        on_progress=lambda kind, done, total: bridge.progress(done, total, kind),
+    )
+    await _write_progress(
+        context,
+        done=len(outputs),
+        total=len(kinds),
+        message="evaluations",
+        details={"evals": [o["eval_type_id"] for o in outputs]},
     )
 
 

@@ -124,6 +124,23 @@ class HookedModel:
             self.bridge.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, hook)])
         )
 
+    @torch.no_grad()
+    def logits_with_hook(
+        self,
+        tokens: torch.Tensor,  # [batch, seq]
+        hook_name: str,
+        edit: Callable[[torch.Tensor], torch.Tensor | None],
+    ) -> torch.Tensor:
+        """Logits [batch, seq, d_vocab] of a whole forward in which `edit(acts)` sees the
+        hook's output and may replace it (returning None keeps it: a read-only tap)."""
+
+        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor | None:
+            return edit(acts)
+
+        return self.bridge.run_with_hooks(
+            tokens.to(self.device), return_type="logits", fwd_hooks=[(hook_name, hook)]
+        )
+
 
 def _check_stop(acts: torch.Tensor, hook: Any) -> None:
     stopping.check()

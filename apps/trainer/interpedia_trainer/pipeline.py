@@ -138,7 +138,7 @@ def load_sae(path: str | Path, device: str = "cpu") -> Any:
     return SAE.load_from_disk(path, device=device)
 
 
-def _sae_hook(model: HookedModel, sae: Any) -> str:
+def sae_hook(model: HookedModel, sae: Any) -> str:
     """The hook the SAE reads; `InvalidInput` unless the model has it at the SAE's width."""
     hook_name = sae.cfg.metadata.hook_name
     if not hook_name:
@@ -166,7 +166,7 @@ def dashboards_from_corpus(
 
     `checkpoint`: where a stopped pass is saved, and resumed from by the rerun.
     """
-    hook_name = _sae_hook(model, sae)
+    hook_name = sae_hook(model, sae)
     if n_prompts <= 0:
         raise InvalidInput(f"n_prompts must be positive, got {n_prompts}")
     tokens = tokenize_corpus(
@@ -203,7 +203,7 @@ def concepts_from_corpus(
     The CLI (`interpedia concepts`) and the `concept_scores` job both call this, so a
     table printed locally and one read back from the API are computed the same way.
     """
-    hook_name = _sae_hook(model, sae)
+    hook_name = sae_hook(model, sae)
     if base_documents <= 0 or top_n <= 0:
         raise InvalidInput(
             f"base_documents and top_n must be positive, got {base_documents} and {top_n}"

@@ -2,27 +2,37 @@
 
 `train_recorded` trains a recorded run (status running → succeeded | failed | stopped, the
 metric time series as it is produced) and registers the SAE as a source of its model;
-`dashboards_recorded` computes a source's dashboards and stores them. The model and SAE
-work runs in a thread, so the event loop keeps serving the database writes the thread
-asks for (and a worker's heartbeat keeps beating). The thread runs under a child of the
-current stop token (`interpedia_core.stopping`): a stop request, or the awaiting task
-being cancelled, ends it at its next safe point, with a checkpoint to resume from.
+`dashboards_recorded` computes a source's dashboards and stores them;
+`feature_map_recorded` and `evaluate_recorded` store a source's map and evaluations.
+The model and SAE work runs in a thread, so the event loop keeps serving the database
+writes the thread asks for (and a worker's heartbeat keeps beating). The thread runs under
+a child of the current stop token (`interpedia_core.stopping`): a stop request, or the
+awaiting task being cancelled, ends it at its next safe point, with a checkpoint to resume
+from.
+
+Finished work leaves its follow-up on the queue through `follow_up` (see `FollowUp`):
+a trained SAE's evaluations, a source's map once its last dashboards are stored. The
+follow-ups are jobs, so `make demo` serves pages while a worker computes them.
 """
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 from interpedia_db.models import Source
-from interpedia_trainer import dashboard_store, runs
+from interpedia_trainer import dashboard_store, feature_map, runs
+from interpedia_trainer.absorption import ABSORPTION, AbsorptionConfig, evaluate_absorption
+from interpedia_trainer.corpus import tail_contexts
 from interpedia_trainer.dashboards import DashboardOptions
+from interpedia_trainer.evaluation import CORE, EvaluationSet, evaluate_core, store_evaluation
 from interpedia_trainer.model_runtime import HookedModel
 from interpedia_trainer.pipeline import (
     Progress,
@@ -30,11 +40,66 @@ from interpedia_trainer.pipeline import (
     load_sae,
     train_from_corpus,
 )
+from interpedia_trainer.settings import TrainerSettings
 from interpedia_trainer.training import TrainingConfig, TrainResult
+
+if TYPE_CHECKING:
+    import procrastinate
 
 logger = logging.getLogger(__name__)
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+# Enqueue (task name, queueing lock, priority, task kwargs): `follow_ups` bound to a queue.
+# Returns the job id, or None if that work is already queued.
+FollowUp = Callable[[str, str, int, dict[str, Any]], Awaitable[int | None]]
+EVAL_KINDS = (CORE, ABSORPTION)
+
+
+def follow_ups(queue: "str | procrastinate.App") -> FollowUp:
+    """Follow-ups deferred on the trainer queue: through an open job app (a service), or a
+    database URL (a CLI command or a job; a short-lived app is opened per follow-up)."""
+    from interpedia_jobs.queue import defer_follow_up, defer_unless_queued
+
+    async def defer(
+        task_name: str, queueing_lock: str, priority: int, kwargs: dict[str, Any]
+    ) -> int | None:
+        options = {"queue": "trainer", "queueing_lock": queueing_lock, "priority": priority}
+        if isinstance(queue, str):
+            return await defer_follow_up(queue, task_name, **options, **kwargs)
+        return await defer_unless_queued(queue, task_name, **options, **kwargs)
+
+    return defer
+
+
+def evaluation_setup(settings: TrainerSettings) -> tuple[EvaluationSet, AbsorptionConfig]:
+    """The evaluation set and absorption sample the settings fix (`INTERPEDIA_TRAINER_EVAL_*`)."""
+    spec = EvaluationSet(
+        n_contexts=settings.eval_contexts,
+        n_ce_contexts=min(settings.eval_ce_contexts, settings.eval_contexts),
+        context_size=settings.eval_context_size,
+    )
+    return spec, AbsorptionConfig(max_words=settings.absorption_words)
+
+
+async def queue_feature_map(follow_up: FollowUp, model_id: str, source_id: str) -> int | None:
+    # Before evaluations: a map takes seconds and the source page shows it first.
+    return await follow_up(
+        "trainer:compute_feature_map",
+        f"feature-map:{model_id}:{source_id}",
+        1,
+        {"model_id": model_id, "source_id": source_id},
+    )
+
+
+async def queue_evaluations(
+    follow_up: FollowUp, model_id: str, source_id: str, kinds: list[str], corpus: str
+) -> int | None:
+    return await follow_up(
+        "trainer:evaluate_source",
+        f"evaluate:{model_id}:{source_id}:{','.join(kinds)}",
+        0,
+        {"model_id": model_id, "source_id": source_id, "kinds": kinds, "corpus": corpus},
+    )
 
 
 @asynccontextmanager
@@ -75,8 +140,12 @@ async def train_recorded(
     resume: bool = True,
     on_progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
+    follow_up: FollowUp | None = None,
 ) -> RecordedTraining:
-    """Train run `run_id` into `out_dir`, then make it source `{layer}-{source_set}`."""
+    """Train run `run_id` into `out_dir`, then make it source `{layer}-{source_set}`.
+
+    With `follow_up`, the new source's evaluations (core and absorption) are queued.
+    """
     async with sessionmaker.begin() as session:
         await runs.mark_run(session, run_id, "running")
     loop = asyncio.get_running_loop()
@@ -129,6 +198,8 @@ async def train_recorded(
                 source_id=source.id,
                 final_metrics=result.final_metrics,
             )
+    if follow_up is not None:
+        await queue_evaluations(follow_up, model.model_id, source.id, list(EVAL_KINDS), corpus)
     return RecordedTraining(result, source.id)
 
 
@@ -154,10 +225,12 @@ async def dashboards_recorded(
     token_strings: dashboard_store.TokenStrings | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     checkpoint_dir: Path | None = None,
+    follow_up: FollowUp | None = None,
 ) -> StoredDashboards:
     """Dashboards of a source's features (all, or `feature_range`), replacing stored ones.
 
-    With `checkpoint_dir`, a stopped pass is saved there and the rerun continues it.
+    With `checkpoint_dir`, a stopped pass is saved there and the rerun continues it. With
+    `follow_up`, the range that completes the source queues its feature map.
     """
     start, stop = feature_range or (0, source.d_sae)
     if not 0 <= start < stop <= source.d_sae:
@@ -212,4 +285,125 @@ async def dashboards_recorded(
     except stopping.Stopped as exc:
         raise exc.at("while storing the dashboards (nothing stored; rerun to redo)") from None
     fired = sum(d.max_activation > 0 for d in dashboards)
+    if complete and follow_up is not None:
+        await queue_feature_map(follow_up, source.model_id, source.id)
     return StoredDashboards(len(dashboards), fired, written, complete)
+
+
+@dataclass
+class StoredMap:
+    features: int
+    clusters: int  # clusters found (points in none are not one)
+
+
+async def feature_map_recorded(
+    sessionmaker: Sessionmaker,
+    model_id: str,
+    source_id: str,
+    *,
+    device: str = "cpu",
+    seed: int | None = None,
+) -> StoredMap:
+    """Compute and store a source's feature map; `InvalidInput` naming what is missing."""
+    async with sessionmaker() as session:
+        source = await runs.get_source(session, model_id, source_id)
+        await feature_map.check_mappable(session, source)
+        directions = (
+            None if source.weights_uri else await feature_map.stored_directions(session, source)
+        )
+    if directions is None:
+        sae = await asyncio.to_thread(load_sae, runs.sae_location(source), device)
+        directions = feature_map.directions_of(sae)
+    computed = await asyncio.to_thread(feature_map.compute_feature_map, directions, seed=seed)
+    async with sessionmaker.begin() as session:
+        await feature_map.store_feature_map(session, model_id, source_id, computed)
+    return StoredMap(len(computed.x), len(set(computed.cluster.tolist()) - {-1}))
+
+
+async def evaluate_recorded(
+    sessionmaker: Sessionmaker,
+    model: HookedModel,
+    source: Source,
+    corpus: str,
+    *,
+    kinds: list[str],
+    spec: EvaluationSet | None = None,
+    absorption: AbsorptionConfig | None = None,
+    device: str = "cpu",
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate a source's SAE (`core`, `absorption_first_letter`) and store each output.
+
+    The kinds, the source's model and weights are checked before anything loads.
+    """
+    check_kinds(kinds)
+    if source.model_id != model.model_id:
+        raise InvalidInput(f"source {source.id} belongs to {source.model_id}, not {model.model_id}")
+    location = runs.sae_location(source)
+    sae = await asyncio.to_thread(load_sae, location, device)
+    outputs = []
+    for kind in kinds:
+        # One kind at a time, each stored as soon as it is done (absorption takes longer).
+        [output] = await asyncio.to_thread(
+            evaluate_sae,
+            model,
+            sae,
+            corpus,
+            kinds=[kind],
+            spec=spec,
+            absorption=absorption,
+            on_progress=on_progress,
+        )
+        async with sessionmaker.begin() as session:
+            await store_evaluation(session, source.model_id, source.id, output)
+        outputs.append(output)
+    return outputs
+
+
+def check_kinds(kinds: list[str]) -> None:
+    """`InvalidInput` unless `kinds` is a non-empty list of known evaluation kinds."""
+    unknown = sorted(set(kinds) - set(EVAL_KINDS))
+    if unknown or not kinds:
+        raise InvalidInput(f"evaluation kinds are {', '.join(EVAL_KINDS)}; got {kinds}")
+
+
+def evaluate_sae(
+    model: HookedModel,
+    sae: Any,
+    corpus: str,
+    *,
+    kinds: list[str],
+    spec: EvaluationSet | None = None,
+    absorption: AbsorptionConfig | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> list[dict[str, Any]]:
+    """The eval outputs of a loaded SAE (`core`, `absorption_first_letter`), in `kinds` order.
+
+    The kinds, and that the evaluation set fits in the corpus, are checked before the
+    model runs.
+    """
+    check_kinds(kinds)
+    spec = spec or EvaluationSet()
+    spec.check()
+    contexts = None
+    if CORE in kinds:
+        contexts = tail_contexts(
+            corpus, model.tokenizer, n_contexts=spec.n_contexts, context_size=spec.context_size
+        )
+    outputs = []
+    for kind in kinds:
+
+        def progress(done: int, total: int, kind: str = kind) -> None:
+            if on_progress is not None:
+                on_progress(kind, done, total)
+
+        if kind == CORE:
+            assert contexts is not None
+            outputs.append(
+                evaluate_core(model, sae, contexts, spec, corpus=corpus, on_progress=progress)
+            )
+        else:
+            outputs.append(
+                evaluate_absorption(model, sae, absorption or AbsorptionConfig(), progress)
+            )
+    return outputs

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_core.errors import Conflict, InvalidInput, NotFound
 from interpedia_db.models import Source, TrainingMetric, TrainingRun
 from interpedia_trainer.schemas import TrainRequest
 from interpedia_trainer.settings import TrainerSettings
@@ -43,13 +43,16 @@ def validated_corpus(corpus: str | None, settings: TrainerSettings) -> str:
     corpus = corpus or settings.resolved_corpus
     path = Path(corpus)
     looks_local = path.is_absolute() or corpus.startswith(".") or path.suffix == ".jsonl"
-    if looks_local or path.exists():
-        if not path.exists():
-            raise InvalidInput(f"corpus {corpus} does not exist")
-        if path.is_dir() and not any(path.glob("*.txt")):
-            raise InvalidInput(f"corpus folder {corpus} holds no .txt files")
-        if path.is_file() and path.stat().st_size == 0:
-            raise InvalidInput(f"corpus file {corpus} is empty")
+    try:
+        if looks_local or path.exists():
+            if not path.exists():
+                raise InvalidInput(f"corpus {corpus} does not exist")
+            if path.is_dir() and not any(path.glob("*.txt")):
+                raise InvalidInput(f"corpus folder {corpus} holds no .txt files")
+            if path.is_file() and path.stat().st_size == 0:
+                raise InvalidInput(f"corpus file {corpus} is empty")
+    except OSError as exc:  # a name too long for the file system, a folder we may not read
+        raise InvalidInput(f"corpus {corpus} cannot be read: {exc.strerror}") from None
     return corpus
 
 
@@ -60,10 +63,43 @@ def validated_train_config(body: TrainRequest, settings: TrainerSettings) -> dic
     return config
 
 
+def run_name(config: dict[str, Any]) -> str:
+    """The source id a run registers when it succeeds: `{layer}-{source_set}`."""
+    return f"{hook_layer(config['hook_name'])}-{config['source_set']}"
+
+
+async def check_name_free(session: AsyncSession, config: dict[str, Any]) -> None:
+    """`Conflict` when a run queued through the API would take a source id already in use.
+
+    A run registers its SAE as source `run_name(config)` of its model. Reusing the id of a
+    stored source, or of another run still queued or running, would silently replace an
+    SAE that the inference service and the feature pages serve. (`interpedia train
+    --register` may reuse one on purpose: a rerun resumes and replaces it.)
+    """
+    name, model_id = run_name(config), config["model_id"]
+    # Two requests for one name at once: the second waits for the first's transaction.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"train:{model_id}:{name}"}
+    )
+    if await session.get(Source, (model_id, name)) is not None:
+        raise Conflict(
+            f"source {name} of model {model_id} already exists; choose another source_set "
+            "(a run's source id is {layer}-{source_set})"
+        )
+    active = await session.scalar(
+        select(TrainingRun.id).where(
+            TrainingRun.model_id == model_id,
+            TrainingRun.name == name,
+            TrainingRun.status.in_(("queued", "running")),
+        )
+    )
+    if active is not None:
+        raise Conflict(f"run {active} is already training source {name} of model {model_id}")
+
+
 async def create_run(session: AsyncSession, config: dict[str, Any]) -> TrainingRun:
-    layer = hook_layer(config["hook_name"])
     run = TrainingRun(
-        name=f"{layer}-{config['source_set']}",
+        name=run_name(config),
         model_id=config["model_id"],
         hook_name=config["hook_name"],
         architecture=config["architecture"],

@@ -24,6 +24,19 @@ class TrainerSettings(ServiceSettings):
         "(default: the State of the Union corpus in <cache_dir>/corpora/sotu).",
     )
 
+    eval_contexts: int = Field(
+        default=64, ge=1, description="Contexts in the fixed evaluation set (the corpus's last)."
+    )
+    eval_ce_contexts: int = Field(
+        default=16,
+        ge=0,
+        description="Of those, how many also give CE loss and KL (three whole forwards each).",
+    )
+    eval_context_size: int = Field(default=128, ge=2, description="Tokens per evaluation context.")
+    absorption_words: int = Field(
+        default=1500, ge=100, description="Vocabulary words the absorption eval samples."
+    )
+
     @property
     def resolved_saes_dir(self) -> Path:
         return self.saes_dir or self.data_dir / "saes"

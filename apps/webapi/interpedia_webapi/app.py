@@ -18,6 +18,7 @@ from interpedia_webapi.routes import (
     activations,
     admin_import,
     explanations,
+    explore,
     features,
     graph_pages,
     graphs,
@@ -68,6 +69,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         description="Browse, search, test and steer sparse-autoencoder features. "
         "Reads are public; writes need an `x-api-key`; admin routes need an admin key.",
         lifespan=lifespan,
+        internal=False,
     )
     app.state.settings = settings
     app.state.ready = False
@@ -91,6 +93,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         features,
         activations,
         explanations,
+        explore,
         inference_search,
         steer,
         lists,

@@ -5,8 +5,16 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interpedia_core.errors import NotFound
-from interpedia_db.models import Explanation, Feature, Model, Source, SourceSet
+from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_db.models import (
+    Explanation,
+    ExplanationScore,
+    Feature,
+    Model,
+    Source,
+    SourceSet,
+)
+from interpedia_webapi.dashboards import first_descriptions
 
 
 @dataclass
@@ -90,3 +98,61 @@ async def get_source(session: AsyncSession, model_id: str, source_id: str) -> So
     if source is None:
         raise NotFound(f"no source {model_id}/{source_id}")
     return source
+
+
+# The source page's table can be sorted by these columns.
+SORTS = ("index", "density", "max_act", "score")
+
+
+@dataclass
+class FeatureRow:
+    index: int
+    frac_nonzero: float | None
+    max_act: float | None
+    score: float | None  # the best score of any of its explanations
+    description: str | None
+
+
+async def feature_table(
+    session: AsyncSession,
+    model_id: str,
+    source_id: str,
+    *,
+    sort: str = "index",
+    descending: bool = False,
+    offset: int = 0,
+    limit: int = 50,
+) -> list[FeatureRow]:
+    """One page of a source's features, sorted by index, density, max activation or the
+    best explanation score (features without one last, whichever the direction)."""
+    if sort not in SORTS:
+        raise InvalidInput(f"sort by one of {', '.join(SORTS)}, not {sort!r}")
+    scores = (
+        select(Explanation.index, func.max(ExplanationScore.value).label("score"))
+        .join(ExplanationScore, ExplanationScore.explanation_id == Explanation.id)
+        .where(Explanation.model_id == model_id, Explanation.source_id == source_id)
+        .group_by(Explanation.index)
+        .subquery()
+    )
+    column = {
+        "index": Feature.index,
+        "density": Feature.frac_nonzero,
+        "max_act": Feature.max_act,
+        "score": scores.c.score,
+    }[sort]
+    order = column.desc().nulls_last() if descending else column.asc().nulls_last()
+    rows = (
+        await session.execute(
+            select(Feature.index, Feature.frac_nonzero, Feature.max_act, scores.c.score)
+            .outerjoin(scores, scores.c.index == Feature.index)
+            .where(Feature.model_id == model_id, Feature.source_id == source_id)
+            .order_by(order, Feature.index)
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    descriptions = await first_descriptions(session, [(model_id, source_id, r[0]) for r in rows])
+    return [
+        FeatureRow(i, density, top, score, descriptions.get((model_id, source_id, i)))
+        for i, density, top, score in rows
+    ]

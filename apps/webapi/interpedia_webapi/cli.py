@@ -108,7 +108,12 @@ def serve(
     from interpedia_webapi.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    serve_app(create_app, WebapiSettings(**overrides), "INTERPEDIA_WEBAPI_")  # type: ignore[arg-type]
+    serve_app(
+        create_app,  # type: ignore[arg-type]
+        WebapiSettings(**overrides),
+        "INTERPEDIA_WEBAPI_",
+        internal=False,
+    )
 
 
 app.add_typer(commands)

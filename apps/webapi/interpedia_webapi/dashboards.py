@@ -7,7 +7,7 @@ the feature page uses the same `Dashboard` object.
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -15,6 +15,23 @@ from interpedia_core.errors import NotFound
 from interpedia_db.models import Activation, Explanation, Feature
 
 MAX_ACTIVATIONS = 100
+
+
+@dataclass
+class Interval:
+    """The examples sampled from one activation interval of a feature."""
+
+    low: float
+    high: float
+    contains: float | None  # share of the feature's activations in the interval
+    activations: list[Activation]
+
+
+def _example_key(a: Activation) -> tuple[object, ...]:
+    """What makes two stored examples the same text."""
+    if a.data_index is not None:
+        return (a.data_source, a.data_index)
+    return tuple(a.tokens)
 
 
 @dataclass
@@ -31,6 +48,26 @@ class Dashboard:
     @property
     def bin_activations(self) -> list[Activation]:
         return [a for a in self.activations if a.bin_min is not None and a.bin_min >= 0]
+
+    @property
+    def intervals(self) -> list[Interval]:
+        """The bin examples grouped by interval, highest first, without the examples that
+        repeat a top one (dashboards computed before bins left the top examples out, and
+        some imports, sample the highest interval from every prompt)."""
+        top = {_example_key(a) for a in self.top_activations}
+        groups: dict[tuple[float, float], Interval] = {}
+        for a in self.bin_activations:
+            if _example_key(a) in top:
+                continue
+            key = (float(a.bin_min or 0.0), float(a.bin_max or 0.0))
+            group = groups.setdefault(key, Interval(key[0], key[1], a.bin_contains, []))
+            group.activations.append(a)
+        return sorted(groups.values(), key=lambda g: -g.high)
+
+    @property
+    def fired(self) -> bool:
+        """Whether the feature fired at all on the prompts its dashboard scanned."""
+        return (self.feature.max_act or 0) > 0 or bool(self.top_activations)
 
 
 async def get_dashboard(
@@ -79,6 +116,25 @@ async def get_dashboard(
         if int(i) != index
     ]
     return Dashboard(feature, list(activations), list(explanations), similar)
+
+
+async def first_descriptions(
+    session: AsyncSession, keys: list[tuple[str, str, int]]
+) -> dict[tuple[str, str, int], str]:
+    """One explanation text per feature (the alphabetically first of several), for tables."""
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(
+            Explanation.model_id,
+            Explanation.source_id,
+            Explanation.index,
+            func.min(Explanation.description),
+        )
+        .where(tuple_(Explanation.model_id, Explanation.source_id, Explanation.index).in_(keys))
+        .group_by(Explanation.model_id, Explanation.source_id, Explanation.index)
+    )
+    return {(m, s, i): d for m, s, i, d in rows.all()}
 
 
 def activation_json(a: Activation) -> dict[str, Any]:

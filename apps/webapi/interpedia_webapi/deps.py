@@ -6,7 +6,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interpedia_core.errors import Forbidden, Unauthorized
+from interpedia_core.errors import Forbidden, RateLimited, Unauthorized
+from interpedia_core.service import error_responses
 from interpedia_db.models import User
 from interpedia_webapi import accounts
 from interpedia_webapi.rate_limit import TokenBuckets
@@ -78,3 +79,8 @@ def rate_limited(request: Request, user: OptionalUser) -> None:
 
 
 RateLimitDep = Depends(rate_limited)
+
+# What the dependencies above answer, for routes' `responses=`.
+KEY_ERRORS = error_responses(Unauthorized)  # OptionalUser, CurrentUser
+ADMIN_ERRORS = error_responses(Unauthorized, Forbidden)  # AdminUser
+RATE_ERRORS = error_responses(Unauthorized, RateLimited)  # RateLimitDep

@@ -2,7 +2,9 @@
 
 Keyword search is always available and fully parameterised (`websearch_to_tsquery`).
 Semantic search asks the autointerp service, which embeds the query and ranks the
-stored embeddings; hybrid merges both rankings by reciprocal rank fusion.
+stored embeddings; hybrid merges both rankings by reciprocal rank fusion. Autointerp
+serves at most `AUTOINTERP_MAX_LIMIT` results a call and offsets up to `MAX_OFFSET`, so
+deeper windows are read in several calls and stop there.
 """
 
 from dataclasses import dataclass
@@ -14,11 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interpedia_clients.autointerp import AsyncAutointerpClient
 from interpedia_clients.autointerp import models as autointerp
 from interpedia_core.errors import InvalidInput
+from interpedia_core.wire import MAX_OFFSET
 from interpedia_db.models import Explanation, Feature, Source, SourceSet
 from interpedia_webapi.upstream import upstream_errors
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
 RRF_K = 60
+AUTOINTERP_MAX_LIMIT = 100  # autointerp's SearchExplanationsRequest.limit
+# How deep hybrid search fuses its two rankings: the first of these that covers the page.
+# Fusing rankings of one depth gives one order, so the pages of a search neither repeat
+# nor skip results while they stay within one depth.
+HYBRID_DEPTHS = (100, 1000, MAX_OFFSET + 101)
+# The semantic ranking stops here: ten autointerp calls, and rank 1000 adds 1/1060 to a
+# fused score, which no longer moves anything.
+HYBRID_SEMANTIC_DEPTH = 1000
 
 
 @dataclass
@@ -93,7 +104,8 @@ async def semantic_ids(
     limit: int,
     offset: int,
 ) -> list[tuple[int, float]]:
-    """Ranked (explanation id, cosine) from the autointerp service (`/v1/search/explanations`)."""
+    """Ranked (explanation id, cosine) from the autointerp service (`/v1/search/explanations`),
+    read in pages of at most `AUTOINTERP_MAX_LIMIT`; nothing past autointerp's `MAX_OFFSET`."""
     source_ids = scope.source_ids
     model_id = scope.model_id
     if scope.release_name:  # autointerp filters by sources; a release is a set of them
@@ -103,18 +115,26 @@ async def semantic_ids(
         source_ids = sorted({s for _, s in pairs} & set(source_ids or {s for _, s in pairs}))
         models = {m for m, _ in pairs}
         model_id = model_id or (models.pop() if len(models) == 1 else None)
-    async with upstream_errors(client, session):
-        answer = await client.search_explanations(
-            autointerp.SearchExplanationsRequest(
-                query=query,
-                mode=autointerp.Mode.semantic,
-                model_id=model_id,
-                source_ids=source_ids,
-                limit=limit,
-                offset=offset,
+    ranked: list[tuple[int, float]] = []
+    start, stop = offset, offset + limit
+    while start < stop and start <= MAX_OFFSET:
+        page_size = min(AUTOINTERP_MAX_LIMIT, stop - start)
+        async with upstream_errors(client, session):
+            answer = await client.search_explanations(
+                autointerp.SearchExplanationsRequest(
+                    query=query,
+                    mode=autointerp.Mode.semantic,
+                    model_id=model_id,
+                    source_ids=source_ids,
+                    limit=page_size,
+                    offset=start,
+                )
             )
-        )
-    return [(r.explanation_id, r.similarity or r.score) for r in answer.results]
+        ranked += [(r.explanation_id, r.similarity or r.score) for r in answer.results]
+        if len(answer.results) < page_size:
+            break
+        start += page_size
+    return ranked
 
 
 def fuse(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -150,10 +170,11 @@ async def search_explanations(
         ranked = await semantic_ids(session, autointerp_client, query, scope, limit, offset)
     else:
         assert autointerp_client is not None
-        window = limit + offset
+        depth = next(d for d in HYBRID_DEPTHS if d >= offset + limit)
+        semantic_depth = min(depth, HYBRID_SEMANTIC_DEPTH)
         ranked = fuse(
-            await semantic_ids(session, autointerp_client, query, scope, window, 0),
-            await keyword_ids(session, query, scope, window, 0),
+            await semantic_ids(session, autointerp_client, query, scope, semantic_depth, 0),
+            await keyword_ids(session, query, scope, depth, 0),
         )[offset : offset + limit]
     if not ranked:
         return []

@@ -1,13 +1,14 @@
 """Settings of the web API (`INTERPEDIA_WEBAPI_*`); shared ones come from `CommonSettings`."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from interpedia_core.settings import ServiceSettings
 from interpedia_formats.locations import ExportLocation, S3Options, open_location
+from interpedia_webapi.schemas import MAX_TEXT_CHARS, STEER_MAX_TOKENS
 
 
 class WebapiSettings(ServiceSettings):
@@ -25,20 +26,27 @@ class WebapiSettings(ServiceSettings):
         default_factory=dict,
         description='Per-model inference URLs as JSON, e.g. {"gpt2-small": "http://gpu1:5002"}.',
     )
+    secret: str | None = Field(
+        default=None,
+        description="X-SECRET-KEY sent to inference and autointerp unless their own secrets "
+        "below are set (default: INTERPEDIA_SECRET). The web API itself checks API keys.",
+    )
     inference_secret: str | None = Field(
-        default=None, description="X-SECRET-KEY for the inference services, if they need one."
+        default=None,
+        description="X-SECRET-KEY for the inference services (default: _SECRET above).",
     )
     autointerp_url: str | None = Field(
         default=None, description="Autointerp service (explanations, scores, search)."
     )
     autointerp_secret: str | None = Field(
-        default=None, description="X-SECRET-KEY for the autointerp service, if it needs one."
+        default=None,
+        description="X-SECRET-KEY for the autointerp service (default: _SECRET above).",
     )
     graph_url: str | None = Field(
         default=None, description="Graph service (attribution graphs of transcoders)."
     )
     graph_secret: str | None = Field(
-        default=None, description="X-SECRET-KEY for the graph service, if it needs one."
+        default=None, description="X-SECRET-KEY for the graph service (default: _SECRET above)."
     )
     graph_wait_seconds: float = Field(
         default=1800.0, gt=0, description="How long POST /api/graph/generate waits for its graph."
@@ -61,10 +69,18 @@ class WebapiSettings(ServiceSettings):
     rate_limit_burst: int = Field(
         default=20, description="Heavy requests a key or address may make at once."
     )
-    max_text_chars: int = Field(default=4000, description="Longest text accepted for inference.")
+    max_text_chars: int = Field(
+        default=MAX_TEXT_CHARS,
+        gt=0,
+        le=MAX_TEXT_CHARS,
+        description=f"Longest text accepted for inference (at most {MAX_TEXT_CHARS}).",
+    )
     max_results: int = Field(default=100, description="Most results one search returns.")
     steer_max_tokens: int = Field(
-        default=256, description="Most tokens one steering request may generate."
+        default=STEER_MAX_TOKENS,
+        gt=0,
+        le=STEER_MAX_TOKENS,
+        description=f"Most tokens one steering request may generate (at most {STEER_MAX_TOKENS}).",
     )
     import_dir: Path | None = Field(
         default=None, description="Scratch folder for import downloads (default DATA_DIR/imports)."
@@ -106,6 +122,13 @@ class WebapiSettings(ServiceSettings):
         if value is not None and len(value) < 16:
             raise ValueError("the admin bootstrap key must be at least 16 characters")
         return value
+
+    @model_validator(mode="after")
+    def _upstream_secrets(self) -> Self:
+        self.inference_secret = self.inference_secret or self.secret
+        self.autointerp_secret = self.autointerp_secret or self.secret
+        self.graph_secret = self.graph_secret or self.secret
+        return self
 
     @property
     def import_scratch(self) -> Path:

@@ -3,7 +3,16 @@
 `/api/search-all` ranks a source set's features over the text; `/api/search-topk-by-token`
 lists each token's top features of one source, with what the database knows of each
 (density, max activation, first explanation), filtered by density as Neuronpedia does.
+
+Inference ranks a token's features by raw activation, which puts the features that fire
+on nearly every token (on BOS, on " the") first and says nothing about the text. So for
+one text `rank` re-ranks by specificity: the activation as a share of the feature's own
+max activation, times its rarity (log10 of 1 / density). A rare feature near its maximum
+says most about a token. To have enough left after the density filter, the route asks
+inference for `candidates(n)` features per token, more than the `n` it returns.
 """
+
+import math
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -124,6 +133,24 @@ async def feature_details(
     }
 
 
+UNKNOWN_DENSITY = 0.01  # the rarity counted for a feature without dashboards
+MIN_DENSITY = 1e-7  # that of a feature that fired once in ten million tokens
+
+
+def candidates(num_results: int, d_sae: int) -> int:
+    """Features per token to ask inference for, so `num_results` survive the filter."""
+    return min(max(64, 8 * num_results), d_sae)
+
+
+def specificity(feature: TopkFeature) -> float:
+    """Share of the feature's max activation × log10(1 / density) (see the module)."""
+    info = feature.feature
+    top = info.maxActApprox if info else None
+    relative = feature.activationValue / top if top and top > 0 else feature.activationValue
+    density = (info.frac_nonzero if info else None) or UNKNOWN_DENSITY
+    return relative * -math.log10(max(density, MIN_DENSITY))
+
+
 def keep(
     response: SearchTopkByTokenResponse, ignore_special: bool, density_threshold: float
 ) -> SearchTopkByTokenResponse:
@@ -140,3 +167,14 @@ def keep(
                 and f.feature.frac_nonzero <= density_threshold
             ]
     return SearchTopkByTokenResponse(source=response.source, results=results)
+
+
+def rank(response: SearchTopkByTokenResponse, num_results: int) -> SearchTopkByTokenResponse:
+    """Each token's firing features, most specific first, `num_results` of them."""
+    for r in response.results:
+        firing = [f for f in r.topFeatures if f.activationValue > 0]
+        for f in firing:
+            f.specificity = round(specificity(f), 5)
+        firing.sort(key=lambda f: (-(f.specificity or 0.0), f.featureIndex))
+        r.topFeatures = firing[:num_results]
+    return response

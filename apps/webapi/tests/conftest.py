@@ -23,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from graph_stack import graph_service, graph_web  # noqa: F401 - fixtures of the graph tests
-from webapi_factories import write_export
+from webapi_factories import store_feature_map_and_evals, write_export
 
 from interpedia_testing.servers import ThreadedServer, running_services
 
@@ -44,7 +44,7 @@ INFERENCE_MAX_COMPLETION_TOKENS = 48
 @pytest.fixture(scope="session")
 async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
     """Two imported exports (`webapi-test`, `smollm2-135m`), an admin and two users."""
-    from interpedia_webapi import accounts, feature_import
+    from interpedia_webapi import accounts
 
     root = tmp_path_factory.mktemp("webapi-export")
     export = write_export(root, MODEL, SOURCE, n_features=N_FEATURES, embedding_dims=256)
@@ -53,10 +53,7 @@ async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
         served_root, SERVED_MODEL, SERVED_SOURCE, n_features=SERVED_FEATURES, acts_per_feature=1
     )
     for location, work in ((export, root / "work"), (served, served_root / "work")):
-        async with db_sessionmaker.begin() as session:
-            job = await feature_import.start_import(session, str(location))
-        done = await feature_import.run_import(db_sessionmaker, job.id, work_dir=work)
-        assert done.status == "complete"
+        await import_export(db_sessionmaker, location, work)
     async with db_sessionmaker.begin() as session:
         await accounts.ensure_bootstrap_admin(session, ADMIN_KEY)
         alice = await accounts.create_user(session, "alice")
@@ -64,6 +61,23 @@ async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
         bob = await accounts.create_user(session, "bob")
         bob_key = (await accounts.issue_key(session, bob)).key
     return {"export": export, "root": root, "alice": alice_key, "bob": bob_key, "admin": ADMIN_KEY}
+
+
+async def import_export(sessionmaker: Any, location: Path, work: Path) -> None:
+    """Import the export at `location` (scratch files under `work`) to the end."""
+    from interpedia_webapi import feature_import
+
+    async with sessionmaker.begin() as session:
+        job = await feature_import.start_import(session, str(location))
+    done = await feature_import.run_import(sessionmaker, job.id, work_dir=work)
+    assert done.status == "complete"
+
+
+@pytest.fixture(scope="session")
+async def explored(seeded, db_sessionmaker) -> dict[str, Any]:
+    """The seeded source with a feature map and evaluations, as the trainer stores them."""
+    await store_feature_map_and_evals(db_sessionmaker, MODEL, SOURCE, N_FEATURES)
+    return seeded
 
 
 @pytest.fixture(scope="session")
@@ -184,8 +198,13 @@ def live_app(database_url: str, tmp: Path, **overrides: Any) -> Any:
 
 
 @pytest.fixture(scope="session")
-def live_server(seeded, real_services, database_url, tmp_path_factory) -> Iterator[ThreadedServer]:
-    """One real web API server for the session, on the real services (browser, clients)."""
+def live_server(
+    explored, real_services, database_url, tmp_path_factory
+) -> Iterator[ThreadedServer]:
+    """One real web API server for the session, on the real services (browser, clients),
+    over the seeded data with its feature map and evaluations (set up here: the browser's
+    event loop would refuse an async fixture later)."""
+    seeded = explored
     tmp = tmp_path_factory.mktemp("live")
     app = live_app(
         database_url, tmp, import_roots=[str(seeded["root"])], **service_settings(real_services)

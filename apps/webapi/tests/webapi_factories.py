@@ -122,6 +122,110 @@ def write_export(
     return root / model_id / source_id
 
 
+def core_eval_output(l0: float, explained_variance: float, ce_loss_score: float) -> dict:
+    """A `core` eval output in SAE-Bench's schema, as the trainer stores it."""
+    return {
+        "eval_type_id": "core",
+        "eval_config": {
+            "dataset": "test corpus",
+            "evaluation_set": {"n_contexts": 64, "n_ce_contexts": 16},
+        },
+        "eval_result_metrics": {
+            "reconstruction_quality": {"explained_variance": explained_variance, "mse": 1.5},
+            "sparsity": {"l0": l0, "l1": 40.0},
+            "model_performance_preservation": {
+                "ce_loss_score": ce_loss_score,
+                "ce_loss_delta": 0.2,
+                "ce_loss_with_sae": 3.2,
+                "ce_loss_without_sae": 3.0,
+                "ce_loss_with_ablation": 9.0,
+            },
+            "model_behavior_preservation": {"kl_div_score": 0.9},
+            "misc_metrics": {"frac_dead": 0.25, "frac_dense": 0.01},
+            "token_stats": {
+                "total_tokens_eval_reconstruction": 2032,
+                "total_tokens_eval_sparsity_variance": 8128,
+            },
+        },
+        "eval_result_unstructured": {
+            "feature_density_histogram": {
+                "log10_density_edges": [-6 + 0.5 * k for k in range(13)],
+                "counts": [0, 1, 2, 4, 6, 8, 7, 5, 3, 2, 1, 1],
+                "dead": 10,
+            }
+        },
+    }
+
+
+def absorption_eval_output(fraction: float) -> dict:
+    """An `absorption_first_letter` eval output in SAE-Bench's schema."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return {
+        "eval_type_id": "absorption_first_letter",
+        "eval_config": {"n_words": 1500, "min_feats_for_eval": 20},
+        "eval_result_metrics": {
+            "mean": {
+                "mean_absorption_fraction_score": fraction,
+                "mean_full_absorption_score": fraction / 2,
+                "mean_num_split_features": 1.2,
+            }
+        },
+        "eval_result_details": [
+            {
+                "first_letter": c,
+                "mean_absorption_fraction": fraction * (k % 3) / 2,
+                "full_absorption_rate": 0.0,
+                "num_full_absorption": k % 2,
+                "num_probe_true_positives": 10,
+                "num_split_features": 1,
+            }
+            for k, c in enumerate(letters)
+        ],
+        "eval_result_unstructured": {"letters_evaluated": 26, "enough_letters": True},
+    }
+
+
+async def store_feature_map_and_evals(
+    sessionmaker, model_id: str, source_id: str, n_features: int
+) -> None:
+    """Map coordinates for every feature of a source (two clusters: even and odd indices,
+    as the test export's explanations alternate cats and dogs) and two evaluations."""
+    from sqlalchemy import update
+
+    from interpedia_db.models import Eval, Feature, Source
+
+    async with sessionmaker.begin() as session:
+        for i in range(n_features):
+            await session.execute(
+                update(Feature)
+                .where(
+                    Feature.model_id == model_id,
+                    Feature.source_id == source_id,
+                    Feature.index == i,
+                )
+                .values(
+                    umap_x=(i % 2) * 10.0 + (i % 5) * 0.4,
+                    umap_y=(i // 2) * 0.5,
+                    umap_cluster=i % 2,
+                    umap_log_feature_sparsity=-3.0 + (i % 10) * 0.1,
+                )
+            )
+        await session.execute(
+            update(Source)
+            .where(Source.model_id == model_id, Source.id == source_id)
+            .values(has_umap=True)
+        )
+        for output in (core_eval_output(32.0, 0.87, 0.95), absorption_eval_output(0.2)):
+            session.add(
+                Eval(
+                    model_id=model_id,
+                    source_id=source_id,
+                    type_name=output["eval_type_id"],
+                    output=output,
+                )
+            )
+
+
 def rewrite_rows(path: Path, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
     """Rewrite the rows of one `.jsonl.gz` batch file."""
     rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]

@@ -5,20 +5,31 @@ Each service subclasses `CommonSettings` with its own `env_prefix`
 are read from the same variables whatever the subclass's prefix: one
 `DATABASE_URL` configures the whole platform. Settings are built in `create_app`
 or a CLI entry point and injected; nothing builds them at import time.
+
+An empty variable means unset (`env_ignore_empty`): compose files and shells pass
+`VAR=` / `${VAR:-}` for "not configured", and an optional secret or URL must then take
+its default (None), not the empty string, which a validator would rightly refuse.
+Subclasses inherit this, since pydantic merges `model_config` with the parent's.
 """
 
 import sys
 from pathlib import Path
+from typing import Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class CommonSettings(BaseSettings):
     """What every process needs: where the database is, where data and caches live."""
 
+    # Settings hold secrets: a refused value is named, never echoed.
     model_config = SettingsConfigDict(
-        env_prefix="INTERPEDIA_", extra="ignore", populate_by_name=True
+        env_prefix="INTERPEDIA_",
+        extra="ignore",
+        populate_by_name=True,
+        hide_input_in_errors=True,
+        env_ignore_empty=True,
     )
 
     database_url: str | None = Field(
@@ -64,7 +75,12 @@ class CommonSettings(BaseSettings):
 
 
 class ServiceSettings(CommonSettings):
-    """Common fields of an HTTP service; subclasses set `port`'s default and a prefix."""
+    """Common fields of an HTTP service; subclasses set `port`'s default and a prefix.
+
+    The internal services (all but the web API) share one secret, `INTERPEDIA_SECRET` (or
+    a file holding it), which their callers send as X-SECRET-KEY; a service's own
+    `..._SECRET` overrides it. `secret` is the one that applies, after the fallbacks.
+    """
 
     host: str = Field(
         default="127.0.0.1", description="Interface to listen on (0.0.0.0 in containers)."
@@ -72,8 +88,37 @@ class ServiceSettings(CommonSettings):
     port: int = 0
     secret: str | None = Field(
         default=None,
-        description="If set, every request but /health needs header X-SECRET-KEY with this value.",
+        description="If set, every request but /health needs header X-SECRET-KEY with this "
+        "value (default: INTERPEDIA_SECRET).",
     )
+    shared_secret: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("INTERPEDIA_SECRET", "shared_secret"),
+        description="The secret the internal services require (header X-SECRET-KEY) and the "
+        "web API sends them. Required when one listens beyond 127.0.0.1.",
+    )
+    shared_secret_file: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("INTERPEDIA_SECRET_FILE", "shared_secret_file"),
+        description="A file holding INTERPEDIA_SECRET (docker compose generates one), read "
+        "when that is unset.",
+    )
+
+    @field_validator("secret", "shared_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # Compose passes `${VAR:-}`: an empty value means "not set", never "the empty secret".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _resolve_secret(self) -> Self:
+        if self.secret is None and self.shared_secret is None and self.shared_secret_file:
+            if not self.shared_secret_file.is_file():
+                raise ValueError(f"INTERPEDIA_SECRET_FILE {self.shared_secret_file} is not a file")
+            self.shared_secret = self.shared_secret_file.read_text().strip() or None
+        if self.secret is None:
+            self.secret = self.shared_secret
+        return self
 
 
 def env_variables(settings_class: type[BaseSettings]) -> dict[str, str]:

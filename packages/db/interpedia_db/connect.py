@@ -150,6 +150,14 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def database_url_of(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    """The plain `postgresql://` URL a sessionmaker connects to (password included), for
+    the few callers that need a second kind of connection to the same database (the
+    job queue's)."""
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    return plain_url(engine.url.render_as_string(hide_password=False))
+
+
 async def driver_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under `session`, inside its transaction (for COPY)."""
     connection = await session.connection()

@@ -21,6 +21,9 @@ NEURONPEDIA_EMBEDDING_MODEL = "openai/text-embedding-3-large@256"
 # HNSW's candidate list trades recall for speed. At 1,000,000 explanations (bench/search)
 # 600 gives recall@10 0.96 against exact search in about 9 ms; 100 gives 0.84 in 3.5 ms.
 DEFAULT_EF_SEARCH = 600
+# pgvector refuses a larger candidate list; deeper pages still come back, from the
+# iterative scan that keeps filling them past it.
+MAX_EF_SEARCH = 1000
 
 
 def _slug(name: str) -> str:
@@ -82,7 +85,7 @@ async def nearest_explanations(
             "SELECT set_config('hnsw.ef_search', :ef_search, true),"
             " set_config('hnsw.iterative_scan', 'relaxed_order', true)"
         ),
-        {"ef_search": str(int(ef_search))},
+        {"ef_search": str(min(int(ef_search), MAX_EF_SEARCH))},
     )
     filters = ""
     params: dict[str, object] = {

@@ -131,6 +131,8 @@ class Source(Base):
     weights_uri: Mapped[str | None] = mapped_column(Text)  # SAELens folder, or release:id
     saelens_config: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default="{}")
     has_dashboards: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # Every feature has feature-map coordinates (`umap_*` on its row).
+    has_umap: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     inference_enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     num_prompts: Mapped[int | None] = mapped_column(Integer)
     num_tokens_in_prompt: Mapped[int | None] = mapped_column(Integer)
@@ -182,6 +184,12 @@ class Feature(Base):
     topk_cos_sim_values: Mapped[list[float]] = mapped_column(
         FloatArray, default=list, server_default="{}"
     )
+    # The feature map: a 2-D UMAP of the source's decoder directions, a cluster of it,
+    # and log10 of the density (NULL for a feature that never fired).
+    umap_x: Mapped[float | None] = mapped_column(Float)
+    umap_y: Mapped[float | None] = mapped_column(Float)
+    umap_cluster: Mapped[int | None] = mapped_column(Integer)
+    umap_log_feature_sparsity: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -215,6 +223,34 @@ class Activation(Base):
     data_source: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # import dedup
     created_at: Mapped[datetime] = _created_at()
+
+
+# --- evaluations ----------------------------------------------------------------------------
+
+
+class Eval(Base):
+    """One evaluation of a source (`core`, `absorption_first_letter`), as Neuronpedia's `Eval`.
+
+    `output` is SAE-Bench's result JSON for that eval type; a rerun replaces it.
+    """
+
+    __tablename__ = "evals"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "source_id"], ["sources.model_id", "sources.id"], ondelete="CASCADE"
+        ),
+        UniqueConstraint("model_id", "source_id", "type_name", name="uq_evals_source_type"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    source_id: Mapped[str] = mapped_column(String(128))
+    type_name: Mapped[str] = mapped_column(String(64))
+    output: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
 
 
 # --- explanations, embeddings, scores ------------------------------------------------------

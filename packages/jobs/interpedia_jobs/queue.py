@@ -16,7 +16,9 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
 
+from interpedia_core.errors import Conflict
 from interpedia_db.connect import plain_url
 
 logger = logging.getLogger(__name__)
@@ -56,10 +58,69 @@ async def defer_job(
     queue: str,
     lock: str | None = None,
     queueing_lock: str | None = None,
+    priority: int = 0,
     **task_kwargs: Any,
 ) -> int:
-    """Enqueue `task_name` (e.g. "trainer:train_sae") by name; returns the job id."""
+    """Enqueue `task_name` (e.g. "trainer:train_sae") by name; returns the job id.
+
+    `Conflict` when a job with the same `queueing_lock` is still waiting to start. Jobs of
+    higher `priority` are taken first.
+    """
     deferrer = app.configure_task(
-        name=task_name, queue=queue, lock=lock, queueing_lock=queueing_lock
+        name=task_name, queue=queue, lock=lock, queueing_lock=queueing_lock, priority=priority
     )
-    return await deferrer.defer_async(**task_kwargs)
+    try:
+        return await deferrer.defer_async(**task_kwargs)
+    except AlreadyEnqueued:
+        raise Conflict(
+            f"{task_name} for {queueing_lock} is already queued: wait for that job to start, "
+            "or cancel it"
+        ) from None
+
+
+async def defer_unless_queued(
+    app: procrastinate.App,
+    task_name: str,
+    *,
+    queue: str,
+    queueing_lock: str,
+    priority: int = 0,
+    **task_kwargs: Any,
+) -> int | None:
+    """`defer_job`, or None when a job with the same `queueing_lock` is already waiting
+    (that job will do the same work)."""
+    try:
+        return await defer_job(
+            app,
+            task_name,
+            queue=queue,
+            queueing_lock=queueing_lock,
+            priority=priority,
+            **task_kwargs,
+        )
+    except Conflict:  # already queued: that job does the same work
+        return None
+
+
+async def defer_follow_up(
+    database_url: str,
+    task_name: str,
+    *,
+    queue: str,
+    queueing_lock: str,
+    priority: int = 0,
+    **task_kwargs: Any,
+) -> int | None:
+    """`defer_unless_queued` from a process that holds no job app (a CLI command): opens
+    a short-lived one on `database_url`, so finished work can leave its follow-up (a map
+    after dashboards) for the workers."""
+    app = create_job_app(database_url, load_tasks=False)
+    async with app.open_async():
+        return await defer_unless_queued(
+            app,
+            task_name,
+            queue=queue,
+            queueing_lock=queueing_lock,
+            priority=priority,
+            **task_kwargs,
+        )

@@ -2,7 +2,9 @@
 
 Every step is a command users run themselves (`interpedia train`, `interpedia
 dashboards`, `interpedia explain`, ...), called as a subprocess so the demo
-exercises exactly what users get. Steps whose result is already stored are
+exercises exactly what users get. The feature map and the evaluations are jobs:
+training and dashboards queue them, and the worker computes them once the services
+are up, so they do not delay the first page. Steps whose result is already stored are
 skipped, so the second `make demo` goes straight to serving. Ctrl-C stops the
 step running within seconds, with its state saved (`children.run_step`), and the
 next `make demo` resumes it. Sizes are chosen
@@ -63,24 +65,27 @@ class DemoState:
     has_dashboards: bool
     explained: int  # features with an explanation
     fired: int  # features that fired on the dashboard prompts (the ones that can be explained)
+    has_umap: bool = False  # the feature map is stored
+    evaluated: int = 0  # evaluation types stored (core, absorption)
 
 
 def demo_state(database_url: str, settings: DemoSettings) -> DemoState:
     with psycopg.connect(database_url) as conn:
         source = conn.execute(
-            "SELECT has_dashboards FROM sources WHERE model_id = %s AND id = %s",
+            "SELECT has_dashboards, has_umap FROM sources WHERE model_id = %s AND id = %s",
             (settings.model_id, settings.source_id),
         ).fetchone()
-        explained, fired = conn.execute(
+        explained, fired, evaluated = conn.execute(
             "SELECT (SELECT count(DISTINCT index) FROM explanations"
             "        WHERE model_id = %(m)s AND source_id = %(s)s),"
             "       (SELECT count(DISTINCT index) FROM activations"
-            "        WHERE model_id = %(m)s AND source_id = %(s)s)",
+            "        WHERE model_id = %(m)s AND source_id = %(s)s),"
+            "       (SELECT count(*) FROM evals WHERE model_id = %(m)s AND source_id = %(s)s)",
             {"m": settings.model_id, "s": settings.source_id},
         ).fetchone()
     if source is None:
         return DemoState(False, False, explained, fired)
-    return DemoState(True, source[0], explained, fired)
+    return DemoState(True, source[0], explained, fired, source[1], evaluated)
 
 
 def _interpedia(*args: str) -> list[str]:
@@ -175,11 +180,34 @@ def demo_steps(settings: DemoSettings, state: DemoState) -> list[tuple[str, list
                 ),
             )
         )
+    # Training queues the evaluations and the last dashboards queue the map (jobs the
+    # worker runs once the services are up); a database from before either queues them here.
+    if state.trained and state.evaluated < len(EVAL_KINDS):
+        steps.append(
+            (
+                "queue the evaluations (the worker runs them)",
+                _interpedia("evaluate", "--model", s.model_id, "--source", s.source_id, "--queue"),
+            )
+        )
+    if state.has_dashboards and not state.has_umap:
+        steps.append(
+            (
+                "queue the feature map (the worker computes it)",
+                _interpedia("umap", "--model", s.model_id, "--source", s.source_id, "--queue"),
+            )
+        )
     return steps
 
 
+EVAL_KINDS = ("core", "absorption_first_letter")
+
 # Set either and the demo serves those SAEs (e.g. `gpt2-small-res-jb:blocks.8.hook_resid_pre`).
 SAE_SOURCE_VARIABLES = {"INTERPEDIA_INFERENCE_SAE_SOURCES", "SAE_SOURCES"}
+
+
+def sae_sources_configured() -> bool:
+    """Whether SAE sources are set (an empty variable means unset, as in the settings)."""
+    return any(os.environ.get(variable) for variable in SAE_SOURCE_VARIABLES)
 
 
 def demo_admin_key(settings: DemoSettings) -> str:
@@ -196,11 +224,11 @@ def prepare_demo(database_url: str, echo: Callable[[str], None] = print) -> dict
     """Run whatever demo steps are not done yet; returns env that points services at the demo."""
     settings = DemoSettings()
     served = {"INTERPEDIA_INFERENCE_MODEL_ID": settings.model_id}
-    if "INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY" not in os.environ:
+    if not os.environ.get("INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY"):
         key = demo_admin_key(settings)
         served["INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY"] = key
         echo(f"==> admin API key (paste it into the pages' key box): {key}")
-    if SAE_SOURCE_VARIABLES & os.environ.keys():
+    if sae_sources_configured():
         echo("==> serving the configured SAE sources (no demo SAE is built)")
         return served
     steps = demo_steps(settings, demo_state(database_url, settings))

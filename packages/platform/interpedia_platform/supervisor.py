@@ -28,7 +28,7 @@ from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
 from interpedia_platform.children import die_with_parent
-from interpedia_platform.demo import SAE_SOURCE_VARIABLES, prepare_demo
+from interpedia_platform.demo import prepare_demo, sae_sources_configured
 
 cli = typer.Typer()
 
@@ -44,7 +44,9 @@ class ServiceSpec:
         """The port the service gets from `env` (default: this process's environment)."""
         if self.port_variable is None:
             return None
-        return int((os.environ if env is None else env).get(self.port_variable, self.default_port))
+        return int(
+            (os.environ if env is None else env).get(self.port_variable) or self.default_port
+        )
 
     def url(self, env: Mapping[str, str] | None = None) -> str | None:
         port = self.port(env)
@@ -104,7 +106,7 @@ def service_urls_env(
         "INTERPEDIA_WEBAPI_AUTOINTERP_URL": urls.get("autointerp"),
         "INTERPEDIA_WEBAPI_GRAPH_URL": urls.get("graph"),
     }
-    return {k: v for k, v in defaults.items() if v and k not in env}
+    return {k: v for k, v in defaults.items() if v and not env.get(k)}
 
 
 @dataclass
@@ -187,7 +189,7 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 def stored_sae_env(database_url: str, model_id: str) -> dict[str, str]:
     """Point the inference service at the SAEs stored for its model (one source set)."""
-    if SAE_SOURCE_VARIABLES & os.environ.keys():
+    if sae_sources_configured():
         return {}
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(

@@ -3,6 +3,8 @@
 - `embedded_postgres`: a throwaway embedded PostgreSQL for the test session, in a
   temp dir on a free port (starts in about a second), stopped at the end.
 - `database_url`: that server, migrated to head.
+- `make_database`: another migrated database on it, for tests whose writes (fuzzing,
+  queued jobs) must not meet other tests' rows.
 - `db_sessionmaker`: an async sessionmaker on it.
 - `free_port`: a free TCP port on 127.0.0.1; `server_root`: a folder for a server's data.
 - `s3_endpoint`: a real S3-compatible server (moto) on 127.0.0.1 for the session; see
@@ -16,6 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -65,6 +68,22 @@ def embedded_postgres() -> Iterator[EmbeddedPostgres]:
 def database_url(embedded_postgres: EmbeddedPostgres) -> str:
     migrate.upgrade(embedded_postgres.url)
     return embedded_postgres.url
+
+
+@pytest.fixture(scope="session")
+def make_database(embedded_postgres: EmbeddedPostgres) -> Callable[[str], str]:
+    """`make_database(name)`: a fresh database `name` on the session's server, migrated; its URL."""
+
+    def make(name: str) -> str:
+        server_url = embedded_postgres.url.rsplit("/", 1)[0]
+        with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = f"{server_url}/{name}"
+        migrate.upgrade(url)
+        return url
+
+    return make
 
 
 @pytest.fixture(scope="session")

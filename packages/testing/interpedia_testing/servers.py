@@ -2,7 +2,8 @@
 
 `ThreadedServer` runs an ASGI app under uvicorn in a daemon thread with its own event
 loop (so its lifespan, engines and clients live on that loop, as in production), for
-tests that also reach into the app. `running_services` starts real services as
+tests that also reach into the app; `served` is one that yields its URL once /health
+answers 200 (a service still loading answers 503). `running_services` starts real services as
 their own processes (`interpedia-<service> serve`, through the platform's supervisor)
 on free ports, waits until each answers /health, and stops them at the end.
 """
@@ -20,7 +21,7 @@ import uvicorn
 
 from interpedia_core.settings import CommonSettings
 from interpedia_platform.supervisor import Supervisor, platform_services, service_urls_env
-from interpedia_testing.net import free_port
+from interpedia_testing.net import free_port, wait_for_http
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ class ThreadedServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+@contextmanager
+def served(app: Any, ready_timeout: float = 120.0) -> Iterator[str]:
+    """A `ThreadedServer` for `app`; yields its URL once the app reports ready."""
+    with ThreadedServer(app) as server:
+        wait_for_http(f"{server.url}/health", timeout=ready_timeout)
+        yield server.url
 
 
 @contextmanager

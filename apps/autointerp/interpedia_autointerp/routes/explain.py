@@ -15,6 +15,7 @@ from interpedia_autointerp.deps import (
     request_llm,
     require_llm,
 )
+from interpedia_autointerp.errors import NoDatabase, NoLLM, NotReady
 from interpedia_autointerp.examples import ActivationRecord, records_from
 from interpedia_autointerp.llm import LLMClient
 from interpedia_autointerp.schemas.common import NPActivation
@@ -27,8 +28,15 @@ from interpedia_autointerp.schemas.explain import (
     ExplainFeatureResponse,
     ExplainMethod,
 )
+from interpedia_core.errors import InvalidInput, NotFound, UpstreamError
+from interpedia_core.service import error_responses
 
-router = APIRouter(prefix="/v1/explain", tags=["explain"])
+# Examples without an activating one (400), an LLM that fails or answers nonsense (502).
+router = APIRouter(
+    prefix="/v1/explain",
+    tags=["explain"],
+    responses=error_responses(InvalidInput, UpstreamError),
+)
 
 
 def to_records(activations: Sequence[NPActivation]) -> list[ActivationRecord]:
@@ -56,7 +64,9 @@ async def explain_default(
     return ExplainDefaultResponse(explanation=result.description)
 
 
-@router.post("/activations", response_model=ExplainActivationsResponse)
+@router.post(
+    "/activations", response_model=ExplainActivationsResponse, responses=error_responses(NoLLM)
+)
 async def explain_activations(
     body: ExplainActivationsRequest, llm: LLMDep
 ) -> ExplainActivationsResponse:
@@ -69,7 +79,11 @@ async def explain_activations(
     )
 
 
-@router.post("/feature", response_model=ExplainFeatureResponse)
+@router.post(
+    "/feature",
+    response_model=ExplainFeatureResponse,
+    responses=error_responses(NoLLM, NotFound, NotReady, NoDatabase),
+)
 async def explain_feature(
     body: ExplainFeatureRequest, llm: LLMDep, session: SessionDep, embedders: EmbeddersDep
 ) -> ExplainFeatureResponse:

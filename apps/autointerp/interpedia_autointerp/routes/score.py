@@ -15,6 +15,7 @@ from interpedia_autointerp.deps import (
     require_llm,
 )
 from interpedia_autointerp.embeddings import EmbedderRegistry
+from interpedia_autointerp.errors import NoDatabase, NoLLM, NotReady
 from interpedia_autointerp.examples import ActivationRecord
 from interpedia_autointerp.llm import LLMClient
 from interpedia_autointerp.routes.explain import to_records
@@ -33,11 +34,18 @@ from interpedia_autointerp.schemas.score import (
     ScoreSimulationResponse,
     StoredScore,
 )
+from interpedia_core.errors import InvalidInput, NotFound, UpstreamError
+from interpedia_core.service import error_responses
 
-router = APIRouter(prefix="/v1/score", tags=["score"])
+# Examples that cannot be scored (400), an embedding API or LLM judge that fails (502).
+router = APIRouter(
+    prefix="/v1/score", tags=["score"], responses=error_responses(InvalidInput, UpstreamError)
+)
 
 
-@router.post("/embedding", response_model=ScoreEmbeddingResponse)
+@router.post(
+    "/embedding", response_model=ScoreEmbeddingResponse, responses=error_responses(NotReady)
+)
 async def score_embedding(
     body: ScoreEmbeddingRequest, embedders: EmbeddersDep
 ) -> ScoreEmbeddingResponse:
@@ -54,14 +62,21 @@ async def score_embedding(
     )
 
 
-@router.post("/fuzz-detection", response_model=ScoreFuzzDetectionResponse)
+@router.post(
+    "/fuzz-detection",
+    response_model=ScoreFuzzDetectionResponse,
+    responses=error_responses(NoLLM),
+)
 async def score_fuzz_detection(
     body: ScoreFuzzDetectionRequest,
     llm: LLMDep,
     settings: SettingsDep,
     clients: OpenAIClientsDep,
 ) -> ScoreFuzzDetectionResponse:
-    """Neuronpedia's LLM-judge scorers: balanced accuracy of detection or fuzzing."""
+    """Neuronpedia's LLM-judge scorers: balanced accuracy of detection or fuzzing.
+
+    Needs an LLM: this server's, or the OpenRouter key and model in the request.
+    """
     client = require_llm(request_llm(llm, settings, clients, body.openrouter_key, body.model))
     scorer = scoring.fuzzing_score if body.type == "FUZZ" else scoring.detection_score
     result = await scorer(client, body.explanation, to_records(body.activations))
@@ -71,9 +86,14 @@ async def score_fuzz_detection(
     )
 
 
-@router.post("/simulation", response_model=ScoreSimulationResponse)
+@router.post(
+    "/simulation", response_model=ScoreSimulationResponse, responses=error_responses(NoLLM)
+)
 async def score_simulation(body: ScoreSimulationRequest, llm: LLMDep) -> ScoreSimulationResponse:
-    """Correlation of the LLM's simulated activations (0–10 per token) with the true ones."""
+    """Correlation of the LLM's simulated activations (0–10 per token) with the true ones.
+
+    Needs the LLM configured on this server.
+    """
     result = await scoring.simulation_score(
         require_llm(llm), body.explanation, to_records(body.activations)
     )
@@ -100,7 +120,11 @@ async def run_scorer(
     return await judge(require_llm(llm), explanation, records)
 
 
-@router.post("/explanation", response_model=ScoreExplanationResponse)
+@router.post(
+    "/explanation",
+    response_model=ScoreExplanationResponse,
+    responses=error_responses(NoLLM, NotFound, NotReady, NoDatabase),
+)
 async def score_explanation(
     body: ScoreExplanationRequest, session: SessionDep, embedders: EmbeddersDep, llm: LLMDep
 ) -> ScoreExplanationResponse:

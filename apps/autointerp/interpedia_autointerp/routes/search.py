@@ -6,16 +6,23 @@ from fastapi import APIRouter
 
 from interpedia_autointerp import search
 from interpedia_autointerp.deps import EmbeddersDep, SessionDep
+from interpedia_autointerp.errors import NoDatabase, NotReady
 from interpedia_autointerp.schemas.search import (
     SearchExplanationsRequest,
     SearchExplanationsResponse,
     SearchExplanationsResult,
 )
+from interpedia_core.errors import InvalidInput, UpstreamError
+from interpedia_core.service import error_responses
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 
 
-@router.post("/explanations", response_model=SearchExplanationsResponse)
+@router.post(
+    "/explanations",
+    response_model=SearchExplanationsResponse,
+    responses=error_responses(InvalidInput, UpstreamError, NotReady, NoDatabase),
+)
 async def search_explanations(
     body: SearchExplanationsRequest, session: SessionDep, embedders: EmbeddersDep
 ) -> SearchExplanationsResponse:

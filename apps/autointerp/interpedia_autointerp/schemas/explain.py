@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from interpedia_autointerp.schemas.common import BaseSchema, NPActivation
+from interpedia_core.wire import FeatureIndex
 
 ExplainMethod = Literal["auto", "offline", "llm"]
 
@@ -12,7 +13,7 @@ ExplainMethod = Literal["auto", "offline", "llm"]
 class ExplainDefaultRequest(BaseSchema):
     """Neuronpedia's request. With no LLM configured here and no key sent, explains offline."""
 
-    activations: list[NPActivation]
+    activations: list[NPActivation] = Field(min_length=1)
     openrouter_key: str | None = Field(
         default=None, description="OpenRouter key, used only when this server has no LLM"
     )
@@ -26,12 +27,14 @@ class ExplainDefaultResponse(BaseSchema):
 
 
 class ExplainActivationsRequest(BaseSchema):
-    activations: list[NPActivation]
+    activations: list[NPActivation] = Field(min_length=1)
     logit_tokens: list[str] = Field(
         default_factory=list, description="Tokens the feature promotes (logit lens), top first"
     )
     method: ExplainMethod = Field(
-        default="auto", description="auto: the LLM when one is configured, else offline"
+        default="auto",
+        description="auto: the LLM when one is configured, else offline; llm needs one "
+        "configured (400 without).",
     )
 
 
@@ -48,7 +51,7 @@ class ExplainActivationsResponse(ExplanationOut):
 class ExplainFeatureRequest(BaseSchema):
     model_id: str
     source_id: str
-    index: int = Field(ge=0)
+    index: FeatureIndex
     method: ExplainMethod = "auto"
     store: bool = Field(default=True, description="Store the explanation (and its embedding)")
 

@@ -5,13 +5,14 @@ from typing import Any, Literal
 from pydantic import Field
 
 from interpedia_autointerp.schemas.common import BaseSchema, NPActivation
+from interpedia_core.wire import BigRowId, NonBlankText
 
 ScorerName = Literal["embedding", "detection", "fuzz", "simulation"]
 
 
 class ScoreEmbeddingRequest(BaseSchema):
-    activations: list[NPActivation]
-    explanation: str
+    activations: list[NPActivation] = Field(min_length=1)
+    explanation: NonBlankText
     embedding_model: str | None = Field(
         default=None, description="Embedding model (default: the server's)"
     )
@@ -29,8 +30,8 @@ class ScoreEmbeddingResponse(BaseSchema):
 
 
 class ScoreFuzzDetectionRequest(BaseSchema):
-    activations: list[NPActivation]
-    explanation: str
+    activations: list[NPActivation] = Field(min_length=1)
+    explanation: NonBlankText
     openrouter_key: str | None = Field(
         default=None, description="OpenRouter key, used only when this server has no LLM"
     )
@@ -57,8 +58,8 @@ class ScoreFuzzDetectionResponse(BaseSchema):
 
 
 class ScoreSimulationRequest(BaseSchema):
-    activations: list[NPActivation]
-    explanation: str
+    activations: list[NPActivation] = Field(min_length=1)
+    explanation: NonBlankText
 
 
 class ScoreSimulationBreakdown(BaseSchema):
@@ -74,8 +75,13 @@ class ScoreSimulationResponse(BaseSchema):
 
 
 class ScoreExplanationRequest(BaseSchema):
-    explanation_id: int
-    scorers: list[ScorerName] = Field(default_factory=lambda: ["embedding"], min_length=1)
+    explanation_id: BigRowId
+    scorers: list[ScorerName] = Field(
+        default_factory=lambda: ["embedding"],
+        min_length=1,
+        description="detection, fuzz and simulation are LLM judges: they need an LLM "
+        "configured on this server (400 without one).",
+    )
 
 
 class StoredScore(BaseSchema):

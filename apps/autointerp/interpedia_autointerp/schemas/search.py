@@ -5,10 +5,11 @@ from typing import Literal
 from pydantic import Field
 
 from interpedia_autointerp.schemas.common import BaseSchema
+from interpedia_core.wire import NonBlankText, Offset
 
 
 class SearchExplanationsRequest(BaseSchema):
-    query: str = Field(min_length=1)
+    query: NonBlankText
     mode: Literal["semantic", "keyword", "hybrid"] = "hybrid"
     model_id: str | None = None
     source_set: str | None = Field(default=None, description="Needs model_id")
@@ -17,7 +18,7 @@ class SearchExplanationsRequest(BaseSchema):
         default=None, description="Vectors to search (default: the server's embedding model)"
     )
     limit: int = Field(default=10, ge=1, le=100)
-    offset: int = Field(default=0, ge=0)
+    offset: Offset = 0
 
 
 class SearchExplanationsResult(BaseSchema):

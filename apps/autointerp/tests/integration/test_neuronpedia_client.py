@@ -77,8 +77,8 @@ def test_neuronpedia_client_sees_our_errors(neuronpedia_api: DefaultApi) -> None
         neuronpedia_api.explain_default_post(
             ExplainDefaultPostRequest(activations=[], openrouter_key="k", model="m")
         )
-    assert caught.value.status == 400
-    assert "no activations" in caught.value.body
+    assert caught.value.status == 422
+    assert "activations: List should have at least 1 item" in caught.value.body
 
 
 def test_secret_is_required(neuronpedia_api: DefaultApi) -> None:

@@ -146,3 +146,32 @@ def test_search_over_http(seeded, db_client: TestClient) -> None:
     assert {"model_id", "source_id", "index", "similarity"} <= set(body["results"][0])
     bad = db_client.post("/v1/search/explanations", json={"query": "cat", "source_set": "res-a"})
     assert bad.status_code == 400 and "model_id" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_deep_pages_are_served_or_refused_by_the_schema(seeded, db_client, mode) -> None:
+    """offset + limit beyond pgvector's largest candidate list (1000) used to answer 500
+    (once the connection had loaded pgvector, which checks the setting's range)."""
+    for _ in range(2):
+        first = {"query": "cat", "mode": mode, "model_id": MODEL}
+        assert db_client.post("/v1/search/explanations", json=first).status_code == 200
+    deep = db_client.post(
+        "/v1/search/explanations",
+        json={"query": "cat", "mode": mode, "model_id": MODEL, "offset": 995, "limit": 10},
+    )
+    assert deep.status_code == 200, deep.text
+    assert deep.json()["results"] == []
+    past = db_client.post(
+        "/v1/search/explanations", json={"query": "cat", "mode": mode, "offset": 10_001}
+    )
+    assert past.status_code == 422 and "offset" in past.json()["detail"]
+
+
+@pytest.mark.parametrize("index", [2**31, -1])
+def test_feature_indices_beyond_int32_are_refused_not_500(seeded, db_client, index) -> None:
+    """Index 2147483648 reached the `integer` column of the feature lookup: a 500."""
+    response = db_client.post(
+        "/v1/explain/feature", json={"model_id": MODEL, "source_id": "0-res-a", "index": index}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["body", "index"]

@@ -98,16 +98,18 @@ def test_explain_activations_says_how_it_was_made(offline_client, cat_records) -
 
 
 @pytest.mark.parametrize(
-    ("activations", "detail"),
+    ("activations", "status", "detail"),
     [
-        ([], "no activations"),
-        ([{"tokens": ["a", "b"], "values": [0, 0]}], "above zero"),
-        ([{"tokens": ["a", "b"], "values": [1]}], "2 tokens but 1 values"),
+        ([], 422, "activations: List should have at least 1 item"),
+        ([{"tokens": [], "values": []}], 422, "tokens: List should have at least 1 item"),
+        ([{"tokens": ["a", "b"], "values": [0, 0]}], 400, "above zero"),
+        ([{"tokens": ["a", "b"], "values": [1]}], 400, "2 tokens but 1 values"),
     ],
 )
-def test_explain_refuses_bad_activations(offline_client, activations, detail) -> None:
+def test_explain_refuses_bad_activations(offline_client, activations, status, detail) -> None:
+    """What the schema can say is a 422 naming the field; the rest a 400 that explains."""
     response = offline_client.post("/v1/explain/default", json={"activations": activations})
-    assert response.status_code == 400
+    assert response.status_code == status
     assert detail in response.json()["detail"]
 
 
@@ -118,7 +120,7 @@ def test_score_embedding(offline_client, cat_records, other_records) -> None:
     assert response.json()["score"] > 0.9
     assert len(response.json()["breakdown"]) == 16
     empty = offline_client.post("/v1/score/embedding", json={**body, "explanation": " "})
-    assert empty.status_code == 400 and "empty" in empty.json()["detail"]
+    assert empty.status_code == 422 and "explanation" in empty.json()["detail"]
     unknown = offline_client.post("/v1/score/embedding", json={**body, "embedding_model": "nope"})
     assert unknown.status_code == 400 and "nope" in unknown.json()["detail"]
 
@@ -179,3 +181,24 @@ def test_llm_paths(llm_client, fake_llm, cat_records, other_records) -> None:
     fake_llm.status = 503
     down = llm_client.post("/v1/explain/default", json={"activations": _activations(cat_records)})
     assert down.status_code == 502 and "503" in down.json()["detail"]
+
+
+def test_with_a_secret_requests_without_it_are_refused(embedders, wait_ready) -> None:
+    settings = AutointerpSettings(database_enabled=False, shared_secret="s3cret")
+    with TestClient(create_app(settings, embedders=embedders)) as client:
+        wait_ready(client)
+        body = {"texts": ["cats"]}
+        assert client.post("/v1/embed", json=body).status_code == 401
+        wrong = client.post("/v1/embed", json=body, headers={"X-SECRET-KEY": "nope"})
+        assert wrong.status_code == 401
+        right = client.post("/v1/embed", json=body, headers={"X-SECRET-KEY": "s3cret"})
+        assert right.status_code == 200
+
+
+def test_the_spec_declares_what_the_scorers_need(offline_client) -> None:
+    """The LLM scorer's 400 (no LLM) and the non-blank explanation are in the schema."""
+    spec = offline_client.get("/openapi.json").json()
+    answers = spec["paths"]["/v1/score/fuzz-detection"]["post"]["responses"]
+    assert "INTERPEDIA_AUTOINTERP_LLM_MODEL" in answers["400"]["description"]
+    explanation = spec["components"]["schemas"]["ScoreFuzzDetectionRequest"]["properties"]
+    assert explanation["explanation"]["minLength"] == 1

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Query, Request, Response
 
 from interpedia_core.errors import InvalidInput
+from interpedia_core.wire import BigRowId, RowId
 from interpedia_db import graph_store
 from interpedia_db.models import Graph
 from interpedia_formats.neuronpedia_graph import MalformedGraphError, parse_graph
@@ -100,14 +101,14 @@ async def create_graph(
 
 
 @router.get("/jobs/{job_id}")
-async def get_graph_job(job_id: int, session: SessionDep) -> GraphJobResponse:
+async def get_graph_job(job_id: BigRowId, session: SessionDep) -> GraphJobResponse:
     """A graph job's status and progress; the stored graph once it succeeded."""
     return await job_response(session, job_id)
 
 
 @router.delete("/jobs/{job_id}")
 async def cancel_graph_job(
-    job_id: int, session: SessionDep, job_app: JobAppDep
+    job_id: BigRowId, session: SessionDep, job_app: JobAppDep
 ) -> GraphJobResponse:
     """Cancel a waiting graph job, or stop a running one between two backward batches."""
     await generation.job_view(session, job_id)  # 404 for anything but a graph job
@@ -119,7 +120,7 @@ async def cancel_graph_job(
 async def list_graphs(
     session: SessionDep,
     model_id: str | None = None,
-    user_id: int | None = None,
+    user_id: RowId | None = None,
     limit: int = Query(default=100, ge=1, le=1000),
 ) -> GraphListResponse:
     """Stored graphs, newest first."""
@@ -155,7 +156,7 @@ async def export_graph(model_id: str, slug: str, session: SessionDep) -> Respons
     },
 )
 async def import_graph(
-    request: Request, session: SessionDep, user_id: int | None = None
+    request: Request, session: SessionDep, user_id: RowId | None = None
 ) -> GraphInfo:
     """Store a graph JSON in Neuronpedia's format (plain or gzipped) made elsewhere."""
     data = await request.body()

@@ -4,6 +4,8 @@ import asyncio
 
 from fastapi import APIRouter
 
+from interpedia_core.errors import NotFound
+from interpedia_core.service import error_responses
 from interpedia_inference import activations, raw_activations
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.schemas.activation import (
@@ -27,7 +29,7 @@ from interpedia_inference.schemas.activation import (
     ActivationTopkByTokenResponse,
 )
 
-router = APIRouter(prefix="/activation", tags=["activation"])
+router = APIRouter(prefix="/activation", tags=["activation"], responses=error_responses(NotFound))
 
 
 @router.post("/single", response_model=ActivationSingleResponse)

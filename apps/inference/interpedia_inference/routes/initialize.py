@@ -10,10 +10,11 @@ import asyncio
 from fastapi import APIRouter, Request
 
 from interpedia_core.errors import Conflict
+from interpedia_core.service import error_responses
 from interpedia_inference.deps import StillLoading
 from interpedia_inference.schemas.capabilities import InitializeResponse
 
-router = APIRouter(tags=["initialize"])
+router = APIRouter(tags=["initialize"], responses=error_responses(Conflict, StillLoading))
 
 
 @router.post("/initialize", response_model=InitializeResponse)

@@ -10,7 +10,9 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from interpedia_core.sse import MEDIA_TYPE, event_stream
+from interpedia_core.errors import NotFound
+from interpedia_core.service import error_responses
+from interpedia_core.sse import event_stream, event_stream_content
 from interpedia_inference import completions
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.engine import Engine
@@ -22,7 +24,7 @@ from interpedia_inference.schemas.steer import (
     SteerCompletionResponse,
 )
 
-router = APIRouter(prefix="/steer", tags=["steer"])
+router = APIRouter(prefix="/steer", tags=["steer"], responses=error_responses(NotFound))
 
 
 def _sse_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
@@ -32,7 +34,7 @@ def _sse_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
                 "JSON, or with `stream: true` server-sent events: one `data: <json>` message "
                 f"per generated token, each a full {model.__name__} with the text so far."
             ),
-            "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+            "content": event_stream_content({"$ref": f"#/components/schemas/{model.__name__}"}),
         }
     }
 

@@ -3,7 +3,8 @@
 import torch
 from fastapi import APIRouter
 
-from interpedia_core.errors import InvalidInput
+from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_core.service import error_responses
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.schemas.util import (
     CossimFeature,
@@ -14,7 +15,7 @@ from interpedia_inference.schemas.util import (
     UtilSaeVectorResponse,
 )
 
-router = APIRouter(prefix="/util", tags=["util"])
+router = APIRouter(prefix="/util", tags=["util"], responses=error_responses(NotFound))
 
 MAX_COSSIM_RESULTS = 128
 

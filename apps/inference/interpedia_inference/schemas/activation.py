@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from interpedia_core.wire import FeatureIndex
 from interpedia_inference.schemas.common import BaseSchema
 
 # Most features /activation/all(-batch) return.
@@ -15,7 +16,9 @@ class ActivationSingleRequest(BaseSchema):
     prompt: str = Field(description="Text to compute activations for")
     model: str = Field(description="Model id the server serves")
     source: str | None = Field(default=None, description="Source id, e.g. 6-res-demo (with index)")
-    index: str | int | None = Field(default=None, description="Feature index (with source)")
+    index: str | FeatureIndex | None = Field(
+        default=None, description="Feature index (with source)"
+    )
     vector: list[float] | None = Field(default=None, description="Custom vector (with hook)")
     hook: str | None = Field(default=None, description="Hook the custom vector reads (with vector)")
 
@@ -24,7 +27,7 @@ class ActivationSingleBatchRequest(BaseSchema):
     prompts: list[str] = Field(min_length=1, description="Texts to compute activations for")
     model: str
     source: str | None = None
-    index: str | int | None = None
+    index: str | FeatureIndex | None = None
     vector: list[float] | None = None
     hook: str | None = None
 
@@ -69,7 +72,7 @@ class ActivationAllRequest(BaseSchema):
         description="Rank by the sum over these token positions; empty: by max over all tokens",
     )
     ignore_bos: bool = Field(default=True, description="Leave the BOS position out of ranking")
-    feature_filter: list[int] | None = Field(
+    feature_filter: list[FeatureIndex] | None = Field(
         default=None, description="Only consider these feature indices"
     )
     num_results: int = Field(default=25, gt=0, le=MAX_NUM_RESULTS)
@@ -82,7 +85,7 @@ class ActivationAllBatchRequest(BaseSchema):
     selected_sources: list[str] = Field(default_factory=list)
     sort_by_token_indexes: list[int] = Field(default_factory=list)
     ignore_bos: bool = True
-    feature_filter: list[int] | None = None
+    feature_filter: list[FeatureIndex] | None = None
     num_results: int = Field(default=25, gt=0, le=MAX_NUM_RESULTS)
 
 

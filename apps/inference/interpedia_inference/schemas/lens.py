@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from interpedia_core.wire import SnakeCaseFrame
+from interpedia_core.dialect import SnakeCaseFrame
 from interpedia_inference.schemas.common import BaseSchema
 
 

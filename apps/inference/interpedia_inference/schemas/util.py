@@ -2,13 +2,14 @@
 
 from pydantic import Field
 
+from interpedia_core.wire import FeatureIndex
 from interpedia_inference.schemas.common import BaseSchema
 
 
 class UtilSaeVectorRequest(BaseSchema):
     model: str
     source: str
-    index: int = Field(ge=0)
+    index: FeatureIndex
 
 
 class UtilSaeVectorResponse(BaseSchema):
@@ -19,7 +20,7 @@ class UtilSaeVectorResponse(BaseSchema):
 class FeatureRef(BaseSchema):
     model: str
     source: str
-    index: int = Field(ge=0)
+    index: FeatureIndex
 
 
 class UtilSaeTopkByDecoderCossimRequest(BaseSchema):

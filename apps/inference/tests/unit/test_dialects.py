@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic.alias_generators import to_camel
 
-from interpedia_core.wire import body_dialect_is_camel
+from interpedia_core.dialect import body_dialect_is_camel
 
 MODEL = "tiny-random"
 PROMPT = "The quick brown fox"

@@ -127,7 +127,32 @@ CASES = [
         422,
         "strength_multiplier",
     ),
-    ("/v1/steer/completion", {**STEER}, 400, "features or vectors"),
+    ("/v1/steer/completion", {**STEER}, 422, "exactly one of features or vectors"),
+    (
+        "/v1/steer/completion",
+        {
+            **STEER,
+            "features": [_feature()],
+            "vectors": [{"steering_vector": [1.0], "hook": "h", "strength": 1}],
+        },
+        422,
+        "exactly one of features or vectors",
+    ),
+    # Bounds in the schema: these reached torch or a tensor index as 500s.
+    ("/v1/steer/completion", {**STEER, "features": [_feature()], "seed": 2**64}, 422, "seed"),
+    (
+        "/v1/steer/completion",
+        {**STEER, "features": [_feature()], "seed": -(2**63) - 1},
+        422,
+        "seed",
+    ),
+    ("/v1/steer/completion", {**STEER, "features": [_feature(index=2**31)]}, 422, "index"),
+    (
+        "/v1/steer/completion",
+        {**STEER, "features": [_feature()], "n_completion_tokens": 257},
+        422,
+        "less than or equal to 256",
+    ),
     (
         "/v1/steer/completion",
         {**STEER, "prompt": "word " * 100, "features": [_feature()]},
@@ -261,3 +286,21 @@ def test_settings_accept_neuronpedia_names(monkeypatch: pytest.MonkeyPatch) -> N
         99,
     )
     assert settings.port == 5002
+
+
+@pytest.mark.parametrize("seed", [2**64 - 1, -(2**63)])
+async def test_every_seed_the_schema_allows_is_served(client: httpx.AsyncClient, seed: int) -> None:
+    """A seed ≥ 2^64 used to reach torch's generator as a 500 (and a 502 in the web API)."""
+    body = {**STEER, "features": [_feature()], "seed": seed, "n_completion_tokens": 1}
+    response = await client.post("/v1/steer/completion", json=body)
+    assert response.status_code == 200, response.text
+
+
+def test_the_spec_declares_the_limits_the_server_enforces() -> None:
+    """Limits only the code knew (256 tokens, one kind of target) are in the schema, where
+    clients and fuzzers find them."""
+    schemas = create_app(InferenceSettings()).openapi()["components"]["schemas"]
+    for name in ("SteerCompletionRequest", "SteerCompletionChatRequest"):
+        steer = schemas[name]
+        assert steer["properties"]["n_completion_tokens"]["maximum"] == 256
+        assert [one["required"] for one in steer["oneOf"]] == [["features"], ["vectors"]]

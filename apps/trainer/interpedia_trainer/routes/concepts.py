@@ -2,6 +2,8 @@
 
 from fastapi import APIRouter
 
+from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_core.service import error_responses
 from interpedia_jobs.queue import defer_job
 from interpedia_trainer import runs
 from interpedia_trainer.concepts import builtin_concepts
@@ -27,7 +29,11 @@ async def list_concepts() -> ConceptsResponse:
     )
 
 
-@router.post("/concepts", response_model=JobsEnqueuedResponse)
+@router.post(
+    "/concepts",
+    response_model=JobsEnqueuedResponse,
+    responses=error_responses(InvalidInput, NotFound),
+)
 async def concept_scores(
     body: ConceptsRequest, session: SessionDep, settings: SettingsDep, job_app: JobAppDep
 ) -> JobsEnqueuedResponse:

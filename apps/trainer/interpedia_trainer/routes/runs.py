@@ -4,6 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_core.service import error_responses
+from interpedia_core.wire import RowId
 from interpedia_trainer import runs
 from interpedia_trainer.deps import SessionDep
 from interpedia_trainer.schemas import RunResponse, RunsCompareResponse, RunsResponse
@@ -22,11 +25,15 @@ async def list_runs(
 
 
 # Declared before /runs/{run_id}, which would otherwise claim the path and refuse "compare".
-@router.get("/runs/compare", response_model=RunsCompareResponse)
+@router.get(
+    "/runs/compare",
+    response_model=RunsCompareResponse,
+    responses=error_responses(InvalidInput, NotFound),
+)
 async def compare_runs(
     session: SessionDep,
     run_ids: Annotated[
-        list[int],
+        list[RowId],
         Query(min_length=2, max_length=20, description="Two or more run ids, in display order."),
     ],
 ) -> RunsCompareResponse:
@@ -35,7 +42,7 @@ async def compare_runs(
     return RunsCompareResponse.model_validate(runs.compare_runs(summaries))
 
 
-@router.get("/runs/{run_id}", response_model=RunResponse)
-async def get_run(run_id: int, session: SessionDep) -> RunResponse:
+@router.get("/runs/{run_id}", response_model=RunResponse, responses=error_responses(NotFound))
+async def get_run(run_id: RowId, session: SessionDep) -> RunResponse:
     """One run (config, status, error, output, source, final metrics) and its time series."""
     return RunResponse.model_validate(await runs.run_detail(session, run_id))

@@ -1,5 +1,9 @@
+"""Long work through the queue: training an SAE, computing a source's dashboards."""
+
 from fastapi import APIRouter
 
+from interpedia_core.errors import Conflict, InvalidInput, NotFound
+from interpedia_core.service import error_responses
 from interpedia_jobs.queue import defer_job
 from interpedia_trainer import runs
 from interpedia_trainer.deps import JobAppDep, SessionDep, SettingsDep
@@ -8,13 +12,16 @@ from interpedia_trainer.schemas import DashboardsRequest, JobsEnqueuedResponse, 
 router = APIRouter(tags=["training"])
 
 
-@router.post("/train", response_model=JobsEnqueuedResponse)
+@router.post(
+    "/train", response_model=JobsEnqueuedResponse, responses=error_responses(InvalidInput, Conflict)
+)
 async def train(
     body: TrainRequest, session: SessionDep, settings: SettingsDep, job_app: JobAppDep
 ) -> JobsEnqueuedResponse:
     """Validate a training config, record the run and enqueue its job."""
     config = runs.validated_train_config(body, settings)
     async with session.begin():
+        await runs.check_name_free(session, config)
         run = await runs.create_run(session, config)
     job_id = await defer_job(
         job_app, "trainer:train_sae", queue="trainer", lock=f"train:{run.id}", run_id=run.id
@@ -24,7 +31,11 @@ async def train(
     return JobsEnqueuedResponse(job_ids=[job_id])
 
 
-@router.post("/dashboards", response_model=JobsEnqueuedResponse)
+@router.post(
+    "/dashboards",
+    response_model=JobsEnqueuedResponse,
+    responses=error_responses(InvalidInput, NotFound, Conflict),
+)
 async def dashboards(
     body: DashboardsRequest, session: SessionDep, settings: SettingsDep, job_app: JobAppDep
 ) -> JobsEnqueuedResponse:

@@ -10,6 +10,7 @@ from interpedia_trainer.schemas.concepts import (
     ConceptsRequest,
     ConceptsResponse,
 )
+from interpedia_trainer.schemas.explore import EvalKind, EvaluationsRequest, UmapRequest
 from interpedia_trainer.schemas.jobs import (
     DashboardsRequest,
     JobResponse,
@@ -30,6 +31,8 @@ __all__ = [
     "ConceptsRequest",
     "ConceptsResponse",
     "DashboardsRequest",
+    "EvalKind",
+    "EvaluationsRequest",
     "JobResponse",
     "JobsEnqueuedResponse",
     "RunMetricPoint",
@@ -38,4 +41,5 @@ __all__ = [
     "RunsCompareResponse",
     "RunsResponse",
     "TrainRequest",
+    "UmapRequest",
 ]

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from interpedia_core.wire import INT64_MAX, BigRowId, Seed
+
 Architecture = Literal["standard", "topk", "batchtopk", "jumprelu"]
 
 
@@ -16,16 +18,23 @@ class TrainRequest(BaseModel):
     architecture: Architecture = "topk"
     d_sae: int | None = Field(None, gt=0, le=1 << 20)
     expansion_factor: int | None = Field(None, gt=0, le=256)
-    k: int = Field(32, gt=0, description="Active latents per token (topk, batchtopk).")
+    k: int = Field(32, gt=0, le=1 << 20, description="Active latents per token (topk, batchtopk).")
     l1_coefficient: float = Field(5.0, ge=0, description="Sparsity penalty (standard).")
     l0_coefficient: float = Field(1.0, ge=0, description="Sparsity penalty (jumprelu).")
     lr: float = Field(4e-4, gt=0, le=1)
     batch_size: int = Field(4096, gt=0, le=1 << 16)
-    total_tokens: int = Field(2_000_000, gt=0)
+    total_tokens: int = Field(2_000_000, gt=0, le=INT64_MAX)
     context_size: int = Field(128, gt=1, le=8192)
-    corpus: str | None = Field(None, description="Folder of .txt, .jsonl, or dataset name.")
-    seed: int = 42
-    source_set: str = Field("res-demo", pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    corpus: str | None = Field(
+        None, max_length=1024, description="Folder of .txt, .jsonl, or dataset name."
+    )
+    seed: Seed = 42
+    source_set: str = Field(
+        "res-demo",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,63}$",
+        description="The SAE becomes source `{layer}-{source_set}` of the model; a source id "
+        "that exists or another run is training is refused (409).",
+    )
 
     @model_validator(mode="after")
     def _sizes_agree(self) -> "TrainRequest":
@@ -45,14 +54,14 @@ class DashboardsRequest(BaseModel):
     source_id: str = Field(..., max_length=128)
     n_prompts: int = Field(2048, gt=0, le=1_000_000)
     context_size: int = Field(128, gt=1, le=8192)
-    features_per_job: int = Field(4096, gt=0)
-    corpus: str | None = None
+    features_per_job: int = Field(4096, gt=0, le=1 << 20)
+    corpus: str | None = Field(None, max_length=1024)
 
 
 class JobsEnqueuedResponse(BaseModel):
     """The jobs a request enqueued; poll each with `GET /v1/jobs/{id}`."""
 
-    job_ids: list[int] = Field(description="Queue job ids, in the order the work is split.")
+    job_ids: list[BigRowId] = Field(description="Queue job ids, in the order the work is split.")
 
 
 class JobResponse(BaseModel):

@@ -1,10 +1,14 @@
 """Fixtures of the trainer's integration tests: job contexts, sources without an SAE."""
 
 import itertools
+import time
 from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
 
+import procrastinate
 import pytest
+from procrastinate.job_context import AbortReason
+from procrastinate.testing import InMemoryConnector
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_db.models import Model as LanguageModel
 from interpedia_db.models import Source, SourceSet
@@ -26,21 +30,29 @@ def resources(database_url, db_sessionmaker, tiny_corpus, tmp_path) -> WorkerRes
 
 
 @pytest.fixture
-def job_context(resources: WorkerResources) -> Callable[..., SimpleNamespace]:
+def job_context(resources: WorkerResources) -> Callable[..., procrastinate.JobContext]:
     """Makes the context a worker passes a task: for a queued job's id, or a fresh one.
 
     Task functions run directly with it, so a test needs no worker and cannot pick up
-    other tests' queued jobs.
+    other tests' queued jobs. It is procrastinate's own `JobContext` (not a stand-in that
+    could name methods procrastinate does not have); `aborted=True` makes it one whose job
+    was asked to stop.
     """
 
-    def make(job_id: int | None = None) -> SimpleNamespace:
-        async def should_abort_async() -> bool:
-            return False
-
-        return SimpleNamespace(
+    def make(job_id: int | None = None, aborted: bool = False) -> procrastinate.JobContext:
+        job = procrastinate.jobs.Job(
+            id=next(_job_ids) if job_id is None else job_id,
+            queue="trainer",
+            lock=None,
+            queueing_lock=None,
+            task_name="trainer:test",
+        )
+        return procrastinate.JobContext(
+            app=procrastinate.App(connector=InMemoryConnector()),
+            job=job,
+            start_timestamp=time.time(),
             additional_context={"resources": resources},
-            job=SimpleNamespace(id=next(_job_ids) if job_id is None else job_id),
-            should_abort_async=should_abort_async,
+            abort_reason=lambda: AbortReason.USER_REQUEST if aborted else None,
         )
 
     return make
@@ -55,28 +67,40 @@ def weightless_source(db_sessionmaker) -> Callable[..., Awaitable[str]]:
     """
 
     async def make(model_id: str, set_name: str, *, layer: int = 1, d_sae: int = 8) -> str:
-        source_id = f"{layer}-{set_name}"
         async with db_sessionmaker.begin() as session:
-            if await session.get(Source, (model_id, source_id)) is not None:
-                return source_id
-            if await session.get(LanguageModel, model_id) is None:
-                session.add(
-                    LanguageModel(id=model_id, display_name=model_id, layers=layer + 1, d_model=8)
-                )
-                await session.flush()
-            session.add(SourceSet(model_id=model_id, name=set_name))
-            await session.flush()
-            session.add(
-                Source(
-                    model_id=model_id,
-                    id=source_id,
-                    set_name=set_name,
-                    hook_name=f"blocks.{layer}.hook_resid_post",
-                    layer=layer,
-                    architecture="topk",
-                    d_sae=d_sae,
-                )
-            )
-        return source_id
+            return await add_source(session, model_id, set_name, layer=layer, d_sae=d_sae)
 
     return make
+
+
+async def add_source(
+    session: AsyncSession,
+    model_id: str,
+    set_name: str,
+    *,
+    layer: int = 1,
+    d_sae: int = 8,
+    weights_uri: str | None = None,
+) -> str:
+    """A source row `{layer}-{set_name}` (model and set too, if new); returns its id."""
+    source_id = f"{layer}-{set_name}"
+    if await session.get(Source, (model_id, source_id)) is not None:
+        return source_id
+    if await session.get(LanguageModel, model_id) is None:
+        session.add(LanguageModel(id=model_id, display_name=model_id, layers=layer + 1, d_model=8))
+        await session.flush()
+    session.add(SourceSet(model_id=model_id, name=set_name))
+    await session.flush()
+    session.add(
+        Source(
+            model_id=model_id,
+            id=source_id,
+            set_name=set_name,
+            hook_name=f"blocks.{layer}.hook_resid_post",
+            layer=layer,
+            architecture="topk",
+            d_sae=d_sae,
+            weights_uri=weights_uri,
+        )
+    )
+    return source_id

@@ -18,6 +18,7 @@ from interpedia_core.errors import InvalidInput
 from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
 from interpedia_db.models import (
     Activation,
+    Eval,
     Explanation,
     ExplanationEmbedding,
     Feature,
@@ -137,6 +138,44 @@ async def test_dashboards_of_a_source_go_to_the_database(with_dashboards, db_ses
     assert n_examples > 0 and f"{n_examples} examples" in with_dashboards
 
 
+async def test_map_and_evaluations_from_the_cli(
+    env, trained, with_dashboards, db_sessionmaker, tmp_path
+) -> None:
+    # `dashboards` queued the map; queueing it again is a no-op that says so.
+    assert "its feature map is queued" in with_dashboards
+    where = ["--model", MODEL, "--source", SOURCE]
+    assert "already queued" in ok(env, "umap", *where, "--queue")
+    assert f"stored the feature map of {MODEL}/{SOURCE}: 64 features" in ok(
+        env, "umap", *where, "--seed", "0"
+    )
+    small = env | {
+        "INTERPEDIA_TRAINER_EVAL_CONTEXTS": "8",
+        "INTERPEDIA_TRAINER_EVAL_CE_CONTEXTS": "2",
+        "INTERPEDIA_TRAINER_EVAL_CONTEXT_SIZE": "32",
+    }
+    printed = ok(small, "evaluate", *where, "--kind", "core")
+    assert "core:" in printed and "sparsity/l0" in printed
+    async with db_sessionmaker() as session:
+        source = await session.get(Source, (MODEL, SOURCE), populate_existing=True)
+        unmapped = await session.scalar(
+            select(func.count())
+            .select_from(Feature)
+            .where(Feature.source_id == SOURCE, Feature.umap_x.is_(None))
+        )
+        core = await session.scalar(
+            select(Eval.output).where(Eval.source_id == SOURCE, Eval.type_name == "core")
+        )
+    assert source.has_umap and unmapped == 0
+    assert core["eval_config"]["evaluation_set"]["n_contexts"] == 8
+
+    # Any SAELens folder, without the database: the same numbers, written as JSON.
+    out = tmp_path / "evals.json"
+    folder = ["--model", MODEL, "--sae", str(trained), "--kind", "core", "--out", str(out)]
+    ok(small | {"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}, "evaluate", *folder)
+    [offline] = json.loads(out.read_text())
+    assert offline["eval_result_metrics"]["sparsity"] == core["eval_result_metrics"]["sparsity"]
+
+
 async def test_runs_lists_and_compares(env, trained, db_sessionmaker) -> None:
     async with db_sessionmaker.begin() as session:
         first = await _run_of_source(session)
@@ -237,6 +276,14 @@ async def test_export_writes_what_the_reader_reads(
             "cannot exceed d_sae (16)",
         ),
         (["train", "--model", MODEL, "--corpus", "EMPTY", "--out", "OUT"], "holds no .txt"),
+        (["umap", "--model", MODEL, "--source", "9-nope"], "no source 9-nope"),
+        (
+            ["evaluate", "--model", MODEL, "--source", "1-x", "--kind", "bogus"],
+            "evaluation kinds are",
+        ),
+        (["evaluate", "--model", MODEL], "give either --source SOURCE_ID or --sae DIR"),
+        (["evaluate", "--model", MODEL, "--sae", "EMPTY"], "is not an SAE folder (no cfg.json)"),
+        (["evaluate", "--model", MODEL, "--sae", "EMPTY", "--queue"], "--queue is for --source"),
     ],
 )
 async def test_bad_input_fails_with_one_line_before_any_work(

@@ -81,6 +81,17 @@ async def test_train_job_registers_a_source_and_dashboards_jobs_fill_it(
     assert await _has_dashboards(resources, "1-res-job")
 
 
+async def test_a_train_job_asked_to_abort_stops_at_its_next_progress_report(
+    resources, job_context
+) -> None:
+    run_id = await _recorded_run(resources, hook_name="blocks.1.hook_resid_post")
+    with pytest.raises(jobs.JobAborted, match="was cancelled"):
+        await jobs.train_sae.func(job_context(aborted=True), run_id)
+    async with resources.sessionmaker() as session:
+        run = await session.get(TrainingRun, run_id, populate_existing=True)
+    assert run.status != "succeeded" and run.source_id is None
+
+
 async def test_a_failing_train_job_marks_its_run_failed(resources, job_context) -> None:
     run_id = await _recorded_run(resources, hook_name="blocks.7.hook_resid_post")
     with pytest.raises(InvalidInput, match="has 2 layers"):

@@ -49,6 +49,7 @@ async def test_train_records_a_run_and_enqueues_its_job(client, db_sessionmaker)
         ({"d_sae": 16, "k": 32}, 422, "cannot exceed d_sae"),
         ({"hook_name": "blocks.6.hook_nonsense"}, 400, "unknown hook"),
         ({"corpus": "/nonexistent/corpus"}, 400, "does not exist"),
+        ({"corpus": "/" + "x" * 300}, 400, "cannot be read"),  # a name too long: was a 500
         ({"architecture": "magic"}, 422, "architecture"),
     ],
 )
@@ -80,3 +81,50 @@ async def test_unknown_job_and_source_are_404(client):
     assert (await client.get("/v1/jobs/999999")).status_code == 404
     response = await client.post("/v1/dashboards", json={"source_id": "0-nope"})
     assert response.status_code == 404 and "0-nope" in response.json()["detail"]
+
+
+async def test_with_a_secret_strangers_cannot_queue_training(database_url, corpus, tmp_path):
+    """`POST /v1/train` with `{}` queued a full default run for anyone who could connect."""
+    settings = TrainerSettings(
+        database_url=database_url, corpus=corpus, data_dir=tmp_path, shared_secret="s3cret"
+    )
+    async with app_client(create_app(settings)) as client:
+        refused = await client.post("/v1/train", json={})
+        assert refused.status_code == 401 and "X-SECRET-KEY" in refused.json()["detail"]
+        assert (await client.get("/v1/runs")).status_code == 401
+        allowed = await client.get("/v1/runs", headers={"X-SECRET-KEY": "s3cret"})
+        assert allowed.status_code == 200
+
+
+async def test_training_under_an_existing_source_id_is_a_conflict(client, weightless_source):
+    """A run's SAE becomes source `{layer}-{source_set}`: it must not replace a stored one."""
+    await weightless_source("smollm2-135m", "res-taken", layer=6)
+    response = await client.post("/v1/train", json={"source_set": "res-taken"})
+    assert response.status_code == 409, response.text
+    assert "6-res-taken" in response.json()["detail"]
+    queued = await client.post("/v1/train", json={"source_set": "res-fresh", "d_sae": 64, "k": 8})
+    assert queued.status_code == 200, queued.text
+    again = await client.post("/v1/train", json={"source_set": "res-fresh", "d_sae": 64, "k": 8})
+    assert again.status_code == 409 and "already training" in again.json()["detail"]
+    [job_id] = queued.json()["job_ids"]
+    assert (await client.post(f"/v1/jobs/{job_id}/cancel")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/runs/2147483648",
+        "/v1/runs/-9223372036854775809",
+        "/v1/jobs/9223372036854775808",
+        "/v1/runs/compare?run_ids=1&run_ids=2147483648",
+    ],
+)
+async def test_ids_beyond_their_columns_are_refused_not_500(client, path):
+    response = await client.get(path)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"]
+
+
+async def test_cancelling_an_unknown_huge_job_is_refused(client):
+    response = await client.post("/v1/jobs/9223372036854775808/cancel")
+    assert response.status_code == 422, response.text

@@ -1,12 +1,10 @@
 """Activations of custom text: one feature (`/activation/new`) or a whole source."""
 
-from fastapi import APIRouter
-
 from interpedia_clients.inference import models as inference
-from interpedia_core.errors import UpstreamError
+from interpedia_core.errors import NotFound, UpstreamError
 from interpedia_webapi import catalog, dashboards
-from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
-from interpedia_webapi.routes import check_texts
+from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import (
     ActivationNewRequest,
     ActivationNewResponse,
@@ -16,7 +14,7 @@ from interpedia_webapi.schemas import (
 )
 from interpedia_webapi.upstream import upstream_errors
 
-router = APIRouter(tags=["activations"], dependencies=[RateLimitDep])
+router = upstream_router("activations", NotFound)  # an unknown feature or source
 
 
 def _to_response(answer: inference.ActivationSingleResponse) -> ActivationNewResponse:

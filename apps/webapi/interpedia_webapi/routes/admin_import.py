@@ -6,14 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
+from pydantic import TypeAdapter
 from sqlalchemy import select
 
-from interpedia_core.errors import InvalidInput
-from interpedia_core.sse import event_stream
+from interpedia_core.errors import Conflict, InvalidInput, NotFound
+from interpedia_core.service import error_responses
+from interpedia_core.sse import COMPONENT_REF, event_stream, event_stream_content
+from interpedia_core.wire import RowId
 from interpedia_db.models import ImportFile, ImportJob
 from interpedia_formats.locations import LocationError, discover_sources
 from interpedia_webapi import feature_import, import_runner
-from interpedia_webapi.deps import AdminUser, SessionDep, SettingsDep
+from interpedia_webapi.deps import ADMIN_ERRORS, AdminUser, SessionDep, SettingsDep
 from interpedia_webapi.schemas import (
     AvailableSource,
     ImportDetail,
@@ -23,7 +26,8 @@ from interpedia_webapi.schemas import (
     VerifyResponse,
 )
 
-router = APIRouter(prefix="/admin", tags=["admin import"])
+router = APIRouter(prefix="/admin", tags=["admin import"], responses=ADMIN_ERRORS)
+UNKNOWN_IMPORT = error_responses(NotFound)
 
 
 def _info(job: ImportJob, progress: feature_import.ImportProgress) -> ImportInfo:
@@ -43,7 +47,7 @@ def _info(job: ImportJob, progress: feature_import.ImportProgress) -> ImportInfo
     )
 
 
-@router.get("/import/available")
+@router.get("/import/available", responses=error_responses(InvalidInput))
 async def import_available(
     admin: AdminUser,
     settings: SettingsDep,
@@ -63,13 +67,14 @@ async def import_available(
 
 @router.get("/imports")
 async def imports_list(session: SessionDep, admin: AdminUser) -> list[ImportInfo]:
+    """The latest imports with their progress."""
     return [
         _info(job, await feature_import.get_progress(session, job.id))
         for job in await feature_import.list_imports(session)
     ]
 
 
-@router.post("/imports")
+@router.post("/imports", responses=error_responses(InvalidInput, Conflict))
 async def imports_start(
     body: ImportStartRequest,
     request: Request,
@@ -88,8 +93,9 @@ async def imports_start(
     return _info(job, await feature_import.get_progress(session, job.id))
 
 
-@router.get("/imports/{import_id}")
-async def imports_get(import_id: int, session: SessionDep, admin: AdminUser) -> ImportDetail:
+@router.get("/imports/{import_id}", responses=UNKNOWN_IMPORT)
+async def imports_get(import_id: RowId, session: SessionDep, admin: AdminUser) -> ImportDetail:
+    """One import, file by file."""
     progress = await feature_import.get_progress(session, import_id)
     job = await session.get(ImportJob, import_id)
     assert job is not None
@@ -116,9 +122,9 @@ async def imports_get(import_id: int, session: SessionDep, admin: AdminUser) -> 
     )
 
 
-@router.post("/imports/{import_id}/resume")
+@router.post("/imports/{import_id}/resume", responses=UNKNOWN_IMPORT | error_responses(Conflict))
 async def imports_resume(
-    import_id: int, request: Request, session: SessionDep, admin: AdminUser
+    import_id: RowId, request: Request, session: SessionDep, admin: AdminUser
 ) -> ImportInfo:
     """Retry failed files and continue with the rest."""
     await feature_import.get_progress(session, import_id)  # 404 if unknown
@@ -130,10 +136,11 @@ async def imports_resume(
     return _info(job, await feature_import.get_progress(session, import_id))
 
 
-@router.post("/imports/{import_id}/verify")
+@router.post("/imports/{import_id}/verify", responses=UNKNOWN_IMPORT)
 async def imports_verify(
-    import_id: int, session: SessionDep, settings: SettingsDep, admin: AdminUser
+    import_id: RowId, session: SessionDep, settings: SettingsDep, admin: AdminUser
 ) -> VerifyResponse:
+    """Compare what the database holds with the export: row counts and checksums."""
     report = await feature_import.verify_import(
         session,
         import_id,
@@ -147,9 +154,21 @@ async def imports_verify(
     )
 
 
-@router.get("/imports/{import_id}/events")
+@router.get(
+    "/imports/{import_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "One event per change of the progress, until the import stops.",
+            "content": event_stream_content(
+                TypeAdapter(feature_import.ImportProgress).json_schema(ref_template=COMPONENT_REF)
+            ),
+        }
+    }
+    | UNKNOWN_IMPORT,
+)
 async def imports_events(
-    import_id: int, request: Request, session: SessionDep, admin: AdminUser
+    import_id: RowId, request: Request, session: SessionDep, admin: AdminUser
 ) -> StreamingResponse:
     """Server-sent progress events until the import stops running."""
     await feature_import.get_progress(session, import_id)  # 404 before the stream starts

@@ -2,21 +2,23 @@
 
 from typing import Any
 
-from fastapi import APIRouter
-
-from interpedia_core.errors import InvalidInput
+from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_core.service import error_responses
+from interpedia_core.wire import MAX_OFFSET
 from interpedia_webapi import dashboards, explaining
-from interpedia_webapi.deps import CurrentUser, RateLimitDep, SessionDep, UpstreamsDep
+from interpedia_webapi.deps import CurrentUser, SessionDep, UpstreamsDep
 from interpedia_webapi.explanation_search import SearchHit, SearchScope, search_explanations
+from interpedia_webapi.routes import upstream_router
 from interpedia_webapi.schemas import (
     ExplanationGenerateRequest,
     ExplanationScoreRequest,
     ExplanationSearchRequest,
     ExplanationSearchResponse,
+    parse_explanation_id,
     parse_index,
 )
 
-router = APIRouter(tags=["explanations"])
+router = upstream_router("explanations")
 
 
 def _hit_json(hit: SearchHit) -> dict[str, Any]:
@@ -46,18 +48,19 @@ async def _search(
         limit=body.limit + 1,
         offset=body.offset,
     )
-    has_more = len(hits) > body.limit
-    hits = hits[: body.limit]
+    hits, more = hits[: body.limit], hits[body.limit :]
+    next_offset = body.offset + len(hits)
     return ExplanationSearchResponse(
         request=body.model_dump(),
         results=[_hit_json(h) for h in hits],
         resultsCount=len(hits),
-        hasMore=has_more,
-        nextOffset=body.offset + len(hits),
+        # The next page must be one this API serves: its offset within MAX_OFFSET.
+        hasMore=bool(more) and next_offset <= MAX_OFFSET,
+        nextOffset=next_offset,
     )
 
 
-@router.post("/explanation/search", dependencies=[RateLimitDep])
+@router.post("/explanation/search")
 async def explanation_search(
     body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
 ) -> ExplanationSearchResponse:
@@ -66,32 +69,35 @@ async def explanation_search(
     return await _search(body, scope, session, upstreams)
 
 
-@router.post("/explanation/search-model", dependencies=[RateLimitDep])
+@router.post("/explanation/search-model")
 async def explanation_search_model(
     body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
 ) -> ExplanationSearchResponse:
+    """`explanation/search` within one model (`modelId` is required)."""
     if not body.modelId:
         raise InvalidInput("modelId is required")
     return await _search(body, SearchScope(model_id=body.modelId), session, upstreams)
 
 
-@router.post("/explanation/search-release", dependencies=[RateLimitDep])
+@router.post("/explanation/search-release")
 async def explanation_search_release(
     body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
 ) -> ExplanationSearchResponse:
+    """`explanation/search` within one release's sources (`releaseName` is required)."""
     if not body.releaseName:
         raise InvalidInput("releaseName is required")
     return await _search(body, SearchScope(release_name=body.releaseName), session, upstreams)
 
 
-@router.post("/explanation/search-all", dependencies=[RateLimitDep])
+@router.post("/explanation/search-all")
 async def explanation_search_all(
     body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
 ) -> ExplanationSearchResponse:
+    """`explanation/search` over every model."""
     return await _search(body, SearchScope(), session, upstreams)
 
 
-@router.post("/explanation/generate", dependencies=[RateLimitDep])
+@router.post("/explanation/generate", responses=error_responses(NotFound))
 async def explanation_generate(
     body: ExplanationGenerateRequest,
     session: SessionDep,
@@ -113,7 +119,7 @@ async def explanation_generate(
     return {"explanation": dashboards.explanation_json(explanation, with_scores=False)}
 
 
-@router.post("/explanation/score", dependencies=[RateLimitDep])
+@router.post("/explanation/score", responses=error_responses(NotFound))
 async def explanation_score(
     body: ExplanationScoreRequest, session: SessionDep, user: CurrentUser, upstreams: UpstreamsDep
 ) -> dict[str, Any]:
@@ -121,7 +127,7 @@ async def explanation_score(
     score = await explaining.score_explanation(
         session,
         upstreams.autointerp(),
-        parse_index(body.explanationId),
+        parse_explanation_id(body.explanationId),
         scorer_model=body.scorerModel,
     )
     await session.commit()

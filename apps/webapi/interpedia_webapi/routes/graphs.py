@@ -7,11 +7,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from interpedia_clients.graph import AsyncGraphClient
 from interpedia_clients.graph import models as graph_models
-from interpedia_core.errors import InvalidInput
+from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound, UpstreamError
+from interpedia_core.service import error_responses
 from interpedia_db import graph_store
 from interpedia_db.models import Graph, GraphSubgraph
 from interpedia_webapi import graphs
 from interpedia_webapi.deps import (
+    KEY_ERRORS,
+    RATE_ERRORS,
     CurrentUser,
     OptionalUser,
     RateLimitDep,
@@ -46,7 +49,12 @@ from interpedia_webapi.schemas.graphs import (
 )
 from interpedia_webapi.upstream import upstream_errors
 
-router = APIRouter(tags=["graphs"])
+# Every graph route may meet a bad or missing graph, another user's graph, or the graph
+# service's refusal or failure (passed on by `upstream_errors`).
+router = APIRouter(
+    tags=["graphs"],
+    responses=error_responses(InvalidInput, Forbidden, NotFound, Conflict, UpstreamError),
+)
 
 
 def get_graph_client(upstreams: UpstreamsDep) -> AsyncGraphClient:
@@ -114,7 +122,7 @@ def _create_request(
     )
 
 
-@router.post("/graph/generate", dependencies=[RateLimitDep])
+@router.post("/graph/generate", dependencies=[RateLimitDep], responses=RATE_ERRORS)
 async def graph_generate(
     body: GraphGenerateRequest,
     request: Request,
@@ -136,7 +144,7 @@ async def graph_generate(
     )
 
 
-@router.post("/graph/jobs", dependencies=[RateLimitDep])
+@router.post("/graph/jobs", dependencies=[RateLimitDep], responses=RATE_ERRORS)
 async def graph_job_start(
     body: GraphGenerateRequest, request: Request, user: OptionalUser, client: GraphClientDep
 ) -> GraphJobInfo:
@@ -174,7 +182,7 @@ async def graph_list(
     return [await _metadata(session, g, _base(request)) for g in found]
 
 
-@router.post("/graph/list-owned")
+@router.post("/graph/list-owned", responses=KEY_ERRORS)
 async def graph_list_owned(
     request: Request, session: SessionDep, user: CurrentUser
 ) -> list[GraphMetadata]:
@@ -183,7 +191,7 @@ async def graph_list_owned(
     return [await _metadata(session, g, _base(request)) for g in found]
 
 
-@router.post("/graph/delete")
+@router.post("/graph/delete", responses=KEY_ERRORS)
 async def graph_delete(body: GraphKey, session: SessionDep, user: CurrentUser) -> MessageResponse:
     """Delete one of the caller's graphs (with its subgraphs)."""
     await graph_store.delete_graph(session, body.modelId, body.slug, user.id)
@@ -191,7 +199,7 @@ async def graph_delete(body: GraphKey, session: SessionDep, user: CurrentUser) -
     return MessageResponse(message="Graph deleted successfully")
 
 
-@router.post("/graph/signed-put")
+@router.post("/graph/signed-put", responses=KEY_ERRORS)
 async def graph_signed_put(
     body: SignedPutRequest,
     request: Request,
@@ -225,7 +233,7 @@ async def graph_upload(
     session: SessionDep,
     settings: SettingsDep,
     expires: int = Query(),
-    signature: str = Query(max_length=128),
+    signature: str = Query(pattern=r"^[0-9a-f]{64}$", description="The URL's HMAC-SHA256, in hex."),
 ) -> MessageResponse:
     """Where a signed URL points: keeps the file (gzipped or not) for save-to-db."""
     data = bytearray()
@@ -242,7 +250,7 @@ async def graph_upload(
     return MessageResponse(message="uploaded")
 
 
-@router.post("/graph/save-to-db")
+@router.post("/graph/save-to-db", responses=KEY_ERRORS)
 async def graph_save_to_db(
     body: SaveToDbRequest, request: Request, session: SessionDep, user: CurrentUser
 ) -> SaveToDbResponse:
@@ -274,7 +282,7 @@ def _subgraph(subgraph: GraphSubgraph, graph: Graph, owner: Any) -> Subgraph:
     )
 
 
-@router.post("/graph/subgraph/save")
+@router.post("/graph/subgraph/save", responses=KEY_ERRORS)
 async def graph_subgraph_save(
     body: SubgraphSaveRequest, session: SessionDep, user: CurrentUser
 ) -> SubgraphSaveResponse:
@@ -293,7 +301,7 @@ async def graph_subgraph_save(
     return SubgraphSaveResponse(success=True, subgraphId=subgraph.id)
 
 
-@router.post("/graph/subgraph/list")
+@router.post("/graph/subgraph/list", responses=KEY_ERRORS)
 async def graph_subgraph_list(
     body: GraphKey, session: SessionDep, user: CurrentUser
 ) -> SubgraphListResponse:
@@ -303,7 +311,7 @@ async def graph_subgraph_list(
     return SubgraphListResponse(success=True, subgraphs=[_subgraph(s, graph, user) for s in found])
 
 
-@router.post("/graph/subgraph/delete")
+@router.post("/graph/subgraph/delete", responses=KEY_ERRORS)
 async def graph_subgraph_delete(
     body: SubgraphDeleteRequest, session: SessionDep, user: CurrentUser
 ) -> SubgraphDeleteResponse:
@@ -321,7 +329,7 @@ async def graph_subgraph_get(subgraph_id: str, session: SessionDep) -> Subgraph:
     return _subgraph(subgraph, graph, await graphs.owner_of(session, subgraph.user_id))
 
 
-@router.post("/graph/tokenize", dependencies=[RateLimitDep])
+@router.post("/graph/tokenize", dependencies=[RateLimitDep], responses=RATE_ERRORS)
 async def graph_tokenize(
     body: GraphTokenizeRequest, client: GraphClientDep
 ) -> GraphTokenizeResponse:
@@ -352,7 +360,7 @@ async def graph_parse_chat_prompt(
     return GraphParseChatPromptResponse.model_validate(answer.model_dump())
 
 
-@router.post("/steer-logits", dependencies=[RateLimitDep])
+@router.post("/steer-logits", dependencies=[RateLimitDep], responses=RATE_ERRORS)
 async def steer_logits(body: SteerLogitsRequest, client: GraphClientDep) -> SteerLogitsResponse:
     """Generate with and without feature interventions on a graph's features."""
     async with upstream_errors(client):

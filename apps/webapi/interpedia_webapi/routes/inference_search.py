@@ -1,13 +1,12 @@
 """Search via inference: which features fire most on a text, and top features per token."""
 
-from fastapi import APIRouter
-
 from interpedia_clients.inference import models as inference
 from interpedia_core.errors import NotFound
+from interpedia_core.service import error_responses
 from interpedia_db.models import SourceSet
 from interpedia_webapi import catalog, text_search
-from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
-from interpedia_webapi.routes import check_texts
+from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import (
     SearchAllRequest,
     SearchAllResponse,
@@ -19,10 +18,10 @@ from interpedia_webapi.schemas import (
 )
 from interpedia_webapi.upstream import upstream_errors
 
-router = APIRouter(tags=["inference search"], dependencies=[RateLimitDep])
+router = upstream_router("inference search")
 
 
-@router.post("/search-all")
+@router.post("/search-all", responses=error_responses(NotFound))
 async def search_all(
     body: SearchAllRequest, session: SessionDep, settings: SettingsDep, upstreams: UpstreamsDep
 ) -> SearchAllResponse:
@@ -45,16 +44,21 @@ async def search_all(
     )
 
 
-@router.post("/search-topk-by-token")
+@router.post("/search-topk-by-token", responses=error_responses(NotFound))
 async def search_topk_by_token(
     body: SearchTopkByTokenRequest,
     session: SessionDep,
     settings: SettingsDep,
     upstreams: UpstreamsDep,
 ) -> SearchTopkByTokenResponse | SearchTopkByTokenBatchResponse:
-    """The top features of one source at every token of `text` (or of each of several texts)."""
+    """The top features of one source at every token of `text` (or of each of several texts).
+
+    For one text they come with what the database knows of each feature and are ranked by
+    specificity, dense features and special tokens left out (see `text_search`).
+    """
     texts = check_texts(settings, body.text)
-    await catalog.get_source(session, body.modelId, body.source)
+    single = not isinstance(body.text, list)
+    source = await catalog.get_source(session, body.modelId, body.source)
     answers = await text_search.topk_by_token(
         session,
         upstreams.inference(body.modelId),
@@ -62,20 +66,23 @@ async def search_topk_by_token(
             prompts=texts,
             model=body.modelId,
             source=body.source,
-            top_k=body.numResults,
+            top_k=text_search.candidates(body.numResults, source.d_sae)
+            if single
+            else body.numResults,
             ignore_bos=body.ignoreBos,
         ),
     )
-    if isinstance(body.text, list):  # Neuronpedia's batch answer: no feature details
+    if not single:  # Neuronpedia's batch answer: no feature details
         return SearchTopkByTokenBatchResponse(
             results=[text_search.by_token(body.source, a) for a in answers]
         )
     details = await text_search.feature_details(session, body.modelId, body.source, answers[0])
-    return text_search.keep(
+    kept = text_search.keep(
         text_search.by_token(body.source, answers[0], details),
         ignore_special=body.ignoreBos,
         density_threshold=body.densityThreshold,
     )
+    return text_search.rank(kept, body.numResults)
 
 
 @router.post("/tokenize")

@@ -2,9 +2,11 @@
 
 from fastapi import APIRouter
 
+from interpedia_core.errors import Forbidden, InvalidInput, NotFound
+from interpedia_core.service import error_responses
 from interpedia_db.models import FeatureList, FeatureListItem
 from interpedia_webapi import feature_lists
-from interpedia_webapi.deps import CurrentUser, SessionDep
+from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, SessionDep
 from interpedia_webapi.feature_lists import FeatureRef
 from interpedia_webapi.schemas import (
     ListAddFeaturesRequest,
@@ -18,6 +20,8 @@ from interpedia_webapi.schemas import (
 )
 
 router = APIRouter(prefix="/list", tags=["lists"])
+# Changing a list: a key (401), the list must exist (404) and be the caller's (403).
+OWNED = KEY_ERRORS | error_responses(NotFound, Forbidden)
 
 
 def _info(feature_list: FeatureList) -> ListInfo:
@@ -38,17 +42,19 @@ def _item(item: FeatureListItem) -> ListItemInfo:
     )
 
 
-@router.post("/new")
+@router.post("/new", responses=KEY_ERRORS)
 async def list_new(body: ListNewRequest, session: SessionDep, user: CurrentUser) -> ListInfo:
+    """A new, empty list owned by the caller."""
     feature_list = await feature_lists.create_list(session, user, body.name, body.description)
     await session.commit()
     return _info(feature_list)
 
 
-@router.post("/add-features")
+@router.post("/add-features", responses=OWNED | error_responses(InvalidInput))
 async def list_add_features(
     body: ListAddFeaturesRequest, session: SessionDep, user: CurrentUser
 ) -> list[ListItemInfo]:
+    """Add features (each must exist) to one of the caller's lists."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
     refs = [
         FeatureRef(f.modelId, f.layer, parse_index(f.index), f.description)
@@ -59,23 +65,25 @@ async def list_add_features(
     return [_item(i) for i in items]
 
 
-@router.post("/get")
+@router.post("/get", responses=error_responses(NotFound))
 async def list_get(body: ListIdRequest, session: SessionDep) -> ListGetResponse:
+    """A list and its features; anyone with the list's id may read it."""
     feature_list = await feature_lists.get_list(session, body.listId)
     items = await feature_lists.list_items(session, feature_list.id)
     return ListGetResponse(**_info(feature_list).model_dump(), neurons=[_item(i) for i in items])
 
 
-@router.post("/list")
+@router.post("/list", responses=KEY_ERRORS)
 async def list_list(session: SessionDep, user: CurrentUser) -> list[ListInfo]:
     """The caller's own lists."""
     return [_info(x) for x in await feature_lists.lists_of(session, user)]
 
 
-@router.post("/remove")
+@router.post("/remove", responses=OWNED | error_responses(InvalidInput))
 async def list_remove(
     body: ListRemoveRequest, session: SessionDep, user: CurrentUser
 ) -> dict[str, str]:
+    """Take a feature out of one of the caller's lists."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
     await feature_lists.remove_feature(
         session, feature_list, FeatureRef(body.modelId, body.layer, parse_index(body.index))
@@ -84,10 +92,11 @@ async def list_remove(
     return {"message": "removed"}
 
 
-@router.post("/delete")
+@router.post("/delete", responses=OWNED)
 async def list_delete(
     body: ListIdRequest, session: SessionDep, user: CurrentUser
 ) -> dict[str, str]:
+    """Delete one of the caller's lists."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
     await feature_lists.delete_list(session, feature_list)
     await session.commit()

@@ -1,3 +1,5 @@
+"""The models and their sources, as Neuronpedia's `/api/model/list` lists them."""
+
 from fastapi import APIRouter
 
 from interpedia_webapi import catalog

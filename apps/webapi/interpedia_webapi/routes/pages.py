@@ -1,16 +1,15 @@
 """Server-rendered pages (Jinja2). Data comes from the same domain functions as the API."""
 
 from pathlib import Path
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
+from starlette.convertors import Convertor, register_url_convertor
 
 from interpedia_core.errors import InvalidInput, NotFound
-from interpedia_db.models import Explanation, Feature
-from interpedia_webapi import catalog, dashboards, feature_lists
+from interpedia_db.models import Feature
+from interpedia_webapi import catalog, charts, dashboards, evaluations, feature_lists
 from interpedia_webapi.deps import SessionDep, UpstreamsDep
 from interpedia_webapi.schemas import parse_index
 
@@ -18,6 +17,25 @@ TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates"
 PAGE_SIZE = 50
 
 router = APIRouter(include_in_schema=False)
+
+
+class ModelSegment(Convertor[str]):
+    """A model id in a page URL: any segment but the app's own prefixes.
+
+    `/{model_id}/{source_id}/{index}` would otherwise claim `/api/list/list` (a POST
+    route) and answer a GET with the page's "no feature api/list/list" instead of 405.
+    """
+
+    regex = r"(?!(?:api|static)(?:/|$))[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("model_segment", ModelSegment())
 
 
 def _shade(value: float, top: float) -> str:
@@ -28,30 +46,8 @@ def _shade(value: float, top: float) -> str:
     return f"rgba(249, 115, 22, {alpha:.3f})"
 
 
-def _bars(
-    heights: list[float], values: list[float], width: int = 320, height: int = 90
-) -> dict[str, Any]:
-    """Rectangles of a histogram as inline SVG (no plotting library in the browser)."""
-    if not heights:
-        return {"bars": [], "width": width, "height": height, "labels": []}
-    top = max(heights) or 1
-    step = width / len(heights)
-    bars = [
-        {
-            "x": round(i * step, 2),
-            "w": round(max(step - 1, 1), 2),
-            "h": round(h / top * (height - 14), 2),
-            "y": round(height - 14 - h / top * (height - 14), 2),
-            "title": f"{values[i]:.3g}: {h:g}" if i < len(values) else f"{h:g}",
-        }
-        for i, h in enumerate(heights)
-    ]
-    labels = [f"{values[0]:.2g}", f"{values[-1]:.2g}"] if values else []
-    return {"bars": bars, "width": width, "height": height, "labels": labels}
-
-
 # zip: imported rows may carry token lists and value lists of different lengths.
-TEMPLATES.env.globals.update(shade=_shade, bars=_bars, zip=zip)
+TEMPLATES.env.globals.update(shade=_shade, zip=zip)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -119,7 +115,9 @@ async def lists_page(request: Request, session: SessionDep) -> HTMLResponse:
 async def list_page(list_id: str, request: Request, session: SessionDep) -> HTMLResponse:
     feature_list = await feature_lists.get_list(session, list_id)
     items = await feature_lists.list_items(session, list_id)
-    descriptions = await _descriptions(session, [(i.model_id, i.source_id, i.index) for i in items])
+    descriptions = await dashboards.first_descriptions(
+        session, [(i.model_id, i.source_id, i.index) for i in items]
+    )
     return TEMPLATES.TemplateResponse(
         request,
         "list.html",
@@ -134,56 +132,70 @@ async def admin_page(request: Request) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, "admin.html", {"roots": roots})
 
 
-async def _descriptions(
-    session: SessionDep, keys: list[tuple[str, str, int]]
-) -> dict[tuple[str, str, int], str]:
-    if not keys:
-        return {}
-    from sqlalchemy import tuple_
-
-    rows = await session.execute(
-        select(
-            Explanation.model_id,
-            Explanation.source_id,
-            Explanation.index,
-            func.min(Explanation.description),
-        )
-        .where(tuple_(Explanation.model_id, Explanation.source_id, Explanation.index).in_(keys))
-        .group_by(Explanation.model_id, Explanation.source_id, Explanation.index)
-    )
-    return {(m, s, i): d for m, s, i, d in rows.all()}
-
-
-@router.get("/{model_id}/{source_id}", response_class=HTMLResponse)
-async def source_page(
-    model_id: str, source_id: str, request: Request, session: SessionDep, page: int = 0
-) -> HTMLResponse:
-    source = await catalog.get_source(session, model_id, source_id)
-    page = max(0, min(page, 1_000_000))
-    rows = (
-        await session.execute(
-            select(Feature.index, Feature.frac_nonzero, Feature.max_act)
-            .where(Feature.model_id == model_id, Feature.source_id == source_id)
-            .order_by(Feature.index)
-            .limit(PAGE_SIZE + 1)
-            .offset(page * PAGE_SIZE)
-        )
-    ).all()
-    descriptions = await _descriptions(session, [(model_id, source_id, r[0]) for r in rows])
+@router.get("/{model_id}", response_class=HTMLResponse)
+async def model_page(model_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+    """Every source set of a model, its sources' evaluations side by side and by layer."""
+    rows = await evaluations.model_evals(session, model_id)
+    summary = next(m for m in await catalog.list_models(session) if m.model.id == model_id)
+    counts = {s.id: s for s in summary.sources}
     return TEMPLATES.TemplateResponse(
         request,
-        "source.html",
+        "model.html",
         {
-            "source": source,
-            "rows": rows[:PAGE_SIZE],
-            "has_more": len(rows) > PAGE_SIZE,
-            "page": page,
-            "descriptions": descriptions,
+            "m": summary,
+            "rows": rows,
+            "counts": counts,
+            "metrics": evaluations.METRICS,
+            "absorption": evaluations.METRIC_BY_KEY[
+                "absorption_first_letter||mean||mean_absorption_fraction_score"
+            ],
+            "per_layer": evaluations.per_layer_charts(rows),
+            "tradeoffs": evaluations.tradeoff_charts(model_id, rows),
         },
     )
 
 
-@router.get("/{model_id}/{source_id}/{index}", response_class=HTMLResponse)
+@router.get("/{model_id:model_segment}/{source_id}", response_class=HTMLResponse)
+async def source_page(
+    model_id: str,
+    source_id: str,
+    request: Request,
+    session: SessionDep,
+    page: int = 0,
+    sort: str = "index",
+    order: str = "asc",
+) -> HTMLResponse:
+    """The feature map, jump-to and search, evaluations, and the sortable feature table."""
+    found = await evaluations.source_evals(session, model_id, source_id)
+    page = max(0, min(page, 1_000_000))
+    rows = await catalog.feature_table(
+        session,
+        model_id,
+        source_id,
+        sort=sort,
+        descending=order == "desc",
+        offset=page * PAGE_SIZE,
+        limit=PAGE_SIZE + 1,
+    )
+    return TEMPLATES.TemplateResponse(
+        request,
+        "source.html",
+        {
+            "source": found.source,
+            "evals": found,
+            "metrics": evaluations.METRICS,
+            "charts": evaluations.source_charts(found),
+            "rows": rows[:PAGE_SIZE],
+            "has_more": len(rows) > PAGE_SIZE,
+            "page": page,
+            "sort": sort,
+            "order": "desc" if order == "desc" else "asc",
+            "sorts": catalog.SORTS,
+        },
+    )
+
+
+@router.get("/{model_id:model_segment}/{source_id}/{index}", response_class=HTMLResponse)
 async def feature_page(
     model_id: str, source_id: str, index: str, request: Request, session: SessionDep
 ) -> HTMLResponse:
@@ -193,7 +205,7 @@ async def feature_page(
         raise NotFound(f"no feature {model_id}/{source_id}/{index}") from None
     dashboard = await dashboards.get_dashboard(session, model_id, source_id, number)
     source = await catalog.get_source(session, model_id, source_id)
-    similar_descriptions = await _descriptions(
+    similar_descriptions = await dashboards.first_descriptions(
         session, [(model_id, source_id, i) for i, _ in dashboard.similar]
     )
     return TEMPLATES.TemplateResponse(
@@ -204,9 +216,17 @@ async def feature_page(
             "f": dashboard.feature,
             "source": source,
             "similar_descriptions": similar_descriptions,
-            "freq": _bars(dashboard.feature.freq_hist_heights, dashboard.feature.freq_hist_values),
-            "logits": _bars(
-                dashboard.feature.logits_hist_heights, dashboard.feature.logits_hist_values
+            "freq": charts.histogram(
+                dashboard.feature.freq_hist_heights,
+                dashboard.feature.freq_hist_values,
+                x_label="activation",
+                y_label="tokens",
+            ),
+            "logits": charts.histogram(
+                dashboard.feature.logits_hist_heights,
+                dashboard.feature.logits_hist_values,
+                x_label="logit (decoder direction · unembedding)",
+                y_label="vocabulary tokens",
             ),
         },
     )

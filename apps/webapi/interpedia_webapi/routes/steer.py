@@ -9,16 +9,16 @@ event stream that only carries an error.
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import StreamingResponse
 
 from interpedia_clients.inference import AsyncInferenceClient
 from interpedia_clients.inference import models as inference
-from interpedia_core.errors import InterpediaError, InvalidInput
-from interpedia_core.sse import event_stream
+from interpedia_core.errors import InterpediaError, InvalidInput, NotFound
+from interpedia_core.sse import event_stream, event_stream_content
 from interpedia_webapi import steering
-from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
-from interpedia_webapi.routes import check_texts
+from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import (
     SteerChatRequest,
     SteerRequest,
@@ -29,7 +29,15 @@ from interpedia_webapi.schemas import (
 from interpedia_webapi.settings import WebapiSettings
 from interpedia_webapi.upstream import upstream_errors
 
-router = APIRouter(tags=["steering"], dependencies=[RateLimitDep])
+router = upstream_router("steering", NotFound)
+STEER_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": SteerResponse,
+        "description": "The default and steered texts; with `stream: true`, server-sent events "
+        "with the texts so far, the last one with `done: true` (or `error`).",
+        "content": event_stream_content(SteerStreamEvent),
+    }
+}
 
 
 def _common(body: SteerRequest | SteerChatRequest) -> dict[str, Any]:
@@ -111,7 +119,7 @@ async def _one(event: SteerStreamEvent) -> AsyncGenerator[SteerStreamEvent, None
     yield event
 
 
-@router.post("/steer", response_model=None)
+@router.post("/steer", response_model=None, responses=STEER_ANSWERS)
 async def steer(
     body: SteerRequest,
     session: SessionDep,
@@ -141,7 +149,7 @@ async def steer(
     )
 
 
-@router.post("/steer-chat", response_model=None)
+@router.post("/steer-chat", response_model=None, responses=STEER_ANSWERS)
 async def steer_chat(
     body: SteerChatRequest,
     session: SessionDep,
@@ -150,7 +158,7 @@ async def steer_chat(
     http_request: Request,
 ) -> SteerResponse | StreamingResponse:
     """Chat completion with and without steering (the default and steered conversations)."""
-    check_texts(settings, [m.content for m in body.steeredChatMessages], max_texts=64)
+    check_texts(settings, [m.content for m in body.steeredChatMessages])
     _limits(settings, body.n_tokens)
     client = upstreams.inference(body.modelId)
     request = inference.SteerCompletionChatRequest(

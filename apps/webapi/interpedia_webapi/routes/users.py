@@ -2,8 +2,11 @@
 
 from fastapi import APIRouter
 
+from interpedia_core.errors import Conflict, NotFound
+from interpedia_core.service import error_responses
+from interpedia_core.wire import RowId
 from interpedia_webapi import accounts
-from interpedia_webapi.deps import AdminUser, CurrentUser, SessionDep
+from interpedia_webapi.deps import ADMIN_ERRORS, KEY_ERRORS, AdminUser, CurrentUser, SessionDep
 from interpedia_webapi.schemas import (
     KeyCreateResponse,
     KeyInfo,
@@ -15,21 +18,24 @@ from interpedia_webapi.schemas import (
 router = APIRouter(tags=["users"])
 
 
-@router.get("/me")
+@router.get("/me", responses=KEY_ERRORS)
 async def me(user: CurrentUser) -> UserInfo:
+    """The caller, by its API key."""
     return UserInfo(id=user.id, name=user.name, isAdmin=user.is_admin)
 
 
-@router.get("/me/keys")
+@router.get("/me/keys", responses=KEY_ERRORS)
 async def my_keys(session: SessionDep, user: CurrentUser) -> list[KeyInfo]:
+    """The caller's API keys (their prefixes; the keys themselves are not stored)."""
     return [
         KeyInfo(id=k.id, prefix=k.prefix, revoked=k.revoked_at is not None)
         for k in await accounts.list_keys(session, user.id)
     ]
 
 
-@router.post("/me/keys")
+@router.post("/me/keys", responses=KEY_ERRORS)
 async def my_keys_create(session: SessionDep, user: CurrentUser) -> KeyCreateResponse:
+    """A new API key for the caller (shown once)."""
     issued = await accounts.issue_key(session, user)
     await session.commit()
     return KeyCreateResponse(
@@ -37,22 +43,24 @@ async def my_keys_create(session: SessionDep, user: CurrentUser) -> KeyCreateRes
     )
 
 
-@router.delete("/me/keys/{key_id}")
-async def my_keys_revoke(key_id: int, session: SessionDep, user: CurrentUser) -> dict[str, str]:
+@router.delete("/me/keys/{key_id}", responses=KEY_ERRORS | error_responses(NotFound))
+async def my_keys_revoke(key_id: RowId, session: SessionDep, user: CurrentUser) -> dict[str, str]:
+    """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
     await accounts.revoke_key(session, key_id, owner=user)
     await session.commit()
     return {"message": "revoked"}
 
 
-@router.get("/admin/users")
+@router.get("/admin/users", responses=ADMIN_ERRORS)
 async def admin_users(session: SessionDep, admin: AdminUser) -> list[UserInfo]:
+    """Every user."""
     return [
         UserInfo(id=u.id, name=u.name, isAdmin=u.is_admin)
         for u, _ in await accounts.list_users(session)
     ]
 
 
-@router.post("/admin/users")
+@router.post("/admin/users", responses=ADMIN_ERRORS | error_responses(Conflict))
 async def admin_users_create(
     body: UserCreateRequest, session: SessionDep, admin: AdminUser
 ) -> UserCreateResponse:

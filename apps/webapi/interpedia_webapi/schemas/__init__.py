@@ -2,15 +2,35 @@
 
 Public `/api` paths that Neuronpedia also has use Neuronpedia's field names
 (`modelId`, `layer` for the source id, `customText`), so its `neuronpedia`
-client works against Interpedia unchanged. Text fields carry length limits;
-`max_text_chars` in settings tightens the inference ones further.
+client works against Interpedia unchanged. Every limit the API enforces is declared here
+(lengths, counts, ranges); `max_text_chars` and `steer_max_tokens` in settings may only
+tighten the inference ones, answering 400.
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Index = int | str
+from interpedia_core.errors import InvalidInput
+from interpedia_core.wire import (
+    INT32_MAX,
+    INT64_MAX,
+    BigRowId,
+    FeatureIndex,
+    NonBlankText,
+    Offset,
+    Seed,
+)
+
+MAX_TEXT_CHARS = 4000  # longest text sent to inference
+MAX_TEXTS = 32  # texts in one activation request
+STEER_MAX_TOKENS = 256  # tokens one steering request may generate (the inference cap)
+
+# Neuronpedia sends indices and ids as decimal strings as often as numbers.
+Index = FeatureIndex | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")]
+ExplanationId = BigRowId | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$")]
+Text = Annotated[NonBlankText, StringConstraints(max_length=MAX_TEXT_CHARS)]
+Texts = Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
 
 
 class Schema(BaseModel):
@@ -18,14 +38,25 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
 
-def parse_index(value: Index) -> int:
-    from interpedia_core.errors import InvalidInput
+def parse_index(value: int | str) -> int:
+    """A feature index from a number or its decimal string (also a URL's path segment)."""
+    return _parse_int(value, 0, INT32_MAX, "a feature index")
 
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, str) and value.isdigit() and len(value) < 10:
-        return int(value)
-    raise InvalidInput(f"a feature index is a non-negative integer, not {value!r}")
+
+def parse_explanation_id(value: int | str) -> int:
+    return _parse_int(value, 1, INT64_MAX, "an explanation id")
+
+
+def _parse_int(value: int | str, low: int, high: int, what: str) -> int:
+    text = str(value)
+    if (
+        not isinstance(value, bool)
+        and text.isascii()
+        and text.isdigit()
+        and low <= int(text) <= high
+    ):
+        return int(text)
+    raise InvalidInput(f"{what} is an integer from {low} to {high}, not {value!r}")
 
 
 class FeatureKey(Schema):
@@ -64,7 +95,7 @@ class ModelInfo(Schema):
 
 class ActivationNewRequest(Schema):
     feature: FeatureKey
-    customText: str | list[str] = Field(description="One text or several (at most 32).")
+    customText: Texts = Field(description=f"One text or several (at most {MAX_TEXTS}).")
 
 
 class ActivationNewResponse(Schema):
@@ -78,7 +109,7 @@ class ActivationNewResponse(Schema):
 class ActivationSourceRequest(Schema):
     modelId: str = Field(max_length=128)
     source: str = Field(max_length=128)
-    customText: str | list[str]
+    customText: Texts = Field(description=f"One text or several (at most {MAX_TEXTS}).")
 
 
 class ActivationSourceResult(Schema):
@@ -96,11 +127,11 @@ class ActivationSourceResponse(Schema):
 
 
 class ExplanationSearchRequest(Schema):
-    query: str = Field(min_length=1, max_length=1000)
+    query: Annotated[NonBlankText, StringConstraints(max_length=1000)]
     modelId: str | None = Field(default=None, max_length=128)
     layers: list[str] | None = Field(default=None, max_length=200)
     releaseName: str | None = Field(default=None, max_length=256)
-    offset: int = Field(default=0, ge=0, le=10_000)
+    offset: Offset = 0
     limit: int = Field(default=20, ge=1, le=100)
     mode: Literal["keyword", "semantic", "hybrid"] = "hybrid"
 
@@ -110,7 +141,7 @@ class ExplanationSearchResponse(Schema):
     results: list[dict[str, Any]]
     resultsCount: int
     hasMore: bool
-    nextOffset: int
+    nextOffset: int = Field(description="The offset of the next page (when hasMore).")
 
 
 class ExplanationGenerateRequest(FeatureKey):
@@ -119,7 +150,7 @@ class ExplanationGenerateRequest(FeatureKey):
 
 
 class ExplanationScoreRequest(Schema):
-    explanationId: Index
+    explanationId: ExplanationId
     scorerModel: str | None = Field(default=None, max_length=256)
     scorer: Literal["embedding"] = "embedding"
 
@@ -130,7 +161,7 @@ class ExplanationScoreRequest(Schema):
 class SearchAllRequest(Schema):
     modelId: str = Field(max_length=128)
     sourceSet: str = Field(max_length=128)
-    text: str = Field(min_length=1)
+    text: Text
     selectedLayers: list[str] = Field(default_factory=list, max_length=200)
     sortIndexes: list[int] = Field(default_factory=list, max_length=4096)
     ignoreBos: bool = True
@@ -156,7 +187,9 @@ class SearchAllResponse(Schema):
 class SearchTopkByTokenRequest(Schema):
     modelId: str = Field(max_length=128)
     source: str = Field(max_length=128)
-    text: str | list[str] = Field(description="One text, or several (then no feature details).")
+    text: Texts = Field(
+        description=f"One text, or several (at most {MAX_TEXTS}; then no feature details)."
+    )
     numResults: int = Field(default=5, ge=1, le=100)
     ignoreBos: bool = Field(
         default=True, description="Leave out special tokens (BOS, EOS, chat markers)."
@@ -181,6 +214,11 @@ class TopkFeatureInfo(Schema):
 class TopkFeature(Schema):
     featureIndex: int
     activationValue: float
+    specificity: float | None = Field(
+        default=None,
+        description="What the features of one token are ranked by: the activation as a share "
+        "of the feature's max activation, times log10(1 / density). None in a batch answer.",
+    )
     feature: TopkFeatureInfo | None = None
 
 
@@ -211,12 +249,12 @@ class SteerFeature(Schema):
 
 class SteerRequest(Schema):
     modelId: str = Field(max_length=128)
-    prompt: str = Field(min_length=1)
+    prompt: Text
     features: list[SteerFeature] = Field(min_length=1, max_length=32)
     temperature: float = Field(default=0.5, ge=0, le=2)
-    n_tokens: int = Field(default=32, ge=1, le=1024)
+    n_tokens: int = Field(default=32, ge=1, le=STEER_MAX_TOKENS)
     freq_penalty: float = Field(default=2, ge=-2, le=2)
-    seed: int = 16
+    seed: Seed = 16
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
     steer_method: Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"] = (
         "SIMPLE_ADDITIVE"
@@ -227,7 +265,7 @@ class SteerRequest(Schema):
 
 class ChatMessage(Schema):
     role: Literal["system", "user", "assistant"]
-    content: str
+    content: Text
 
 
 class SteerChatRequest(Schema):
@@ -236,9 +274,9 @@ class SteerChatRequest(Schema):
     defaultChatMessages: list[ChatMessage] = Field(min_length=1, max_length=64)
     steeredChatMessages: list[ChatMessage] = Field(min_length=1, max_length=64)
     temperature: float = Field(default=0.5, ge=0, le=2)
-    n_tokens: int = Field(default=32, ge=1, le=1024)
+    n_tokens: int = Field(default=32, ge=1, le=STEER_MAX_TOKENS)
     freq_penalty: float = Field(default=2, ge=-2, le=2)
-    seed: int = 16
+    seed: Seed = 16
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
     steer_special_tokens: bool = True
     stream: bool = False
@@ -264,7 +302,7 @@ class SteerStreamEvent(Schema):
 
 class TokenizeRequest(Schema):
     model: str = Field(max_length=128)
-    text: str
+    text: Text
     prepend_bos: bool = False
 
 
@@ -395,3 +433,50 @@ class AvailableSource(Schema):
     modelId: str
     sourceId: str
     location: str
+
+
+# --- feature maps and evaluations -----------------------------------------------------------
+
+
+class UmapRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layers: list[str] = Field(min_length=1, max_length=50, description="Source ids, e.g. 6-res-jb.")
+
+
+class UmapPointsResponse(Schema):
+    """A source's feature map, one array per field and one entry per feature (index order)."""
+
+    modelId: str
+    source: str
+    count: int
+    index: list[int]
+    x: list[float]
+    y: list[float]
+    cluster: list[int] = Field(description="HDBSCAN cluster of the layout; -1: in none.")
+    logDensity: list[float | None] = Field(description="log10 of density; null: never fired.")
+    description: list[str | None] = Field(description="The feature's explanation, if any.")
+
+
+class SourceEvalsResponse(Schema):
+    """A source's evaluations: SAE-Bench outputs by type (`core`, `absorption_first_letter`)."""
+
+    modelId: str
+    source: str
+    evals: dict[str, dict[str, Any]]
+
+
+class EvalsSourceRow(Schema):
+    source: str
+    setName: str
+    layer: int
+    hookName: str
+    architecture: str
+    d_sae: int
+    metrics: dict[str, float] = Field(description="`type||category||metric` → value.")
+
+
+class ModelEvalsResponse(Schema):
+    """Every source of a model with its evaluation metrics, for comparing them."""
+
+    modelId: str
+    sources: list[EvalsSourceRow]

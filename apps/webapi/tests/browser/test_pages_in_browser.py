@@ -5,6 +5,7 @@ random SAE, `smollm2-135m` / `6-res-it`). Needs Debian's chromium at /usr/bin/ch
 (`apt-get install -y chromium`); screenshots go to `artifacts/screenshots/`.
 """
 
+import re
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def test_browse_to_a_feature_and_test_text(page, shots: Path) -> None:
     assert page.locator("#bin-activations .tokens").count() == 2
     hovered = tokens.first.get_attribute("data-v")
     assert hovered is not None and float(hovered) >= 0
-    assert page.locator("svg.hist rect").count() == 40
+    assert page.locator("svg.chart rect").count() == 40
     page.click(f"#similar a[href='/{MODEL}/{SOURCE}/3']")
     expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · 3")
 
@@ -175,3 +176,107 @@ def test_admin_import_with_live_progress_then_verify(
     page.screenshot(path=str(shots / "admin-import.png"), full_page=True)
     page.goto("/")
     expect(page.locator("section.model[data-model='browser-model']")).to_contain_text("1,100")
+
+
+def _point_on_screen(page, index: int) -> tuple[float, float]:
+    """Where feature `index` is drawn, in page coordinates."""
+    box = page.locator("#feature-map").bounding_box()
+    x, y = page.evaluate(
+        """index => {
+            const map = window.featureMap;
+            const [px, py] = map.toScreen(map.index.indexOf(index));
+            return [px / map.ratio, py / map.ratio];
+        }""",
+        index,
+    )
+    return box["x"] + x, box["y"] + y
+
+
+def test_source_page_map_hover_click_select_and_search(page, explored, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"/{MODEL}/{SOURCE}")
+    page.wait_for_function("window.featureMap && window.featureMap.frames > 0")
+    expect(page.locator("#map-status")).to_contain_text("40 features")
+    # Pixels were drawn: the canvas is not blank where a point sits.
+    x, y = _point_on_screen(page, 4)
+    drawn = page.evaluate(
+        """([index]) => {
+            const map = window.featureMap, [px, py] = map.toScreen(map.index.indexOf(index));
+            const pixel = map.ctx.getImageData(px | 0, py | 0, 1, 1).data;
+            return [pixel[0], pixel[1], pixel[2]];
+        }""",
+        [4],
+    )
+    assert drawn != [250, 250, 248], drawn  # not the background
+    page.mouse.move(x, y)
+    expect(page.locator("#map-tooltip")).to_contain_text("mentions of cats #4")
+    page.select_option("#map-colour", "cluster")
+    expect(page.locator("#map-legend")).to_contain_text("cats")
+    page.screenshot(path=str(shots / "source-map.png"), full_page=True)
+
+    # Typing highlights the features whose explanation matches.
+    page.fill("#map-filter", "dogs")
+    expect(page.locator("#map-status")).to_contain_text("20 features match")
+
+    # Box-select the left cluster (even indices: cats) and add it to a list.
+    _set_key(page, explored["alice"])
+    page.reload()
+    page.wait_for_function("window.featureMap && window.featureMap.frames > 0")
+    page.click("#map-modes button[data-mode='box']")
+    box = page.locator("#feature-map").bounding_box()
+    left = _point_on_screen(page, 0)[0]
+    right = _point_on_screen(page, 1)[0]
+    page.mouse.move(box["x"] + 4, box["y"] + 4)
+    page.mouse.down()
+    page.mouse.move((left + right) / 2, box["y"] + box["height"] - 4, steps=8)
+    page.mouse.up()
+    expect(page.locator("#selection-count")).to_have_text("20")
+    assert all(
+        int(t.split("#")[1]) % 2 == 0
+        for t in page.locator("#selection-list .result a").all_inner_texts()
+    )
+    page.fill("#new-list-name", "Cats from the map")
+    page.click("#add-selection")
+    expect(page.locator("#selection-result a")).to_contain_text("Added 20 to Cats from the map")
+
+    # Clicking a point opens its feature.
+    page.click("#map-modes button[data-mode='pan']")
+    page.mouse.click(*_point_on_screen(page, 5))
+    expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · 5")
+
+
+def test_source_page_jump_search_and_features_on_text(page, explored) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"/{MODEL}/{SOURCE}")
+    page.fill("#search-query", "dogs")
+    page.select_option("#search-mode", "keyword")
+    page.click("#search-form button")
+    expect(page.locator("#search-results .result").first).to_contain_text("dogs running home")
+    page.fill("#jump-index", "12")
+    page.click("#jump-form button")
+    expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · 12")
+
+
+def test_source_page_features_on_a_text(page) -> None:
+    """On a served source: a token strip, and each token's top features with explanations."""
+    from playwright.sync_api import expect
+
+    page.goto(f"/{SERVED_MODEL}/{SERVED_SOURCE}")
+    page.fill("#text-input", "the cat sat")
+    page.click("#text-form button")
+    expect(page.locator("#token-strip .strip-token")).to_have_count(3)
+    page.locator("#token-strip .strip-token").nth(1).click()
+    expect(page.locator("#token-features h3")).to_contain_text("cat")
+    first = page.locator("#token-features .result").first
+    expect(first).to_contain_text(re.compile(r"#(\d+).*(mentions of cats|dogs running home) #\1"))
+
+
+def test_model_page_links_into_its_sources(page, explored) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"/{MODEL}")
+    expect(page.locator("#evals-by-layer svg").first).to_be_visible()
+    page.click(f"tr.source-row[data-source='{SOURCE}'] a")
+    expect(page.locator("h1")).to_have_text(SOURCE)

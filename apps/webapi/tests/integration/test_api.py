@@ -54,8 +54,8 @@ async def test_feature_has_neuronpedia_fields(api) -> None:
     [
         (f"/api/feature/{MODEL}/{SOURCE}/999", 404, f"no feature {MODEL}/{SOURCE}/999"),
         (f"/api/feature/{MODEL}/nope/1", 404, f"no feature {MODEL}/nope/1"),
-        (f"/api/feature/{MODEL}/{SOURCE}/-1", 400, "a feature index is a non-negative integer"),
-        (f"/api/feature/{MODEL}/{SOURCE}/abc", 400, "a feature index is a non-negative integer"),
+        (f"/api/feature/{MODEL}/{SOURCE}/-1", 400, "a feature index is an integer from 0"),
+        (f"/api/feature/{MODEL}/{SOURCE}/abc", 400, "a feature index is an integer from 0"),
     ],
 )
 async def test_unknown_feature_is_a_clean_error(api, path: str, status: int, detail: str) -> None:
@@ -69,7 +69,7 @@ async def test_text_too_long_is_refused(api) -> None:
     client, _ = api
     body = {"feature": {"modelId": MODEL, "layer": SOURCE, "index": 1}, "customText": "x" * 5000}
     response = await client.post("/api/activation/new", json=body)
-    assert response.status_code == 400 and "limit is 4000" in response.json()["detail"]
+    assert response.status_code == 422 and "at most 4000 characters" in response.json()["detail"]
 
 
 async def test_keyword_search_is_parameterised(api) -> None:

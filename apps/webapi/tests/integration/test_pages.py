@@ -17,10 +17,10 @@ async def test_feature_page_shows_dashboard(api) -> None:
     text = page.text
     assert "mentions of cats #2" in text
     assert 'class="tok"' in text and "data-v=" in text and "rgba(249, 115, 22" in text
-    assert '<svg class="hist"' in text
+    assert '<svg class="chart"' in text
     assert " kitten" in text and " dogs" in text  # logit lens
     assert f'href="/{MODEL}/{SOURCE}/3"' in text  # similar features
-    assert "Lower activation bins" in text
+    assert "Activations by interval" in text
 
 
 async def test_source_search_steer_lists_admin_pages(api) -> None:

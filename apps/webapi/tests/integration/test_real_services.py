@@ -22,6 +22,9 @@ from conftest import (
     in_process,
     service_settings,
 )
+from sqlalchemy import select
+
+from interpedia_db.models import Explanation
 
 pytestmark = pytest.mark.slow
 
@@ -90,14 +93,15 @@ async def test_topk_by_token_has_neuronpedias_fields(real_api) -> None:
     assert [r["position"] for r in data["results"]] == [1, 2, 3]  # BOS left out
     assert [r["token"] for r in data["results"]] == ["the", " cat", " sat"]
     top = data["results"][0]["topFeatures"]
-    assert len(top) == 5 and top[0]["activationValue"] >= top[-1]["activationValue"]
+    assert len(top) == 5 and top[0]["specificity"] >= top[-1]["specificity"]
     assert top[0]["feature"]["index"] == str(top[0]["featureIndex"])
     # With a density threshold only features firing on at most that fraction of tokens stay
-    # (the export's features fire on 0.1% to 1%).
+    # (the export's features fire on 0.1% to 1%); inference is asked for more candidates
+    # than are returned, so each token still gets its 5.
     sparse = await client.post("/api/search-topk-by-token", json=body | {"densityThreshold": 0.005})
     kept = [f for r in sparse.json()["results"] for f in r["topFeatures"]]
     assert all(0 < f["feature"]["frac_nonzero"] <= 0.005 for f in kept)
-    assert 0 < len(kept) < sum(len(r["topFeatures"]) for r in data["results"])
+    assert [len(r["topFeatures"]) for r in sparse.json()["results"]] == [5, 5, 5]
     batch = await client.post(
         "/api/search-topk-by-token", json=body | {"text": ["the cat", "a dog ran"]}
     )
@@ -255,6 +259,36 @@ async def test_semantic_and_hybrid_search_through_autointerp(real_api, locally_e
     )
     assert hybrid.status_code == 200
     assert all("cats" in r["description"] for r in hybrid.json()["results"])
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+async def test_explanation_search_pages_lead_to_valid_pages(
+    real_api, locally_embedded, db_sessionmaker, mode
+) -> None:
+    """Offset 80 asked autointerp for limit + 1 past its 100 and answered 400; every
+    `nextOffset` must lead to a page, down to the last, each result once."""
+    client, _ = real_api
+    async with db_sessionmaker() as session:
+        query = select(Explanation.id).where(Explanation.model_id == SERVED_MODEL)
+        ids = set((await session.execute(query)).scalars())
+    assert len(ids) > 200  # deeper than one autointerp call
+    search = {"modelId": SERVED_MODEL, "query": "cats", "mode": mode}
+    deep = await client.post("/api/explanation/search", json=search | {"offset": 79, "limit": 100})
+    assert deep.status_code == 200, deep.text
+    assert len(deep.json()["results"]) == 100
+    seen: list[int] = []
+    page = {"hasMore": True, "nextOffset": 0}
+    while page["hasMore"]:  # pages of 100: hybrid fuses every one at the same depth
+        response = await client.post(
+            "/api/explanation/search", json=search | {"offset": page["nextOffset"], "limit": 100}
+        )
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen += [int(r["id"]) for r in page["results"]]
+    assert len(seen) == len(set(seen)) and set(seen) == ids
+    edge = await client.post("/api/explanation/search", json=search | {"offset": 10_000})
+    assert edge.status_code == 200, edge.text
+    assert edge.json()["hasMore"] is False and edge.json()["results"] == []
 
 
 async def test_pickers_offer_only_served_models(real_api) -> None:

@@ -20,7 +20,7 @@ class AutointerpClient(ServiceClient):
         return self._call("POST", "/v1/embed", body, models.EmbedResponse)
 
     def embedding_models(self) -> models.EmbeddingModelsResponse:
-        """Embedding Models."""
+        """The embedding models this server offers, and which one is its default."""
         return self._call("GET", "/v1/embedding-models", None, models.EmbeddingModelsResponse)
 
     def explain_activations(
@@ -84,7 +84,7 @@ class AsyncAutointerpClient(AsyncServiceClient):
         return await self._call("POST", "/v1/embed", body, models.EmbedResponse)
 
     async def embedding_models(self) -> models.EmbeddingModelsResponse:
-        """Embedding Models."""
+        """The embedding models this server offers, and which one is its default."""
         return await self._call("GET", "/v1/embedding-models", None, models.EmbeddingModelsResponse)
 
     async def explain_activations(

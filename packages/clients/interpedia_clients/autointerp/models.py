@@ -32,9 +32,17 @@ class EmbeddingModelsResponse(BaseModel):
     models: list[EmbeddingModelOut] = Field(..., title="Models")
 
 
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
+
+
 class Method(StrEnum):
     """
-    auto: the LLM when one is configured, else offline
+    auto: the LLM when one is configured, else offline; llm needs one configured (400 without).
     """
 
     auto = "auto"
@@ -59,7 +67,10 @@ class Method1(StrEnum):
 
 
 class ExplainFeatureRequest(BaseModel):
-    index: conint(ge=0) = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) = Field(..., title="Index")
+    """
+    Feature index in its source (0-based).
+    """
     method: Method1 | None = Field("auto", title="Method")
     model_id: str = Field(..., title="Model Id")
     source_id: str = Field(..., title="Source Id")
@@ -93,13 +104,13 @@ class NPActivation(BaseModel):
     One example: its tokens and the feature's value on each (Neuronpedia's shape).
     """
 
-    tokens: list[str] = Field(..., title="Tokens")
+    tokens: list[str] = Field(..., min_length=1, title="Tokens")
     """
     Tokens of the example text
     """
-    values: list[float] = Field(..., title="Values")
+    values: list[float] = Field(..., min_length=1, title="Values")
     """
-    The feature's activation on each token
+    The feature's activation on each token (one per token)
     """
 
 
@@ -113,12 +124,12 @@ class ScoreEmbeddingBreakdown(BaseModel):
 
 
 class ScoreEmbeddingRequest(BaseModel):
-    activations: list[NPActivation] = Field(..., title="Activations")
+    activations: list[NPActivation] = Field(..., min_length=1, title="Activations")
     embedding_model: str | None = Field(None, title="Embedding Model")
     """
     Embedding model (default: the server's)
     """
-    explanation: str = Field(..., title="Explanation")
+    explanation: constr(pattern=r"\S", min_length=1) = Field(..., title="Explanation")
 
 
 class ScoreEmbeddingResponse(BaseModel):
@@ -137,8 +148,13 @@ class Scorer(StrEnum):
 
 
 class ScoreExplanationRequest(BaseModel):
-    explanation_id: int = Field(..., title="Explanation Id")
+    explanation_id: conint(ge=1, le=9223372036854776000) = Field(
+        ..., title="Explanation Id"
+    )
     scorers: list[Scorer] | None = Field(None, min_length=1, title="Scorers")
+    """
+    detection, fuzz and simulation are LLM judges: they need an LLM configured on this server (400 without one).
+    """
 
 
 class ScoreFuzzDetectionBreakdown(BaseModel):
@@ -158,8 +174,8 @@ class Type(StrEnum):
 
 
 class ScoreFuzzDetectionRequest(BaseModel):
-    activations: list[NPActivation] = Field(..., title="Activations")
-    explanation: str = Field(..., title="Explanation")
+    activations: list[NPActivation] = Field(..., min_length=1, title="Activations")
+    explanation: constr(pattern=r"\S", min_length=1) = Field(..., title="Explanation")
     model: str | None = Field(None, title="Model")
     """
     OpenRouter model, used only when this server has no LLM
@@ -187,8 +203,8 @@ class ScoreSimulationBreakdown(BaseModel):
 
 
 class ScoreSimulationRequest(BaseModel):
-    activations: list[NPActivation] = Field(..., title="Activations")
-    explanation: str = Field(..., title="Explanation")
+    activations: list[NPActivation] = Field(..., min_length=1, title="Activations")
+    explanation: constr(pattern=r"\S", min_length=1) = Field(..., title="Explanation")
 
 
 class ScoreSimulationResponse(BaseModel):
@@ -213,8 +229,11 @@ class SearchExplanationsRequest(BaseModel):
     limit: conint(ge=1, le=100) | None = Field(10, title="Limit")
     mode: Mode | None = Field("hybrid", title="Mode")
     model_id: str | None = Field(None, title="Model Id")
-    offset: conint(ge=0) | None = Field(0, title="Offset")
-    query: constr(min_length=1) = Field(..., title="Query")
+    offset: conint(ge=0, le=10000) | None = Field(0, title="Offset")
+    """
+    Results to skip.
+    """
+    query: constr(pattern=r"\S", min_length=1) = Field(..., title="Query")
     source_ids: list[str] | None = Field(None, title="Source Ids")
     source_set: str | None = Field(None, title="Source Set")
     """
@@ -250,23 +269,36 @@ class StoredScore(BaseModel):
     value: float = Field(..., title="Value")
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
+
+
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class ExplainActivationsRequest(BaseModel):
-    activations: list[NPActivation] = Field(..., title="Activations")
+    activations: list[NPActivation] = Field(..., min_length=1, title="Activations")
     logit_tokens: list[str] | None = Field(None, title="Logit Tokens")
     """
     Tokens the feature promotes (logit lens), top first
     """
     method: Method | None = Field("auto", title="Method")
     """
-    auto: the LLM when one is configured, else offline
+    auto: the LLM when one is configured, else offline; llm needs one configured (400 without).
     """
 
 
@@ -275,7 +307,7 @@ class ExplainDefaultRequest(BaseModel):
     Neuronpedia's request. With no LLM configured here and no key sent, explains offline.
     """
 
-    activations: list[NPActivation] = Field(..., title="Activations")
+    activations: list[NPActivation] = Field(..., min_length=1, title="Activations")
     model: str | None = Field(None, title="Model")
     """
     OpenRouter model, used only when this server has no LLM
@@ -284,10 +316,6 @@ class ExplainDefaultRequest(BaseModel):
     """
     OpenRouter key, used only when this server has no LLM
     """
-
-
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
 
 
 class ScoreExplanationResponse(BaseModel):

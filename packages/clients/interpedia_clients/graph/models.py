@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field, confloat, conint, constr
 
 
 class CheckBusyResponse(BaseModel):
     busy: bool = Field(..., title="Busy")
+
+
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
 
 
 class GraphChatMessage(BaseModel):
@@ -278,12 +285,25 @@ class TranscoderSetsResponse(BaseModel):
     transcoder_sets: list[TranscoderSetInfo] = Field(..., title="Transcoder Sets")
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
+
+
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class ForwardPassRequest(BaseModel):
@@ -304,10 +324,6 @@ class ForwardPassResponse(BaseModel):
     prompt: str = Field(..., title="Prompt")
     salient_logits: list[SalientLogit] = Field(..., title="Salient Logits")
     total_salient_tokens: int = Field(..., title="Total Salient Tokens")
-
-
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
 
 
 class LogitsByToken(BaseModel):

@@ -9,7 +9,9 @@ from pydantic import BaseModel, Field, PositiveInt, confloat, conint, constr
 
 
 class ActivationAllBatchRequest(BaseModel):
-    feature_filter: list[int] | None = Field(None, title="Feature Filter")
+    feature_filter: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Feature Filter"
+    )
     ignore_bos: bool | None = Field(True, title="Ignore Bos")
     model: str = Field(..., title="Model")
     num_results: conint(le=1000, gt=0) | None = Field(25, title="Num Results")
@@ -20,7 +22,9 @@ class ActivationAllBatchRequest(BaseModel):
 
 
 class ActivationAllRequest(BaseModel):
-    feature_filter: list[int] | None = Field(None, title="Feature Filter")
+    feature_filter: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Feature Filter"
+    )
     """
     Only consider these feature indices
     """
@@ -134,7 +138,7 @@ class ActivationRawResponse(BaseModel):
 
 class ActivationSingleBatchRequest(BaseModel):
     hook: str | None = Field(None, title="Hook")
-    index: str | int | None = Field(None, title="Index")
+    index: str | conint(ge=0, le=2147483647) | None = Field(None, title="Index")
     model: str = Field(..., title="Model")
     prompts: list[str] = Field(..., min_length=1, title="Prompts")
     """
@@ -149,7 +153,7 @@ class ActivationSingleRequest(BaseModel):
     """
     Hook the custom vector reads (with vector)
     """
-    index: str | int | None = Field(None, title="Index")
+    index: str | conint(ge=0, le=2147483647) | None = Field(None, title="Index")
     """
     Feature index (with source)
     """
@@ -286,6 +290,14 @@ class ChatMessage(BaseModel):
     role: str = Field(..., title="Role")
 
 
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
+
+
 class FeatureActivation(BaseModel):
     dfa_max_value: float | None = Field(None, title="Dfa Max Value")
     dfa_target_index: int | None = Field(None, title="Dfa Target Index")
@@ -305,7 +317,10 @@ class FeatureActivation(BaseModel):
 
 
 class FeatureRef(BaseModel):
-    index: conint(ge=0) = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) = Field(..., title="Index")
+    """
+    Feature index in its source (0-based).
+    """
     model: str = Field(..., title="Model")
     source: str = Field(..., title="Source")
 
@@ -372,7 +387,10 @@ class SourcePromptResult(BaseModel):
 
 
 class SteerFeature(BaseModel):
-    index: conint(ge=0) = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) = Field(..., title="Index")
+    """
+    Feature index in its source (0-based).
+    """
     model: str = Field(..., title="Model")
     source: str = Field(..., title="Source")
     steering_vector: list[float] | None = Field(None, title="Steering Vector")
@@ -492,7 +510,10 @@ class UtilSaeTopkByDecoderCossimRequest(BaseModel):
 
 
 class UtilSaeVectorRequest(BaseModel):
-    index: conint(ge=0) = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) = Field(..., title="Index")
+    """
+    Feature index in its source (0-based).
+    """
     model: str = Field(..., title="Model")
     source: str = Field(..., title="Source")
 
@@ -502,12 +523,25 @@ class UtilSaeVectorResponse(BaseModel):
     vector: list[float] = Field(..., title="Vector")
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
+
+
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class ActivationAllResponse(BaseModel):
@@ -556,10 +590,6 @@ class ApplyChatTemplateResponse(BaseModel):
 class CossimFeature(BaseModel):
     cosine_similarity: float = Field(..., title="Cosine Similarity")
     feature: FeatureRef
-
-
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
 
 
 class LensMetaMessage(BaseModel):
@@ -617,11 +647,21 @@ class SteerCompletionChatRequest(BaseModel):
         0.0, title="Freq Penalty"
     )
     model: str = Field(..., title="Model")
-    n_completion_tokens: conint(ge=1) | None = Field(32, title="N Completion Tokens")
+    n_completion_tokens: conint(ge=1, le=256) | None = Field(
+        32, title="N Completion Tokens"
+    )
+    """
+    Tokens to generate; a server may cap this lower (422 above its cap).
+    """
     n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
     prompt: list[ChatMessage] = Field(..., min_length=1, title="Prompt")
-    seed: float | None = Field(0, title="Seed")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
     steer_special_tokens: bool | None = Field(False, title="Steer Special Tokens")
     """
@@ -656,11 +696,21 @@ class SteerCompletionRequest(BaseModel):
         0.0, title="Freq Penalty"
     )
     model: str = Field(..., title="Model")
-    n_completion_tokens: conint(ge=1) | None = Field(32, title="N Completion Tokens")
+    n_completion_tokens: conint(ge=1, le=256) | None = Field(
+        32, title="N Completion Tokens"
+    )
+    """
+    Tokens to generate; a server may cap this lower (422 above its cap).
+    """
     n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
     prompt: str = Field(..., title="Prompt")
-    seed: float | None = Field(0, title="Seed")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_method: SteerMethod | None = "SIMPLE_ADDITIVE"
     stream: bool | None = Field(False, title="Stream")
     strength_multiplier: confloat(ge=-10000.0, le=10000.0) | None = Field(

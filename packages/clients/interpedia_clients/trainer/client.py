@@ -27,6 +27,10 @@ class TrainerClient(ServiceClient):
         """Enqueue dashboard jobs over feature-index ranges, so several workers share a source."""
         return self._call("POST", "/v1/dashboards", body, models.JobsEnqueuedResponse)
 
+    def evaluations(self, body: models.EvaluationsRequest) -> models.JobsEnqueuedResponse:
+        """Queue evaluations of a source's SAE; 409 if the same ones are already queued."""
+        return self._call("POST", "/v1/evaluations", body, models.JobsEnqueuedResponse)
+
     def job_status(self, job_id: int) -> models.JobResponse:
         """A job's status, attempts and progress."""
         return self._call("GET", f"/v1/jobs/{job_id}", None, models.JobResponse)
@@ -53,6 +57,10 @@ class TrainerClient(ServiceClient):
         """Validate a training config, record the run and enqueue its job."""
         return self._call("POST", "/v1/train", body, models.JobsEnqueuedResponse)
 
+    def umap(self, body: models.UmapRequest) -> models.JobsEnqueuedResponse:
+        """Queue the feature map of a source; 409 if it is already queued."""
+        return self._call("POST", "/v1/umap", body, models.JobsEnqueuedResponse)
+
 
 class AsyncTrainerClient(AsyncServiceClient):
     service = "trainer"
@@ -72,6 +80,10 @@ class AsyncTrainerClient(AsyncServiceClient):
     async def dashboards(self, body: models.DashboardsRequest) -> models.JobsEnqueuedResponse:
         """Enqueue dashboard jobs over feature-index ranges, so several workers share a source."""
         return await self._call("POST", "/v1/dashboards", body, models.JobsEnqueuedResponse)
+
+    async def evaluations(self, body: models.EvaluationsRequest) -> models.JobsEnqueuedResponse:
+        """Queue evaluations of a source's SAE; 409 if the same ones are already queued."""
+        return await self._call("POST", "/v1/evaluations", body, models.JobsEnqueuedResponse)
 
     async def job_status(self, job_id: int) -> models.JobResponse:
         """A job's status, attempts and progress."""
@@ -100,3 +112,7 @@ class AsyncTrainerClient(AsyncServiceClient):
     async def train(self, body: models.TrainRequest) -> models.JobsEnqueuedResponse:
         """Validate a training config, record the run and enqueue its job."""
         return await self._call("POST", "/v1/train", body, models.JobsEnqueuedResponse)
+
+    async def umap(self, body: models.UmapRequest) -> models.JobsEnqueuedResponse:
+        """Queue the feature map of a source; 409 if it is already queued."""
+        return await self._call("POST", "/v1/umap", body, models.JobsEnqueuedResponse)

@@ -9,7 +9,6 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     Field,
-    PositiveInt,
     RootModel,
     confloat,
     conint,
@@ -94,10 +93,42 @@ class DashboardsRequest(BaseModel):
     """
 
     context_size: conint(le=8192, gt=1) | None = Field(128, title="Context Size")
-    corpus: str | None = Field(None, title="Corpus")
-    features_per_job: PositiveInt | None = Field(4096, title="Features Per Job")
+    corpus: constr(max_length=1024) | None = Field(None, title="Corpus")
+    features_per_job: conint(le=1048576, gt=0) | None = Field(
+        4096, title="Features Per Job"
+    )
     model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
     n_prompts: conint(le=1000000, gt=0) | None = Field(2048, title="N Prompts")
+    source_id: constr(max_length=128) = Field(..., title="Source Id")
+
+
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
+
+
+class Kind(StrEnum):
+    core = "core"
+    absorption_first_letter = "absorption_first_letter"
+
+
+class EvaluationsRequest(BaseModel):
+    """
+    Evaluate a source's SAE on the fixed evaluation set as a job (400 without weights).
+    """
+
+    corpus: str | None = Field(None, title="Corpus")
+    """
+    Corpus whose last contexts are the evaluation set (default: ours).
+    """
+    kinds: list[Kind] | None = Field(None, max_length=2, min_length=1, title="Kinds")
+    """
+    `core` (reconstruction, sparsity, CE loss recovered, density) and/or `absorption_first_letter` (SAE-Bench's feature absorption).
+    """
+    model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
     source_id: constr(max_length=128) = Field(..., title="Source Id")
 
 
@@ -166,7 +197,7 @@ class JobsEnqueuedResponse(BaseModel):
     The jobs a request enqueued; poll each with `GET /v1/jobs/{id}`.
     """
 
-    job_ids: list[int] = Field(..., title="Job Ids")
+    job_ids: list[conint(ge=1, le=9223372036854776000)] = Field(..., title="Job Ids")
     """
     Queue job ids, in the order the work is split.
     """
@@ -286,7 +317,7 @@ class TrainRequest(BaseModel):
     architecture: Architecture | None = Field("topk", title="Architecture")
     batch_size: conint(le=65536, gt=0) | None = Field(4096, title="Batch Size")
     context_size: conint(le=8192, gt=1) | None = Field(128, title="Context Size")
-    corpus: str | None = Field(None, title="Corpus")
+    corpus: constr(max_length=1024) | None = Field(None, title="Corpus")
     """
     Folder of .txt, .jsonl, or dataset name.
     """
@@ -297,7 +328,7 @@ class TrainRequest(BaseModel):
     hook_name: constr(max_length=256) | None = Field(
         "blocks.6.hook_resid_post", title="Hook Name"
     )
-    k: PositiveInt | None = Field(32, title="K")
+    k: conint(le=1048576, gt=0) | None = Field(32, title="K")
     """
     Active latents per token (topk, batchtopk).
     """
@@ -311,23 +342,54 @@ class TrainRequest(BaseModel):
     """
     lr: confloat(le=1.0, gt=0.0) | None = Field(0.0004, title="Lr")
     model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
-    seed: int | None = Field(42, title="Seed")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        42, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     source_set: constr(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$") | None = Field(
         "res-demo", title="Source Set"
     )
-    total_tokens: PositiveInt | None = Field(2000000, title="Total Tokens")
+    """
+    The SAE becomes source `{layer}-{source_set}` of the model; a source id that exists or another run is training is refused (409).
+    """
+    total_tokens: conint(le=9223372036854776000, gt=0) | None = Field(
+        2000000, title="Total Tokens"
+    )
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class UmapRequest(BaseModel):
+    """
+    Compute a source's feature map (2-D UMAP of its decoder directions) as a job.
+
+    Refused (400) when the source has no dashboards (the map is stored on its features'
+    rows) or has neither weights nor stored decoder vectors.
+    """
+
+    model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
+    source_id: constr(max_length=128) = Field(..., title="Source Id")
 
 
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
+
+
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class RunResponse(BaseModel):

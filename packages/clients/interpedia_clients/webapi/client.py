@@ -2,6 +2,7 @@
 
 """Typed clients for the webapi service."""
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from interpedia_clients.base import AsyncServiceClient, ServiceClient
@@ -41,7 +42,7 @@ class WebapiClient(ServiceClient):
         )
 
     def imports_list(self) -> list[models.ImportInfo]:
-        """Imports List."""
+        """The latest imports with their progress."""
         return self._call("GET", "/api/admin/imports", None, list[models.ImportInfo])
 
     def imports_start(self, body: models.ImportStartRequest) -> models.ImportInfo:
@@ -49,30 +50,42 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/admin/imports", body, models.ImportInfo)
 
     def imports_get(self, import_id: int) -> models.ImportDetail:
-        """Imports Get."""
+        """One import, file by file."""
         return self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
 
-    def imports_events(self, import_id: int) -> Any:
-        """Server-sent progress events until the import stops running."""
-        return self._call("GET", f"/api/admin/imports/{import_id}/events", None)
+    def stream_imports_events(self, import_id: int) -> Iterator[models.ImportProgress]:
+        """Server-sent progress events until the import stops running (server-sent events)."""
+        yield from self._stream(
+            "GET", f"/api/admin/imports/{import_id}/events", None, models.ImportProgress
+        )
 
     def imports_resume(self, import_id: int) -> models.ImportInfo:
         """Retry failed files and continue with the rest."""
         return self._call("POST", f"/api/admin/imports/{import_id}/resume", None, models.ImportInfo)
 
     def imports_verify(self, import_id: int) -> models.VerifyResponse:
-        """Imports Verify."""
+        """Compare what the database holds with the export: row counts and checksums."""
         return self._call(
             "POST", f"/api/admin/imports/{import_id}/verify", None, models.VerifyResponse
         )
 
     def admin_users(self) -> list[models.UserInfo]:
-        """Admin Users."""
+        """Every user."""
         return self._call("GET", "/api/admin/users", None, list[models.UserInfo])
 
     def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
+
+    def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
+        """Every source of a model with its metrics side by side (the model page's table)."""
+        return self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
+
+    def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
+        """A source's stored evaluations, whole (SAE-Bench's output schema per type)."""
+        return self._call(
+            "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
+        )
 
     def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
         """Explain a feature from its top examples (autointerp) and store the explanation."""
@@ -91,7 +104,7 @@ class WebapiClient(ServiceClient):
     def explanation_search_all(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search All."""
+        """`explanation/search` over every model."""
         return self._call(
             "POST", "/api/explanation/search-all", body, models.ExplanationSearchResponse
         )
@@ -99,7 +112,7 @@ class WebapiClient(ServiceClient):
     def explanation_search_model(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Model."""
+        """`explanation/search` within one model (`modelId` is required)."""
         return self._call(
             "POST", "/api/explanation/search-model", body, models.ExplanationSearchResponse
         )
@@ -107,7 +120,7 @@ class WebapiClient(ServiceClient):
     def explanation_search_release(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Release."""
+        """`explanation/search` within one release's sources (`releaseName` is required)."""
         return self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
@@ -117,7 +130,7 @@ class WebapiClient(ServiceClient):
         return self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
 
     def feature_activations(self, model_id: str, source_id: str, index: str) -> list[Any]:
-        """Feature Activations."""
+        """The feature's stored activation examples, strongest first."""
         return self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
@@ -223,15 +236,15 @@ class WebapiClient(ServiceClient):
         return self._call("GET", f"/api/graph/{modelId}/{slug}/json", None)
 
     def list_add_features(self, body: models.ListAddFeaturesRequest) -> list[models.ListItemInfo]:
-        """List Add Features."""
+        """Add features (each must exist) to one of the caller's lists."""
         return self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
 
     def list_delete(self, body: models.ListIdRequest) -> Any:
-        """List Delete."""
+        """Delete one of the caller's lists."""
         return self._call("POST", "/api/list/delete", body, Any)
 
     def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """List Get."""
+        """A list and its features; anyone with the list's id may read it."""
         return self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     def list_list(self) -> list[models.ListInfo]:
@@ -239,27 +252,27 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/list/list", None, list[models.ListInfo])
 
     def list_new(self, body: models.ListNewRequest) -> models.ListInfo:
-        """List New."""
+        """A new, empty list owned by the caller."""
         return self._call("POST", "/api/list/new", body, models.ListInfo)
 
     def list_remove(self, body: models.ListRemoveRequest) -> Any:
-        """List Remove."""
+        """Take a feature out of one of the caller's lists."""
         return self._call("POST", "/api/list/remove", body, Any)
 
     def me(self) -> models.UserInfo:
-        """Me."""
+        """The caller, by its API key."""
         return self._call("GET", "/api/me", None, models.UserInfo)
 
     def my_keys(self) -> list[models.KeyInfo]:
-        """My Keys."""
+        """The caller's API keys (their prefixes; the keys themselves are not stored)."""
         return self._call("GET", "/api/me/keys", None, list[models.KeyInfo])
 
     def my_keys_create(self) -> models.KeyCreateResponse:
-        """My Keys Create."""
+        """A new API key for the caller (shown once)."""
         return self._call("POST", "/api/me/keys", None, models.KeyCreateResponse)
 
     def my_keys_revoke(self, key_id: int) -> Any:
-        """My Keys Revoke."""
+        """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
 
     def model_list(self) -> list[models.ModelInfo]:
@@ -285,13 +298,21 @@ class WebapiClient(ServiceClient):
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
 
-    def steer(self, body: models.SteerRequest) -> Any:
-        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
-        return self._call("POST", "/api/steer", body)
+    def stream_steer(self, body: models.SteerRequest) -> Iterator[models.SteerStreamEvent]:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
+        yield from self._stream("POST", "/api/steer", body, models.SteerStreamEvent)
 
-    def steer_chat(self, body: models.SteerChatRequest) -> Any:
+    def steer(self, body: models.SteerRequest) -> models.SteerResponse:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
+        return self._call("POST", "/api/steer", body, models.SteerResponse)
+
+    def stream_steer_chat(self, body: models.SteerChatRequest) -> Iterator[models.SteerStreamEvent]:
+        """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
+        yield from self._stream("POST", "/api/steer-chat", body, models.SteerStreamEvent)
+
+    def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:
         """Chat completion with and without steering (the default and steered conversations)."""
-        return self._call("POST", "/api/steer-chat", body)
+        return self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
     def steer_logits(self, body: models.SteerLogitsRequest) -> models.SteerLogitsResponse:
         """Generate with and without feature interventions on a graph's features."""
@@ -300,6 +321,16 @@ class WebapiClient(ServiceClient):
     def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""
         return self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
+
+    def umap(self, body: models.UmapRequest) -> Any:
+        """Per source (`layers`), each mapped feature with its coordinates and explanation."""
+        return self._call("POST", "/api/umap", body, Any)
+
+    def umap_points(self, model_id: str, source_id: str) -> models.UmapPointsResponse:
+        """A source's whole feature map in one columnar answer (404 before it is computed)."""
+        return self._call(
+            "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
+        )
 
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
@@ -341,7 +372,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def imports_list(self) -> list[models.ImportInfo]:
-        """Imports List."""
+        """The latest imports with their progress."""
         return await self._call("GET", "/api/admin/imports", None, list[models.ImportInfo])
 
     async def imports_start(self, body: models.ImportStartRequest) -> models.ImportInfo:
@@ -349,12 +380,15 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/admin/imports", body, models.ImportInfo)
 
     async def imports_get(self, import_id: int) -> models.ImportDetail:
-        """Imports Get."""
+        """One import, file by file."""
         return await self._call("GET", f"/api/admin/imports/{import_id}", None, models.ImportDetail)
 
-    async def imports_events(self, import_id: int) -> Any:
-        """Server-sent progress events until the import stops running."""
-        return await self._call("GET", f"/api/admin/imports/{import_id}/events", None)
+    async def stream_imports_events(self, import_id: int) -> AsyncIterator[models.ImportProgress]:
+        """Server-sent progress events until the import stops running (server-sent events)."""
+        async for event in self._stream(
+            "GET", f"/api/admin/imports/{import_id}/events", None, models.ImportProgress
+        ):
+            yield event
 
     async def imports_resume(self, import_id: int) -> models.ImportInfo:
         """Retry failed files and continue with the rest."""
@@ -363,18 +397,28 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def imports_verify(self, import_id: int) -> models.VerifyResponse:
-        """Imports Verify."""
+        """Compare what the database holds with the export: row counts and checksums."""
         return await self._call(
             "POST", f"/api/admin/imports/{import_id}/verify", None, models.VerifyResponse
         )
 
     async def admin_users(self) -> list[models.UserInfo]:
-        """Admin Users."""
+        """Every user."""
         return await self._call("GET", "/api/admin/users", None, list[models.UserInfo])
 
     async def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
+
+    async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
+        """Every source of a model with its metrics side by side (the model page's table)."""
+        return await self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
+
+    async def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
+        """A source's stored evaluations, whole (SAE-Bench's output schema per type)."""
+        return await self._call(
+            "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
+        )
 
     async def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
         """Explain a feature from its top examples (autointerp) and store the explanation."""
@@ -395,7 +439,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_search_all(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search All."""
+        """`explanation/search` over every model."""
         return await self._call(
             "POST", "/api/explanation/search-all", body, models.ExplanationSearchResponse
         )
@@ -403,7 +447,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_search_model(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Model."""
+        """`explanation/search` within one model (`modelId` is required)."""
         return await self._call(
             "POST", "/api/explanation/search-model", body, models.ExplanationSearchResponse
         )
@@ -411,7 +455,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_search_release(
         self, body: models.ExplanationSearchRequest
     ) -> models.ExplanationSearchResponse:
-        """Explanation Search Release."""
+        """`explanation/search` within one release's sources (`releaseName` is required)."""
         return await self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
@@ -421,7 +465,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
 
     async def feature_activations(self, model_id: str, source_id: str, index: str) -> list[Any]:
-        """Feature Activations."""
+        """The feature's stored activation examples, strongest first."""
         return await self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
@@ -541,15 +585,15 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def list_add_features(
         self, body: models.ListAddFeaturesRequest
     ) -> list[models.ListItemInfo]:
-        """List Add Features."""
+        """Add features (each must exist) to one of the caller's lists."""
         return await self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
 
     async def list_delete(self, body: models.ListIdRequest) -> Any:
-        """List Delete."""
+        """Delete one of the caller's lists."""
         return await self._call("POST", "/api/list/delete", body, Any)
 
     async def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """List Get."""
+        """A list and its features; anyone with the list's id may read it."""
         return await self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     async def list_list(self) -> list[models.ListInfo]:
@@ -557,27 +601,27 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/list/list", None, list[models.ListInfo])
 
     async def list_new(self, body: models.ListNewRequest) -> models.ListInfo:
-        """List New."""
+        """A new, empty list owned by the caller."""
         return await self._call("POST", "/api/list/new", body, models.ListInfo)
 
     async def list_remove(self, body: models.ListRemoveRequest) -> Any:
-        """List Remove."""
+        """Take a feature out of one of the caller's lists."""
         return await self._call("POST", "/api/list/remove", body, Any)
 
     async def me(self) -> models.UserInfo:
-        """Me."""
+        """The caller, by its API key."""
         return await self._call("GET", "/api/me", None, models.UserInfo)
 
     async def my_keys(self) -> list[models.KeyInfo]:
-        """My Keys."""
+        """The caller's API keys (their prefixes; the keys themselves are not stored)."""
         return await self._call("GET", "/api/me/keys", None, list[models.KeyInfo])
 
     async def my_keys_create(self) -> models.KeyCreateResponse:
-        """My Keys Create."""
+        """A new API key for the caller (shown once)."""
         return await self._call("POST", "/api/me/keys", None, models.KeyCreateResponse)
 
     async def my_keys_revoke(self, key_id: int) -> Any:
-        """My Keys Revoke."""
+        """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return await self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
 
     async def model_list(self) -> list[models.ModelInfo]:
@@ -603,13 +647,27 @@ class AsyncWebapiClient(AsyncServiceClient):
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
 
-    async def steer(self, body: models.SteerRequest) -> Any:
-        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
-        return await self._call("POST", "/api/steer", body)
+    async def stream_steer(
+        self, body: models.SteerRequest
+    ) -> AsyncIterator[models.SteerStreamEvent]:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
+        async for event in self._stream("POST", "/api/steer", body, models.SteerStreamEvent):
+            yield event
 
-    async def steer_chat(self, body: models.SteerChatRequest) -> Any:
+    async def steer(self, body: models.SteerRequest) -> models.SteerResponse:
+        """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
+        return await self._call("POST", "/api/steer", body, models.SteerResponse)
+
+    async def stream_steer_chat(
+        self, body: models.SteerChatRequest
+    ) -> AsyncIterator[models.SteerStreamEvent]:
+        """Chat completion with and without steering (the default and steered conversations) (server-sent events)."""
+        async for event in self._stream("POST", "/api/steer-chat", body, models.SteerStreamEvent):
+            yield event
+
+    async def steer_chat(self, body: models.SteerChatRequest) -> models.SteerResponse:
         """Chat completion with and without steering (the default and steered conversations)."""
-        return await self._call("POST", "/api/steer-chat", body)
+        return await self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
     async def steer_logits(self, body: models.SteerLogitsRequest) -> models.SteerLogitsResponse:
         """Generate with and without feature interventions on a graph's features."""
@@ -618,6 +676,16 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""
         return await self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
+
+    async def umap(self, body: models.UmapRequest) -> Any:
+        """Per source (`layers`), each mapped feature with its coordinates and explanation."""
+        return await self._call("POST", "/api/umap", body, Any)
+
+    async def umap_points(self, model_id: str, source_id: str) -> models.UmapPointsResponse:
+        """A source's whole feature map in one columnar answer (404 before it is computed)."""
+        return await self._call(
+            "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
+        )
 
     async def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""

@@ -5,7 +5,19 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, confloat, conint, constr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    Field,
+    RootModel,
+    confloat,
+    conint,
+    constr,
+)
+
+
+class CustomTextItem(RootModel[constr(pattern=r"\S", min_length=1, max_length=4000)]):
+    root: constr(pattern=r"\S", min_length=1, max_length=4000)
 
 
 class ActivationNewResponse(BaseModel):
@@ -17,7 +29,12 @@ class ActivationNewResponse(BaseModel):
 
 
 class ActivationSourceRequest(BaseModel):
-    customText: str | list[str] = Field(..., title="Customtext")
+    customText: (
+        constr(pattern=r"\S", min_length=1, max_length=4000) | list[CustomTextItem]
+    ) = Field(..., title="Customtext")
+    """
+    One text or several (at most 32).
+    """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     source: constr(max_length=128) = Field(..., title="Source")
 
@@ -43,8 +60,31 @@ class Role(StrEnum):
 
 
 class ChatMessage(BaseModel):
-    content: str = Field(..., title="Content")
+    content: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Content"
+    )
     role: Role = Field(..., title="Role")
+
+
+class ErrorResponse(BaseModel):
+    """
+    Every error answer: what went wrong, in words the caller can act on.
+    """
+
+    detail: str = Field(..., title="Detail")
+
+
+class EvalsSourceRow(BaseModel):
+    architecture: str = Field(..., title="Architecture")
+    d_sae: int = Field(..., title="D Sae")
+    hookName: str = Field(..., title="Hookname")
+    layer: int = Field(..., title="Layer")
+    metrics: dict[str, float] = Field(..., title="Metrics")
+    """
+    `type||category||metric` → value.
+    """
+    setName: str = Field(..., title="Setname")
+    source: str = Field(..., title="Source")
 
 
 class ExplanationGenerateRequest(BaseModel):
@@ -54,7 +94,9 @@ class ExplanationGenerateRequest(BaseModel):
     explanationType: constr(max_length=128) | None = Field(
         "oai_token-act-pair", title="Explanationtype"
     )
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -63,7 +105,9 @@ class ExplanationGenerateRequest(BaseModel):
 
 
 class ExplanationScoreRequest(BaseModel):
-    explanationId: int | str = Field(..., title="Explanationid")
+    explanationId: conint(ge=1, le=9223372036854776000) | constr(
+        pattern=r"^[0-9]{1,19}$"
+    ) = Field(..., title="Explanationid")
     scorer: Literal["embedding"] = Field("embedding", title="Scorer")
     scorerModel: constr(max_length=256) | None = Field(None, title="Scorermodel")
 
@@ -80,20 +124,30 @@ class ExplanationSearchRequest(BaseModel):
     mode: Mode | None = Field("hybrid", title="Mode")
     modelId: constr(max_length=128) | None = Field(None, title="Modelid")
     offset: conint(ge=0, le=10000) | None = Field(0, title="Offset")
-    query: constr(min_length=1, max_length=1000) = Field(..., title="Query")
+    """
+    Results to skip.
+    """
+    query: constr(pattern=r"\S", min_length=1, max_length=1000) = Field(
+        ..., title="Query"
+    )
     releaseName: constr(max_length=256) | None = Field(None, title="Releasename")
 
 
 class ExplanationSearchResponse(BaseModel):
     hasMore: bool = Field(..., title="Hasmore")
     nextOffset: int = Field(..., title="Nextoffset")
+    """
+    The offset of the next page (when hasMore).
+    """
     request: dict[str, Any] = Field(..., title="Request")
     results: list[dict[str, Any]] = Field(..., title="Results")
     resultsCount: int = Field(..., title="Resultscount")
 
 
 class FeatureKey(BaseModel):
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -236,6 +290,17 @@ class ImportInfo(BaseModel):
     status: str = Field(..., title="Status")
 
 
+class ImportProgress(BaseModel):
+    current: str | None = Field(..., title="Current")
+    files_done: int = Field(..., title="Files Done")
+    files_failed: int = Field(..., title="Files Failed")
+    files_total: int = Field(..., title="Files Total")
+    import_id: int = Field(..., title="Import Id")
+    rows: int = Field(..., title="Rows")
+    rows_skipped: int | None = Field(0, title="Rows Skipped")
+    status: str = Field(..., title="Status")
+
+
 class ImportStartRequest(BaseModel):
     location: constr(min_length=1, max_length=2000) = Field(..., title="Location")
 
@@ -255,7 +320,9 @@ class KeyInfo(BaseModel):
 
 class ListFeatureToAdd(BaseModel):
     description: constr(max_length=2000) | None = Field("", title="Description")
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -287,7 +354,9 @@ class ListNewRequest(BaseModel):
 
 
 class ListRemoveRequest(BaseModel):
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     """
     The source id, e.g. 6-res-jb.
@@ -298,6 +367,15 @@ class ListRemoveRequest(BaseModel):
 
 class MessageResponse(BaseModel):
     message: str = Field(..., title="Message")
+
+
+class ModelEvalsResponse(BaseModel):
+    """
+    Every source of a model with its evaluation metrics, for comparing them.
+    """
+
+    modelId: str = Field(..., title="Modelid")
+    sources: list[EvalsSourceRow] = Field(..., title="Sources")
 
 
 class SalientLogit(BaseModel):
@@ -324,7 +402,9 @@ class SearchAllRequest(BaseModel):
     )
     sortIndexes: list[int] | None = Field(None, max_length=4096, title="Sortindexes")
     sourceSet: constr(max_length=128) = Field(..., title="Sourceset")
-    text: constr(min_length=1) = Field(..., title="Text")
+    text: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Text"
+    )
 
 
 class SearchAllResult(BaseModel):
@@ -335,6 +415,10 @@ class SearchAllResult(BaseModel):
     modelId: str = Field(..., title="Modelid")
     sumValues: float | None = Field(..., title="Sumvalues")
     values: list[float] = Field(..., title="Values")
+
+
+class TextItem(RootModel[constr(pattern=r"\S", min_length=1, max_length=4000)]):
+    root: constr(pattern=r"\S", min_length=1, max_length=4000)
 
 
 class SearchTopkByTokenRequest(BaseModel):
@@ -351,9 +435,11 @@ class SearchTopkByTokenRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     numResults: conint(ge=1, le=100) | None = Field(5, title="Numresults")
     source: constr(max_length=128) = Field(..., title="Source")
-    text: str | list[str] = Field(..., title="Text")
+    text: constr(pattern=r"\S", min_length=1, max_length=4000) | list[TextItem] = Field(
+        ..., title="Text"
+    )
     """
-    One text, or several (then no feature details).
+    One text, or several (at most 32; then no feature details).
     """
 
 
@@ -377,6 +463,16 @@ class SignedPutResponse(BaseModel):
     """
 
 
+class SourceEvalsResponse(BaseModel):
+    """
+    A source's evaluations: SAE-Bench outputs by type (`core`, `absorption_first_letter`).
+    """
+
+    evals: dict[str, dict[str, Any]] = Field(..., title="Evals")
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+
+
 class SourceInfo(BaseModel):
     architecture: str = Field(..., title="Architecture")
     d_sae: int = Field(..., title="D Sae")
@@ -390,7 +486,9 @@ class SourceInfo(BaseModel):
 
 
 class SteerFeature(BaseModel):
-    index: int | str = Field(..., title="Index")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
     layer: constr(max_length=128) = Field(..., title="Layer")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
@@ -437,16 +535,43 @@ class SteerRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
-    n_tokens: conint(ge=1, le=1024) | None = Field(32, title="N Tokens")
+    n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
-    prompt: constr(min_length=1) = Field(..., title="Prompt")
-    seed: int | None = Field(16, title="Seed")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Prompt"
+    )
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        16, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_method: SteerMethod | None = Field("SIMPLE_ADDITIVE", title="Steer Method")
     stream: bool | None = Field(False, title="Stream")
     strength_multiplier: confloat(ge=-1000.0, le=1000.0) | None = Field(
         4, title="Strength Multiplier"
     )
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
+
+
+class SteerResponse(BaseModel):
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool = Field(..., title="Cached")
+    id: str = Field(..., title="Id")
+
+
+class SteerStreamEvent(BaseModel):
+    """
+    One server-sent event of a streamed steer: the texts so far; the last has `done`.
+    """
+
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool | None = Field(None, title="Cached")
+    done: bool | None = Field(False, title="Done")
+    error: str | None = Field(None, title="Error")
+    id: str | None = Field(None, title="Id")
 
 
 class Subgraph(BaseModel):
@@ -507,7 +632,9 @@ class SubgraphSaveResponse(BaseModel):
 class TokenizeRequest(BaseModel):
     model: constr(max_length=128) = Field(..., title="Model")
     prepend_bos: bool | None = Field(False, title="Prepend Bos")
-    text: str = Field(..., title="Text")
+    text: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Text"
+    )
 
 
 class TokenizeResponse(BaseModel):
@@ -533,6 +660,39 @@ class TopkFeatureInfo(BaseModel):
     modelId: str = Field(..., title="Modelid")
 
 
+class UmapPointsResponse(BaseModel):
+    """
+    A source's feature map, one array per field and one entry per feature (index order).
+    """
+
+    cluster: list[int] = Field(..., title="Cluster")
+    """
+    HDBSCAN cluster of the layout; -1: in none.
+    """
+    count: int = Field(..., title="Count")
+    description: list[str | None] = Field(..., title="Description")
+    """
+    The feature's explanation, if any.
+    """
+    index: list[int] = Field(..., title="Index")
+    logDensity: list[float | None] = Field(..., title="Logdensity")
+    """
+    log10 of density; null: never fired.
+    """
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+    x: list[float] = Field(..., title="X")
+    y: list[float] = Field(..., title="Y")
+
+
+class UmapRequest(BaseModel):
+    layers: list[str] = Field(..., max_length=50, min_length=1, title="Layers")
+    """
+    Source ids, e.g. 6-res-jb.
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
 class UserCreateRequest(BaseModel):
     isAdmin: bool | None = Field(False, title="Isadmin")
     name: constr(min_length=1, max_length=128) = Field(..., title="Name")
@@ -554,12 +714,25 @@ class UserInfo(BaseModel):
     name: str = Field(..., title="Name")
 
 
-class ValidationError(BaseModel):
-    ctx: dict[str, Any] | None = Field(None, title="Context")
-    input: Any | None = Field(None, title="Input")
-    loc: list[str | int] = Field(..., title="Location")
-    msg: str = Field(..., title="Message")
-    type: str = Field(..., title="Error Type")
+class ValidationErrorItem(BaseModel):
+    loc: list[str | int] = Field(..., title="Loc")
+    """
+    Where the bad value is (`body`, field names...).
+    """
+    msg: str = Field(..., title="Msg")
+    type: str = Field(..., title="Type")
+
+
+class ValidationErrorResponse(BaseModel):
+    """
+    A 422: the request did not match the schema.
+    """
+
+    detail: str = Field(..., title="Detail")
+    """
+    Every problem in one line: `field: message; ...`.
+    """
+    errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
 class VerifyResponse(BaseModel):
@@ -570,7 +743,9 @@ class VerifyResponse(BaseModel):
 
 
 class ActivationNewRequest(BaseModel):
-    customText: str | list[str] = Field(..., title="Customtext")
+    customText: (
+        constr(pattern=r"\S", min_length=1, max_length=4000) | list[CustomTextItem]
+    ) = Field(..., title="Customtext")
     """
     One text or several (at most 32).
     """
@@ -609,10 +784,6 @@ class GraphTokenizeResponse(BaseModel):
     prompt: str = Field(..., title="Prompt")
     salient_logits: list[SalientLogit] = Field(..., title="Salient Logits")
     total_salient_tokens: int = Field(..., title="Total Salient Tokens")
-
-
-class HTTPValidationError(BaseModel):
-    detail: list[ValidationError] | None = Field(None, title="Detail")
 
 
 class ImportDetail(BaseModel):
@@ -679,8 +850,13 @@ class SteerChatRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
-    n_tokens: conint(ge=1, le=1024) | None = Field(32, title="N Tokens")
-    seed: int | None = Field(16, title="Seed")
+    n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        16, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
     steer_special_tokens: bool | None = Field(True, title="Steer Special Tokens")
     steeredChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Steeredchatmessages"
@@ -707,6 +883,10 @@ class TopkFeature(BaseModel):
     activationValue: float = Field(..., title="Activationvalue")
     feature: TopkFeatureInfo | None = None
     featureIndex: int = Field(..., title="Featureindex")
+    specificity: float | None = Field(None, title="Specificity")
+    """
+    What the features of one token are ranked by: the activation as a share of the feature's max activation, times log10(1 / density). None in a batch answer.
+    """
 
 
 class TopkTokenResult(BaseModel):

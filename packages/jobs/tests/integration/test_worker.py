@@ -26,6 +26,10 @@ def _start_worker(database_url: str, name: str) -> subprocess.Popen:
             "0.5",
             "--stalled-after",
             "3",
+            # Only the probe's queue: other suites leave their jobs (maps, evaluations)
+            # queued in the same database, and they are not this test's to run.
+            "--queue",
+            "platform",
         ],
         env=env,
         start_new_session=True,

@@ -15,7 +15,14 @@ def test_a_fresh_database_runs_every_step() -> None:
 
 def test_a_finished_demo_runs_nothing() -> None:
     # Dead features cannot be explained: every feature that fired having one is complete.
-    assert _titles(DemoState(trained=True, has_dashboards=True, explained=2299, fired=2299)) == []
+    done = DemoState(True, True, explained=2299, fired=2299, has_umap=True, evaluated=2)
+    assert _titles(done) == []
+
+
+def test_a_demo_from_before_maps_and_evaluations_queues_them() -> None:
+    steps = demo_steps(DemoSettings(), DemoState(True, True, explained=2299, fired=2299))
+    assert [command[1] for _, command in steps] == ["evaluate", "umap"]
+    assert all(command[-1] == "--queue" for _, command in steps)
 
 
 def test_an_interrupted_explain_step_resumes_there() -> None:

@@ -1,9 +1,14 @@
-"""The dialect rules of interpedia_core.wire, without a server."""
+"""The dialect rules of interpedia_core.dialect, without a server."""
 
 import pytest
 from pydantic import Field
 
-from interpedia_core.wire import SnakeCaseFrame, WireSchema, body_dialect_is_camel, camel_case_wire
+from interpedia_core.dialect import (
+    SnakeCaseFrame,
+    WireSchema,
+    body_dialect_is_camel,
+    camel_case_wire,
+)
 
 
 class Inner(WireSchema):

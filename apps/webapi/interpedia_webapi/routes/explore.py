@@ -1,0 +1,78 @@
+"""Exploring a source: its feature map (Neuronpedia's `/api/umap`, and a columnar form for
+the source page's scatter) and the evaluations of a source or of all sources of a model."""
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from interpedia_webapi import evaluations, feature_map
+from interpedia_webapi.deps import SessionDep
+from interpedia_webapi.schemas import (
+    EvalsSourceRow,
+    ModelEvalsResponse,
+    SourceEvalsResponse,
+    UmapPointsResponse,
+    UmapRequest,
+)
+
+router = APIRouter(tags=["explore"])
+
+
+@router.post("/umap")
+async def umap(body: UmapRequest, session: SessionDep) -> dict[str, list[dict[str, Any]]]:
+    """Per source (`layers`), each mapped feature with its coordinates and explanation."""
+    return await feature_map.umap_explanations(session, body.modelId, body.layers)
+
+
+@router.get(
+    "/umap/{model_id}/{source_id}",
+    response_class=Response,
+    responses={200: {"model": UmapPointsResponse}},
+)
+async def umap_points(model_id: str, source_id: str, session: SessionDep) -> Response:
+    """A source's whole feature map in one columnar answer (404 before it is computed)."""
+    points = await feature_map.map_points(session, model_id, source_id)
+    body = {
+        "modelId": model_id,
+        "source": source_id,
+        "count": len(points.index),
+        "index": points.index,
+        "x": points.x,
+        "y": points.y,
+        "cluster": points.cluster,
+        "logDensity": points.log_density,
+        "description": points.description,
+    }
+    # Serialised directly: validating 65k-entry arrays through the model would cost more
+    # than the database query (the model above documents the shape).
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+
+
+@router.get("/evals/{model_id}/{source_id}")
+async def source_evals(model_id: str, source_id: str, session: SessionDep) -> SourceEvalsResponse:
+    """A source's stored evaluations, whole (SAE-Bench's output schema per type)."""
+    found = await evaluations.source_evals(session, model_id, source_id)
+    return SourceEvalsResponse(modelId=model_id, source=source_id, evals=found.outputs)
+
+
+@router.get("/evals/{model_id}")
+async def model_evals(model_id: str, session: SessionDep) -> ModelEvalsResponse:
+    """Every source of a model with its metrics side by side (the model page's table)."""
+    rows = await evaluations.model_evals(session, model_id)
+    return ModelEvalsResponse(
+        modelId=model_id,
+        sources=[
+            EvalsSourceRow(
+                source=r.source.id,
+                setName=r.source.set_name,
+                layer=r.source.layer,
+                hookName=r.source.hook_name,
+                architecture=r.source.architecture,
+                d_sae=r.source.d_sae,
+                metrics=r.metrics,
+            )
+            for r in rows
+        ],
+    )
