@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from interpedia_core.wire import FeatureIndex
-from interpedia_inference.schemas.common import BaseSchema
+from interpedia_inference.schemas.common import BaseSchema, HeadIndex, Layer
 
 # Most features /activation/all(-batch) return.
 MAX_NUM_RESULTS = 1000
@@ -171,7 +171,7 @@ class ActivationRawRequest(BaseSchema):
 
     prompts: list[str] = Field(min_length=1, max_length=RAW_MAX_PROMPTS)
     model: str | None = Field(default=None, description="Model id; omitted: the served one")
-    layers: list[int] | None = Field(default=None, description="Blocks to read; omitted: all")
+    layers: list[Layer] | None = Field(default=None, description="Blocks to read; omitted: all")
     hook_point: str = Field(
         default="residual_stream",
         description=(
@@ -210,8 +210,8 @@ class ActivationAttentionRequest(BaseSchema):
 
     prompt: str
     model: str
-    layer: int
-    head: int
+    layer: Layer
+    head: HeadIndex
 
 
 class ActivationAttentionResponse(BaseSchema):

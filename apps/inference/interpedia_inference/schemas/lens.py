@@ -11,7 +11,8 @@ from typing import Literal
 from pydantic import Field
 
 from interpedia_core.dialect import SnakeCaseFrame
-from interpedia_inference.schemas.common import BaseSchema
+from interpedia_core.wire import Seed
+from interpedia_inference.schemas.common import BaseSchema, Layer, TokenId
 
 
 class LensType(StrEnum):
@@ -36,11 +37,11 @@ class LensPromptRequest(BaseSchema):
     type: list[LensType] = Field(default_factory=lambda: [LensType.LOGIT_LENS], min_length=1)
     prompt: str | None = Field(default=None, description="Raw text (or `chat`)")
     chat: list[LensChatMessage] | None = Field(default=None, description="Messages (or `prompt`)")
-    input_token_ids: list[int] = Field(
+    input_token_ids: list[TokenId] = Field(
         default_factory=list, description="Exact token ids to read over (no generation)"
     )
     top_n: int = Field(default=10, ge=1, le=100)
-    layers: list[int] = Field(
+    layers: list[Layer] = Field(
         default_factory=list, description="Layers to read; empty: all. The last is always read"
     )
     max_seq_len: int | None = Field(default=None, ge=1)
@@ -48,13 +49,13 @@ class LensPromptRequest(BaseSchema):
     stream: bool = Field(default=True, description="NDJSON frames; false: one JSON object")
     temperature: float = Field(default=1.0, ge=0, le=100, allow_inf_nan=False)
     num_completion_tokens: int = Field(default=0, ge=0)
-    seed: int = Field(default=0, description="Seed of the sampling of generated tokens")
-    cached_token_ids: list[int] = Field(
+    seed: Seed = Field(default=0, description="Seed of the sampling of generated tokens")
+    cached_token_ids: list[TokenId] = Field(
         default_factory=list,
         description="Ids the caller already has read-outs for: their common prefix is skipped",
     )
     steer_tokens: list[LensSteerToken] = Field(default_factory=list)
-    steer_layers: list[int] = Field(
+    steer_layers: list[Layer] = Field(
         default_factory=list, description="Layers to steer at; empty: the read-out layers"
     )
     steer_strength: float = Field(

@@ -204,6 +204,15 @@ CASES = [
     ("/v1/activation/raw", {"prompts": ["word " * 80]}, 400, "token limit"),
     ("/v1/activation/raw", {"prompts": ["x"], "model": "gpt2"}, 400, "unknown model"),
     ("/v1/activation/raw", {"prompts": ["x"], "type": "mean"}, 422, "type"),
+    # Positions bounded in the schema (non-negative, 32-bit) before any lookup.
+    ("/v1/activation/raw", {"prompts": ["x"], "layers": [-1]}, 422, "layers"),
+    ("/v1/activation/raw", {"prompts": ["x"], "layers": [2**31]}, 422, "layers"),
+    (
+        "/v1/activation/attention",
+        {"prompt": "x", "model": MODEL, "layer": 0, "head": -1},
+        422,
+        "head",
+    ),
     (
         "/v1/activation/attention",
         {"prompt": "x", "model": MODEL, "layer": 5, "head": 0},

@@ -144,6 +144,10 @@ async def test_chat_frames_carry_message_spans(client: httpx.AsyncClient) -> Non
             "vocabulary",
         ),
         ({"prompt": "a", "num_completion_tokens": 500}, "cap"),
+        # Bounded in the schema, so a 422 naming the field before any lookup.
+        ({"prompt": "a", "layers": [-1]}, "layers"),
+        ({"input_token_ids": [2**31]}, "input_token_ids"),
+        ({"prompt": "a", "seed": 2**64}, "seed"),
     ],
 )
 async def test_bad_lens_input_is_400(client: httpx.AsyncClient, body: dict, detail: str) -> None:

@@ -54,8 +54,14 @@ class ActivationAttentionRequest(BaseModel):
     One layer/head's attention pattern over a prompt.
     """
 
-    head: int = Field(..., title="Head")
-    layer: int = Field(..., title="Layer")
+    head: conint(ge=0, le=2147483647) = Field(..., title="Head")
+    """
+    Attention head (0-based).
+    """
+    layer: conint(ge=0, le=2147483647) = Field(..., title="Layer")
+    """
+    Block index (0-based).
+    """
     model: str = Field(..., title="Model")
     prompt: str = Field(..., title="Prompt")
 
@@ -113,7 +119,7 @@ class ActivationRawRequest(BaseModel):
     """
     `residual_stream` (hook_resid_post, Neuronpedia's only one) or the hook's name inside a block, e.g. `hook_resid_pre`, `attn.hook_z`, `mlp.hook_post`
     """
-    layers: list[int] | None = Field(None, title="Layers")
+    layers: list[conint(ge=0, le=2147483647)] | None = Field(None, title="Layers")
     """
     Blocks to read; omitted: all
     """
@@ -753,7 +759,9 @@ class ActivationTopkByTokenResponse(BaseModel):
 
 
 class LensPromptRequest(BaseModel):
-    cached_token_ids: list[int] | None = Field(None, title="Cached Token Ids")
+    cached_token_ids: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Cached Token Ids"
+    )
     """
     Ids the caller already has read-outs for: their common prefix is skipped
     """
@@ -765,11 +773,13 @@ class LensPromptRequest(BaseModel):
     """
     Accepted for Neuronpedia's clients; read-outs here are never filtered
     """
-    input_token_ids: list[int] | None = Field(None, title="Input Token Ids")
+    input_token_ids: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Input Token Ids"
+    )
     """
     Exact token ids to read over (no generation)
     """
-    layers: list[int] | None = Field(None, title="Layers")
+    layers: list[conint(ge=0, le=2147483647)] | None = Field(None, title="Layers")
     """
     Layers to read; empty: all. The last is always read
     """
@@ -781,7 +791,9 @@ class LensPromptRequest(BaseModel):
     """
     Raw text (or `chat`)
     """
-    seed: int | None = Field(0, title="Seed")
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
     """
     Seed of the sampling of generated tokens
     """
@@ -793,7 +805,9 @@ class LensPromptRequest(BaseModel):
     """
     Also intervene at generated positions
     """
-    steer_layers: list[int] | None = Field(None, title="Steer Layers")
+    steer_layers: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Steer Layers"
+    )
     """
     Layers to steer at; empty: the read-out layers
     """
