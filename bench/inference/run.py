@@ -115,6 +115,10 @@ async def bench(args: argparse.Namespace, scratch: Path) -> None:
                 assert r.status_code == 200, r.text
                 return time.perf_counter() - start
 
+            if args.only in ("all", "lens"):
+                await bench_lens(client, model, prompts[0], args.rounds)
+            if args.only == "lens":
+                return
             # warm up
             await one(prompts[0])
             model.run_hooks(torch.tensor([token_lists[0]]), [HOOK])
@@ -216,6 +220,35 @@ async def bench(args: argparse.Namespace, scratch: Path) -> None:
             )
 
 
+async def bench_lens(client: httpx.AsyncClient, model: object, prompt: str, rounds: int) -> None:
+    """The logit lens over every layer of a 64-token prompt vs one bare forward of it."""
+    ids = torch.tensor([model.tokenize(prompt)])
+    body = {"model": "smollm2-135m", "prompt": prompt, "top_n": 10, "stream": False}
+
+    def bare() -> float:
+        start = time.perf_counter()
+        with torch.no_grad():
+            model.hf_model(ids, use_cache=False)
+        return time.perf_counter() - start
+
+    async def lens() -> float:
+        start = time.perf_counter()
+        r = await client.post("/v1/lens/prompt", json=body)
+        assert r.status_code == 200, r.text
+        return time.perf_counter() - start
+
+    bare()
+    await lens()
+    bare_times, lens_times = [], []
+    for _ in range(rounds):
+        bare_times.append(bare())
+        lens_times.append(await lens())
+    ratio = statistics.median(lens_times) / statistics.median(bare_times)
+    print(f"\nlens/prompt, {ids.shape[1]} tokens, all {model.n_layers} layers, top 10")
+    print(f"  bare forward (full logits)      {fmt(bare_times)}")
+    print(f"  lens, every layer               {fmt(lens_times)}  ({ratio:.2f}x bare; goal <= 1.5)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -225,6 +258,7 @@ def main() -> None:
         "--sae", default=None, help="a SAELens folder (default: random 4608-feature SAE at layer 6)"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", choices=["all", "lens"], default="all")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="interpedia-bench-inference-") as scratch:

@@ -66,6 +66,7 @@ def create_app(
         description="Explanations, scores, embeddings and explanation search.",
         lifespan=lifespan,
         secret=settings.secret,
+        wire_dialect=settings.wire_dialect,
     )
     app.state.settings = settings
     app.state.llm = None

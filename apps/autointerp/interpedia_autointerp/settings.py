@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from interpedia_autointerp.embeddings import LOCAL_MODEL_NAME
 from interpedia_autointerp.llm import OPENROUTER_BASE_URL
+from interpedia_core.dialect import WireDialect, wire_dialect_field
 from interpedia_core.settings import ServiceSettings
 
 
@@ -46,6 +47,7 @@ class AutointerpSettings(ServiceSettings):
     openai_base_url: str | None = Field(
         default=None, description="API root for OpenAI embeddings (unset: OpenAI's)."
     )
+    wire_dialect: WireDialect = wire_dialect_field()
     request_timeout: float = Field(default=60.0, description="Seconds per LLM/embedding call.")
     llm_max_retries: int = Field(
         default=2, description="Retries (with backoff) on rate limits, timeouts and 5xx."

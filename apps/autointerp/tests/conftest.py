@@ -12,9 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from interpedia_autointerp.app import create_app
 from interpedia_autointerp.embeddings import EmbedderRegistry, LocalEmbedder
 from interpedia_autointerp.examples import ActivationRecord
+from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_testing.servers import ThreadedServer
 
 
@@ -179,3 +182,14 @@ def serve_app() -> Iterator[Callable[[Any], str]]:
     """Run ASGI apps under uvicorn on free 127.0.0.1 ports; the starter returns the URL."""
     with contextlib.ExitStack() as servers:
         yield lambda app: servers.enter_context(ThreadedServer(app)).url
+
+
+@pytest.fixture
+def offline_client(
+    embedders: EmbedderRegistry, wait_ready: Callable[..., None]
+) -> Iterator[TestClient]:
+    """The service without a database or LLM."""
+    app = create_app(AutointerpSettings(database_enabled=False), embedders=embedders)
+    with TestClient(app) as client:
+        wait_ready(client)
+        yield client

@@ -11,21 +11,76 @@ import itertools
 import torch
 
 from interpedia_core.errors import InvalidInput
+from interpedia_inference.batching import ActivationResult
 from interpedia_inference.engine import Engine
 from interpedia_inference.schemas.activation import (
     ActivationAllResponse,
     ActivationSingleResponse,
     ActivationTopkByTokenResponse,
     ActivationValues,
+    DfaFields,
     FeatureActivation,
     SourcePromptResult,
     TokenTopFeatures,
     TopFeature,
 )
+from interpedia_runtime.saes import LoadedSae
 
 
 def _floats(values: torch.Tensor) -> list[float]:
     return [float(v) for v in values.tolist()]
+
+
+def dfa_hooks(hook_name: str) -> list[str]:
+    """[attention pattern, values] hooks DFA needs for a source at `hook_name`; none unless
+    the SAE reads attention's output (attn.hook_z)."""
+    if not hook_name.endswith("attn.hook_z"):
+        return []
+    block = hook_name.removesuffix("hook_z")
+    return [f"{block}hook_pattern", f"{block}hook_v"]
+
+
+def direct_feature_attribution(
+    pattern: torch.Tensor,  # [n_heads, q, k]
+    values: torch.Tensor,  # [k, n_kv_heads * d_head]
+    encoder: torch.Tensor,  # [n_heads * d_head]: the feature's encoder column
+    target: int,
+    n_heads: int,
+) -> torch.Tensor:
+    """[k]: what each source position adds to the feature's pre-activation at `target`.
+
+    hook_z at the target is Σ_s A[h, target, s]·v[s, h] per head h, and the SAE reads it
+    linearly (z · w_enc), so the feature's input splits exactly over source positions:
+    dfa[s] = Σ_h A[h, target, s]·(v[s, h] · w_enc[h]). Grouped-query attention shares each
+    value head among n_heads / n_kv_heads query heads.
+    """
+    seq = values.shape[0]
+    w = encoder.view(n_heads, -1)  # [n_heads, d_head]
+    v = values.view(seq, -1, w.shape[1])  # [k, n_kv_heads, d_head]
+    v = v.repeat_interleave(n_heads // v.shape[1], dim=1)  # [k, n_heads, d_head]
+    per_head = torch.einsum("khd,hd->hk", v, w)  # [n_heads, k]
+    return (pattern[:, target, :] * per_head).sum(0)  # [k]
+
+
+def _add_dfa(
+    fields: DfaFields,
+    engine: Engine,
+    result: ActivationResult,
+    sae: LoadedSae,
+    feature: int,
+    target: int,
+) -> None:
+    """Fill a feature's DFA fields when its SAE reads attention output (else leave None)."""
+    attention = dfa_hooks(sae.hook_name)
+    if not attention:
+        return
+    pattern, v = (result.hooks[name] for name in attention)
+    dfa = direct_feature_attribution(
+        pattern, v, sae.encoder_vector(feature), target, engine.model.n_heads
+    )
+    fields.dfa_values = _floats(dfa)
+    fields.dfa_max_value = float(dfa.max())
+    fields.dfa_target_index = target
 
 
 async def activation_single(
@@ -48,7 +103,7 @@ async def activation_single(
         feature = engine.feature_index(index)
         sae.check_index(feature)
         tokens = engine.tokenize(prompt)
-        result = await engine.activations(tokens, [sae])
+        result = await engine.activations(tokens, [sae], set(dfa_hooks(sae.hook_name)))
         values = result.features[sae.source_id][:, feature]  # [seq]
     else:
         if vector is None or hook is None:
@@ -58,10 +113,13 @@ async def activation_single(
         result = await engine.activations(tokens, [], {hook})
         values = result.hooks[hook] @ direction  # [seq]
     max_index = int(torch.argmax(values))
+    activation = ActivationValues(
+        values=_floats(values), max_value=float(values[max_index]), max_value_index=max_index
+    )
+    if by_feature:
+        _add_dfa(activation, engine, result, sae, feature, max_index)
     return ActivationSingleResponse(
-        activation=ActivationValues(
-            values=_floats(values), max_value=float(values[max_index]), max_value_index=max_index
-        ),
+        activation=activation,
         tokens=engine.token_strings(tokens),
         tokens_is_special=engine.is_special(tokens),
     )
@@ -85,7 +143,9 @@ async def activation_all(
             raise InvalidInput(
                 f"sort_by_token_indexes has {position}; the prompt has {len(tokens)} tokens"
             )
-    result = await engine.activations(tokens, saes)
+    result = await engine.activations(
+        tokens, saes, {h for sae in saes for h in dfa_hooks(sae.hook_name)}
+    )
     skip_bos = ignore_bos and engine.is_bos(tokens)
     # All sources side by side, so ranking and reading the winners are a few whole-tensor
     # operations rather than several small ones per feature (this runs on the event loop).
@@ -115,16 +175,16 @@ async def activation_all(
         strict=True,
     ):
         which = bisect.bisect_right(offsets, flat) - 1
-        activations.append(
-            FeatureActivation(
-                source=saes[which].source_id,
-                index=flat - offsets[which],
-                values=values,
-                sum_values=total,
-                max_value=peak,
-                max_value_index=at,
-            )
+        feature = FeatureActivation(
+            source=saes[which].source_id,
+            index=flat - offsets[which],
+            values=values,
+            sum_values=total,
+            max_value=peak,
+            max_value_index=at,
         )
+        _add_dfa(feature, engine, result, saes[which], feature.index, at)
+        activations.append(feature)
     counts = [(source_acts > 0).sum(dim=-1).float().tolist() for source_acts in per_source]
     return ActivationAllResponse(
         activations=activations, tokens=engine.token_strings(tokens), counts=counts

@@ -12,7 +12,16 @@ from interpedia_core.errors import InvalidInput
 from interpedia_core.service import create_service_app, error_responses
 from interpedia_inference.deps import StillLoading
 from interpedia_inference.engine import build_engine
-from interpedia_inference.routes import activation, capabilities, steer, tokenize, util
+from interpedia_inference.routes import (
+    activation,
+    capabilities,
+    chat_template,
+    initialize,
+    lens,
+    steer,
+    tokenize,
+    util,
+)
 from interpedia_inference.settings import InferenceSettings
 
 logger = logging.getLogger(__name__)
@@ -59,12 +68,14 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         secret=settings.secret,
+        wire_dialect=settings.wire_dialect,
     )
     app.state.settings = settings
     app.state.engine = None
     # Every route checks the model name (400) and needs the loaded model (503).
     v1 = APIRouter(prefix="/v1", responses=error_responses(InvalidInput, StillLoading))
-    for module in (activation, capabilities, steer, tokenize, util):
+    for module in (activation, capabilities, chat_template, lens, steer, tokenize, util):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(initialize.router)
     return app

@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class ActivationResult:
-    """One prompt's activations: per hook [seq, d_hook] and per source [seq, d_sae]."""
+    """One prompt's activations: per hook [seq, d_hook] (attention patterns [n_heads, q, k])
+    and per source [seq, d_sae]."""
 
     hooks: dict[str, torch.Tensor]
     features: dict[str, torch.Tensor]
@@ -72,11 +73,19 @@ def run_padded_batch(
         results.append(
             ActivationResult(
                 # On CPU from here: ranking and serialising are cheap and device-agnostic.
-                hooks={h: acts[h][row, :length].float().cpu() for h in hooks},
+                hooks={h: _prompt_slice(acts[h], row, length).float().cpu() for h in hooks},
                 features={s: features[s][row, :length].float().cpu() for s in sources},
             )
         )
     return results
+
+
+def _prompt_slice(act: torch.Tensor, row: int, length: int) -> torch.Tensor:
+    """One prompt's part of a padded batch's activation: [seq, d], or [n_heads, q, k] for
+    attention patterns."""
+    if act.ndim == 4:  # [batch, n_heads, q, k]
+        return act[row, :, :length, :length]
+    return act[row, :length]
 
 
 class ActivationBatcher:

@@ -123,6 +123,7 @@ async def completion_events(
             put(None)
 
     task = asyncio.ensure_future(asyncio.to_thread(run))
+    engine.active_generations += 1
     tokens: list[list[int]] = [[] for _ in types]
     logprobs: list[list[dict]] = [[] for _ in types]
     try:
@@ -140,6 +141,7 @@ async def completion_events(
         await task  # re-raise what the generation raised
     finally:
         stop.set()
+        engine.active_generations -= 1
 
 
 def completion_response(
@@ -169,7 +171,9 @@ def chat_prompt(engine: Engine, messages: list[ChatMessage]) -> tuple[str, list[
     if getattr(tokenizer, "chat_template", None) is None:
         raise InvalidInput(f"model {engine.model.model_id} has no chat template")
     text = tokenizer.apply_chat_template(
-        [m.model_dump() for m in messages], tokenize=False, add_generation_prompt=True
+        [{"role": m.role, "content": m.content} for m in messages],
+        tokenize=False,
+        add_generation_prompt=True,
     )
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     engine.check_length(len(ids))

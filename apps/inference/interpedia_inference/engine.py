@@ -52,6 +52,12 @@ class Engine:
             if spec.model_id == model.model_id:
                 names.add(spec.hf_id)
         self.model_names = names
+        self.active_generations = 0  # steering/completion generations running now
+
+    def block_hook_points(self) -> list[str]:
+        """Hook names inside block 0 without the `blocks.0.` prefix (every block has them)."""
+        prefix = "blocks.0."
+        return sorted(n[len(prefix) :] for n in self.model.bridge.hook_dict if n.startswith(prefix))
 
     # -- names --------------------------------------------------------------------
     def check_model(self, model_id: str) -> None:

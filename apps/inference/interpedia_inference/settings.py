@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from interpedia_core.dialect import WireDialect, wire_dialect_field
 from interpedia_core.settings import ServiceSettings
 from interpedia_inference.schemas.common import MAX_COMPLETION_TOKENS
 
@@ -88,6 +89,7 @@ class InferenceSettings(ServiceSettings):
         description="Most prompts in one padded activation forward.",
     )
 
+    wire_dialect: WireDialect = wire_dialect_field()
     torch_threads: int = Field(
         default=0,
         ge=0,

@@ -14,6 +14,8 @@ Math (as Neuronpedia): coefficient c = strength_multiplier × strength, directio
 by ‖v‖ when normalize_steering).
 - SIMPLE_ADDITIVE: act ← act + c·v at every position.
 - ORTHOGONAL_DECOMP: with P = v vᵀ / ‖v‖², act ← (I − P)·act + c·P·act.
+- PROJECTION_CAP: the projection on v̂ = v / ‖v‖ is capped at c, the rest left alone:
+  act ← act − v̂·max(0, act·v̂ − c) (Neuronpedia's cap with max = c, no min).
 """
 
 import logging
@@ -74,6 +76,10 @@ def apply_steering(
         c = target.coefficient
         if method == SteerMethod.SIMPLE_ADDITIVE:
             steered = out + c * v
+        elif method == SteerMethod.PROJECTION_CAP:
+            unit = v / v.norm()
+            excess = ((out @ unit) - c).clamp(min=0).unsqueeze(-1)  # [batch, seq, 1]
+            steered = out - excess * unit
         else:
             parallel = (out @ v).unsqueeze(-1) * v / (v @ v)  # P·act, [batch, seq, d]
             steered = out - parallel + c * parallel

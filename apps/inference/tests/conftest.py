@@ -97,3 +97,21 @@ async def tiny_app(tiny_sae_dirs: list[str]) -> AsyncIterator[tuple[FastAPI, htt
 @pytest.fixture
 def client(tiny_app: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
     return tiny_app[1]
+
+
+@pytest.fixture
+async def camel_default_client(tiny_sae_dirs: list[str]) -> AsyncIterator[httpx.AsyncClient]:
+    """The tiny app configured to answer undecided requests in camelCase."""
+    async with running(create_app(tiny_settings(tiny_sae_dirs, wire_dialect="camel"))) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def attention_sae_app(sae_root: Path) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """The tiny model with a random SAE on layer 1's attention output (attn.hook_z)."""
+    sae_dir = save_random_sae(
+        sae_root / "tiny-att-l1", d_in=64, d_sae=D_SAE, hook_name="blocks.1.attn.hook_z", seed=3
+    )
+    app = create_app(tiny_settings([str(sae_dir)], sae_source_set="att-test"))
+    async with running(app) as client:
+        yield app, client

@@ -42,7 +42,12 @@ def _stream_body(body: BaseModel | dict[str, Any] | None) -> Any:
 
 def _headers(secret: str | None, headers: dict[str, str] | None) -> dict[str, str]:
     """The caller's headers, plus the service's secret when there is one."""
-    return {**(headers or {}), **({"X-SECRET-KEY": secret} if secret else {})}
+    return {
+        # Our models are snake_case; say so, whatever dialect the service defaults to.
+        "X-Wire-Dialect": "snake",
+        **(headers or {}),
+        **({"X-SECRET-KEY": secret} if secret else {}),
+    }
 
 
 def _raise_for_status(response: httpx.Response, service: str) -> None:

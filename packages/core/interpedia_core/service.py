@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from interpedia_core.dialect import DialectMiddleware, WireDialect
 from interpedia_core.errors import InterpediaError, InvalidInput, Unauthorized
 from interpedia_core.sse import hoist_event_schemas
 from interpedia_core.wire import ErrorResponse, ValidationErrorResponse
@@ -245,12 +246,16 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     secret: str | None = None,
     internal: bool = True,
+    wire_dialect: WireDialect | None = None,
 ) -> FastAPI:
     """A FastAPI app with Interpedia's error handlers, operation ids, secret check and /health.
 
     The app answers /health with 503 until the service sets `app.state.ready = True`
     (after its lifespan has loaded what it needs). An `internal` service (all but the
-    public web API) checks `secret` when one is set, and its spec documents the 401.
+    public web API) checks `secret` when one is set, and its spec documents the 401. With
+    `wire_dialect` it reads snake_case and camelCase bodies and answers in the request's
+    dialect, that one when the request doesn't say (`interpedia_core.dialect`; its models
+    must derive from `WireSchema`).
     """
     app = FastAPI(
         title=title,
@@ -261,6 +266,8 @@ def create_service_app(
     )
     app.state.ready = False
     install_error_handlers(app)
+    if wire_dialect is not None:  # innermost: it reads only bodies the checks let through
+        app.add_middleware(DialectMiddleware, default=wire_dialect)
     app.add_middleware(RefuseNul)
     if internal:  # added last, so it runs first: a stranger learns nothing about the input
         install_secret_check(app, secret)

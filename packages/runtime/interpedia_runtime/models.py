@@ -103,6 +103,10 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+# Hooks whose activations are [batch, n_heads, query, key] rather than per token.
+PATTERN_HOOKS = ("attn.hook_pattern", "attn.hook_attn_scores")
+
+
 def layer_of_hook(hook_name: str) -> int | None:
     """The block index a hook name lives in (`blocks.6.hook_resid_post` → 6), or None."""
     match = _BLOCK_RE.match(hook_name)
@@ -186,7 +190,7 @@ class LoadedModel:
         """Activations at `hook_names`, stopping the forward after the last block needed.
 
         `attn.hook_z` comes back flattened to [batch, seq, n_heads * d_head], the shape
-        SAEs trained on it expect.
+        SAEs trained on it expect; attention patterns and scores stay [batch, n_heads, q, k].
         """
         needed = [self.hook_layer(h) for h in hook_names]
         stop = max(needed) + 1
@@ -203,7 +207,7 @@ class LoadedModel:
         out: dict[str, torch.Tensor] = {}
         for name in hook_names:
             act = cache[name]
-            if act.ndim == 4:  # [batch, seq, n_heads, d_head]
+            if act.ndim == 4 and not name.endswith(PATTERN_HOOKS):  # [batch, seq, n_heads, d_head]
                 act = act.flatten(-2)
             out[name] = act
         return out

@@ -95,6 +95,14 @@ class LoadedSae:
             return vec
         return self.sae.W_dec[index].detach()
 
+    def encoder_vector(self, index: int) -> torch.Tensor:
+        """[d_in]: the direction feature `index` reads (its W_enc column), for attributions
+        that split its input linearly (DFA)."""
+        self.check_index(index)
+        if isinstance(self.sae, NeuronSource):
+            return self.decoder_vector(index)
+        return self.sae.W_enc[:, index].detach().float()
+
     @property
     def W_dec(self) -> torch.Tensor:
         return self.sae.W_dec.detach()

@@ -1,11 +1,14 @@
 """Shared pieces of the wire models."""
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from interpedia_core.dialect import WireSchema
 
 
-class BaseSchema(BaseModel):
-    # Unknown fields are ignored rather than refused: Neuronpedia's clients may send more.
-    model_config = ConfigDict(extra="ignore")
+class BaseSchema(WireSchema):
+    """Base of the autointerp wire models: both of Neuronpedia's dialects (see
+    `interpedia_core.dialect`); unknown fields are ignored, as Neuronpedia's clients may
+    send more."""
 
 
 class NPActivation(BaseSchema):

@@ -18,14 +18,6 @@ def _activations(records: list[ActivationRecord]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def offline_client(embedders: EmbedderRegistry, wait_ready) -> Iterator[TestClient]:
-    app = create_app(AutointerpSettings(database_enabled=False), embedders=embedders)
-    with TestClient(app) as client:
-        wait_ready(client)
-        yield client
-
-
-@pytest.fixture
 def llm_client(embedders: EmbedderRegistry, fake_llm, wait_ready) -> Iterator[TestClient]:
     settings = AutointerpSettings(
         database_enabled=False, llm_base_url=fake_llm.url, llm_model="fake", llm_max_retries=0

@@ -6,13 +6,17 @@ from fastapi import APIRouter
 
 from interpedia_core.errors import NotFound
 from interpedia_core.service import error_responses
-from interpedia_inference import activations
+from interpedia_inference import activations, raw_activations
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.schemas.activation import (
     ActivationAllBatchRequest,
     ActivationAllBatchResponse,
     ActivationAllRequest,
     ActivationAllResponse,
+    ActivationAttentionRequest,
+    ActivationAttentionResponse,
+    ActivationRawRequest,
+    ActivationRawResponse,
     ActivationSingleBatchRequest,
     ActivationSingleBatchResponse,
     ActivationSingleRequest,
@@ -132,3 +136,24 @@ async def activation_source(
     engine.check_model(body.model)
     results = await activations.activation_source(engine, body.prompts, body.source)
     return ActivationSourceResponse(results=results)
+
+
+@router.post("/raw", response_model=ActivationRawResponse)
+async def activation_raw(body: ActivationRawRequest, engine: EngineDep) -> ActivationRawResponse:
+    """Raw activations at a hook point of chosen layers, no SAE needed.
+
+    Each prompt's final token (Neuronpedia's) or every token."""
+    if body.model is not None:
+        engine.check_model(body.model)
+    return await raw_activations.activation_raw(
+        engine, body.prompts, body.layers, body.hook_point, body.type == "all_tokens"
+    )
+
+
+@router.post("/attention", response_model=ActivationAttentionResponse)
+async def activation_attention(
+    body: ActivationAttentionRequest, engine: EngineDep
+) -> ActivationAttentionResponse:
+    """One layer/head's attention pattern over a prompt, sparsified as Neuronpedia does."""
+    engine.check_model(body.model)
+    return await raw_activations.activation_attention(engine, body.prompt, body.layer, body.head)

@@ -1,5 +1,7 @@
 """POST /v1/steer/completion and /v1/steer/completion-chat (JSON or server-sent events)."""
 
+import resource
+import threading
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
@@ -14,6 +16,7 @@ from interpedia_core.sse import event_stream, event_stream_content
 from interpedia_inference import completions
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.engine import Engine
+from interpedia_inference.schemas.capabilities import SteerHealthResponse
 from interpedia_inference.schemas.steer import (
     SteerCompletionChatRequest,
     SteerCompletionChatResponse,
@@ -109,3 +112,16 @@ async def steer_completion_chat(body: SteerCompletionChatRequest, engine: Engine
 def _content_positions(engine: Engine, ids: list[int]) -> torch.Tensor:
     """[seq] bool: prompt positions that are not special tokens (the ones steered)."""
     return torch.tensor([not s for s in engine.is_special(ids)])
+
+
+@router.get("/health", response_model=SteerHealthResponse)
+async def steer_health(engine: EngineDep) -> SteerHealthResponse:
+    """The steering engine's state: generations running, threads, peak memory."""
+    return SteerHealthResponse(
+        status="ok",
+        device=engine.model.device,
+        active_generations=engine.active_generations,
+        threads=threading.active_count(),
+        torch_threads=torch.get_num_threads(),
+        max_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    )

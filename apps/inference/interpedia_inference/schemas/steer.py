@@ -16,6 +16,7 @@ from interpedia_inference.schemas.common import (
 class SteerMethod(StrEnum):
     SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
     ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
 
 
 class SteerType(StrEnum):

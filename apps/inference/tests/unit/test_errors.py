@@ -197,6 +197,37 @@ CASES = [
         400,
         "feature or vector",
     ),
+    # The model-reading paths (raw, attention, chat template).
+    ("/v1/activation/raw", {"prompts": ["x"], "layers": [2]}, 400, "out of range"),
+    ("/v1/activation/raw", {"prompts": ["x"], "hook_point": "hook_nope"}, 404, "hook_nope"),
+    ("/v1/activation/raw", {"prompts": ["x"] * 17}, 422, "prompts"),
+    ("/v1/activation/raw", {"prompts": ["word " * 80]}, 400, "token limit"),
+    ("/v1/activation/raw", {"prompts": ["x"], "model": "gpt2"}, 400, "unknown model"),
+    ("/v1/activation/raw", {"prompts": ["x"], "type": "mean"}, 422, "type"),
+    # Positions bounded in the schema (non-negative, 32-bit) before any lookup.
+    ("/v1/activation/raw", {"prompts": ["x"], "layers": [-1]}, 422, "layers"),
+    ("/v1/activation/raw", {"prompts": ["x"], "layers": [2**31]}, 422, "layers"),
+    (
+        "/v1/activation/attention",
+        {"prompt": "x", "model": MODEL, "layer": 0, "head": -1},
+        422,
+        "head",
+    ),
+    (
+        "/v1/activation/attention",
+        {"prompt": "x", "model": MODEL, "layer": 5, "head": 0},
+        400,
+        "layer 5",
+    ),
+    (
+        "/v1/activation/attention",
+        {"prompt": "x", "model": MODEL, "layer": 0, "head": 4},
+        400,
+        "head 4",
+    ),
+    ("/v1/apply-chat-template", {"messages": [{"content": "hi"}]}, 422, "role"),
+    ("/v1/apply-chat-template", {"messages": []}, 422, "messages"),
+    ("/v1/apply-chat-template", {"messages": "hello"}, 422, "messages"),
 ]
 
 

@@ -21,7 +21,7 @@ def _engine(app: FastAPI) -> Engine:
 
 def test_apply_steering_matches_hand_computed() -> None:
     torch.manual_seed(0)
-    acts = torch.randn(2, 5, 8)
+    acts = torch.randn(2, 5, 8) * 4
     v = torch.randn(8)
     rows = torch.tensor([True, False])
     c = 3.0
@@ -42,6 +42,18 @@ def test_apply_steering_matches_hand_computed() -> None:
     expected = acts[0] @ (eye - projector).T + c * acts[0] @ projector.T
     assert torch.allclose(ortho[0], expected, atol=1e-5)
     assert torch.equal(ortho[1], acts[1])
+
+    capped = apply_steering(acts, [SteerTarget("h", v, c)], SteerMethod.PROJECTION_CAP, False, rows)
+    unit = v / v.norm()
+    assert (capped[0] @ unit).max() <= c + 1e-5  # the projection never exceeds the cap
+    below = (acts[0] @ unit) <= c
+    assert torch.equal(capped[0][below], acts[0][below])  # under the cap: untouched
+    assert torch.allclose(
+        capped[0] - (capped[0] @ unit).unsqueeze(-1) * unit,
+        acts[0] - (acts[0] @ unit).unsqueeze(-1) * unit,
+        atol=1e-5,
+    )
+    assert torch.equal(capped[1], acts[1])
 
     positions = torch.tensor([False, True, True, True, True])
     masked = apply_steering(
@@ -65,6 +77,9 @@ def _hand_first_logprobs(
         hidden = output[0] if isinstance(output, tuple) else output
         if method == SteerMethod.SIMPLE_ADDITIVE:
             new = hidden + c * v
+        elif method == SteerMethod.PROJECTION_CAP:
+            unit = v / v.norm()
+            new = hidden - torch.relu(hidden @ unit - c).unsqueeze(-1) * unit
         else:
             p = torch.outer(v, v) / (v @ v)
             new = hidden @ (torch.eye(len(v)) - p).T + c * (hidden @ p.T)
@@ -79,15 +94,22 @@ def _hand_first_logprobs(
     return torch.log_softmax(logits.float(), -1)
 
 
-@pytest.mark.parametrize("method", [SteerMethod.SIMPLE_ADDITIVE, SteerMethod.ORTHOGONAL_DECOMP])
+@pytest.mark.parametrize(
+    ("method", "strength"),
+    [
+        (SteerMethod.SIMPLE_ADDITIVE, 4.0),
+        (SteerMethod.ORTHOGONAL_DECOMP, 4.0),
+        (SteerMethod.PROJECTION_CAP, -0.2),  # a cap of -0.5 binds at most positions
+    ],
+)
 async def test_steered_logprobs_match_hand_computed(
-    tiny_app: tuple[FastAPI, httpx.AsyncClient], method: SteerMethod
+    tiny_app: tuple[FastAPI, httpx.AsyncClient], method: SteerMethod, strength: float
 ) -> None:
     app, client = tiny_app
     engine = _engine(app)
     torch.manual_seed(1)
     v = torch.randn(engine.model.d_model)
-    strength, multiplier = 4.0, 2.5
+    multiplier = 2.5
     r = await client.post(
         "/v1/steer/completion",
         json={

@@ -256,7 +256,9 @@ class SteerRequest(Schema):
     freq_penalty: float = Field(default=2, ge=-2, le=2)
     seed: Seed = 16
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
-    steer_method: Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP"] = "SIMPLE_ADDITIVE"
+    steer_method: Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"] = (
+        "SIMPLE_ADDITIVE"
+    )
     normalize_steering: bool = False
     stream: bool = False
 

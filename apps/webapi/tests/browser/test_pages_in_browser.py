@@ -107,6 +107,33 @@ def test_steer_streams_default_and_steered(page, shots: Path) -> None:
     page.screenshot(path=str(shots / "steer.png"), full_page=True)
 
 
+def test_steer_method_picker_sends_projection_cap(page, shots: Path) -> None:
+    """The method a person picks is the one the steered text is generated with."""
+    from playwright.sync_api import expect
+
+    page.goto(f"/steer?model={SERVED_MODEL}&source={SERVED_SOURCE}&index=4")
+    methods = page.locator("#steer-method option")
+    expect(methods).to_have_count(3)
+    assert methods.evaluate_all("os => os.map(o => o.value)") == [
+        "SIMPLE_ADDITIVE",
+        "ORTHOGONAL_DECOMP",
+        "PROJECTION_CAP",
+    ]
+    page.select_option("#steer-method", "PROJECTION_CAP")
+    page.fill("#multiplier", "-1")
+    page.fill("#prompt", "The river")
+    page.fill("#n-tokens", "6")
+    page.fill("#seed", str(int(time.time())))
+    with page.expect_request(lambda r: r.url.endswith("/steer") and r.method == "POST") as sent:
+        page.click("#steer-button")
+    assert sent.value.post_data_json["steer_method"] == "PROJECTION_CAP"
+    expect(page.locator("#steer-status")).to_have_text("Done.", timeout=60_000)
+    expect(page.locator("#steer-error")).to_have_text("")
+    steered = page.locator("#out-steered").inner_text()
+    assert steered.startswith("The river") and len(steered) > len("The river")
+    page.screenshot(path=str(shots / "steer-projection-cap.png"), full_page=True)
+
+
 def test_lists_create_and_add(page, seeded, shots: Path) -> None:
     from playwright.sync_api import expect
 

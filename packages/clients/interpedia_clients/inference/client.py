@@ -17,6 +17,16 @@ class InferenceClient(ServiceClient):
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return self._call("GET", "/health", None, models.HealthResponse)
 
+    def initialize(self, custom_hf_model_id: str | None | None = None) -> models.InitializeResponse:
+        """Wait until the model and SAEs are loaded (503 if loading failed)."""
+        return self._call(
+            "POST",
+            "/initialize",
+            None,
+            models.InitializeResponse,
+            params={"custom_hf_model_id": custom_hf_model_id},
+        )
+
     def activation_all(self, body: models.ActivationAllRequest) -> models.ActivationAllResponse:
         """The strongest features of a source set over a prompt."""
         return self._call("POST", "/v1/activation/all", body, models.ActivationAllResponse)
@@ -28,6 +38,18 @@ class InferenceClient(ServiceClient):
         return self._call(
             "POST", "/v1/activation/all-batch", body, models.ActivationAllBatchResponse
         )
+
+    def activation_attention(
+        self, body: models.ActivationAttentionRequest
+    ) -> models.ActivationAttentionResponse:
+        """One layer/head's attention pattern over a prompt, sparsified as Neuronpedia does."""
+        return self._call(
+            "POST", "/v1/activation/attention", body, models.ActivationAttentionResponse
+        )
+
+    def activation_raw(self, body: models.ActivationRawRequest) -> models.ActivationRawResponse:
+        """Raw activations at a hook point of chosen layers, no SAE needed."""
+        return self._call("POST", "/v1/activation/raw", body, models.ActivationRawResponse)
 
     def activation_single(
         self, body: models.ActivationSingleRequest
@@ -68,9 +90,19 @@ class InferenceClient(ServiceClient):
             models.ActivationTopkByTokenBatchResponse,
         )
 
+    def apply_chat_template(
+        self, body: models.ApplyChatTemplateRequest
+    ) -> models.ApplyChatTemplateResponse:
+        """The chat rendered by the model's template, with each token's message, role and section."""
+        return self._call("POST", "/v1/apply-chat-template", body, models.ApplyChatTemplateResponse)
+
     def capabilities(self) -> models.CapabilitiesResponse:
-        """The served model (and its other names), limits and SAE sources; 503 while loading."""
+        """What this server serves: model, limits, hook points, sources, endpoints."""
         return self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
+
+    def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
+        """The logit lens per layer and position; typed clients send `stream: false`."""
+        return self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     def stream_steer_completion(
         self, body: models.SteerCompletionRequest
@@ -102,6 +134,10 @@ class InferenceClient(ServiceClient):
             "POST", "/v1/steer/completion-chat", body, models.SteerCompletionChatResponse
         )
 
+    def steer_health(self) -> models.SteerHealthResponse:
+        """The steering engine's state: generations running, threads, peak memory."""
+        return self._call("GET", "/v1/steer/health", None, models.SteerHealthResponse)
+
     def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of a text, as the other endpoints see it."""
         return self._call("POST", "/v1/tokenize", body, models.TokenizeResponse)
@@ -129,6 +165,18 @@ class AsyncInferenceClient(AsyncServiceClient):
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return await self._call("GET", "/health", None, models.HealthResponse)
 
+    async def initialize(
+        self, custom_hf_model_id: str | None | None = None
+    ) -> models.InitializeResponse:
+        """Wait until the model and SAEs are loaded (503 if loading failed)."""
+        return await self._call(
+            "POST",
+            "/initialize",
+            None,
+            models.InitializeResponse,
+            params={"custom_hf_model_id": custom_hf_model_id},
+        )
+
     async def activation_all(
         self, body: models.ActivationAllRequest
     ) -> models.ActivationAllResponse:
@@ -142,6 +190,20 @@ class AsyncInferenceClient(AsyncServiceClient):
         return await self._call(
             "POST", "/v1/activation/all-batch", body, models.ActivationAllBatchResponse
         )
+
+    async def activation_attention(
+        self, body: models.ActivationAttentionRequest
+    ) -> models.ActivationAttentionResponse:
+        """One layer/head's attention pattern over a prompt, sparsified as Neuronpedia does."""
+        return await self._call(
+            "POST", "/v1/activation/attention", body, models.ActivationAttentionResponse
+        )
+
+    async def activation_raw(
+        self, body: models.ActivationRawRequest
+    ) -> models.ActivationRawResponse:
+        """Raw activations at a hook point of chosen layers, no SAE needed."""
+        return await self._call("POST", "/v1/activation/raw", body, models.ActivationRawResponse)
 
     async def activation_single(
         self, body: models.ActivationSingleRequest
@@ -186,9 +248,21 @@ class AsyncInferenceClient(AsyncServiceClient):
             models.ActivationTopkByTokenBatchResponse,
         )
 
+    async def apply_chat_template(
+        self, body: models.ApplyChatTemplateRequest
+    ) -> models.ApplyChatTemplateResponse:
+        """The chat rendered by the model's template, with each token's message, role and section."""
+        return await self._call(
+            "POST", "/v1/apply-chat-template", body, models.ApplyChatTemplateResponse
+        )
+
     async def capabilities(self) -> models.CapabilitiesResponse:
-        """The served model (and its other names), limits and SAE sources; 503 while loading."""
+        """What this server serves: model, limits, hook points, sources, endpoints."""
         return await self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
+
+    async def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
+        """The logit lens per layer and position; typed clients send `stream: false`."""
+        return await self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     async def stream_steer_completion(
         self, body: models.SteerCompletionRequest
@@ -223,6 +297,10 @@ class AsyncInferenceClient(AsyncServiceClient):
         return await self._call(
             "POST", "/v1/steer/completion-chat", body, models.SteerCompletionChatResponse
         )
+
+    async def steer_health(self) -> models.SteerHealthResponse:
+        """The steering engine's state: generations running, threads, peak memory."""
+        return await self._call("GET", "/v1/steer/health", None, models.SteerHealthResponse)
 
     async def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of a text, as the other endpoints see it."""

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PositiveInt, confloat, conint
+from pydantic import BaseModel, Field, PositiveInt, confloat, conint, constr
 
 
 class ActivationAllBatchRequest(BaseModel):
@@ -46,6 +47,99 @@ class ActivationAllRequest(BaseModel):
     """
     Source set, e.g. res-demo
     """
+
+
+class ActivationAttentionRequest(BaseModel):
+    """
+    One layer/head's attention pattern over a prompt.
+    """
+
+    head: conint(ge=0, le=2147483647) = Field(..., title="Head")
+    """
+    Attention head (0-based).
+    """
+    layer: conint(ge=0, le=2147483647) = Field(..., title="Layer")
+    """
+    Block index (0-based).
+    """
+    model: str = Field(..., title="Model")
+    prompt: str = Field(..., title="Prompt")
+
+
+class ActivationAttentionResponse(BaseModel):
+    """
+    Sparse, as Neuronpedia returns it: per query row its top keys above a threshold,
+    each entry at flat index `q * seq_len + k`.
+    """
+
+    attention_indices: list[int] = Field(..., title="Attention Indices")
+    attention_values: list[float] = Field(..., title="Attention Values")
+    max_activation: float = Field(..., title="Max Activation")
+    """
+    Largest weight outside row 0 and column 0 (BOS)
+    """
+    seq_len: int = Field(..., title="Seq Len")
+    tokens: list[str] = Field(..., title="Tokens")
+
+
+class ActivationRawLayer(BaseModel):
+    layer: int = Field(..., title="Layer")
+    token_indices: list[int] = Field(..., title="Token Indices")
+    """
+    Token positions of the rows of `values`
+    """
+    values: list[list[float]] = Field(..., title="Values")
+    """
+    [len(token_indices), d_hook]
+    """
+
+
+class ActivationRawPromptResult(BaseModel):
+    activations: list[ActivationRawLayer] = Field(..., title="Activations")
+    token_ids: list[int] = Field(..., title="Token Ids")
+    token_strings: list[str] = Field(..., title="Token Strings")
+
+
+class Type(StrEnum):
+    """
+    The last token's vector (Neuronpedia's) or every token's
+    """
+
+    final_output_token = "final_output_token"
+    all_tokens = "all_tokens"
+
+
+class ActivationRawRequest(BaseModel):
+    """
+    Raw hook activations at chosen layers, no SAE involved (Neuronpedia's
+    `/activation/raw`, widened to any per-block hook point and to every token).
+    """
+
+    hook_point: str | None = Field("residual_stream", title="Hook Point")
+    """
+    `residual_stream` (hook_resid_post, Neuronpedia's only one) or the hook's name inside a block, e.g. `hook_resid_pre`, `attn.hook_z`, `mlp.hook_post`
+    """
+    layers: list[conint(ge=0, le=2147483647)] | None = Field(None, title="Layers")
+    """
+    Blocks to read; omitted: all
+    """
+    model: str | None = Field(None, title="Model")
+    """
+    Model id; omitted: the served one
+    """
+    prompts: list[str] = Field(..., max_length=16, min_length=1, title="Prompts")
+    type: Type | None = Field("final_output_token", title="Type")
+    """
+    The last token's vector (Neuronpedia's) or every token's
+    """
+
+
+class ActivationRawResponse(BaseModel):
+    device: str = Field(..., title="Device")
+    dtype: str = Field(..., title="Dtype")
+    hook_point: str = Field(..., title="Hook Point")
+    results: list[ActivationRawPromptResult] = Field(..., title="Results")
+    type: str = Field(..., title="Type")
 
 
 class ActivationSingleBatchRequest(BaseModel):
@@ -116,6 +210,15 @@ class ActivationTopkByTokenRequest(BaseModel):
 
 
 class ActivationValues(BaseModel):
+    dfa_max_value: float | None = Field(None, title="Dfa Max Value")
+    dfa_target_index: int | None = Field(None, title="Dfa Target Index")
+    """
+    The max-activating position
+    """
+    dfa_values: list[float] | None = Field(None, title="Dfa Values")
+    """
+    SAEs on attn.hook_z only: how much each source position feeds the feature at dfa_target_index through attention (direct feature attribution)
+    """
     max_value: float = Field(..., title="Max Value")
     max_value_index: int = Field(..., title="Max Value Index")
     values: list[float] = Field(..., title="Values")
@@ -125,10 +228,40 @@ class ActivationValues(BaseModel):
 
 
 class CapabilitiesResponse(BaseModel):
+    activation_token_limit: int = Field(..., title="Activation Token Limit")
+    """
+    Longest prompt of the activation paths
+    """
+    backend: str = Field(..., title="Backend")
+    """
+    What runs the model: transformer_lens (TransformerBridge)
+    """
+    d_model: int = Field(..., title="D Model")
     device: str = Field(..., title="Device")
+    dtype: str = Field(..., title="Dtype")
+    endpoints: dict[str, bool] = Field(..., title="Endpoints")
+    """
+    Neuronpedia's endpoint keys (activation_raw, lens_logit, dfa, ...): whether this server serves each
+    """
+    hook_points: list[str] = Field(..., title="Hook Points")
+    """
+    Hook points inside each block (`blocks.{layer}.` + name) that /activation/raw and SAEs can read
+    """
+    lens_token_limit: int = Field(..., title="Lens Token Limit")
+    """
+    Longest prompt of /lens/prompt
+    """
     max_completion_tokens: int = Field(..., title="Max Completion Tokens")
     """
     Most tokens one steering request generates
+    """
+    max_num_results: int = Field(..., title="Max Num Results")
+    """
+    Most features /activation/all returns
+    """
+    max_raw_prompts: int = Field(..., title="Max Raw Prompts")
+    """
+    Most prompts in one /activation/raw request
     """
     model: str = Field(..., title="Model")
     """
@@ -138,6 +271,11 @@ class CapabilitiesResponse(BaseModel):
     """
     Every name a request may use for that model
     """
+    n_heads: int = Field(..., title="N Heads")
+    num_layers: int = Field(..., title="Num Layers")
+    """
+    Layers /activation/raw returns when none are named
+    """
     sae_sets: list[str] = Field(..., title="Sae Sets")
     """
     Source sets of the configured SAEs
@@ -146,6 +284,7 @@ class CapabilitiesResponse(BaseModel):
     """
     Configured SAE sources (`neurons` sets come free)
     """
+    steer_methods: list[str] = Field(..., title="Steer Methods")
     token_limit: int = Field(..., title="Token Limit")
     """
     Longest prompt, in tokens, any endpoint accepts
@@ -166,6 +305,15 @@ class ErrorResponse(BaseModel):
 
 
 class FeatureActivation(BaseModel):
+    dfa_max_value: float | None = Field(None, title="Dfa Max Value")
+    dfa_target_index: int | None = Field(None, title="Dfa Target Index")
+    """
+    The max-activating position
+    """
+    dfa_values: list[float] | None = Field(None, title="Dfa Values")
+    """
+    SAEs on attn.hook_z only: how much each source position feeds the feature at dfa_target_index through attention (direct feature attribution)
+    """
     index: int = Field(..., title="Index")
     max_value: float = Field(..., title="Max Value")
     max_value_index: int = Field(..., title="Max Value Index")
@@ -190,6 +338,45 @@ class Status(StrEnum):
 
 class HealthResponse(BaseModel):
     status: Status = Field(..., title="Status")
+
+
+class InitializeResponse(BaseModel):
+    model: str = Field(..., title="Model")
+    sources: list[str] = Field(..., title="Sources")
+    status: str = Field(..., title="Status")
+    """
+    initialized
+    """
+
+
+class LensChatMessage(BaseModel):
+    content: str = Field(..., title="Content")
+    role: constr(min_length=1) = Field(..., title="Role")
+
+
+class LensDoneMessage(BaseModel):
+    completion: str = Field(..., title="Completion")
+    kind: Literal["done"] = Field("done", title="Kind")
+    prompt_len: int = Field(..., title="Prompt Len")
+    seq_len: int = Field(..., title="Seq Len")
+    vocab_size: int = Field(..., title="Vocab Size")
+
+
+class LensType(StrEnum):
+    LOGIT_LENS = "LOGIT_LENS"
+    JACOBIAN_LENS = "JACOBIAN_LENS"
+
+
+class LensTypeSlice(BaseModel):
+    top_probs: list[list[float]] = Field(..., title="Top Probs")
+    """
+    [layers, top_n]
+    """
+    top_tokens: list[list[str]] = Field(..., title="Top Tokens")
+    """
+    [layers, top_n]
+    """
+    type: LensType
 
 
 class LogprobTop(BaseModel):
@@ -219,9 +406,38 @@ class SteerFeature(BaseModel):
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
 
 
+class SteerHealthResponse(BaseModel):
+    """
+    The steering engine's state (Neuronpedia reports its vLLM engine's here).
+    """
+
+    active_generations: int = Field(..., title="Active Generations")
+    """
+    Steered or plain generations running now
+    """
+    device: str = Field(..., title="Device")
+    max_rss_bytes: int = Field(..., title="Max Rss Bytes")
+    """
+    Peak resident memory of this process
+    """
+    status: str = Field(..., title="Status")
+    """
+    ok
+    """
+    threads: int = Field(..., title="Threads")
+    """
+    Threads of this process
+    """
+    torch_threads: int = Field(..., title="Torch Threads")
+    """
+    Threads torch uses per forward
+    """
+
+
 class SteerMethod(StrEnum):
     SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
     ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
 
 
 class SteerType(StrEnum):
@@ -233,6 +449,39 @@ class SteerVector(BaseModel):
     hook: str = Field(..., title="Hook")
     steering_vector: list[float] = Field(..., min_length=1, title="Steering Vector")
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
+
+
+class TemplateMessage(BaseModel):
+    """
+    One message to render through the model's chat template.
+    """
+
+    channel: str | None = Field(None, title="Channel")
+    """
+    Harmony-style channel, echoed back
+    """
+    content: str = Field(..., title="Content")
+    role: constr(min_length=1) = Field(..., title="Role")
+
+
+class TokenSpan(BaseModel):
+    """
+    One rendered token and the message it belongs to.
+    """
+
+    channel: str | None = Field(..., title="Channel")
+    message_index: int | None = Field(..., title="Message Index")
+    """
+    None for template scaffolding
+    """
+    position: int = Field(..., title="Position")
+    role: str | None = Field(..., title="Role")
+    section: str = Field(..., title="Section")
+    """
+    header (role markup before the content), content, footer (after it), or scaffold (outside every message: the generation prompt)
+    """
+    token_id: int = Field(..., title="Token Id")
+    token_str: str = Field(..., title="Token Str")
 
 
 class TokenizeRequest(BaseModel):
@@ -323,9 +572,66 @@ class ActivationSourceResponse(BaseModel):
     results: list[SourcePromptResult] = Field(..., title="Results")
 
 
+class ApplyChatTemplateRequest(BaseModel):
+    add_generation_prompt: bool | None = Field(True, title="Add Generation Prompt")
+    chat_template_kwargs: dict[str, Any] | None = Field(
+        None, title="Chat Template Kwargs"
+    )
+    """
+    Passed to the template (e.g. enable_thinking)
+    """
+    messages: list[TemplateMessage] = Field(..., min_length=1, title="Messages")
+    model: str | None = Field(None, title="Model")
+    """
+    Model id; omitted: the served one
+    """
+
+
+class ApplyChatTemplateResponse(BaseModel):
+    prompt: str = Field(..., title="Prompt")
+    spans: list[TokenSpan] = Field(..., title="Spans")
+    tokens: list[int] = Field(..., title="Tokens")
+
+
 class CossimFeature(BaseModel):
     cosine_similarity: float = Field(..., title="Cosine Similarity")
     feature: FeatureRef
+
+
+class LensMetaMessage(BaseModel):
+    kind: Literal["meta"] = Field("meta", title="Kind")
+    layers_by_type: dict[str, list[int]] = Field(..., title="Layers By Type")
+    model: str = Field(..., title="Model")
+    num_completion_tokens: int = Field(..., title="Num Completion Tokens")
+    prepend_bos: bool = Field(..., title="Prepend Bos")
+    prompt_len: int = Field(..., title="Prompt Len")
+    reuse_len: int | None = Field(0, title="Reuse Len")
+    temperature: float = Field(..., title="Temperature")
+    top_n: int = Field(..., title="Top N")
+    types: list[LensType] = Field(..., title="Types")
+
+
+class LensSteerToken(BaseModel):
+    """
+    A read-out to steer on: the exact decoded token string (whitespace kept, e.g. " cat").
+    """
+
+    token: str = Field(..., title="Token")
+    type: LensType | None = "LOGIT_LENS"
+
+
+class LensTokenMessage(BaseModel):
+    channel: str | None = Field(None, title="Channel")
+    id: int = Field(..., title="Id")
+    is_char_continuation: bool | None = Field(False, title="Is Char Continuation")
+    is_generated: bool | None = Field(False, title="Is Generated")
+    kind: Literal["token"] = Field("token", title="Kind")
+    message_index: int | None = Field(None, title="Message Index")
+    position: int = Field(..., title="Position")
+    results: list[LensTypeSlice] = Field(..., title="Results")
+    role: str | None = Field(None, title="Role")
+    section: str | None = Field(None, title="Section")
+    token: str = Field(..., title="Token")
 
 
 class Logprob(BaseModel):
@@ -450,6 +756,89 @@ class ActivationSingleBatchResponse(BaseModel):
 class ActivationTopkByTokenResponse(BaseModel):
     results: list[TokenTopFeatures] = Field(..., title="Results")
     tokens: list[str] = Field(..., title="Tokens")
+
+
+class LensPromptRequest(BaseModel):
+    cached_token_ids: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Cached Token Ids"
+    )
+    """
+    Ids the caller already has read-outs for: their common prefix is skipped
+    """
+    chat: list[LensChatMessage] | None = Field(None, title="Chat")
+    """
+    Messages (or `prompt`)
+    """
+    filter_non_word_tokens: bool | None = Field(False, title="Filter Non Word Tokens")
+    """
+    Accepted for Neuronpedia's clients; read-outs here are never filtered
+    """
+    input_token_ids: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Input Token Ids"
+    )
+    """
+    Exact token ids to read over (no generation)
+    """
+    layers: list[conint(ge=0, le=2147483647)] | None = Field(None, title="Layers")
+    """
+    Layers to read; empty: all. The last is always read
+    """
+    max_seq_len: conint(ge=1) | None = Field(None, title="Max Seq Len")
+    model: str = Field(..., title="Model")
+    num_completion_tokens: conint(ge=0) | None = Field(0, title="Num Completion Tokens")
+    prepend_bos: bool | None = Field(True, title="Prepend Bos")
+    prompt: str | None = Field(None, title="Prompt")
+    """
+    Raw text (or `chat`)
+    """
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Seed of the sampling of generated tokens
+    """
+    steer_ablate: bool | None = Field(False, title="Steer Ablate")
+    """
+    Project the directions out instead
+    """
+    steer_generated_tokens: bool | None = Field(False, title="Steer Generated Tokens")
+    """
+    Also intervene at generated positions
+    """
+    steer_layers: list[conint(ge=0, le=2147483647)] | None = Field(
+        None, title="Steer Layers"
+    )
+    """
+    Layers to steer at; empty: the read-out layers
+    """
+    steer_strength: confloat(ge=-100.0, le=100.0) | None = Field(
+        0.0, title="Steer Strength"
+    )
+    """
+    Added along each steer token's direction, times the residual's norm
+    """
+    steer_tokens: list[LensSteerToken] | None = Field(None, title="Steer Tokens")
+    stream: bool | None = Field(True, title="Stream")
+    """
+    NDJSON frames; false: one JSON object
+    """
+    swap_token: LensSteerToken | None = None
+    """
+    Move the residual's part along steer_tokens[0] onto this
+    """
+    temperature: confloat(ge=0.0, le=100.0) | None = Field(1.0, title="Temperature")
+    top_n: conint(ge=1, le=100) | None = Field(10, title="Top N")
+    type: list[LensType] | None = Field(None, min_length=1, title="Type")
+
+
+class LensPromptResponse(BaseModel):
+    """
+    The whole run at once (`stream: false`).
+    """
+
+    done: LensDoneMessage
+    meta: LensMetaMessage
+    tokens: list[LensTokenMessage] = Field(..., title="Tokens")
 
 
 class ActivationTopkByTokenBatchResponse(BaseModel):

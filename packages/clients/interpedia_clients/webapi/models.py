@@ -526,6 +526,7 @@ class SteerLogitsRequest(BaseModel):
 class SteerMethod(StrEnum):
     SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
     ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
 
 
 class SteerRequest(BaseModel):

@@ -1,0 +1,336 @@
+"""The logit lens: what each layer's residual stream would predict as the next token.
+
+At layer l the read-out is softmax(W_U · norm(resid_post_l)), with the model's own final
+norm and unembedding, at every token position; at the last layer that is exactly the
+model's output. One forward of the plain Hugging Face model gives every layer's residual
+(`output_hidden_states`); the read-outs are then computed a chunk of positions at a time,
+each chunk streamed as soon as it is ready.
+
+Interventions (Neuronpedia's lens steering) act on resid_post at the steered layers through
+the steering hooks' thread-local plan, so they never leak into concurrent requests:
+- steer: h ← h + s·‖h‖·d̂ for each steer token's unembedding direction d;
+- ablate: h ← h − (h·d̂)·d̂;
+- swap: h ← h − (h·ŝ)·ŝ + (h·ŝ)·t̂ (source steer_tokens[0], target swap_token).
+
+Generation (num_completion_tokens > 0) samples from the last layer's read-out and reruns
+the forward over the grown sequence for each new token.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from interpedia_core.errors import InvalidInput
+from interpedia_inference.chat_template import apply_chat_template
+from interpedia_inference.engine import Engine
+from interpedia_inference.schemas.chat_template import TemplateMessage
+from interpedia_inference.schemas.lens import (
+    LensDoneMessage,
+    LensMetaMessage,
+    LensPromptRequest,
+    LensPromptToken,
+    LensPromptTokensMessage,
+    LensTokenMessage,
+    LensType,
+    LensTypeSlice,
+)
+
+# Positions whose read-outs are computed (and streamed) together.
+CHUNK_POSITIONS = 16
+
+
+@dataclass
+class LensInput:
+    """Token ids to read over, with chat-span metadata per position when from a chat."""
+
+    ids: list[int]
+    spans: list[dict[str, Any]]
+
+
+def lens_input(engine: Engine, request: LensPromptRequest) -> LensInput:
+    """The request's tokens (400 for no or two inputs, an empty prompt, over the limit)."""
+    if request.input_token_ids:
+        vocab = engine.model.d_vocab
+        if any(not 0 <= i < vocab for i in request.input_token_ids):
+            raise InvalidInput(f"input_token_ids must be token ids below {vocab}")
+        engine.check_length(len(request.input_token_ids))
+        return LensInput(list(request.input_token_ids), [{} for _ in request.input_token_ids])
+    if (request.prompt is None) == (request.chat is None):
+        raise InvalidInput("give exactly one of prompt or chat")
+    if request.prompt is not None:
+        ids = engine.tokenize(request.prompt, prepend_bos=request.prepend_bos)
+        return LensInput(ids, [{} for _ in ids])
+    if not request.chat:
+        raise InvalidInput("chat has no messages")
+    messages = [TemplateMessage(role=m.role, content=m.content) for m in request.chat]
+    rendered = apply_chat_template(engine, messages, True, {})
+    spans = [
+        {
+            "message_index": s.message_index,
+            "role": s.role,
+            "channel": s.channel,
+            "section": s.section,
+        }
+        for s in rendered.spans
+    ]
+    return LensInput(rendered.tokens, spans)
+
+
+def check_layers(n_layers: int, layers: list[int]) -> None:
+    bad = sorted({layer for layer in layers if not 0 <= layer < n_layers})
+    if bad:
+        raise InvalidInput(f"layers {bad} are out of range: this model has {n_layers} layers")
+
+
+def select_layers(n_layers: int, layers: list[int]) -> list[int]:
+    """Asked-for layers (all when none) plus the last; 400 for one out of range."""
+    check_layers(n_layers, layers)
+    return sorted(set(layers or range(n_layers)) | {n_layers - 1})
+
+
+def _final_norm(hf_model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    decoder = hf_model.get_decoder() if hasattr(hf_model, "get_decoder") else None
+    for owner, name in ((decoder, "norm"), (getattr(hf_model, "transformer", None), "ln_f")):
+        if owner is not None and hasattr(owner, name):
+            return getattr(owner, name)
+    raise InvalidInput(f"the logit lens is not supported for {type(hf_model).__name__}")
+
+
+class LensReadout:
+    """Norm + unembedding of the served model, read at chosen layers."""
+
+    def __init__(self, engine: Engine) -> None:
+        hf_model = engine.model.hf_model
+        self.model = engine.model
+        self.norm = _final_norm(hf_model)
+        self.unembed = hf_model.get_output_embeddings()
+        self.softcap = getattr(hf_model.config, "final_logit_softcapping", None)
+
+    @torch.no_grad()
+    def residuals(self, ids: list[int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """Every layer's output [1, seq, d] (index l + 1 for layer l; the last is normed)
+        and the model's logits [seq, d_vocab]."""
+        self.model.use_torch_threads()
+        batch = torch.tensor([ids], device=self.model.device)
+        out = self.model.hf_model(batch, output_hidden_states=True, use_cache=False)
+        return out.hidden_states, out.logits[0].float()
+
+    @torch.no_grad()
+    def top(
+        self,
+        hidden: tuple[torch.Tensor, ...],
+        logits: torch.Tensor,
+        layers: list[int],
+        positions: slice,
+        top_n: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probs, token ids), each [len(layers), positions, top_n], of the lens at each of
+        the ascending `layers` (the model's own output at the last layer). All layers go
+        through the norm and unembedding as one matmul."""
+        self.model.use_torch_threads()
+        last = self.model.n_layers - 1
+        inner = [layer for layer in layers if layer != last]
+        parts = []
+        if inner:
+            resid = torch.stack([hidden[layer + 1][0, positions] for layer in inner])  # [L, P, d]
+            inner_logits = self.unembed(self.norm(resid)).float()  # [L, P, d_vocab]
+            if self.softcap:
+                inner_logits = torch.tanh(inner_logits / self.softcap) * self.softcap
+            parts.append(inner_logits)
+        if last in layers:
+            parts.append(logits[positions].unsqueeze(0))
+        all_logits = torch.cat(parts)  # [len(layers), P, d_vocab]
+        values, ids = all_logits.topk(top_n, dim=-1)
+        # Probabilities over the whole vocabulary: the normaliser needs every logit.
+        probs = (values - torch.logsumexp(all_logits, dim=-1, keepdim=True)).exp()
+        return probs, ids
+
+
+@dataclass
+class LensIntervention:
+    """A plan for the steering hooks: edits resid_post at `layers` (positions < `until`)."""
+
+    layers: set[int]
+    directions: list[torch.Tensor]  # unit vectors [d_model]
+    strength: float
+    ablate: bool
+    swap_to: torch.Tensor | None  # unit vector [d_model]
+    until: int | None  # positions from here on are left alone; None: all steered
+    in_prefill: bool = True
+
+    def apply(self, key: tuple[str, int], acts: torch.Tensor) -> torch.Tensor | None:
+        kind, layer = key
+        if kind != "hook_resid_post" or layer not in self.layers:
+            return None
+        out = acts.clone()
+        part = out if self.until is None else out[:, : self.until]
+        for d in self.directions:
+            d = d.to(part.dtype)
+            along = (part @ d).unsqueeze(-1)  # [batch, seq, 1]
+            if self.swap_to is not None:
+                part = part - along * d + along * self.swap_to.to(part.dtype)
+                break  # swap moves steer_tokens[0] only
+            if self.ablate:
+                part = part - along * d
+            else:
+                part = part + self.strength * part.norm(dim=-1, keepdim=True) * d
+        if self.until is None:
+            return part
+        out[:, : self.until] = part
+        return out
+
+
+def token_id_of(engine: Engine, token: str) -> int:
+    """The vocabulary id whose decoded string is exactly `token` (404-style 400 if none)."""
+    table = engine.model.extra.get("lens_ids_by_string")
+    if table is None:
+        strings = engine.model.token_strings(list(range(engine.model.d_vocab)))
+        table = {}
+        for i, s in enumerate(strings):
+            table.setdefault(s, i)
+        engine.model.extra["lens_ids_by_string"] = table
+    if token not in table:
+        raise InvalidInput(f"steer token {token!r} is not one token of this model's vocabulary")
+    return table[token]
+
+
+def intervention(
+    engine: Engine, request: LensPromptRequest, read_layers: list[int], prompt_len: int
+) -> LensIntervention | None:
+    """The request's steer / ablate / swap, or None when it asks for none."""
+    swap = request.swap_token is not None and bool(request.steer_tokens)
+    if not swap and not (request.steer_tokens and (request.steer_strength or request.steer_ablate)):
+        return None
+    tokens = [*request.steer_tokens, *([request.swap_token] if swap else [])]
+    if any(t is not None and t.type != LensType.LOGIT_LENS for t in tokens):
+        raise InvalidInput("only LOGIT_LENS steer tokens are supported: no Jacobian lens here")
+    unembed = engine.model.unembed  # [d_model, d_vocab]
+
+    def unit(token: str) -> torch.Tensor:
+        column = unembed[:, token_id_of(engine, token)].detach().float()
+        return column / column.norm()
+
+    check_layers(engine.model.n_layers, request.steer_layers)
+    return LensIntervention(
+        layers=set(request.steer_layers or read_layers),
+        directions=[unit(t.token) for t in request.steer_tokens],
+        strength=request.steer_strength,
+        ablate=request.steer_ablate,
+        swap_to=unit(request.swap_token.token) if swap and request.swap_token else None,
+        until=None if request.steer_generated_tokens else prompt_len,
+    )
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+async def lens_frames(
+    engine: Engine, request: LensPromptRequest, source: LensInput
+) -> AsyncIterator[Any]:
+    """meta, prompt, one token frame per position (streamed a chunk at a time, then one
+    per generated token), done."""
+    if LensType.JACOBIAN_LENS in request.type:
+        raise InvalidInput("the Jacobian lens is not available for this model")
+    ids = source.ids[: request.max_seq_len] if request.max_seq_len else list(source.ids)
+    prompt_len = len(ids)
+    n_new = 0 if request.input_token_ids else request.num_completion_tokens
+    engine.check_completion_tokens(n_new)
+    n_new = min(n_new, engine.limits.token_limit - prompt_len)  # as Neuronpedia: clamp
+    layers = select_layers(engine.model.n_layers, request.layers)
+    plan = intervention(engine, request, layers, prompt_len)
+    reuse = (
+        0 if plan is not None else min(_common_prefix(ids, request.cached_token_ids), prompt_len)
+    )
+    readout = LensReadout(engine)
+    strings = engine.token_strings(ids)
+
+    def frame_token(position: int, token_id: int, text: str, generated: bool) -> dict[str, Any]:
+        span = source.spans[position] if position < len(source.spans) and not generated else {}
+        return {
+            "position": position,
+            "token": text,
+            "id": token_id,
+            "is_generated": generated,
+            **span,
+        }
+
+    yield LensMetaMessage(
+        model=engine.model.model_id,
+        types=[LensType.LOGIT_LENS],
+        layers_by_type={LensType.LOGIT_LENS.value: layers},
+        top_n=request.top_n,
+        prompt_len=prompt_len,
+        num_completion_tokens=n_new,
+        temperature=request.temperature,
+        prepend_bos=engine.is_bos(ids),
+        reuse_len=reuse,
+    )
+    yield LensPromptTokensMessage(
+        tokens=[LensPromptToken(**frame_token(p, t, strings[p], False)) for p, t in enumerate(ids)]
+    )
+
+    def forward(seq: list[int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        engine.steering_hooks.plan = plan  # type: ignore[assignment]
+        try:
+            return readout.residuals(seq)
+        finally:
+            engine.steering_hooks.plan = None
+
+    def read(
+        hidden: tuple[torch.Tensor, ...], logits: torch.Tensor, start: int, stop: int
+    ) -> list[LensTypeSlice]:
+        """Per position in [start, stop): its slice (top tokens and probs per layer)."""
+        probs, ids_ = readout.top(hidden, logits, layers, slice(start, stop), request.top_n)
+        slices = []
+        for row in range(stop - start):
+            slices.append(
+                LensTypeSlice(
+                    type=LensType.LOGIT_LENS,
+                    top_tokens=[
+                        engine.token_strings(ids_[i, row].tolist()) for i in range(len(layers))
+                    ],
+                    top_probs=probs[:, row].tolist(),
+                )
+            )
+        return slices
+
+    hidden, logits = await asyncio.to_thread(forward, ids)
+    for start in range(reuse, prompt_len, CHUNK_POSITIONS):
+        stop = min(start + CHUNK_POSITIONS, prompt_len)
+        slices = await asyncio.to_thread(read, hidden, logits, start, stop)
+        for offset, piece in enumerate(slices):
+            p = start + offset
+            yield LensTokenMessage(**frame_token(p, ids[p], strings[p], False), results=[piece])
+
+    generator = torch.Generator().manual_seed(request.seed)
+    new_ids: list[int] = []
+    for _ in range(n_new):
+        last = logits[-1]
+        if request.temperature == 0:
+            next_id = int(last.argmax())
+        else:
+            probs = torch.softmax(last / request.temperature, dim=-1)
+            next_id = int(torch.multinomial(probs, 1, generator=generator))
+        new_ids.append(next_id)
+        ids = [*ids, next_id]
+        hidden, logits = await asyncio.to_thread(forward, ids)
+        (piece,) = await asyncio.to_thread(read, hidden, logits, len(ids) - 1, len(ids))
+        text = engine.token_strings([next_id])[0]
+        yield LensTokenMessage(**frame_token(len(ids) - 1, next_id, text, True), results=[piece])
+        if next_id == engine.model.tokenizer.eos_token_id:
+            break
+    yield LensDoneMessage(
+        seq_len=len(ids),
+        prompt_len=prompt_len,
+        vocab_size=engine.model.d_vocab,
+        completion=engine.model.tokenizer.decode(new_ids),
+    )

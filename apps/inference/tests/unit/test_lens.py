@@ -1,0 +1,174 @@
+"""POST /v1/lens/prompt on the tiny model: against the model's own prediction and a
+brute-force read-out, streamed frame by frame, with generation and steering."""
+
+import json
+
+import httpx
+import pytest
+import torch
+from fastapi import FastAPI
+
+from interpedia_inference.engine import Engine
+
+MODEL = "tiny-random"
+PROMPT = "The capital of France is"
+
+
+def _engine(app: FastAPI) -> Engine:
+    return app.state.engine
+
+
+async def _frames(client: httpx.AsyncClient, body: dict, **kw: object) -> list[dict]:
+    async with client.stream("POST", "/v1/lens/prompt", json=body, **kw) as response:
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("application/x-ndjson")
+        return [json.loads(line) async for line in response.aiter_lines() if line]
+
+
+async def test_last_layer_is_the_model_prediction_and_others_match_brute_force(
+    tiny_app: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = tiny_app
+    engine = _engine(app)
+    frames = await _frames(client, {"model": MODEL, "prompt": PROMPT, "topN": 5})
+    assert [f["kind"] for f in frames[:2]] == ["meta", "prompt"] and frames[-1]["kind"] == "done"
+    meta, tokens = frames[0], [f for f in frames if f["kind"] == "token"]
+    ids = engine.tokenize(PROMPT)
+    assert meta["layers_by_type"] == {"LOGIT_LENS": [0, 1]} and meta["prompt_len"] == len(ids)
+    assert [t["id"] for t in tokens] == ids and [t["position"] for t in tokens] == list(
+        range(len(ids))
+    )
+
+    model = engine.model
+    batch = torch.tensor([ids])
+    predicted = model.log_probs(batch)[0].argmax(-1)  # the model's own next tokens
+    resid = model.run_hooks(batch, ["blocks.0.hook_resid_post"])["blocks.0.hook_resid_post"][0]
+    hf = model.hf_model
+    brute = torch.softmax(hf.lm_head(hf.model.norm(resid)).float(), -1)  # [seq, vocab]
+    for position, frame in enumerate(tokens):
+        (result,) = frame["results"]
+        assert result["type"] == "LOGIT_LENS" and len(result["top_tokens"]) == 2
+        last_tokens, last_probs = result["top_tokens"][1], result["top_probs"][1]
+        assert last_tokens[0] == model.token_strings([int(predicted[position])])[0]
+        assert last_probs == sorted(last_probs, reverse=True) and len(last_probs) == 5
+        probs, top = brute[position].topk(5)
+        assert result["top_tokens"][0] == model.token_strings(top.tolist())
+        assert result["top_probs"][0] == pytest.approx(probs.tolist(), abs=1e-5)
+
+
+async def test_generation_continues_greedily_and_frames_stay_snake_case(
+    tiny_app: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = tiny_app
+    model = _engine(app).model
+    body = {
+        "model": MODEL,
+        "prompt": PROMPT,
+        "numCompletionTokens": 3,
+        "temperature": 0,
+        "layers": [0],
+        "topN": 2,
+    }
+    frames = await _frames(client, body)
+    generated = [f for f in frames if f["kind"] == "token" and f["is_generated"]]
+    ids = model.tokenize(PROMPT)
+    for _ in range(3):  # greedy by hand
+        ids.append(int(model.log_probs(torch.tensor([ids]))[0, -1].argmax()))
+    assert [f["id"] for f in generated] == ids[-3:]
+    done = frames[-1]
+    assert done["seq_len"] == len(ids) and done["completion"] == model.tokenizer.decode(ids[-3:])
+    assert frames[0]["num_completion_tokens"] == 3  # snake_case frames in a camelCase request
+
+    whole = await client.post("/v1/lens/prompt", json={**body, "stream": False})
+    assert whole.status_code == 200
+    assert [t["id"] for t in whole.json()["tokens"]] == [
+        f["id"] for f in frames if f["kind"] == "token"
+    ]
+
+
+async def test_steering_along_a_token_raises_its_probability(
+    tiny_app: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    app, client = tiny_app
+    model = _engine(app).model
+    target = model.token_strings(model.tokenize(" Paris", prepend_bos=False))[0]
+    base = {"model": MODEL, "prompt": PROMPT, "top_n": 50, "stream": False, "layers": [1]}
+
+    def prob_of(body: dict) -> float:
+        last = body["tokens"][-1]["results"][0]
+        row = dict(zip(last["top_tokens"][-1], last["top_probs"][-1], strict=True))
+        return row.get(target, 0.0)
+
+    plain = (await client.post("/v1/lens/prompt", json=base)).json()
+    steered = await client.post(
+        "/v1/lens/prompt",
+        json={
+            **base,
+            "steer_tokens": [{"token": target, "type": "LOGIT_LENS"}],
+            "steer_strength": 2,
+        },
+    )
+    assert steered.status_code == 200, steered.text
+    assert prob_of(steered.json()) > prob_of(plain)  # into the top 50 of 49,152 tokens
+    ablated = await client.post(
+        "/v1/lens/prompt",
+        json={
+            **base,
+            "steer_tokens": [{"token": target, "type": "LOGIT_LENS"}],
+            "steer_ablate": True,
+        },
+    )
+    assert prob_of(ablated.json()) < prob_of(steered.json())
+
+
+async def test_chat_frames_carry_message_spans(client: httpx.AsyncClient) -> None:
+    frames = await _frames(
+        client, {"model": MODEL, "chat": [{"role": "user", "content": "Hi there"}], "layers": [1]}
+    )
+    prompt = frames[1]["tokens"]
+    content = [t for t in prompt if t["section"] == "content"]
+    assert content and {t["role"] for t in content} == {"user"}
+    assert "".join(t["token"] for t in content).strip() == "Hi there"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"prompt": "a", "chat": [{"role": "user", "content": "b"}]}, "exactly one"),
+        ({}, "exactly one"),
+        ({"prompt": "a", "type": ["JACOBIAN_LENS"]}, "Jacobian"),
+        ({"prompt": "a", "layers": [7]}, "out of range"),
+        ({"prompt": "word " * 80}, "token limit"),
+        (
+            {"prompt": "a", "steer_tokens": [{"token": "no such token!!"}], "steer_strength": 1},
+            "vocabulary",
+        ),
+        ({"prompt": "a", "num_completion_tokens": 500}, "cap"),
+        # Bounded in the schema, so a 422 naming the field before any lookup.
+        ({"prompt": "a", "layers": [-1]}, "layers"),
+        ({"input_token_ids": [2**31]}, "input_token_ids"),
+        ({"prompt": "a", "seed": 2**64}, "seed"),
+    ],
+)
+async def test_bad_lens_input_is_400(client: httpx.AsyncClient, body: dict, detail: str) -> None:
+    r = await client.post("/v1/lens/prompt", json={"model": MODEL, **body})
+    assert r.status_code in (400, 422), r.text
+    assert detail in r.json()["detail"]
+
+
+async def test_typed_client_reads_the_whole_run(
+    tiny_app: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    from interpedia_clients.inference import AsyncInferenceClient, models
+
+    app, _ = tiny_app
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncInferenceClient("http://test", transport=transport) as inference:
+        run = await inference.lens_prompt(
+            models.LensPromptRequest(model=MODEL, prompt=PROMPT, layers=[0], stream=False)
+        )
+        caps = await inference.capabilities()
+    assert run.meta.layers_by_type == {"LOGIT_LENS": [0, 1]}
+    assert len(run.tokens) == run.done.prompt_len == len(_engine(app).tokenize(PROMPT))
+    assert caps.endpoints["lens_logit"] and caps.endpoints["dfa"]
+    assert "PROJECTION_CAP" in caps.steer_methods
