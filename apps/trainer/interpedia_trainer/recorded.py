@@ -21,6 +21,7 @@ from interpedia_core.errors import InterpediaError, InvalidInput
 from interpedia_db.models import Source
 from interpedia_trainer import dashboard_store, runs
 from interpedia_trainer.dashboards import DashboardOptions
+from interpedia_trainer.distributed import SINGLE_PROCESS, DataParallel
 from interpedia_trainer.model_runtime import HookedModel
 from interpedia_trainer.pipeline import (
     Progress,
@@ -72,8 +73,13 @@ async def train_recorded(
     resume: bool = True,
     on_progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
+    parallel: DataParallel = SINGLE_PROCESS,
 ) -> RecordedTraining:
-    """Train run `run_id` into `out_dir`, then make it source `{layer}-{source_set}`."""
+    """Train run `run_id` into `out_dir`, then make it source `{layer}-{source_set}`.
+
+    Under torchrun only rank 0 calls this (it alone records metrics); `parallel` is its
+    place in the group, the other ranks train through `train_from_corpus` alongside.
+    """
     async with sessionmaker.begin() as session:
         await runs.mark_run(session, run_id, "running")
     loop = asyncio.get_running_loop()
@@ -116,6 +122,7 @@ async def train_recorded(
                 on_progress=progress,
                 on_stage=on_stage,
                 resume=resume,
+                parallel=parallel,
             )
         except asyncio.CancelledError:
             stop.set()

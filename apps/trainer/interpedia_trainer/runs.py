@@ -54,6 +54,16 @@ def validated_corpus(corpus: str | None, settings: TrainerSettings) -> str:
 
 def validated_train_config(body: TrainRequest, settings: TrainerSettings) -> dict[str, Any]:
     hook_layer(body.hook_name)
+    if body.d_sae is not None:  # else d_sae waits for the model's d_model
+        from interpedia_trainer.architectures import ArchitectureOptions, validate_architecture
+
+        widths = body.matryoshka_widths
+        options = ArchitectureOptions(
+            k=body.k,
+            aux_loss_coefficient=body.aux_loss_coefficient,
+            matryoshka_widths=tuple(widths) if widths is not None else None,
+        )
+        validate_architecture(body.architecture, 1, body.d_sae, options)
     config = body.model_dump()
     config["corpus"] = validated_corpus(body.corpus, settings)
     return config

@@ -1,0 +1,114 @@
+"""Data-parallel training with torch.distributed (gloo, CPU), launched by torchrun.
+
+Two ranks splitting each global batch must train the same SAE as one rank on the whole
+batch, for every architecture the fast steps train (AuxK revival included); and a
+2-rank `interpedia train` killed mid-run must resume on one rank from its checkpoint.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from interpedia_trainer.cli import commands
+
+WORKER = Path(__file__).with_name("ddp_worker.py")
+ENV = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+
+
+def _torchrun(nproc: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def one_and_two_ranks(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("ddp")
+    one, two = root / "one", root / "two"
+    subprocess.run([sys.executable, str(WORKER), str(one)], env=ENV, check=True, timeout=600)
+    subprocess.run([*_torchrun(2), str(WORKER), str(two)], env=ENV, check=True, timeout=600)
+    return one, two
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / a.norm().clamp(min=1e-12))
+
+
+@pytest.mark.parametrize("architecture", ["topk", "batchtopk", "matryoshka_batchtopk", "standard"])
+def test_two_gloo_ranks_train_the_same_sae_as_one(one_and_two_ranks, architecture) -> None:
+    one, two = (folder / architecture for folder in one_and_two_ranks)
+    weights_one = load_file(one / "sae_weights.safetensors")
+    weights_two = load_file(two / "sae_weights.safetensors")
+    assert set(weights_one) == set(weights_two)
+    for name, value in weights_one.items():
+        assert _relative(value, weights_two[name]) <= 1e-5, name
+
+    state_one = torch.load(one / "checkpoints/latest/trainer_state.pt", weights_only=False)
+    state_two = torch.load(two / "checkpoints/latest/trainer_state.pt", weights_only=False)
+    assert (state_one["world_size"], state_two["world_size"]) == (1, 2)
+    assert state_one["n_tokens"] == state_two["n_tokens"] == 128 * 8
+    assert torch.equal(state_one["act_freq"], state_two["act_freq"])  # same firings, same dead
+    assert state_one["scaling_factor"] == pytest.approx(state_two["scaling_factor"], rel=1e-6)
+    losses_one = [m["loss"] for m in state_one["history"]]
+    losses_two = [m["loss"] for m in state_two["history"]]
+    assert losses_two == pytest.approx(losses_one, rel=1e-5)
+    if architecture != "standard":  # AuxK ran on both, on the same dead latents
+        aux = [m["loss/auxiliary_reconstruction_loss"] for m in state_one["history"]]
+        assert max(aux) > 0
+
+
+def test_a_killed_two_rank_run_resumes_on_one_rank(tiny_corpus, tiny_train_flags, tmp_path):
+    out = tmp_path / "sae"
+    state_path = out / "checkpoints/latest/trainer_state.pt"
+    flags = [*tiny_train_flags, "--out", str(out), "--corpus", str(tiny_corpus)]
+    interpedia = str(Path(sys.executable).parent / "interpedia")
+    command = [interpedia, "train", *flags, "--total-tokens", str(128 * 5000)]
+    job = subprocess.Popen(
+        [*command, "--checkpoint-every", "2", "--nproc-per-node", "2"],
+        env=ENV,
+        start_new_session=True,  # its own process group: torchrun and both ranks
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not state_path.exists() or _steps(state_path) < 4:
+            assert job.poll() is None, job.stderr.read().decode()[-3000:] if job.stderr else ""
+            assert time.monotonic() < deadline, "no 2-rank checkpoint in 300 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # a node lost: no chance to clean up
+        job.wait()
+    state = torch.load(state_path, weights_only=False)
+    assert state["world_size"] == 2 and not (out / "cfg.json").exists()
+
+    resumed_total = state["n_tokens"] + 128 * 3
+    result = CliRunner().invoke(
+        commands, ["train", *flags, "--total-tokens", str(resumed_total), "--checkpoint-every", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"({resumed_total} tokens" in result.output
+    final = torch.load(state_path, weights_only=False)
+    assert final["world_size"] == 1
+    assert final["n_steps"] == state["n_steps"] + 3
+    assert final["history"][: len(state["history"])] == state["history"]
+    assert (out / "cfg.json").exists()
+
+
+def _steps(path: Path) -> int:
+    try:
+        return int(torch.load(path, weights_only=False)["n_steps"])
+    except (OSError, RuntimeError, EOFError):  # caught mid-rename: try again
+        return 0
