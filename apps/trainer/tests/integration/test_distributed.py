@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -89,7 +90,7 @@ def test_a_killed_two_rank_run_resumes_on_one_rank(tiny_corpus, tiny_train_flags
             assert time.monotonic() < deadline, "no 2-rank checkpoint in 300 s"
             time.sleep(0.2)
     finally:
-        os.killpg(job.pid, signal.SIGKILL)  # a node lost: no chance to clean up
+        _kill_tree(job.pid)
         job.wait()
     state = torch.load(state_path, weights_only=False)
     assert state["world_size"] == 2 and not (out / "cfg.json").exists()
@@ -99,12 +100,19 @@ def test_a_killed_two_rank_run_resumes_on_one_rank(tiny_corpus, tiny_train_flags
         commands, ["train", *flags, "--total-tokens", str(resumed_total), "--checkpoint-every", "1"]
     )
     assert result.exit_code == 0, result.output
-    assert f"({resumed_total} tokens" in result.output
+    assert f"({resumed_total} tokens" in result.output, result.output
     final = torch.load(state_path, weights_only=False)
     assert final["world_size"] == 1
     assert final["n_steps"] == state["n_steps"] + 3
     assert final["history"][: len(state["history"])] == state["history"]
     assert (out / "cfg.json").exists()
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL torchrun and its ranks (each in its own session), as a lost node would be."""
+    parent = psutil.Process(pid)
+    for process in [*parent.children(recursive=True), parent]:
+        process.send_signal(signal.SIGKILL)
 
 
 def _steps(path: Path) -> int:
