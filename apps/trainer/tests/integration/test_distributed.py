@@ -7,6 +7,7 @@ batch, for every architecture the fast steps train (AuxK revival included); and 
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,6 +71,7 @@ def test_two_gloo_ranks_train_the_same_sae_as_one(one_and_two_ranks, architectur
         assert max(aux) > 0
 
 
+@pytest.mark.slow
 def test_a_killed_two_rank_run_resumes_on_one_rank(tiny_corpus, tiny_train_flags, tmp_path):
     out = tmp_path / "sae"
     state_path = out / "checkpoints/latest/trainer_state.pt"
@@ -105,6 +107,40 @@ def test_a_killed_two_rank_run_resumes_on_one_rank(tiny_corpus, tiny_train_flags
     assert final["world_size"] == 1
     assert final["n_steps"] == state["n_steps"] + 3
     assert final["history"][: len(state["history"])] == state["history"]
+    assert (out / "cfg.json").exists()
+
+
+@pytest.mark.slow
+def test_two_nodes_meet_through_torchrun_variables(tiny_corpus, tiny_train_flags, tmp_path):
+    """What each pod of deploy/kubernetes/train-jobset.yaml does, as two local 'nodes'."""
+    out = tmp_path / "sae"  # shared storage: both nodes see it
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    interpedia = str(Path(sys.executable).parent / "interpedia")
+    command = [interpedia, "train", *tiny_train_flags, "--corpus", str(tiny_corpus)]
+    command += ["--out", str(out), "--total-tokens", str(128 * 4), "--checkpoint-every", "4"]
+    nodes = [
+        subprocess.Popen(
+            [*command, "--nproc-per-node", "1"],
+            env=ENV
+            | {
+                "PET_NNODES": "2",
+                "PET_NODE_RANK": str(rank),
+                "PET_MASTER_ADDR": "127.0.0.1",
+                "PET_MASTER_PORT": str(port),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=600)[0].decode() for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    assert "training on 2 ranks" in outputs[0] and "saved" in outputs[0]
+    assert "saved" not in outputs[1]  # rank 1 prints nothing of its own
+    state = torch.load(out / "checkpoints/latest/trainer_state.pt", weights_only=False)
+    assert (state["world_size"], state["n_tokens"]) == (2, 128 * 4)
     assert (out / "cfg.json").exists()
 
 
