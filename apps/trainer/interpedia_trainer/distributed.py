@@ -59,28 +59,46 @@ class DataParallel:
     def all_reduce_max(self, tensor: torch.Tensor) -> torch.Tensor:
         return self._reduce(tensor, dist.ReduceOp.MAX)
 
-    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
-        """Every rank's (same-shaped) tensor, concatenated along dim 0 in rank order."""
-        if self.world_size == 1:
-            return tensor
-        parts = [torch.empty_like(tensor) for _ in range(self.world_size)]
-        dist.all_gather(parts, tensor.contiguous())
-        return torch.cat(parts)
+    def kth_largest(self, values: torch.Tensor, k: int) -> torch.Tensor:
+        """The k-th largest of all ranks' non-negative `values` together (0-d float32).
+
+        A bisection over float32 bit patterns, which order non-negative floats as their
+        values do: 31 all-reduces of one count each, where gathering every rank's
+        candidates would move k values per rank per step.
+        """
+        bits = values.float().contiguous().view(torch.int32)
+        high = bits.max() if bits.numel() else bits.new_tensor(0)
+        high = int(self.all_reduce_max(high.reshape(1).long()))
+        low = 0  # invariant: at least k values (over all ranks) are >= low
+        while low < high:
+            middle = (low + high + 1) // 2
+            count = self.all_reduce_sum((bits >= middle).sum().reshape(1))
+            if int(count) >= k:
+                low = middle
+            else:
+                high = middle - 1
+        return torch.tensor(low, dtype=torch.int32).view(torch.float32)
 
     def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
-        """Mean of each gradient over ranks, in one all-reduce of a flat buffer.
+        """Mean of each gradient over ranks: one all-reduce per parameter, all in flight.
 
         Each rank's loss is a mean over its equal share of the global batch, so the mean
-        of the ranks' gradients is the gradient of the global batch's loss.
+        of the ranks' gradients is the gradient of the global batch's loss. Reducing each
+        gradient in place (no flat copy) keeps a large dictionary's memory at one copy.
         """
         if self.world_size == 1:
             return
-        with_grad = [p for p in params if p.grad is not None]
-        flat = torch.cat([p.grad.reshape(-1) for p in with_grad])  # type: ignore[union-attr]
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
-        flat.div_(self.world_size)
-        for p, g in zip(with_grad, flat.split([p.numel() for p in with_grad]), strict=True):
-            p.grad = g.view_as(p)
+        grads = []
+        for p in params:
+            if p.grad is not None:
+                if not p.grad.is_contiguous():  # the sparse encoder step's is a transpose
+                    p.grad = p.grad.contiguous()
+                grads.append(p.grad)
+        pending = [dist.all_reduce(g, op=dist.ReduceOp.SUM, async_op=True) for g in grads]
+        for work in pending:
+            work.wait()  # type: ignore[union-attr]
+        for g in grads:
+            g.div_(self.world_size)
 
     def check_same(self, name: str, value: int) -> None:
         """Raise on every rank unless all ranks hold the same `value` (e.g. resumed tokens)."""

@@ -126,10 +126,9 @@ def _select_batch_topk(
 ) -> _Selection:
     """BatchTopK: the k·batch largest entries of the whole (global) batch.
 
-    Across ranks the cut-off is the global n_keep-th value: every rank offers its own
-    n_keep largest (all of the global top n_keep that it holds are among them), the
-    ranks gather these and each keeps its entries at or above the cut. One rank keeps
-    exactly SAELens's entries.
+    Across ranks the cut-off is the global n_keep-th value: all of the global top n_keep
+    that a rank holds are among its own n_keep largest, and each rank keeps those at or
+    above the cut. One rank keeps exactly SAELens's entries.
     """
     batch, d_sae = pre.shape
     n_keep = int(k * batch * parallel.world_size)
@@ -137,9 +136,8 @@ def _select_batch_topk(
     top = torch.topk(flat_relu, min(n_keep, flat_relu.numel()), sorted=False)
     flat = top.indices
     if parallel.world_size > 1:
-        everyone = parallel.all_gather(top.values)
-        cut = torch.topk(everyone, min(n_keep, everyone.numel()), sorted=False).values.min()
-        flat = flat[top.values >= cut]
+        cut = parallel.kth_largest(top.values, n_keep).to(top.values.device)
+        flat = flat[top.values.float() >= cut]
     flat = flat.sort().values  # row-major: runs per token, columns increasing
     return _Selection(flat // d_sae, flat % d_sae, pre.view(-1)[flat])
 
