@@ -91,8 +91,12 @@ def batches(train: torch.Tensor, seed: int) -> Iterator[torch.Tensor]:
             yield train[perm[i : i + BATCH]]
 
 
-def ours(arch: str, k: int, l1: float, steps: int, dead_window: int):
-    """Our trainer: (its inference SAE, after training; one step on a batch)."""
+def ours(arch: str, k: int, l1: float, steps: int, dead_window: int, b_dec_init: str = "zeros"):
+    """Our trainer: (its inference SAE, after training; one step on a batch).
+
+    `b_dec_init="zeros"` starts from exactly SAELens's weights; "mean" (our default) moves
+    the decoder bias to the mean of the first batch before the first step.
+    """
     cfg = TrainingConfig(
         d_in=D_IN,
         d_sae=D_SAE,
@@ -103,11 +107,22 @@ def ours(arch: str, k: int, l1: float, steps: int, dead_window: int):
         batch_size=BATCH,
         total_tokens=BATCH * steps,
         dead_feature_window=dead_window,
+        b_dec_init=b_dec_init,
+        n_batches_for_norm_estimate=1,
         seed=0,
         log_every_steps=10**9,
     )
-    loop = SAETrainingLoop(cfg, ROOT / ".cache/bench/out" / f"ours-{arch}")
-    return loop.inference_sae, loop.step
+    loop = SAETrainingLoop(cfg, ROOT / ".cache/bench/out" / f"ours-{arch}-{b_dec_init}")
+    started = False
+
+    def step(batch: torch.Tensor) -> None:
+        nonlocal started
+        if not started and b_dec_init == "mean":
+            loop.estimate_input_statistics(iter([batch]))
+        started = True
+        loop.step(batch)
+
+    return loop.inference_sae, step
 
 
 def saelens(arch: str, k: int, l1: float, steps: int, dead_window: int, train: torch.Tensor):
@@ -134,15 +149,18 @@ def saelens(arch: str, k: int, l1: float, steps: int, dead_window: int, train: t
 
 
 def run_pair(arch: str, k: int, l1: float, steps: int, dead_window: int, train: torch.Tensor):
-    """Both trainers, stepping in turn on the same batches: {name: (SAE, tokens/s)}.
+    """The trainers, stepping in turn on the same batches: {name: (SAE, tokens/s)}.
 
-    Alternating steps means load from other processes falls on both alike; tokens/s comes
-    from the median step. The first step of each is a warm-up and is not timed.
+    Alternating steps means load from other processes falls on all alike; tokens/s comes
+    from the median step. The first step of each is a warm-up and is not timed. TopK also
+    runs ours with its default decoder-bias start (the mean input), for the dead fraction.
     """
     trainers = {
         "ours": ours(arch, k, l1, steps, dead_window),
         "saelens": saelens(arch, k, l1, steps, dead_window, train),
     }
+    if arch == "topk":
+        trainers["ours, b_dec at mean"] = ours(arch, k, l1, steps, dead_window, "mean")
     times: dict[str, list[float]] = {name: [] for name in trainers}
     for n, batch in enumerate(itertools.islice(batches(train, 1), steps)):
         for name, (_, step) in trainers.items():
@@ -184,7 +202,8 @@ def compare_trainers(args: argparse.Namespace) -> None:
             m = reconstruction_metrics(sae, held_out)
             rows[name] = tps
             print(
-                f"  {arch:20s} {name:8s} {tps:7.0f} tokens/s {tps * flop / 1e9 / peak:6.1%} of peak"
+                f"  {arch:20s} {name:19s} {tps:7.0f} tokens/s"
+                f" {tps * flop / 1e9 / peak:6.1%} of peak"
                 f"  EV {m['explained_variance']:.4f}  L0 {m['l0']:6.1f}"
                 f"  dead {m['dead_fraction']:.3f}  after {BATCH * args.steps} tokens"
             )
@@ -221,6 +240,7 @@ def ddp_worker(args: argparse.Namespace) -> None:
         batch_size=BATCH,
         total_tokens=BATCH * args.ddp_steps,
         dead_feature_window=args.dead_window,
+        b_dec_init="zeros",
         seed=0,
         log_every_steps=10**9,
     )

@@ -146,6 +146,10 @@ def train(
         str | None,
         typer.Option(help="none | expected_average_only_in (scale inputs to norm sqrt(d_in))"),
     ] = None,
+    b_dec_init: Annotated[
+        str | None,
+        typer.Option(help="mean (default: the decoder bias starts at the mean input) | zeros"),
+    ] = None,
     dead_feature_window: Annotated[
         int | None,
         typer.Option(help="Steps without firing before a latent is dead (TopK's AuxK revives it)."),
@@ -222,6 +226,7 @@ def train(
         "lr_scheduler": lr_scheduler,
         "normalize_activations": normalize_activations,
         "dead_feature_window": dead_feature_window,
+        "b_dec_init": b_dec_init,
         "lr_warm_up_steps": lr_warm_up_steps,
         "batch_size": batch_size,
         "total_tokens": total_tokens,

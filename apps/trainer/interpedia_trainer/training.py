@@ -58,6 +58,10 @@ _STATE_FILE = "trainer_state.pt"
 # "expected_average_only_in" scales inputs to mean norm sqrt(d_in) while training and folds
 # the factor into the saved weights (SAELens's option of that name).
 NORMALIZATIONS = ("none", "expected_average_only_in")
+# "mean": the decoder bias starts at the mean input (OpenAI's TopK paper starts it at the
+# data's centre), so pre-activations start centred rather than dominated by the residual
+# stream's large mean direction, which leaves most TopK latents dead from the first step.
+B_DEC_INITS = ("mean", "zeros")
 
 
 @dataclass
@@ -86,7 +90,8 @@ class TrainingConfig:
     dtype: str = "float32"
     device: str = "cpu"
     normalize_activations: str = "none"
-    n_batches_for_norm_estimate: int = 10
+    n_batches_for_norm_estimate: int = 10  # also the batches b_dec_init="mean" averages
+    b_dec_init: str = "mean"
     dead_feature_window: int = 1000  # steps without firing before a latent counts as dead
     dense_threshold: float = 0.1  # a latent firing on more than this share of tokens is dense
     log_every_steps: int = 10
@@ -142,6 +147,10 @@ class TrainingConfig:
             raise InvalidInput(
                 f"normalize_activations must be one of {', '.join(NORMALIZATIONS)}, "
                 f"got {self.normalize_activations!r}"
+            )
+        if self.b_dec_init not in B_DEC_INITS:
+            raise InvalidInput(
+                f"b_dec_init must be one of {', '.join(B_DEC_INITS)}, got {self.b_dec_init!r}"
             )
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
             raise InvalidInput(f"unsupported dtype {self.dtype!r}")
@@ -416,17 +425,28 @@ class SAETrainingLoop:
         )
 
     @torch.no_grad()
-    def estimate_scaling_factor(self, batches: Iterator[torch.Tensor]) -> None:
-        """SAELens's `expected_average_only_in` factor, sqrt(d_in) / mean ‖x‖, over all ranks.
+    def estimate_input_statistics(self, batches: Iterator[torch.Tensor]) -> None:
+        """Before the first step: the input scale and the decoder bias's starting point.
 
-        Reads `n_batches_for_norm_estimate` batches from each rank's stream.
+        Reads `n_batches_for_norm_estimate` batches from each rank's stream (they are not
+        trained on) and reduces over ranks: SAELens's `expected_average_only_in` factor
+        sqrt(d_in) / mean ‖x‖, and with `b_dec_init="mean"` the mean (scaled) input.
         """
-        sums = torch.zeros(2, dtype=torch.float64, device=self.cfg.device)
+        d = self.cfg.d_in
+        sums = torch.zeros(d + 2, dtype=torch.float64, device=self.cfg.device)
         for _ in range(self.cfg.n_batches_for_norm_estimate):
-            norms = next(batches).to(self.cfg.device).float().norm(dim=-1)
-            sums += torch.stack([norms.double().sum(), sums.new_tensor(norms.numel())])
-        total, count = self.parallel.all_reduce_sum(sums).tolist()
-        self.scaler.scaling_factor = self.cfg.d_in**0.5 / (total / count)
+            x = next(batches).to(self.cfg.device).double()
+            sums[:d] += x.sum(0)
+            sums[d] += x.norm(dim=-1).sum()
+            sums[d + 1] += x.shape[0]
+        sums = self.parallel.all_reduce_sum(sums)
+        count = float(sums[d + 1])
+        scale = 1.0
+        if self.cfg.normalize_activations == "expected_average_only_in":
+            scale = d**0.5 / (float(sums[d]) / count)
+            self.scaler.scaling_factor = scale
+        if self.cfg.b_dec_init == "mean":
+            self.sae.b_dec.copy_((sums[:d] / count * scale).to(self.sae.b_dec.dtype))
 
     # -- the loop ------------------------------------------------------------------------
     def run(
@@ -442,10 +462,9 @@ class SAETrainingLoop:
         The callbacks are called on every rank that passes them (pass them on rank 0).
         """
         cfg = self.cfg
-        if cfg.normalize_activations == "expected_average_only_in" and (
-            self.scaler.scaling_factor is None
-        ):
-            self.estimate_scaling_factor(batches)
+        fresh = self.n_steps == 0
+        if fresh and (cfg.normalize_activations != "none" or cfg.b_dec_init == "mean"):
+            self.estimate_input_statistics(batches)
         started = time.perf_counter()
         start_tokens = self.n_tokens
         total = cfg.total_steps * cfg.batch_size
