@@ -214,8 +214,9 @@ def sparse_topk_training_step(
     losses = {"mse_loss": mse, **losses}
     total.backward()
 
+    del scaled
     aux = _aux_k_step(
-        sae, sae_in, pre, scaled, (target - sae_out).detach(), dead_neuron_mask, target.shape[-1]
+        sae, sae_in, pre, norm, (target - sae_out).detach(), dead_neuron_mask, target.shape[-1]
     )
     losses["auxiliary_reconstruction_loss"] = aux
 
@@ -252,7 +253,7 @@ def _aux_k_step(
     sae: TopKTrainingSAE,
     sae_in: torch.Tensor,  # [batch, d_in], b_dec already subtracted
     pre: torch.Tensor,  # [batch, d_sae] encoder pre-activations
-    scaled: torch.Tensor,  # [batch, d_sae] pre times decoder norms (what TopK ranks)
+    norm: torch.Tensor | None,  # [d_sae] decoder norms, if TopK ranks pre times them
     residual: torch.Tensor,  # [batch, d_out] target - sae_out
     dead_neuron_mask: torch.Tensor | None,
     d_out: int,
@@ -262,7 +263,8 @@ def _aux_k_step(
     Each token's top k_aux = d_out/2 dead latents (by scaled pre-activation, no ReLU, as
     SAELens) reconstruct the live latents' residual without bias; the loss is scaled
     down when fewer than k_aux latents are dead. Forward and backward are dense products
-    over the dead columns: [batch, n_dead] instead of SAELens's [batch, d_sae].
+    over the dead columns, [batch, n_dead] instead of SAELens's [batch, d_sae]: on CPU a
+    dense product beats gathering k_aux decoder rows per token at any dead share.
     """
     coefficient = float(sae.cfg.aux_loss_coefficient)
     if dead_neuron_mask is None or coefficient == 0:
@@ -275,12 +277,14 @@ def _aux_k_step(
     k_aux = d_out // 2
     scale = min(n_dead / k_aux, 1.0)
     k_aux = min(k_aux, n_dead)
-    acts = pre[:, dead]  # [batch, n_dead]
-    chosen = None
+    acts = pre.index_select(1, dead)  # [batch, n_dead]
+    keep = None
     if k_aux < n_dead:
-        chosen = scaled[:, dead].topk(k_aux, dim=-1, sorted=False).indices  # [batch, k_aux]
-        acts = torch.zeros_like(acts).scatter_(1, chosen, acts.gather(1, chosen))
-    W_dead = sae.W_dec[dead]  # [n_dead, d_out]
+        ranked = acts * norm.index_select(0, dead) if norm is not None else acts
+        chosen = ranked.topk(k_aux, dim=-1, sorted=False).indices  # [batch, k_aux]
+        keep = torch.zeros_like(acts, dtype=torch.bool).scatter_(1, chosen, True)
+        acts.mul_(keep)
+    W_dead = sae.W_dec.index_select(0, dead)  # [n_dead, d_out]
     diff = acts @ W_dead - residual  # [batch, d_out]
     c = coefficient * scale
     loss = c * diff.pow(2).sum(dim=-1).mean()
@@ -288,13 +292,13 @@ def _aux_k_step(
     d_recons = diff.mul_(2 * c / batch)  # d loss / d recons
     sae.W_dec.grad.index_add_(0, dead, acts.T @ d_recons)  # type: ignore[union-attr]
     d_acts = d_recons @ W_dead.T  # [batch, n_dead]
-    if chosen is not None:
-        d_acts = torch.zeros_like(d_acts).scatter_(1, chosen, d_acts.gather(1, chosen))
+    if keep is not None:
+        d_acts.mul_(keep)
     d_b_enc = d_acts.sum(0)
     sae.W_enc.grad.index_add_(1, dead, sae_in.T @ d_acts)  # type: ignore[union-attr]
     sae.b_enc.grad.index_add_(0, dead, d_b_enc)  # type: ignore[union-attr]
     if sae.cfg.apply_b_dec_to_input:
-        sae.b_dec.grad.sub_(sae.W_enc[:, dead] @ d_b_enc)  # type: ignore[union-attr]
+        sae.b_dec.grad.sub_(sae.W_enc.index_select(1, dead) @ d_b_enc)  # type: ignore[union-attr]
     return loss
 
 

@@ -70,7 +70,7 @@ def test_sparse_topk_matches_saelens(architecture: str, dead_kind: str) -> None:
         sae.topk_threshold = threshold_before
 
     result = sparse_topk_training_step(sae, x, dead)
-    assert result.loss == pytest.approx(float(ref.loss), rel=1e-5)
+    assert result.loss == pytest.approx(float(ref.loss.detach()), rel=1e-5)
     assert set(result.losses) == set(ref.losses)
     for name, value in ref.losses.items():
         assert result.losses[name] == pytest.approx(float(value), rel=1e-5, abs=1e-7)
