@@ -24,12 +24,13 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from pgvector.asyncpg import register_vector
 
-from interpedia_db import migrate
+from interpedia_db import bulk, migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.embedded import EmbeddedPostgres
 from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
@@ -44,7 +45,7 @@ from interpedia_formats.neuronpedia_export import (
     NpSourceSet,
 )
 from interpedia_testing.net import free_port
-from interpedia_webapi import copy_text, feature_import
+from interpedia_webapi import feature_import
 
 MODEL, SOURCE = "gpt2-small", "6-res-jb"
 VOCAB = [f" tok{i}" for i in range(5000)]
@@ -197,7 +198,7 @@ def parsed_rows(export: Path) -> dict[str, list[tuple]]:
 
 RAW_COLUMNS = {
     "features": list(feature_import.FEATURE_COLUMNS),
-    "activations": list(feature_import.ACTIVATION_COLUMNS),
+    "activations": list(bulk.ACTIVATION_COLUMNS),
     "explanations": [
         "id",
         "model_id",
@@ -256,7 +257,7 @@ async def raw_copy(engine, rows: dict[str, list[tuple]], suffix: str, encoded: b
             if encoded:
                 if table == "explanation_embeddings":  # vectors as pgvector's text form
                     records = [(i, m, "[" + ",".join(map(repr, e)) + "]") for i, m, e in records]
-                data = list(copy_text.chunks(iter(records)))
+                data = list(bulk.chunks(iter(records)))
                 t0 = time.perf_counter()
                 await raw.copy_to_table(
                     table, source=_replay(data), columns=RAW_COLUMNS[table], format="text"
@@ -289,7 +290,7 @@ def client_side_seconds(export: Path, job: object) -> float:
         for path in sorted((export / kind).glob("batch-*.jsonl.gz")):
             with path.open("rb") as stream:
                 name = f"{kind}/{path.name}"
-                for _ in copy_text.chunks(records(stream, name, job, [0])):
+                for _ in bulk.chunks(records(stream, name, job, [0])):
                     pass
     return time.perf_counter() - t0
 
@@ -350,14 +351,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--features", type=int, default=24_576)
-    parser.add_argument("--acts", type=int, default=25)
-    parser.add_argument("--tokens", type=int, default=64)
-    args = parser.parse_args()
+def with_postgres(name: str, work: Callable[[Path, EmbeddedPostgres], None]) -> None:
+    """Run `work(scratch folder, server)` on a throwaway embedded Postgres, always cleaned up."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    root = Path(tempfile.mkdtemp(prefix="interpedia-bench-import-"))
+    root = Path(tempfile.mkdtemp(prefix=f"interpedia-bench-{name}-"))
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}, scratch {root}"
@@ -365,10 +362,19 @@ def main() -> None:
     server = EmbeddedPostgres(root / "pg", free_port())
     try:
         server.ensure_running()
-        asyncio.run(bench(args, root, server))
+        work(root, server)
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=int, default=24_576)
+    parser.add_argument("--acts", type=int, default=25)
+    parser.add_argument("--tokens", type=int, default=64)
+    args = parser.parse_args()
+    with_postgres("import", lambda root, server: asyncio.run(bench(args, root, server)))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_core.errors import InvalidInput
-from interpedia_db.connect import driver_connection
+from interpedia_db.bulk import ActivationRow, copy_activations
 from interpedia_db.models import Activation, Feature, Model, Source, SourceSet
 from interpedia_runtime.models import layer_of_hook
 from interpedia_trainer import runs
@@ -69,22 +69,22 @@ def activation_row(
     example: ActivationExample,
     token_strings: TokenStrings,
     data_source: str,
-) -> dict[str, Any]:
-    return {
-        "model_id": model_id,
-        "source_id": source_id,
-        "index": index,
-        "tokens": token_strings(example.tokens),
-        "values": list(map(_r, example.values)),
-        "max_value": _r(example.max_value),
-        "max_value_token_index": example.max_value_token_index,
-        "min_value": _r(min(example.values)) if example.values else None,
-        "bin_min": None if example.bin_min is None else _r(example.bin_min),
-        "bin_max": None if example.bin_max is None else _r(example.bin_max),
-        "bin_contains": None,
-        "data_index": example.prompt_index,
-        "data_source": data_source,
-    }
+) -> ActivationRow:
+    return ActivationRow(
+        model_id=model_id,
+        source_id=source_id,
+        index=index,
+        tokens=token_strings(example.tokens),
+        values=list(map(_r, example.values)),
+        max_value=_r(example.max_value),
+        max_value_token_index=example.max_value_token_index,
+        min_value=_r(min(example.values)) if example.values else None,
+        bin_min=None if example.bin_min is None else _r(example.bin_min),
+        bin_max=None if example.bin_max is None else _r(example.bin_max),
+        bin_contains=None,
+        data_index=example.prompt_index,
+        data_source=data_source,
+    )
 
 
 async def store_dashboards(
@@ -127,14 +127,8 @@ async def store_dashboards(
         for d in dashboards
         for example in [*d.top_examples, *d.bin_examples]
     ]
-    if activations:  # COPY: a whole source's examples are ~100k rows of token arrays
-        columns = list(activations[0])
-        driver = await driver_connection(session)
-        await driver.copy_records_to_table(
-            Activation.__tablename__,
-            records=[tuple(row[c] for c in columns) for row in activations],
-            columns=columns,
-        )
+    # COPY: a whole source's examples are ~100k rows of token arrays
+    await copy_activations(session, activations)
     return len(activations)
 
 

@@ -27,11 +27,9 @@ async def _import(
 ) -> bool:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from interpedia_formats.locations import open_location
     from interpedia_webapi import feature_import
 
-    def factory(loc: str):
-        return open_location(loc, s3_endpoint=settings.s3_endpoint)
+    factory = settings.open_export
 
     async with sessionmaker.begin() as session:
         job = await feature_import.start_import(session, location, location_factory=factory)
@@ -63,8 +61,13 @@ async def _import(
     typer.echo(
         f"{done.status}: {done.files_done}/{done.files_total} files, "
         f"{done.rows:,} rows, {done.files_failed} failed"
+        + (
+            f", {done.rows_skipped:,} rows skipped (their ids belong to another model or source)"
+            if done.rows_skipped
+            else ""
+        )
     )
-    ok = done.files_failed == 0
+    ok = done.status == "complete"
     if verify:
         async with sessionmaker() as session:
             report = await feature_import.verify_import(session, job.id, location_factory=factory)

@@ -16,7 +16,19 @@ files in memory and stops listing at 1,000 files):
 - A malformed file fails alone with the file and line in its message; its
   transaction rolls back, so it leaves no partial rows.
 - `verify_import` compares file sizes, checksums and row counts with the
-  export's manifest, and row counts in the database with the files.
+  export's manifest, and row counts in the database with the files. Without a
+  manifest (Neuronpedia's bucket has none), each download is checked against the
+  listing's size and ETag instead.
+- One process runs a job at a time: it holds a Postgres advisory lock on the job
+  for the whole run (released by the server if the process dies), so a second run
+  of the same job, or a retry of its failed files, is told plainly that it is
+  running rather than sharing its scratch folder. A job marked running whose lock
+  nobody holds is reported `interrupted`.
+- Rows whose ids are already taken under another model or source are skipped by
+  the conflict clause; they are counted per file, the job ends `partial`, and
+  verification lists them.
+- A lost database connection is not the file's fault: the run stops with
+  `DatabaseUnavailable`, and the file stays as it was, to be retried by the next run.
 
 Imported explanation embeddings are kept under `NEURONPEDIA_EMBEDDING_MODEL`.
 """
@@ -25,19 +37,21 @@ import asyncio
 import hashlib
 import logging
 import shutil
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from interpedia_core.errors import InvalidInput, NotFound
-from interpedia_db.connect import driver_connection
+from interpedia_core.errors import Conflict, InterpediaError, InvalidInput, NotFound
+from interpedia_db.bulk import ACTIVATION_COLUMNS, ActivationRow, copy_activations, copy_rows
+from interpedia_db.connect import lost_connection
 from interpedia_db.embeddings import NEURONPEDIA_EMBEDDING_MODEL
 from interpedia_db.models import (
     Activation,
@@ -51,8 +65,9 @@ from interpedia_db.models import (
     SourceRelease,
     SourceSet,
 )
-from interpedia_formats.locations import ExportLocation, LocationError, open_location
+from interpedia_formats.locations import ExportLocation, ListedFile, LocationError, open_location
 from interpedia_formats.neuronpedia_export import (
+    BATCH_KINDS,
     MANIFEST_NAME,
     MalformedExportError,
     Manifest,
@@ -68,12 +83,26 @@ from interpedia_formats.neuronpedia_export import (
     read_manifest,
     sort_key,
 )
-from interpedia_webapi import copy_text
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LocationFactory = Callable[[str], ExportLocation]
 ProgressCallback = Callable[["ImportProgress"], Awaitable[None]]
+
+# Advisory lock classes (the first of the two keys): one job's run, one location's start.
+JOB_LOCK = 0x1D0B
+LOCATION_LOCK = 0x1D0C
+# Without these rows nothing else of an export can be stored (every row refers to them).
+REQUIRED_CONFIG = ("model.jsonl", "sourceset.jsonl", "source.jsonl")
+FOREIGN_KEY_VIOLATION = "23503"
+DATABASE_ERRORS = (DBAPIError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+class DatabaseUnavailable(InterpediaError):
+    """The database went away; nothing half-done was kept, and the import can be rerun."""
+
+    status_code = 503
 
 
 @dataclass
@@ -85,6 +114,7 @@ class ImportProgress:
     rows: int
     current: str | None
     status: str
+    rows_skipped: int = 0
 
 
 @dataclass
@@ -114,16 +144,30 @@ async def start_import(
 ) -> ImportJob:
     """List an export and record its files; an unfinished import of the same place is reused.
 
-    Reusing the unfinished job is what makes "import again" a resume.
+    Reusing the unfinished job is what makes "import again" a resume. Listing again
+    refreshes what is known of the files not yet imported (a file changed since the
+    last listing is downloaded afresh).
     """
     try:
         opened = await asyncio.to_thread(location_factory, location)
         files = await asyncio.to_thread(opened.list_files)
+        if not files:
+            raise InvalidInput(f"{location} holds no export files")
+        listed = {f.path for f in files}
+        missing = [name for name in REQUIRED_CONFIG if name not in listed]
+        if missing:
+            raise InvalidInput(
+                f"the export at {location} has no {' or '.join(missing)}: an export needs "
+                f"{', '.join(REQUIRED_CONFIG)}, the rows every feature refers to"
+            )
         source = await asyncio.to_thread(_read_source_row, opened)
     except (LocationError, MalformedExportError) as exc:
         raise InvalidInput(f"cannot read the export at {location}: {exc}") from None
-    if not files:
-        raise InvalidInput(f"{location} holds no export files")
+    # Two starts of one location at once would make two jobs; the second waits here
+    # for the first to commit, then finds its job and reuses it.
+    await session.execute(
+        select(func.pg_advisory_xact_lock(LOCATION_LOCK, func.hashtext(location)))
+    )
     job = (
         await session.execute(
             select(ImportJob)
@@ -136,15 +180,47 @@ async def start_import(
         job = ImportJob(location=location, model_id=source.modelId, source_id=source.id)
         session.add(job)
         await session.flush()
+    else:
+        job.status = "listed"  # to be run again (shown `running` while a process holds it)
     rows = [
-        {"import_id": job.id, "path": f.path, "kind": kind_of(f.path) or "other", "state": "listed"}
+        {
+            "import_id": job.id,
+            "path": f.path,
+            "kind": kind_of(f.path) or "other",
+            "state": "listed",
+            "listed_size": f.size,
+            "etag": f.etag,
+        }
         for f in files
     ]
-    statement = pg_insert(ImportFile).on_conflict_do_nothing(
-        index_elements=[ImportFile.import_id, ImportFile.path]
+    statement = pg_insert(ImportFile)
+    changed = ImportFile.listed_size.is_distinct_from(
+        statement.excluded.listed_size
+    ) | ImportFile.etag.is_distinct_from(statement.excluded.etag)
+    statement = statement.on_conflict_do_update(
+        index_elements=[ImportFile.import_id, ImportFile.path],
+        set_={
+            "listed_size": statement.excluded.listed_size,
+            "etag": statement.excluded.etag,
+            "state": case((changed, "listed"), else_=ImportFile.state),
+        },
+        where=ImportFile.state != "imported",
     )
     await session.execute(statement, rows)
     return job
+
+
+async def _runner_alive(session: AsyncSession, import_id: int) -> bool:
+    """Whether some process holds the job's run lock (without taking it)."""
+    held = await session.execute(
+        text(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+            "AND classid = CAST(:cls AS oid) AND objid = CAST(:id AS oid) AND objsubid = 2 "
+            "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+        ),
+        {"cls": JOB_LOCK, "id": import_id},
+    )
+    return bool(held.scalar_one())
 
 
 async def get_progress(session: AsyncSession, import_id: int) -> ImportProgress:
@@ -160,13 +236,14 @@ async def get_progress(session: AsyncSession, import_id: int) -> ImportProgress:
             )
         ).all()
     )
-    rows = (
+    rows, skipped = (
         await session.execute(
-            select(func.coalesce(func.sum(ImportFile.rows_imported), 0)).where(
-                ImportFile.import_id == import_id
-            )
+            select(
+                func.coalesce(func.sum(ImportFile.rows_imported), 0),
+                func.coalesce(func.sum(ImportFile.rows_skipped), 0),
+            ).where(ImportFile.import_id == import_id)
         )
-    ).scalar_one()
+    ).one()
     current = (
         await session.execute(
             select(ImportFile.path)
@@ -174,6 +251,12 @@ async def get_progress(session: AsyncSession, import_id: int) -> ImportProgress:
             .limit(1)
         )
     ).scalar_one_or_none()
+    status = job.status
+    if status in ("listed", "running"):
+        if await _runner_alive(session, import_id):
+            status = "running"
+        elif status == "running":
+            status = "interrupted"  # its process died (or lost the database); rerun to resume
     return ImportProgress(
         import_id=import_id,
         files_total=sum(counts.values()),
@@ -181,7 +264,8 @@ async def get_progress(session: AsyncSession, import_id: int) -> ImportProgress:
         files_failed=counts.get("failed", 0),
         rows=int(rows),
         current=current,
-        status=job.status,
+        status=status,
+        rows_skipped=int(skipped),
     )
 
 
@@ -243,22 +327,6 @@ FEATURE_TYPES = (
     "int[]",
     "real[]",
 )
-ACTIVATION_COLUMNS = (
-    "model_id",
-    "source_id",
-    "index",
-    "tokens",
-    "values",
-    "max_value",
-    "max_value_token_index",
-    "min_value",
-    "bin_min",
-    "bin_max",
-    "bin_contains",
-    "data_index",
-    "data_source",
-    "external_id",
-)
 ACTIVATION_TYPES = (
     "text",
     "text",
@@ -317,7 +385,7 @@ def feature_records(stream: Any, path: str, job: ImportJob, counter: list[int]) 
 
 def activation_records(
     stream: Any, path: str, job: ImportJob, counter: list[int]
-) -> Iterator[tuple]:
+) -> Iterator[ActivationRow]:
     for lineno, row in iter_rows(stream, path, kind="activations"):
         assert isinstance(row, NpActivation)
         _check_key(row, job, path, lineno)
@@ -326,21 +394,21 @@ def activation_records(
                 f"{path} line {lineno}: {len(row.tokens)} tokens but {len(row.values)} values"
             )
         counter[0] += 1
-        yield (
-            job.model_id,
-            job.source_id,
-            row.index_int,
-            row.tokens,
-            row.values,
-            row.maxValue,
-            row.maxValueTokenIndex,
-            row.minValue,
-            row.binMin,
-            row.binMax,
-            row.binContains,
-            row.dataIndex,
-            row.dataSource,
-            _external_id(row.id, job.model_id, job.source_id, path, lineno),
+        yield ActivationRow(
+            model_id=job.model_id,
+            source_id=job.source_id,
+            index=row.index_int,
+            tokens=row.tokens,
+            values=row.values,
+            max_value=row.maxValue,
+            max_value_token_index=row.maxValueTokenIndex,
+            min_value=row.minValue,
+            bin_min=row.binMin,
+            bin_max=row.binMax,
+            bin_contains=row.binContains,
+            data_index=row.dataIndex,
+            data_source=row.dataSource,
+            external_id=_external_id(row.id, job.model_id, job.source_id, path, lineno),
         )
 
 
@@ -363,129 +431,217 @@ def explanation_records(
         )
 
 
-async def _copy_into_temp(
-    session: AsyncSession,
-    table: str,
-    columns: Sequence[str],
-    types: Sequence[str],
-    records: Iterator[tuple],
-) -> None:
-    """COPY `records` into a temp table that disappears with the transaction."""
-    column_sql = ", ".join(f'"{c}" {t}' for c, t in zip(columns, types, strict=True))
-    await session.execute(text(f"CREATE TEMP TABLE {table} ({column_sql}) ON COMMIT DROP"))
-    driver = await driver_connection(session)
-    await driver.copy_to_table(
-        table, source=copy_text.async_chunks(records), columns=list(columns), format="text"
+RECORDS = {
+    "features": feature_records,
+    "activations": activation_records,
+    "explanations": explanation_records,
+}
+COLUMNS = {
+    "features": (FEATURE_COLUMNS, FEATURE_TYPES),
+    "activations": (ACTIVATION_COLUMNS, ACTIVATION_TYPES),
+    "explanations": (EXPLANATION_COLUMNS, EXPLANATION_TYPES),
+}
+CONFLICT_KEYS = {
+    "features": "(model_id, source_id, index)",
+    "activations": "(external_id)",
+    "explanations": "(external_id)",
+}
+
+
+@dataclass
+class FileResult:
+    rows: int  # rows in the file
+    skipped: int = 0  # of those, rows not stored because their ids belong to another source
+    note: str | None = None  # what to tell about the skipped rows
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if state := getattr(seen, "sqlstate", None):
+            return str(state)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+async def _missing_feature(
+    session: AsyncSession, job: ImportJob, kind: str, local: Path, path: str
+) -> MalformedExportError:
+    """The first row of a file whose feature is not stored, named by line and index.
+
+    Runs only after the database refused the file's rows on a foreign key: one more
+    pass over the file is cheap next to a message that names nothing.
+    """
+    if kind == "features":
+        return MalformedExportError(
+            f"{path}: features of {job.model_id}/{job.source_id}, a source the database "
+            "does not have (source.jsonl did not import)"
+        )
+    present = set(
+        (
+            await session.execute(
+                select(Feature.index).where(
+                    Feature.model_id == job.model_id, Feature.source_id == job.source_id
+                )
+            )
+        ).scalars()
+    )
+    with local.open("rb") as stream:
+        for lineno, row in iter_rows(stream, path, kind=kind):
+            index = row.index_int  # type: ignore[attr-defined]
+            if index not in present:
+                return MalformedExportError(
+                    f"{path} line {lineno}: {kind.removesuffix('s')} of feature index {index}, "
+                    f"which {job.model_id}/{job.source_id} does not have (no row for it in "
+                    "features/)"
+                )
+    return MalformedExportError(f"{path}: a row refers to a feature that is not stored")
+
+
+async def _refusing_missing_features(
+    session: AsyncSession, job: ImportJob, kind: str, local: Path, path: str, work: Awaitable[T]
+) -> T:
+    """Await `work` in a savepoint; a foreign-key refusal becomes the file, line and index."""
+    try:
+        async with session.begin_nested():
+            return await work
+    except (DBAPIError, asyncpg.PostgresError) as exc:
+        if _sqlstate(exc) != FOREIGN_KEY_VIOLATION:
+            raise
+    raise await _missing_feature(session, job, kind, local, path)
+
+
+async def _skipped_elsewhere(
+    session: AsyncSession, kind: str, temp: str, path: str, total: int
+) -> FileResult:
+    """Rows the conflict clause skipped because their ids are taken by another source."""
+    if kind == "features":  # keyed by (model, source, index): never another source's
+        return FileResult(rows=total)
+    found = (
+        await session.execute(
+            text(
+                f"SELECT t.external_id, x.model_id, x.source_id, count(*) OVER () "
+                f"FROM {temp} t JOIN {kind} x ON x.external_id = t.external_id "
+                "WHERE x.model_id <> t.model_id OR x.source_id <> t.source_id LIMIT 1"
+            )
+        )
+    ).first()
+    if found is None:
+        return FileResult(rows=total)
+    external_id, model_id, source_id, skipped = found
+    return FileResult(
+        rows=total,
+        skipped=int(skipped),
+        note=(
+            f"{path}: {skipped} of {total} rows skipped: their ids are already taken by "
+            f"another model or source (id {external_id!r} is {model_id}/{source_id}'s)"
+        ),
     )
 
 
-CONFLICT_KEYS = {"features": "(model_id, source_id, index)", "activations": "(external_id)"}
+async def _merge(
+    session: AsyncSession, job: ImportJob, kind: str, local: Path, path: str, records: Iterator
+) -> FileResult:
+    """COPY into a temp table, then insert what is not there yet; count what was skipped."""
+    columns, types = COLUMNS[kind]
+    temp = f"_import_{kind}"
+    column_sql = ", ".join(f'"{c}" {t}' for c, t in zip(columns, types, strict=True))
+    await session.execute(text(f"CREATE TEMP TABLE {temp} ({column_sql}) ON COMMIT DROP"))
+    await copy_rows(session, temp, columns, records)
+    stored = [c for c in columns if c != "embedding"]  # embeddings have their own table
+    cols = ", ".join(f'"{c}"' for c in stored)
+    insert = text(
+        f"INSERT INTO {kind} ({cols}) SELECT {cols} FROM {temp} "
+        f"ON CONFLICT {CONFLICT_KEYS[kind]} DO NOTHING"
+    )
+    await _refusing_missing_features(session, job, kind, local, path, session.execute(insert))
+    total = (await session.execute(text(f"SELECT count(*) FROM {temp}"))).scalar_one()
+    return await _skipped_elsewhere(session, kind, temp, path, int(total))
 
 
 async def _copy_direct_or_merge(
-    session: AsyncSession, table: str, records: Callable[[], Iterator[tuple]]
-) -> None:
-    """COPY straight into `table`; if a row exists already, merge through a temp table.
+    session: AsyncSession, job: ImportJob, kind: str, local: Path, path: str
+) -> FileResult:
+    """COPY straight into the table; if a row exists already, merge through a temp table.
 
     A first import never conflicts, and COPY into the table is about twice as fast
     as COPY into a temp table plus `INSERT ... SELECT`. A re-import (or a file
     redone after a crash between commit and cleanup) hits the unique key: the
     savepoint rolls the COPY back and the slow path skips the rows already there.
     """
-    columns = FEATURE_COLUMNS if table == "features" else ACTIVATION_COLUMNS
-    types = FEATURE_TYPES if table == "features" else ACTIVATION_TYPES
-    try:
-        async with session.begin_nested():
-            driver = await driver_connection(session)
-            await driver.copy_to_table(
-                table,
-                source=copy_text.async_chunks(records()),
-                columns=list(columns),
-                format="text",
-            )
-        return
-    except asyncpg.UniqueViolationError:
-        logger.info("%s: rows already present; merging", table)
-    temp = f"_import_{table}"
-    await _copy_into_temp(session, temp, columns, types, records())
-    cols = ", ".join(f'"{c}"' for c in columns)
-    await session.execute(
-        text(
-            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {temp} "
-            f"ON CONFLICT {CONFLICT_KEYS[table]} DO NOTHING"
-        )
+    counter = [0]
+
+    def records() -> Iterator[tuple]:  # re-opened on the slow path: a generator cannot replay
+        counter[0] = 0
+        with local.open("rb") as stream:
+            yield from RECORDS[kind](stream, path, job, counter)
+
+    columns, _ = COLUMNS[kind]
+    copy = (
+        copy_activations(session, records())
+        if kind == "activations"
+        else copy_rows(session, kind, columns, records())
     )
+    try:
+        await _refusing_missing_features(session, job, kind, local, path, copy)
+        return FileResult(rows=counter[0])
+    except asyncpg.UniqueViolationError:
+        logger.info("%s: rows already present; merging", path)
+    return await _merge(session, job, kind, local, path, records())
 
 
 async def _import_rows(
     session: AsyncSession, job: ImportJob, kind: str, local: Path, path: str
-) -> int:
-    """Bulk-insert one batch file; returns the number of rows in the file."""
+) -> FileResult:
+    """Bulk-insert one batch file."""
+    if kind in ("features", "activations"):
+        return await _copy_direct_or_merge(session, job, kind, local, path)
+    if kind != "explanations":
+        raise MalformedExportError(f"{path}: not an export batch file")
     counter = [0]
     with local.open("rb") as stream:
-        if kind in ("features", "activations"):
-            # Re-opened on the slow path: a generator cannot be replayed.
-            def records() -> Iterator[tuple]:
-                counter[0] = 0
-                with local.open("rb") as again:
-                    make = feature_records if kind == "features" else activation_records
-                    yield from make(again, path, job, counter)
-
-            await _copy_direct_or_merge(session, kind, records)
-        elif kind == "explanations":
-            await _copy_into_temp(
-                session,
-                "_import_explanations",
-                EXPLANATION_COLUMNS,
-                EXPLANATION_TYPES,
-                explanation_records(stream, path, job, counter),
-            )
-            cols = ", ".join(f'"{c}"' for c in EXPLANATION_COLUMNS[:-1])
+        result = await _merge(
+            session, job, kind, local, path, explanation_records(stream, path, job, counter)
+        )
+    dims = (
+        (
             await session.execute(
                 text(
-                    f"INSERT INTO explanations ({cols}) SELECT {cols} FROM _import_explanations "
-                    "ON CONFLICT (external_id) DO NOTHING"
+                    "SELECT DISTINCT cardinality(embedding) FROM _import_explanations "
+                    "WHERE embedding IS NOT NULL"
                 )
             )
-            dims = (
-                (
-                    await session.execute(
-                        text(
-                            "SELECT DISTINCT cardinality(embedding) FROM _import_explanations "
-                            "WHERE embedding IS NOT NULL"
-                        )
-                    )
-                )
-                .scalars()
-                .all()
+        )
+        .scalars()
+        .all()
+    )
+    if dims:
+        expected = (
+            await session.execute(
+                text("SELECT dimensions FROM embedding_models WHERE name = :name"),
+                {"name": NEURONPEDIA_EMBEDDING_MODEL},
             )
-            if dims:
-                expected = (
-                    await session.execute(
-                        text("SELECT dimensions FROM embedding_models WHERE name = :name"),
-                        {"name": NEURONPEDIA_EMBEDDING_MODEL},
-                    )
-                ).scalar_one_or_none()
-                if expected is None or set(dims) != {expected}:
-                    raise MalformedExportError(
-                        f"{path}: embeddings of {sorted(dims)} dims; "
-                        f"{NEURONPEDIA_EMBEDDING_MODEL} stores {expected}"
-                    )
-                await session.execute(
-                    text(
-                        "INSERT INTO explanation_embeddings "
-                        "(explanation_id, embedding_model, embedding) "
-                        "SELECT x.id, :name, CAST(t.embedding AS vector) "
-                        "FROM _import_explanations t "
-                        "JOIN explanations x ON x.external_id = t.external_id "
-                        "WHERE t.embedding IS NOT NULL "
-                        "ON CONFLICT (explanation_id, embedding_model) DO NOTHING"
-                    ),
-                    {"name": NEURONPEDIA_EMBEDDING_MODEL},
-                )
-        else:
-            raise MalformedExportError(f"{path}: not an export batch file")
-    return counter[0]
+        ).scalar_one_or_none()
+        if expected is None or set(dims) != {expected}:
+            raise MalformedExportError(
+                f"{path}: embeddings of {sorted(dims)} dims; "
+                f"{NEURONPEDIA_EMBEDDING_MODEL} stores {expected}"
+            )
+        # Joined on the source too: a row skipped for another source's id keeps its own.
+        await session.execute(
+            text(
+                "INSERT INTO explanation_embeddings "
+                "(explanation_id, embedding_model, embedding) "
+                "SELECT x.id, :name, CAST(t.embedding AS vector) "
+                "FROM _import_explanations t "
+                "JOIN explanations x ON x.external_id = t.external_id "
+                "AND x.model_id = t.model_id AND x.source_id = t.source_id "
+                "WHERE t.embedding IS NOT NULL "
+                "ON CONFLICT (explanation_id, embedding_model) DO NOTHING"
+            ),
+            {"name": NEURONPEDIA_EMBEDDING_MODEL},
+        )
+    return result
 
 
 def _source_layer(source_id: str) -> int:
@@ -499,6 +655,8 @@ async def _import_config(
     """Upsert the small config rows (model, release, source set, source); never overwrite."""
     with local.open("rb") as stream:
         rows = [row for _, row in iter_rows(stream, path, kind=kind)]
+    if not rows:
+        raise MalformedExportError(f"{path}: no rows; it should hold the export's {kind} row")
     for row in rows:
         if isinstance(row, NpModel):
             values: dict[str, Any] = {
@@ -589,6 +747,45 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+@asynccontextmanager
+async def _job_lock(
+    sessionmaker: async_sessionmaker[AsyncSession], import_id: int
+) -> AsyncIterator[None]:
+    """Hold the job's run lock on a connection of its own for as long as the run lasts.
+
+    A session-level advisory lock outlives transactions and dies with its connection,
+    so a `kill -9` frees it at once and nothing needs cleaning up.
+    """
+    engine: AsyncEngine = sessionmaker.kw["bind"]
+    async with engine.connect() as connection:
+        # A process killed on this machine closes its socket, and the server drops the lock
+        # at once; keepalives make it notice within a minute when a whole machine vanishes.
+        for setting in ("tcp_keepalives_idle = 30", "tcp_keepalives_interval = 10"):
+            await connection.execute(text(f"SET {setting}"))
+        held = await connection.scalar(select(func.pg_try_advisory_lock(JOB_LOCK, import_id)))
+        await connection.commit()
+        if not held:
+            raise Conflict(
+                f"import {import_id} is already being run by another process; wait for it "
+                "to finish (the admin page shows its progress), then run it again to retry "
+                "anything that failed"
+            )
+        try:
+            yield
+        finally:
+            try:
+                await connection.execute(select(func.pg_advisory_unlock(JOB_LOCK, import_id)))
+                await connection.commit()
+            except DATABASE_ERRORS:
+                await connection.invalidate()  # the lock went with the connection
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    first = str(orig).strip().splitlines()[0] if str(orig).strip() else ""
+    return first or type(orig).__name__
+
+
 async def run_import(
     sessionmaker: async_sessionmaker[AsyncSession],
     import_id: int,
@@ -600,8 +797,39 @@ async def run_import(
 ) -> ImportProgress:
     """Import every file not yet imported; safe to run again after any crash.
 
-    `delay_between_files_s` exists for tests that kill an import mid-way.
+    Raises `Conflict` if another process is running the same job, and
+    `DatabaseUnavailable` if the database goes away (the file being imported is left
+    as it was, to be retried). `delay_between_files_s` exists for tests that kill an
+    import mid-way.
     """
+    try:
+        async with _job_lock(sessionmaker, import_id):
+            return await _run_locked(
+                sessionmaker,
+                import_id,
+                work_dir=Path(work_dir),
+                location_factory=location_factory,
+                on_progress=on_progress,
+                delay_between_files_s=delay_between_files_s,
+            )
+    except DATABASE_ERRORS as exc:
+        if not lost_connection(exc):
+            raise
+        raise DatabaseUnavailable(
+            f"the database went away during import {import_id} ({_reason(exc)}); nothing "
+            "half-done was kept: run the import again when the database is back"
+        ) from None
+
+
+async def _run_locked(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    import_id: int,
+    *,
+    work_dir: Path,
+    location_factory: LocationFactory,
+    on_progress: ProgressCallback | None,
+    delay_between_files_s: float,
+) -> ImportProgress:
     async with sessionmaker() as session:
         job = await session.get(ImportJob, import_id)
         if job is None:
@@ -612,8 +840,11 @@ async def run_import(
             .all()
         )
     files = sorted(files, key=lambda f: sort_key(f.path))
-    location = await asyncio.to_thread(location_factory, job.location)
-    scratch = Path(work_dir) / f"import-{import_id}"
+    try:
+        location = await asyncio.to_thread(location_factory, job.location)
+    except LocationError as exc:
+        raise InvalidInput(f"cannot read the export at {job.location}: {exc}") from None
+    scratch = work_dir / f"import-{import_id}"  # this job's alone: the run lock guards it
     scratch.mkdir(parents=True, exist_ok=True)
     await _set_job(sessionmaker, import_id, status="running", error=None)
 
@@ -627,66 +858,37 @@ async def run_import(
             )
     expected = manifest.by_path() if manifest else {}
 
+    blocked: str | None = None  # a config file that failed: what follows needs its rows
     for file in files:
         if file.state == "imported":
             continue
-        local = scratch / file.path
         try:
-            if file.path == MANIFEST_NAME:
-                await _set_file(
-                    sessionmaker,
-                    import_id,
-                    file.path,
-                    state="imported",
-                    rows_imported=0,
-                    error=None,
+            if blocked is not None:
+                raise MalformedExportError(
+                    f"{file.path}: not imported because {blocked} did not import "
+                    "(see its error); fix that and resume"
                 )
-                continue
-            # (Re)download unless a finished download of the right checksum is on disk.
-            if (
-                file.state != "downloaded"
-                or not local.exists()
-                or (file.sha256 and await asyncio.to_thread(_file_sha256, local) != file.sha256)
-            ):
-                got = await asyncio.to_thread(location.download, file.path, local)
-                want = expected.get(file.path)
-                if want is not None and (want.sha256 != got.sha256 or want.size != got.size):
-                    raise MalformedExportError(
-                        f"{file.path}: downloaded {got.size} bytes with sha256 {got.sha256[:12]}…, "
-                        f"the manifest says {want.size} bytes, {want.sha256[:12]}…"
-                    )
-                await _set_file(
-                    sessionmaker,
-                    import_id,
-                    file.path,
-                    state="downloaded",
-                    size=got.size,
-                    sha256=got.sha256,
-                    error=None,
-                )
-            # The rows and the state change commit together, or not at all.
-            async with sessionmaker.begin() as session:
-                if file.kind in ("features", "activations", "explanations"):
-                    rows = await _import_rows(session, job, file.kind, local, file.path)
-                else:
-                    rows = await _import_config(session, job, file.kind, local, file.path)
-                await session.execute(
-                    update(ImportFile)
-                    .where(ImportFile.import_id == import_id, ImportFile.path == file.path)
-                    .values(state="imported", rows_imported=rows, error=None)
-                )
-            local.unlink(missing_ok=True)
+            await _import_file(
+                sessionmaker, job, file, scratch / file.path, location, expected.get(file.path)
+            )
         except (MalformedExportError, LocationError) as exc:
             await _fail_file(sessionmaker, import_id, file.path, str(exc))
-        except (DBAPIError, asyncpg.PostgresError) as exc:
-            orig = getattr(exc, "orig", None) or exc
-            reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(exc).__name__
+            blocked = blocked or (None if file.kind in BATCH_KINDS else file.path)
+        except DATABASE_ERRORS as exc:
+            if lost_connection(exc):
+                raise DatabaseUnavailable(
+                    f"the database went away while importing {file.path} ({_reason(exc)}); "
+                    "the file is left to retry: run the import again when the database is back"
+                ) from None
+            if isinstance(exc, OSError):
+                raise
             await _fail_file(
                 sessionmaker,
                 import_id,
                 file.path,
-                f"{file.path}: the database refused its rows ({reason})",
+                f"{file.path}: the database refused its rows ({_reason(exc)})",
             )
+            blocked = blocked or (None if file.kind in BATCH_KINDS else file.path)
         if on_progress is not None:
             async with sessionmaker() as session:
                 await on_progress(await get_progress(session, import_id))
@@ -695,8 +897,16 @@ async def run_import(
 
     async with sessionmaker() as session:
         progress = await get_progress(session, import_id)
-    if progress.files_failed:
-        status, error = "partial", f"{progress.files_failed} file(s) failed; see each file's error"
+    if progress.files_failed or progress.files_done < progress.files_total:
+        status = "partial"
+        missing = progress.files_total - progress.files_done
+        error = f"{missing} file(s) not imported; see each file's error"
+    elif progress.rows_skipped:
+        status = "partial"
+        error = (
+            f"{progress.rows_skipped} row(s) skipped: their ids are already taken by another "
+            "model or source; see the files' messages"
+        )
     else:
         status, error = "complete", None
         shutil.rmtree(scratch, ignore_errors=True)
@@ -707,6 +917,66 @@ async def run_import(
     return progress
 
 
+async def _import_file(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    job: ImportJob,
+    file: ImportFile,
+    local: Path,
+    location: ExportLocation,
+    want: Any,
+) -> None:
+    """Download one file (unless a checked download is on disk) and store its rows.
+
+    The rows and the file's move to `imported` commit in one transaction, or not at all.
+    """
+    if file.path == MANIFEST_NAME:
+        await _set_file(
+            sessionmaker, job.id, file.path, state="imported", rows_imported=0, error=None
+        )
+        return
+    if (
+        file.state != "downloaded"
+        or not await asyncio.to_thread(local.exists)
+        or (file.sha256 and await asyncio.to_thread(_file_sha256, local) != file.sha256)
+    ):
+        listed = ListedFile(file.path, file.listed_size, file.etag)
+        got = await asyncio.to_thread(location.download, file.path, local, listed)
+        if want is not None and (want.sha256 != got.sha256 or want.size != got.size):
+            raise MalformedExportError(
+                f"{file.path}: downloaded {got.size} bytes with sha256 {got.sha256[:12]}…, "
+                f"the manifest says {want.size} bytes, {want.sha256[:12]}…"
+            )
+        await _set_file(
+            sessionmaker,
+            job.id,
+            file.path,
+            state="downloaded",
+            size=got.size,
+            sha256=got.sha256,
+            error=None,
+        )
+    async with sessionmaker.begin() as session:
+        if file.kind in BATCH_KINDS:
+            result = await _import_rows(session, job, file.kind, local, file.path)
+        else:
+            result = FileResult(
+                rows=await _import_config(session, job, file.kind, local, file.path)
+            )
+        await session.execute(
+            update(ImportFile)
+            .where(ImportFile.import_id == job.id, ImportFile.path == file.path)
+            .values(
+                state="imported",
+                rows_imported=result.rows,
+                rows_skipped=result.skipped,
+                error=result.note,
+            )
+        )
+    if result.note:
+        logger.warning("import %s: %s", job.id, result.note)
+    await asyncio.to_thread(local.unlink, missing_ok=True)
+
+
 async def _fail_file(
     sessionmaker: async_sessionmaker[AsyncSession], import_id: int, path: str, message: str
 ) -> None:
@@ -715,7 +985,17 @@ async def _fail_file(
 
 
 async def reset_failed(session: AsyncSession, import_id: int) -> int:
-    """Put failed files back to `listed` so the next run retries them."""
+    """Put failed files back to `listed` so the next run retries them.
+
+    Refused while another process runs the job: it has passed those files already
+    and would end without them.
+    """
+    free = await session.scalar(select(func.pg_try_advisory_xact_lock(JOB_LOCK, import_id)))
+    if not free:
+        raise Conflict(
+            f"import {import_id} is already being run by another process; wait for it to "
+            "finish (the admin page shows its progress), then run it again to retry what failed"
+        )
     result = await session.execute(
         update(ImportFile)
         .where(ImportFile.import_id == import_id, ImportFile.state == "failed")
@@ -749,6 +1029,12 @@ async def verify_import(
             report.differences.append(
                 f"{path}: {file.state}" + (f" ({file.error})" if file.error else "")
             )
+        elif file.rows_skipped:
+            report.differences.append(file.error or f"{path}: {file.rows_skipped} rows skipped")
+        if file.listed_size is not None and file.size is not None and file.size != file.listed_size:
+            report.differences.append(
+                f"{path}: {file.size} bytes downloaded, the listing says {file.listed_size}"
+            )
     manifest: Manifest | None = None
     if MANIFEST_NAME in files:
         try:
@@ -780,6 +1066,12 @@ async def verify_import(
             for f in files.values()
             if f.kind == kind and f.state == "imported"
         )
+        skipped = sum(f.rows_skipped for f in files.values() if f.kind == kind)
+        if skipped:
+            report.differences.append(
+                f"{kind}: {skipped} of {in_files} rows were skipped: their ids are already "
+                "taken by another model or source, so they are not in this source"
+            )
         in_db = (
             await session.execute(
                 select(func.count())

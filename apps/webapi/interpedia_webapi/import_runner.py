@@ -10,7 +10,7 @@ import logging
 
 from fastapi import FastAPI
 
-from interpedia_formats.locations import open_location
+from interpedia_core.errors import InterpediaError
 from interpedia_webapi import feature_import
 from interpedia_webapi.settings import WebapiSettings
 
@@ -43,8 +43,10 @@ async def launch(app: FastAPI, import_id: int) -> None:
                 app.state.sessionmaker,
                 import_id,
                 work_dir=settings.import_scratch,
-                location_factory=lambda loc: open_location(loc, s3_endpoint=settings.s3_endpoint),
+                location_factory=settings.open_export,
             )
+        except InterpediaError as exc:  # said plainly: running elsewhere, database gone, ...
+            logger.warning("import %s stopped: %s", import_id, exc)
         except Exception:  # a background task has no caller to raise to: log it
             logger.exception("import %s stopped", import_id)
 

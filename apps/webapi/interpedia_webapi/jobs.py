@@ -2,7 +2,6 @@
 
 import procrastinate
 
-from interpedia_formats.locations import open_location
 from interpedia_jobs.progress import report_progress
 from interpedia_jobs.worker import resources_of
 from interpedia_webapi import feature_import
@@ -37,5 +36,5 @@ async def import_source(context: procrastinate.JobContext, import_id: int) -> No
         import_id,
         work_dir=settings.import_scratch,
         on_progress=on_progress,
-        location_factory=lambda loc: open_location(loc, s3_endpoint=settings.s3_endpoint),
+        location_factory=settings.open_export,
     )

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from interpedia_core.settings import ServiceSettings
-from interpedia_formats.locations import DEFAULT_S3_ENDPOINT
+from interpedia_formats.locations import ExportLocation, S3Options, open_location
 
 
 class WebapiSettings(ServiceSettings):
@@ -59,7 +59,29 @@ class WebapiSettings(ServiceSettings):
     import_roots: list[str] = Field(
         default_factory=list, description="Folders or URLs the admin page offers to import from."
     )
-    s3_endpoint: str = DEFAULT_S3_ENDPOINT
+    s3_endpoint: str | None = Field(
+        default=None,
+        description="Endpoint of an S3-compatible store for s3:// imports (MinIO, R2, ...); "
+        "unset: AWS. Credentials come from the usual AWS variables or profile.",
+    )
+    s3_region: str | None = Field(
+        default=None,
+        description="Region of s3:// buckets; unset: AWS's configuration, else us-east-1.",
+    )
+    s3_addressing_style: Literal["auto", "virtual", "path"] = Field(
+        default="auto",
+        description="S3 URL style: virtual-host, path (most self-hosted stores), auto.",
+    )
+    s3_anonymous: bool | None = Field(
+        default=None,
+        description="true: never sign S3 requests (public buckets); false: always sign; "
+        "unset: sign when AWS credentials are configured.",
+    )
+
+    @field_validator("s3_endpoint", "s3_region", "s3_anonymous", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value  # `VAR=` as .env.example writes it
 
     @field_validator("admin_bootstrap_key")
     @classmethod
@@ -71,6 +93,19 @@ class WebapiSettings(ServiceSettings):
     @property
     def import_scratch(self) -> Path:
         return self.import_dir or (self.data_dir / "imports")
+
+    @property
+    def s3_options(self) -> S3Options:
+        return S3Options(
+            endpoint_url=self.s3_endpoint,
+            region=self.s3_region,
+            addressing_style=self.s3_addressing_style,
+            anonymous=self.s3_anonymous,
+        )
+
+    def open_export(self, location: str) -> ExportLocation:
+        """An import location (folder, http(s), s3://) opened with these S3 settings."""
+        return open_location(location, s3=self.s3_options)
 
     def inference_url_for(self, model_id: str) -> str | None:
         return self.inference_urls.get(model_id) or self.inference_url

@@ -1,7 +1,12 @@
 """Test data: small Neuronpedia-format exports and database rows."""
 
+import gzip
+import json
 import random
+import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from interpedia_formats.neuronpedia_export import (
     ExportWriter,
@@ -115,3 +120,43 @@ def write_export(
                 )
             )
     return root / model_id / source_id
+
+
+def rewrite_rows(path: Path, edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]) -> None:
+    """Rewrite the rows of one `.jsonl.gz` batch file."""
+    rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    path.write_bytes(gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in edit(rows))))
+
+
+def as_neuronpedia_dump(export: Path) -> Path:
+    """The same rows as Neuronpedia's exporter writes them: no manifest, and each
+    explanation's embedding as pgvector text (`json.dumps` of what psycopg2 returns)."""
+    (export / "manifest.json").unlink(missing_ok=True)
+
+    def to_text(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for row in rows:
+            if row.get("embedding") is not None:
+                row["embedding"] = "[" + ",".join(map(str, row["embedding"])) + "]"
+        return rows
+
+    for batch in (export / "explanations").glob("batch-*.jsonl.gz"):
+        rewrite_rows(batch, to_text)
+    return export
+
+
+# Runs one import in its own process: argv = database URL, import id, work dir, delay per file.
+IMPORT_RUNNER = textwrap.dedent("""
+    import asyncio, sys
+    from pathlib import Path
+    from interpedia_db.connect import create_engine, create_sessionmaker
+    from interpedia_webapi import feature_import
+
+    async def main():
+        engine = create_engine(sys.argv[1])
+        sessionmaker = create_sessionmaker(engine)
+        await feature_import.run_import(sessionmaker, int(sys.argv[2]), work_dir=Path(sys.argv[3]),
+                                        delay_between_files_s=float(sys.argv[4]))
+        await engine.dispose()
+
+    asyncio.run(main())
+""")

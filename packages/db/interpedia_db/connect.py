@@ -7,12 +7,16 @@ embedded server, started or attached to. Callers keep the plain
 """
 
 import asyncio
+import errno
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import psycopg
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -130,3 +134,43 @@ async def driver_connection(session: AsyncSession) -> Any:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     return raw.driver_connection
+
+
+# SQLSTATEs of a server that is shutting down, restarting or gone (classes 08 and 57P).
+_GONE_SQLSTATES = {"08000", "08001", "08003", "08004", "08006", "57P01", "57P02", "57P03"}
+_NETWORK_ERRNOS = {
+    errno.ECONNREFUSED,
+    errno.ECONNRESET,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+    errno.ETIMEDOUT,
+    errno.EHOSTUNREACH,
+    errno.ENETUNREACH,
+}
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether an error means the database went away, rather than refused a statement.
+
+    The two call for opposite handling: a refused statement is the data's fault and
+    is reported against it; a lost connection is nobody's data's fault, and the work
+    should wait for the database and be retried.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, asyncpg.PostgresConnectionError):
+            return True
+        if isinstance(seen, asyncpg.InterfaceError) and "connection is closed" in str(seen):
+            return True
+        if getattr(seen, "sqlstate", None) in _GONE_SQLSTATES:
+            return True
+        if isinstance(seen, ConnectionError | TimeoutError | socket.gaierror):
+            return True
+        if type(seen) is OSError and (
+            seen.errno in _NETWORK_ERRNOS or "Connect call failed" in str(seen)
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

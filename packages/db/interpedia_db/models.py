@@ -472,9 +472,13 @@ class ImportFile(Base):
     path: Mapped[str] = mapped_column(Text, primary_key=True)  # relative to the location
     kind: Mapped[str] = mapped_column(String(32))  # config, features, activations, explanations
     state: Mapped[str] = mapped_column(String(32), default="listed", server_default="listed")
-    size: Mapped[int | None] = mapped_column(BigInteger)
+    listed_size: Mapped[int | None] = mapped_column(BigInteger)  # what the listing said
+    etag: Mapped[str | None] = mapped_column(String(128))  # S3's, as listed
+    size: Mapped[int | None] = mapped_column(BigInteger)  # what was downloaded
     sha256: Mapped[str | None] = mapped_column(String(64))
     rows_imported: Mapped[int | None] = mapped_column(Integer)
+    # Rows not inserted because their ids are already used under another model or source.
+    rows_skipped: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

@@ -182,6 +182,27 @@ class NpActivation(_FeatureKeyed):
     creatorId: str | None = None
 
 
+def _vector_from_text(value: Any) -> Any:
+    """Accept pgvector's text form (`"[0.1,0.2]"`) as well as a JSON list.
+
+    Neuronpedia's exporter dumps rows with `json.dumps` of what psycopg2 returns, and
+    psycopg2 returns a pgvector column as that text; its importer casts it back with
+    `jsonb_to_recordset`. Both forms mean the same vector.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(
+            f"embedding must be a list of numbers or pgvector text like '[0.1,0.2]', "
+            f"not {text[:40]!r}"
+        ) from None
+
+
 class NpExplanation(_FeatureKeyed):
     id: str | None = None
     description: str
@@ -191,6 +212,8 @@ class NpExplanation(_FeatureKeyed):
     authorId: str | None = None
     scoreV1: float | None = None
     scoreV2: float | None = None
+
+    _vector_text = field_validator("embedding", mode="before")(_vector_from_text)
 
 
 ROW_MODELS: dict[str, type[NpRow]] = {
@@ -267,11 +290,52 @@ class Manifest(BaseModel):
 # --- reading ------------------------------------------------------------------------------
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with bytes already read from it put back in front."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _gunzip(stream: IO[bytes], name: str) -> IO[bytes]:
+    """A decompressing stream; refuses an empty or non-gzip file outright.
+
+    Python's gzip reads an empty file as zero rows without complaint, and a batch
+    file of zero bytes is a failed upload or copy, never an export's intent: an
+    import that took it for "no rows" would end complete with the rows missing.
+    """
+    head = stream.read(2)
+    if not head:
+        raise MalformedExportError(f"{name}: empty file (0 bytes), not gzip-compressed rows")
+    if head != GZIP_MAGIC[: len(head)] or len(head) < 2:
+        raise MalformedExportError(
+            f"{name}: not a gzip file (it starts with {head!r}, gzip with {GZIP_MAGIC!r})"
+        )
+    return gzip.GzipFile(fileobj=io.BufferedReader(_Prefixed(head, stream)), mode="rb")
+
+
 def iter_lines(
     stream: IO[bytes], name: str, *, gzipped: bool
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, JSON object) of each non-blank line; decompresses as it goes."""
-    raw: IO[bytes] = gzip.GzipFile(fileobj=stream, mode="rb") if gzipped else stream
+    raw: IO[bytes] = _gunzip(stream, name) if gzipped else stream
     lineno = 0
     try:
         for lineno, line in enumerate(raw, start=1):

@@ -5,6 +5,8 @@
 - `database_url`: that server, migrated to head.
 - `db_sessionmaker`: an async sessionmaker on it.
 - `free_port`: a free TCP port on 127.0.0.1; `server_root`: a folder for a server's data.
+- `s3_endpoint`: a real S3-compatible server (moto) on 127.0.0.1 for the session; see
+  `interpedia_testing.s3` for Neuronpedia's bucket layout.
 Fixtures that need the language-model runtime import it lazily, so suites that
 don't use models don't pay for torch.
 """
@@ -70,6 +72,14 @@ async def db_sessionmaker(database_url: str) -> AsyncIterator[async_sessionmaker
     engine = create_engine(database_url)
     yield create_sessionmaker(engine)
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from interpedia_testing.s3 import moto_server
+
+    with moto_server() as url:
+        yield url
 
 
 @pytest.fixture

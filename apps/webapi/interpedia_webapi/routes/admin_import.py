@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from interpedia_core.errors import InvalidInput
 from interpedia_db.models import ImportFile, ImportJob
-from interpedia_formats.locations import LocationError, discover_sources, open_location
+from interpedia_formats.locations import LocationError, discover_sources
 from interpedia_webapi import feature_import, import_runner
 from interpedia_webapi.deps import AdminUser, SessionDep, SettingsDep
 from interpedia_webapi.schemas import (
@@ -31,12 +31,13 @@ def _info(job: ImportJob, progress: feature_import.ImportProgress) -> ImportInfo
         location=job.location,
         modelId=job.model_id,
         sourceId=job.source_id,
-        status=job.status,
+        status=progress.status,
         error=job.error,
         filesTotal=progress.files_total,
         filesDone=progress.files_done,
         filesFailed=progress.files_failed,
         rows=progress.rows,
+        rowsSkipped=progress.rows_skipped,
         current=progress.current,
     )
 
@@ -52,9 +53,7 @@ async def import_available(
     found: list[AvailableSource] = []
     for root in roots:
         try:
-            sources = await asyncio.to_thread(
-                discover_sources, root, s3_endpoint=settings.s3_endpoint
-            )
+            sources = await asyncio.to_thread(discover_sources, root, s3=settings.s3_options)
         except LocationError as exc:
             raise InvalidInput(str(exc)) from None
         found += [AvailableSource(modelId=m, sourceId=s, location=loc) for m, s, loc in sources]
@@ -81,7 +80,7 @@ async def imports_start(
     job = await feature_import.start_import(
         session,
         body.location,
-        location_factory=lambda loc: open_location(loc, s3_endpoint=settings.s3_endpoint),
+        location_factory=settings.open_export,
     )
     await session.commit()
     await import_runner.launch(request.app, job.id)
@@ -108,6 +107,7 @@ async def imports_get(import_id: int, session: SessionDep, admin: AdminUser) -> 
                 size=f.size,
                 sha256=f.sha256,
                 rows=f.rows_imported,
+                rowsSkipped=f.rows_skipped,
                 error=f.error,
             )
             for f in files
@@ -136,7 +136,7 @@ async def imports_verify(
     report = await feature_import.verify_import(
         session,
         import_id,
-        location_factory=lambda loc: open_location(loc, s3_endpoint=settings.s3_endpoint),
+        location_factory=settings.open_export,
     )
     return VerifyResponse(
         importId=report.import_id,

@@ -280,6 +280,9 @@ class ImportInfo(Schema):
     filesDone: int
     filesFailed: int
     rows: int
+    rowsSkipped: int = Field(
+        default=0, description="Rows not stored: their ids belong to another model or source."
+    )
     current: str | None
 
 
@@ -290,6 +293,7 @@ class ImportFileInfo(Schema):
     size: int | None
     sha256: str | None
     rows: int | None
+    rowsSkipped: int = 0
     error: str | None
 
 

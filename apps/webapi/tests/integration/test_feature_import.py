@@ -7,12 +7,11 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
-from webapi_factories import write_export
+from webapi_factories import IMPORT_RUNNER, write_export
 
 from interpedia_db.models import Activation, Explanation, ExplanationEmbedding, Feature, ImportFile
 from interpedia_webapi import feature_import
@@ -131,23 +130,6 @@ async def test_malformed_line_names_file_and_line(
     assert (explanations, activations) == ((0, 60) if kind == "explanations" else (20, 0))
 
 
-RUNNER = textwrap.dedent("""
-    import asyncio, sys
-    from pathlib import Path
-    from interpedia_db.connect import create_engine, create_sessionmaker
-    from interpedia_webapi import feature_import
-
-    async def main():
-        engine = create_engine(sys.argv[1])
-        sessionmaker = create_sessionmaker(engine)
-        await feature_import.run_import(sessionmaker, int(sys.argv[2]), work_dir=Path(sys.argv[3]),
-                                        delay_between_files_s=float(sys.argv[4]))
-        await engine.dispose()
-
-    asyncio.run(main())
-""")
-
-
 async def test_kill_9_mid_import_then_rerun_loses_nothing_and_duplicates_nothing(
     database_url: str, db_sessionmaker, tmp_path: Path
 ) -> None:
@@ -162,7 +144,7 @@ async def test_kill_9_mid_import_then_rerun_loses_nothing_and_duplicates_nothing
     async with db_sessionmaker.begin() as session:
         job = await feature_import.start_import(session, str(export))
     script = tmp_path / "runner.py"
-    script.write_text(RUNNER)
+    script.write_text(IMPORT_RUNNER)
     proc = subprocess.Popen(  # noqa: ASYNC220 - returns at once; the test kills it
         [sys.executable, str(script), database_url, str(job.id), str(tmp_path / "work"), "0.3"]
     )

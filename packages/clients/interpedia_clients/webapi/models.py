@@ -111,6 +111,7 @@ class ImportFileInfo(BaseModel):
     kind: str = Field(..., title="Kind")
     path: str = Field(..., title="Path")
     rows: int | None = Field(..., title="Rows")
+    rowsSkipped: int | None = Field(0, title="Rowsskipped")
     sha256: str | None = Field(..., title="Sha256")
     size: int | None = Field(..., title="Size")
     state: str = Field(..., title="State")
@@ -126,6 +127,10 @@ class ImportInfo(BaseModel):
     location: str = Field(..., title="Location")
     modelId: str = Field(..., title="Modelid")
     rows: int = Field(..., title="Rows")
+    rowsSkipped: int | None = Field(0, title="Rowsskipped")
+    """
+    Rows not stored: their ids belong to another model or source.
+    """
     sourceId: str = Field(..., title="Sourceid")
     status: str = Field(..., title="Status")
 
@@ -317,6 +322,10 @@ class ImportDetail(BaseModel):
     location: str = Field(..., title="Location")
     modelId: str = Field(..., title="Modelid")
     rows: int = Field(..., title="Rows")
+    rowsSkipped: int | None = Field(0, title="Rowsskipped")
+    """
+    Rows not stored: their ids belong to another model or source.
+    """
     sourceId: str = Field(..., title="Sourceid")
     status: str = Field(..., title="Status")
 

@@ -1,4 +1,7 @@
-"""Round trips through the writer and reader, malformed input, and the three locations."""
+"""Round trips through the writer and reader, malformed input, local and web locations.
+
+Locations in S3 buckets are tested against a real S3 server in `test_s3_locations.py`.
+"""
 
 import gzip
 import hashlib
@@ -7,15 +10,15 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
+from formats_factories import MODEL, SOURCE, write_export
 
 from interpedia_formats.locations import (
     HttpLocation,
     LocalLocation,
     LocationError,
-    S3Location,
     discover_sources,
     open_location,
 )
@@ -23,77 +26,13 @@ from interpedia_formats.neuronpedia_export import (
     MANIFEST_NAME,
     ExportWriter,
     MalformedExportError,
-    NpActivation,
     NpExplanation,
-    NpModel,
     NpNeuron,
-    NpSource,
-    NpSourceRelease,
-    NpSourceSet,
     iter_rows,
     kind_of,
     read_file_rows,
     read_manifest,
 )
-
-MODEL, SOURCE = "gpt2-small", "6-res-jb"
-
-
-def write_export(root: Path, n_features: int = 2100, acts: int = 2) -> Path:
-    with ExportWriter(root, MODEL, SOURCE) as writer:
-        writer.write_model(NpModel(id=MODEL, displayName="GPT-2 Small", layers=12))
-        writer.write_release(NpSourceRelease(name="res-jb", description="Joseph's SAEs"))
-        writer.write_sourceset(NpSourceSet(modelId=MODEL, name="res-jb", releaseName="res-jb"))
-        writer.write_source(
-            NpSource(
-                modelId=MODEL, id=SOURCE, setName="res-jb", saelensConfig={"d_sae": n_features}
-            )
-        )
-        for i in range(n_features):
-            writer.write_feature(
-                NpNeuron(
-                    modelId=MODEL,
-                    layer=SOURCE,
-                    index=i,
-                    maxActApprox=float(i),
-                    frac_nonzero=0.01,
-                    pos_str=["a", "b"],
-                    pos_values=[1.0, 0.5],
-                    neg_str=["c"],
-                    neg_values=[-1.0],
-                    freq_hist_data_bar_heights=[1, 2],
-                    freq_hist_data_bar_values=[0.1, 0.2],
-                    topkCosSimIndices=[i, i + 1],
-                    topkCosSimValues=[1.0, 0.3],
-                )
-            )
-            for j in range(acts):
-                writer.write_activation(
-                    NpActivation(
-                        id=f"act-{i}-{j}",
-                        modelId=MODEL,
-                        layer=SOURCE,
-                        index=str(i),
-                        tokens=["The", " cat", " «é»"],
-                        values=[0.0, 2.5, 1.0],
-                        maxValue=2.5,
-                        maxValueTokenIndex=1,
-                        minValue=0.0,
-                        dataIndex=j,
-                    )
-                )
-            writer.write_explanation(
-                NpExplanation(
-                    id=f"exp-{i}",
-                    modelId=MODEL,
-                    layer=SOURCE,
-                    index=i,
-                    description=f"cats number {i}",
-                    typeName="oai_token-act-pair",
-                    embedding=[0.1] * 4,
-                )
-            )
-    return root / MODEL / SOURCE
 
 
 def test_round_trip_keeps_every_row_and_field(tmp_path: Path) -> None:
@@ -160,6 +99,38 @@ def test_truncated_gzip_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(MalformedExportError, match="cannot decompress"):
         list(read_file_rows(tmp_path, "features/batch-0.jsonl.gz"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"features/batch-0\.jsonl\.gz: empty file \(0 bytes\)"),
+        (b'{"modelId": "m"}\n', r"features/batch-0\.jsonl\.gz: not a gzip file"),
+    ],
+)
+def test_empty_or_plain_batch_is_refused(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "features" / "batch-0.jsonl.gz"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(MalformedExportError, match=message):
+        list(read_file_rows(tmp_path, "features/batch-0.jsonl.gz"))
+
+
+def test_empty_gzip_member_is_zero_rows(tmp_path: Path) -> None:
+    path = tmp_path / "activations" / "batch-0.jsonl.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b""))  # written on purpose: a batch of features that never fired
+    assert list(read_file_rows(tmp_path, "activations/batch-0.jsonl.gz")) == []
+
+
+def test_embedding_as_pgvector_text_or_list() -> None:
+    row = {"modelId": "m", "layer": "0-s", "index": "3", "description": "cats"}
+    as_text = NpExplanation.model_validate(row | {"embedding": "[0.25,-1,3e-05]"})
+    as_list = NpExplanation.model_validate(row | {"embedding": [0.25, -1, 3e-05]})
+    assert as_text.embedding == as_list.embedding == [0.25, -1.0, 3e-05]
+    assert NpExplanation.model_validate(row | {"embedding": ""}).embedding is None
+    with pytest.raises(ValueError, match="pgvector text"):
+        NpExplanation.model_validate(row | {"embedding": "(1,2)"})
 
 
 def test_writer_refuses_rows_of_another_source(tmp_path: Path) -> None:
@@ -248,88 +219,12 @@ def test_http_location_lists_from_manifest_and_downloads(
         assert sum(1 for _ in iter_rows(stream, "features/batch-0.jsonl.gz")) == 1024
 
 
-def test_http_location_without_manifest_says_so(static_server: tuple[str, Path]) -> None:
+def test_http_folder_without_manifest_or_bucket_says_both(
+    static_server: tuple[str, Path],
+) -> None:
     url, _ = static_server
-    with pytest.raises(LocationError, match="manifest"):
-        HttpLocation(f"{url}/nothing-here/").list_files()
-
-
-def _s3_handler(keys: dict[str, bytes], pages_served: list[str]) -> type[BaseHTTPRequestHandler]:
-    ordered = sorted(keys)
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            bucket, _, key = parts.path.lstrip("/").partition("/")
-            if bucket != "bucket":
-                self.send_response(404)
-                self.end_headers()
-                return
-            if key:
-                data = keys.get(key)
-                self.send_response(200 if data is not None else 404)
-                self.end_headers()
-                self.wfile.write(data or b"")
-                return
-            query = parse_qs(parts.query)
-            prefix = query.get("prefix", [""])[0]
-            # Real S3 caps pages at 1,000 keys whatever max-keys asks for.
-            limit = min(int(query.get("max-keys", ["1000"])[0]), 1000)
-            start = int(query.get("continuation-token", ["0"])[0])
-            matching = [k for k in ordered if k.startswith(prefix)]
-            page = matching[start : start + limit]
-            pages_served.append(query.get("continuation-token", ["-"])[0])
-            truncated = start + limit < len(matching)
-            body = [
-                '<?xml version="1.0" encoding="UTF-8"?>',
-                '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
-                f"<IsTruncated>{'true' if truncated else 'false'}</IsTruncated>",
-            ]
-            if truncated:
-                body.append(f"<NextContinuationToken>{start + limit}</NextContinuationToken>")
-            for k in page:
-                body.append(f"<Contents><Key>{k}</Key><Size>{len(keys[k])}</Size></Contents>")
-            body.append("</ListBucketResult>")
-            data = "".join(body).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/xml")
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
-
-
-def test_s3_listing_follows_continuation_tokens_past_1000_keys(tmp_path: Path) -> None:
-    root = write_export(tmp_path / "x", n_features=5)
-    keys = {
-        f"exports/{MODEL}/{SOURCE}/{p.relative_to(root).as_posix()}": p.read_bytes()
-        for p in root.rglob("*")
-        if p.is_file()
-    }
-    # 2,500 extra batch files (empty) push the listing to three pages.
-    for n in range(1, 2501):
-        keys[f"exports/{MODEL}/{SOURCE}/activations/batch-{n}.jsonl.gz"] = gzip.compress(b"")
-    keys["other/thing.txt"] = b"x"
-    pages: list[str] = []
-    server = _Server(_s3_handler(keys, pages))
-    try:
-        location = open_location(f"s3+{server.url}/bucket/exports/{MODEL}/{SOURCE}")
-        assert isinstance(location, S3Location)
-        files = location.list_files()
-        assert len(files) == len(keys) - 1
-        assert len(pages) == 3
-        assert files[-1].path == "manifest.json"
-        batches = [f.path for f in files if f.path.startswith("activations/")]
-        assert batches[-1] == "activations/batch-2500.jsonl.gz"  # numeric order
-        with location.open("features/batch-0.jsonl.gz") as stream:
-            assert sum(1 for _ in iter_rows(stream, "features/batch-0.jsonl.gz")) == 5
-        found = discover_sources(f"s3+{server.url}/bucket/exports")
-        assert [(m, s) for m, s, _ in found] == [(MODEL, SOURCE)]
-    finally:
-        server.close()
+    with pytest.raises(LocationError, match=r"no manifest\.json, so it was read as an S3 bucket"):
+        open_location(f"{url}/nothing-here/").list_files()
 
 
 def test_discover_sources_in_a_folder(tmp_path: Path) -> None:

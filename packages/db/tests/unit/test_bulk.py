@@ -1,6 +1,6 @@
 """COPY text encoding of awkward values (the database round trip is in integration tests)."""
 
-from interpedia_webapi.copy_text import chunks, field, line
+from interpedia_db.bulk import chunks, field, line
 
 
 def test_fields() -> None:

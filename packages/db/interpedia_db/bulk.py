@@ -1,5 +1,9 @@
-"""Rows → PostgreSQL COPY text format, for the import's bulk loads.
+"""Bulk loads with COPY: the one way rows are streamed into a table in bulk.
 
+Activations arrive by the hundred thousand from two places, the dashboards a trainer
+computes and the exports an admin imports; both write them through `copy_activations`
+(one row shape, `ActivationRow`, one column list), and any other bulk table through
+`copy_rows`. Rows are encoded as PostgreSQL's COPY text format here:
 asyncpg's binary COPY encodes arrays element by element with abstract-class checks,
 which made it the import's largest cost (activations are arrays of ~64-128 tokens
 and values). Building text lines with `str.join` is several times cheaper, and the
@@ -11,8 +15,12 @@ newline and carriage return. Arrays are written as array literals (`{"a","b"}`,
 elements quoted with `\\` and `"` escaped), then escaped like any other text.
 """
 
-from collections.abc import AsyncIterator, Iterable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from interpedia_db.connect import driver_connection
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 # Array-literal escaping (\ and ") followed by COPY escaping, in one pass.
@@ -74,3 +82,42 @@ def chunks(rows: Iterator[tuple], size: int = CHUNK_BYTES) -> Iterator[bytes]:
 async def async_chunks(rows: Iterator[tuple]) -> AsyncIterator[bytes]:
     for chunk in chunks(rows):
         yield chunk
+
+
+class ActivationRow(NamedTuple):
+    """One row of `activations`, in the order COPY sends the columns."""
+
+    model_id: str
+    source_id: str
+    index: int
+    tokens: list[str]
+    values: list[float]
+    max_value: float
+    max_value_token_index: int
+    min_value: float | None
+    bin_min: float | None
+    bin_max: float | None
+    bin_contains: float | None
+    data_index: int | None
+    data_source: str | None
+    external_id: str | None = None  # an import's dedup key; None for computed dashboards
+
+
+ACTIVATION_COLUMNS: tuple[str, ...] = ActivationRow._fields
+
+
+async def copy_rows(
+    session: AsyncSession, table: str, columns: Sequence[str], rows: Iterable[tuple]
+) -> None:
+    """COPY `rows` into `table` inside the session's transaction, streamed in chunks."""
+    driver = await driver_connection(session)
+    await driver.copy_to_table(
+        table, source=async_chunks(iter(rows)), columns=list(columns), format="text"
+    )
+
+
+async def copy_activations(
+    session: AsyncSession, rows: Iterable[ActivationRow], table: str = "activations"
+) -> None:
+    """COPY activation rows into `activations` (or a temp table of the same columns)."""
+    await copy_rows(session, table, ACTIVATION_COLUMNS, rows)
