@@ -362,31 +362,30 @@ class SAETrainingLoop:
         Each rank contributes token-weighted sums (float64: the variance is a difference
         of sums); explained variance is 1 - Σ‖y - ŷ‖² / Σ‖y - mean(y)‖².
         """
-        n = y.shape[0]
+        n, d = y.shape
         y64 = y.double()
         names = list(result.losses)
-        scalars = [
-            float(n),
-            float((result.sae_out.double() - y64).pow(2).sum()),
-            float(y64.pow(2).sum()),
-            result.loss * n,
-            result.l0 * n,
-            *(result.losses[name] * n for name in names),
-        ]
-        sums = torch.cat([y64.sum(0), torch.tensor(scalars, dtype=torch.float64, device=y.device)])
+        weighted = [n, *(v * n for v in (result.loss, result.l0, *result.losses.values()))]
+        sums = torch.cat(
+            [
+                y64.sum(0),
+                (result.sae_out.double() - y64).pow(2).sum().reshape(1),
+                y64.pow(2).sum().reshape(1),
+                torch.tensor(weighted, dtype=torch.float64, device=y.device),
+            ]
+        )
         sums = self.parallel.all_reduce_sum(sums)
-        d = y.shape[1]
-        total, sse, sq = (float(v) for v in sums[d : d + 3])
-        mean = sums[:d] / total
-        variance = sq - total * float(mean @ mean)
-        out = {
+        mean = sums[:d] / sums[d + 2]
+        tail = torch.cat([sums[d:], (mean @ mean).reshape(1)])
+        sse, squares, total, loss, l0, *terms, mean_sq = tail.tolist()  # one device sync
+        variance = squares - total * mean_sq
+        return {
             "tokens": total,
             "explained_variance": 1 - sse / variance if variance > 0 else 0.0,
-            "loss": float(sums[d + 3]) / total,
-            "l0": float(sums[d + 4]) / total,
+            "loss": loss / total,
+            "l0": l0 / total,
+            **{name: value / total for name, value in zip(names, terms, strict=True)},
         }
-        out.update({name: float(sums[d + 5 + i]) / total for i, name in enumerate(names)})
-        return out
 
     def _forward_backward(
         self, x: torch.Tensor, y: torch.Tensor, coeffs: dict[str, float]
