@@ -155,7 +155,7 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
     title = service.capitalize()
     ops = _operations(spec)
     streams = any(op["streams"] for op in ops)
-    needs_any = streams or any(op["response"] is None for op in ops)
+    needs_any = any(op["response"] is None for op in ops)
     lines = [HEADER.format(service=service), f'"""Typed clients for the {service} service."""', ""]
     if streams:
         lines += ["from collections.abc import AsyncIterator, Iterator"]
@@ -175,12 +175,12 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
         base = "AsyncServiceClient" if is_async else "ServiceClient"
         lines += [f"class {cls}({base}):", f'    service = "{service}"', ""]
         for op in ops:
-            stream_body = "None"
             if op["streams"]:
-                ret = "AsyncIterator[dict[str, Any]]" if is_async else "Iterator[dict[str, Any]]"
+                # Each event of the stream is a whole answer so far, of the JSON answer's type.
+                event = op["response"] or "Any"
+                ret = f"AsyncIterator[{event}]" if is_async else f"Iterator[{event}]"
                 prefix = "async def" if is_async else "def"
-                call = _call_args(op).split(", ")[:3]
-                stream_body = ", ".join(call)
+                stream_body = ", ".join([*_call_args(op).split(", ")[:3], event])
                 lines += [
                     f"    {prefix} stream_{op['name']}({_signature(op)}) -> {ret}:",
                     f'        """{op["doc"]} (server-sent events)."""',

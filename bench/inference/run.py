@@ -80,7 +80,7 @@ async def bench(args: argparse.Namespace, scratch: Path) -> None:
         engine = app.state.engine
         model = engine.model
         source = engine.registry.sources_in_set("res-bench")[0]
-        sae = engine.sae(source)
+        sae = await engine.sae(source)
         prompts = prompts_of(model.tokenizer, 8, 64)
         token_lists = [model.tokenize(p) for p in prompts]
         print(

@@ -12,10 +12,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from interpedia_autointerp.embeddings import EmbedderRegistry
+from interpedia_autointerp.llm import OpenAIClients
 from interpedia_autointerp.resources import build_embedders, build_llm
 from interpedia_autointerp.routes import embed, explain, score, search
 from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_core.service import create_service_app
+from interpedia_db.connect import open_database
 
 logger = logging.getLogger(__name__)
 
@@ -31,35 +33,33 @@ def create_app(
     """The service; pass `embedders` to reuse an already-loaded model (tests, the CLI)."""
     settings = settings or AutointerpSettings()
 
-    async def load(app: FastAPI) -> None:
-        from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
-
+    async def load(app: FastAPI, resources: contextlib.AsyncExitStack) -> None:
         if settings.database_enabled:
-            url = await asyncio.to_thread(resolve_database_url, settings)
-            app.state.engine = create_engine(url)
-            app.state.sessionmaker = create_sessionmaker(app.state.engine)
-        app.state.embedders = embedders or await asyncio.to_thread(build_embedders, settings)
+            database = await resources.enter_async_context(open_database(settings))
+            app.state.sessionmaker = database.sessionmaker
+        app.state.embedders = embedders or await asyncio.to_thread(
+            build_embedders, settings, app.state.openai_clients
+        )
         app.state.ready = True
         logger.info("autointerp ready (embedding model %s)", settings.embedding_model)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.llm = build_llm(settings)
-        app.state.engine = None
-        app.state.sessionmaker = None
-        loading = asyncio.create_task(load(app))
-        loading.add_done_callback(_log_failure)
-        try:
-            yield
-        finally:
-            if not loading.done():
-                loading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loading
-            if app.state.llm is not None:
-                await app.state.llm.close()
-            if app.state.engine is not None:
-                await app.state.engine.dispose()
+        async with contextlib.AsyncExitStack() as resources:
+            # One SDK client per OpenAI-compatible API root, closed last (see llm.py).
+            app.state.openai_clients = OpenAIClients()
+            resources.push_async_callback(app.state.openai_clients.aclose)
+            app.state.llm = build_llm(settings, app.state.openai_clients)
+            app.state.sessionmaker = None
+            loading = asyncio.create_task(load(app, resources))
+            loading.add_done_callback(_log_failure)
+            try:
+                yield
+            finally:
+                if not loading.done():
+                    loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loading
 
     app = create_service_app(
         title="Interpedia autointerp",

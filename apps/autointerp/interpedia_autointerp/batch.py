@@ -1,11 +1,13 @@
-"""Explain, score and embed every feature of a source: bounded, retried, resumable.
+"""Explain, score and embed every feature of a source: bounded and resumable.
 
 Each feature is its own unit of work with its own transaction, so a crash
 loses at most the features in flight; a re-run skips what is already stored
 (an explanation of the same type, a score of the same type, a vector of the
 same model). LLM calls are bounded by `concurrency` (and by the client's own
-semaphore) and retried with exponential backoff when the API fails, on top of
-the `openai` SDK's retries of rate limits and timeouts.
+semaphore). Retrying has one owner, the `openai` SDK (`llm_max_retries`: rate
+limits, timeouts and 5xx, with backoff that honours Retry-After): a feature
+whose call still fails is recorded in `failed` and tried again by the next run,
+never retried here on top, so one feature costs at most `llm_max_retries + 1` calls.
 """
 
 import asyncio
@@ -37,22 +39,6 @@ class BatchResult:
     skipped: int = 0  # already done before this run
     not_fired: int = 0  # features with no activations on the dashboard prompts: nothing to do
     failed: dict[int, str] = field(default_factory=dict)  # index or id → reason
-
-
-async def with_retries(
-    call: Callable[[], Awaitable[T]], *, attempts: int = 3, base_delay: float = 1.0
-) -> T:
-    """`call()`, retried on `UpstreamError` after 1, 2, 4, ... × base_delay seconds."""
-    for attempt in range(attempts):
-        try:
-            return await call()
-        except UpstreamError as exc:
-            if attempt == attempts - 1:
-                raise
-            delay = base_delay * 2**attempt
-            logger.warning("upstream failed (%s); retrying in %.1f s", exc, delay)
-            await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
 
 
 def offline_explainer() -> Explainer:
@@ -104,8 +90,6 @@ async def explain_source(
     *,
     embedder: Embedder | None = None,
     concurrency: int = 4,
-    attempts: int = 3,
-    base_delay: float = 1.0,
     progress: Progress | None = None,
 ) -> BatchResult:
     """Explain every feature of the source that fired and has no `type_name` explanation yet.
@@ -128,9 +112,7 @@ async def explain_source(
         async with sessionmaker.begin() as session:
             examples = await storage.load_feature_examples(session, model_id, source_id, index)
         try:
-            generated = await with_retries(
-                lambda: explainer(examples), attempts=attempts, base_delay=base_delay
-            )
+            generated = await explainer(examples)
         except (InvalidInput, UpstreamError) as exc:
             return exc.message
         async with sessionmaker.begin() as session:
@@ -156,8 +138,6 @@ async def score_source(
     llm: LLMClient | None = None,
     sample: int | None = None,
     concurrency: int = 4,
-    attempts: int = 3,
-    base_delay: float = 1.0,
     progress: Progress | None = None,
 ) -> BatchResult:
     """Score every explanation of the source that has no `scorer` score yet.
@@ -210,9 +190,7 @@ async def score_source(
                 session, explanation.model_id, explanation.source_id, explanation.index
             )
         try:
-            score = await with_retries(
-                lambda: run(explanation, examples), attempts=attempts, base_delay=base_delay
-            )
+            score = await run(explanation, examples)
         except (InvalidInput, UpstreamError) as exc:
             return exc.message
         async with sessionmaker.begin() as session:

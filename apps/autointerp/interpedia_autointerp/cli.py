@@ -5,12 +5,10 @@ service's own CLI. Flags mirror `INTERPEDIA_AUTOINTERP_*` variables (the
 settings read them); commands call the same domain functions as the routes.
 """
 
-import sys
-
 import typer
 
 from interpedia_autointerp.settings import AutointerpSettings
-from interpedia_core.errors import InterpediaError
+from interpedia_core.cli import run
 from interpedia_db.connect import run_in_database
 
 commands = typer.Typer()
@@ -190,8 +188,4 @@ def _service() -> None:
 
 
 def main() -> None:
-    try:
-        service()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+    run(service)

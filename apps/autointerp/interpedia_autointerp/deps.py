@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_autointerp.embeddings import EmbedderRegistry
 from interpedia_autointerp.errors import NoDatabase, NoLLM, NotReady
-from interpedia_autointerp.llm import OPENROUTER_BASE_URL, LLMClient, LLMConfig
+from interpedia_autointerp.llm import LLMClient, LLMConfig, OpenAIClients
 from interpedia_autointerp.settings import AutointerpSettings
 
 
@@ -37,31 +37,41 @@ def get_llm(request: Request) -> LLMClient | None:
     return request.app.state.llm
 
 
+def get_openai_clients(request: Request) -> OpenAIClients:
+    return request.app.state.openai_clients
+
+
 SettingsDep = Annotated[AutointerpSettings, Depends(get_settings)]
 EmbeddersDep = Annotated[EmbedderRegistry, Depends(get_embedders)]
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 LLMDep = Annotated[LLMClient | None, Depends(get_llm)]
+OpenAIClientsDep = Annotated[OpenAIClients, Depends(get_openai_clients)]
 
 
 def request_llm(
     configured: LLMClient | None,
     settings: AutointerpSettings,
+    clients: OpenAIClients,
     openrouter_key: str | None,
     model: str | None,
 ) -> LLMClient | None:
-    """Neuronpedia's paths carry an OpenRouter key and model: used only when none is configured."""
+    """Neuronpedia's paths carry an OpenRouter key and model: used only when none is configured.
+
+    The call goes through the service's one OpenRouter client, seen with the request's key.
+    """
     if configured is not None:
         return configured
     if openrouter_key and model:
         return LLMClient(
             LLMConfig(
                 model=model,
-                base_url=OPENROUTER_BASE_URL,
+                base_url=settings.openrouter_base_url,
                 api_key=openrouter_key,
                 timeout=settings.request_timeout,
                 max_retries=settings.llm_max_retries,
                 max_concurrency=settings.max_concurrency,
-            )
+            ),
+            clients,
         )
     return None
 

@@ -1,7 +1,9 @@
 """Autointerp jobs (namespace `autointerp`): explain, score and embed a whole source.
 
 Each task is a thin shell over `batch`: safe to run twice (finished features are
-skipped), so a job requeued after a worker crash resumes where it stopped.
+skipped), so a job requeued after a worker crash resumes where it stopped. The tasks
+do not retry: LLM calls are retried by the `openai` SDK alone (see `batch`), and a
+job that fails says why in its status; deferring it again resumes it.
 Progress goes to `job_progress` after every feature. Defer with
 `queueing_lock=f"autointerp:explain:{model_id}/{source_id}"` to avoid duplicates.
 """
@@ -24,8 +26,6 @@ from interpedia_jobs.worker import WorkerResources, resources_of
 blueprint = procrastinate.Blueprint()
 
 QUEUE = "autointerp"
-# Whole-job retries: the batch itself retries each LLM call; this covers a lost database.
-RETRY = procrastinate.RetryStrategy(max_attempts=3, exponential_wait=10)
 
 
 def _settings(resources: WorkerResources) -> AutointerpSettings:
@@ -70,7 +70,7 @@ def _summary(result: batch.BatchResult) -> dict[str, Any]:
     }
 
 
-@blueprint.task(name="explain_source", queue=QUEUE, retry=RETRY, pass_context=True)
+@blueprint.task(name="explain_source", queue=QUEUE, pass_context=True)
 async def explain_source(
     context: procrastinate.JobContext, model_id: str, source_id: str, method: str = "auto"
 ) -> dict[str, Any]:
@@ -95,7 +95,7 @@ async def explain_source(
     return _summary(result)
 
 
-@blueprint.task(name="score_source", queue=QUEUE, retry=RETRY, pass_context=True)
+@blueprint.task(name="score_source", queue=QUEUE, pass_context=True)
 async def score_source(
     context: procrastinate.JobContext, model_id: str, source_id: str, scorer: str = "embedding"
 ) -> dict[str, Any]:
@@ -115,7 +115,7 @@ async def score_source(
     return _summary(result)
 
 
-@blueprint.task(name="embed_explanations", queue=QUEUE, retry=RETRY, pass_context=True)
+@blueprint.task(name="embed_explanations", queue=QUEUE, pass_context=True)
 async def embed_explanations(
     context: procrastinate.JobContext,
     model_id: str | None = None,

@@ -2,8 +2,14 @@
 
 Any server that speaks `/v1/chat/completions` works (OpenAI, OpenRouter, vLLM,
 llama.cpp, Ollama). The `openai` SDK retries rate limits, timeouts and 5xx with
-exponential backoff (`max_retries`); whatever still fails becomes an
-`UpstreamError` (502) with a message that says what happened, never a 500.
+exponential backoff (`max_retries`), and is the only layer that retries; whatever
+still fails becomes an `UpstreamError` (502) with a message that says what happened,
+never a 500.
+
+`OpenAIClients` keeps one SDK client (one connection pool) per API root for the
+service's lifetime: requests that bring their own key (Neuronpedia's OpenRouter
+key) get a view of that client with their key, not a client of their own, and
+every client is closed when the service stops.
 """
 
 import asyncio
@@ -29,19 +35,52 @@ class LLMConfig:
     max_concurrency: int = 8
 
 
-class LLMClient:
-    """A chat model behind an OpenAI-compatible API, with bounded concurrency."""
+def _sdk_client(config: LLMConfig) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=config.base_url,
+        # Local servers often need no key, but the SDK refuses to start without one.
+        api_key=config.api_key or "no-key",
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+    )
 
-    def __init__(self, config: LLMConfig) -> None:
+
+class OpenAIClients:
+    """One `openai.AsyncOpenAI` per API root, shared by every call to it; closed by `aclose`."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str | None, openai.AsyncOpenAI] = {}
+
+    def client(self, config: LLMConfig) -> openai.AsyncOpenAI:
+        """The root's client, seen with `config`'s key (a view sharing its connections)."""
+        client = self._clients.get(config.base_url)
+        if client is None:
+            client = self._clients[config.base_url] = _sdk_client(config)
+        if client.api_key != (config.api_key or "no-key"):
+            client = client.with_options(api_key=config.api_key or "no-key")
+        return client
+
+    def roots(self) -> list[str | None]:
+        return list(self._clients)
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+class LLMClient:
+    """A chat model behind an OpenAI-compatible API, with bounded concurrency.
+
+    With `clients`, it uses the shared client of its API root (closed with `clients`);
+    without, it owns a client of its own, closed by `close`.
+    """
+
+    def __init__(self, config: LLMConfig, clients: OpenAIClients | None = None) -> None:
         self.config = config
         self.model = config.model
-        self._client = openai.AsyncOpenAI(
-            base_url=config.base_url,
-            # Local servers often need no key, but the SDK refuses to start without one.
-            api_key=config.api_key or "no-key",
-            timeout=config.timeout,
-            max_retries=config.max_retries,
-        )
+        self._owned = clients is None
+        self._client = _sdk_client(config) if clients is None else clients.client(config)
         self._slots = asyncio.Semaphore(config.max_concurrency)
 
     async def complete(
@@ -80,7 +119,8 @@ class LLMClient:
         return content
 
     async def close(self) -> None:
-        await self._client.close()
+        if self._owned:
+            await self._client.close()
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from interpedia_autointerp.embeddings import LOCAL_MODEL_NAME
+from interpedia_autointerp.llm import OPENROUTER_BASE_URL
 from interpedia_core.settings import ServiceSettings
 
 
@@ -26,6 +27,10 @@ class AutointerpSettings(ServiceSettings):
     llm_model: str | None = Field(
         default=None,
         description="Chat model for the LLM explainer and judges. Unset: offline explainer only.",
+    )
+    openrouter_base_url: str = Field(
+        default=OPENROUTER_BASE_URL,
+        description="API root for requests that bring an OpenRouter key (Neuronpedia's paths).",
     )
     embedding_model: str = Field(
         default=LOCAL_MODEL_NAME,

@@ -1,6 +1,7 @@
 """Fixtures of the autointerp suite: the real local embedding model (once per session),
 hand-built activation examples, and a tiny OpenAI-compatible chat server on 127.0.0.1."""
 
+import contextlib
 import json
 import threading
 import time
@@ -13,6 +14,7 @@ import pytest
 
 from interpedia_autointerp.embeddings import EmbedderRegistry, LocalEmbedder
 from interpedia_autointerp.examples import ActivationRecord
+from interpedia_testing.servers import ThreadedServer
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +72,7 @@ class FakeLLM:
     status: int = 200
     raw_body: bytes | None = None  # send this instead of a well-formed completion
     requests: list[dict[str, Any]] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)  # each request's header
 
 
 @pytest.fixture
@@ -82,6 +85,7 @@ def fake_llm() -> Iterator[FakeLLM]:
             length = int(self.headers.get("content-length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             state.requests.append(body)
+            state.authorizations.append(self.headers.get("authorization", ""))
             if state.status != 200:
                 payload = json.dumps({"error": {"message": "boom", "type": "server_error"}})
                 self._send(state.status, payload.encode())
@@ -164,30 +168,5 @@ def wait_ready() -> Callable[..., None]:
 @pytest.fixture
 def serve_app() -> Iterator[Callable[[Any], str]]:
     """Run ASGI apps under uvicorn on free 127.0.0.1 ports; the starter returns the URL."""
-    import socket
-
-    import uvicorn
-
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: Any) -> str:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("uvicorn did not start")
-            time.sleep(0.02)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with contextlib.ExitStack() as servers:
+        yield lambda app: servers.enter_context(ThreadedServer(app)).url

@@ -44,7 +44,7 @@ async def activation_single(
     if by_feature:
         if source is None or index is None:
             raise InvalidInput("source and index go together")
-        sae = engine.sae(source)
+        sae = await engine.sae(source)
         feature = engine.feature_index(index)
         sae.check_index(feature)
         tokens = engine.tokenize(prompt)
@@ -78,7 +78,7 @@ async def activation_all(
     num_results: int,
 ) -> ActivationAllResponse:
     """The strongest features of a source set over the prompt, with per-token values."""
-    saes = engine.sources_of_set(source_set, selected_sources)
+    saes = await engine.sources_of_set(source_set, selected_sources)
     tokens = engine.tokenize(prompt)
     for position in sort_by_token_indexes:
         if not 0 <= position < len(tokens):
@@ -146,7 +146,7 @@ async def activation_topk_by_token(
     engine: Engine, prompt: str, source: str, top_k: int, ignore_bos: bool
 ) -> ActivationTopkByTokenResponse:
     """For every token position, its `top_k` features and their values."""
-    sae = engine.sae(source)
+    sae = await engine.sae(source)
     tokens = engine.tokenize(prompt)
     result = await engine.activations(tokens, [sae])
     acts = result.features[sae.source_id]  # [seq, d_sae]
@@ -173,7 +173,7 @@ async def activation_source(
     engine: Engine, prompts: list[str], source: str
 ) -> list[SourcePromptResult]:
     """For each prompt: its tokens and, per active feature, [[token_index, value], ...]."""
-    sae = engine.sae(source)
+    sae = await engine.sae(source)
     token_lists = [engine.tokenize(p) for p in prompts]
     results = await asyncio.gather(*(engine.activations(t, [sae]) for t in token_lists))
     out = []

@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from interpedia_core.service import create_service_app
 from interpedia_inference.engine import build_engine
-from interpedia_inference.routes import activation, steer, tokenize, util
+from interpedia_inference.routes import activation, capabilities, steer, tokenize, util
 from interpedia_inference.settings import InferenceSettings
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = None
     v1 = APIRouter(prefix="/v1")
-    for module in (activation, steer, tokenize, util):
+    for module in (activation, capabilities, steer, tokenize, util):
         v1.include_router(module.router)
     app.include_router(v1)
     return app

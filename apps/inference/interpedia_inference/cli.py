@@ -2,6 +2,8 @@
 
 import typer
 
+from interpedia_core.cli import run
+
 app = typer.Typer(name="inference", help="The inference service (port 5002).", no_args_is_help=True)
 
 
@@ -29,4 +31,4 @@ def serve(
 
 
 def main() -> None:
-    app()
+    run(app)

@@ -35,7 +35,7 @@ from interpedia_inference.steering import (
 )
 
 
-def resolve_targets(engine: Engine, request: SteerCommon) -> list[SteerTarget]:
+async def resolve_targets(engine: Engine, request: SteerCommon) -> list[SteerTarget]:
     """Features (decoder rows of loaded SAEs) or raw vectors → steering targets."""
     has_features = bool(request.features)
     has_vectors = bool(request.vectors)
@@ -44,7 +44,7 @@ def resolve_targets(engine: Engine, request: SteerCommon) -> list[SteerTarget]:
     targets: list[SteerTarget] = []
     for feature in request.features or []:
         engine.check_model(feature.model)
-        sae = engine.sae(feature.source)
+        sae = await engine.sae(feature.source)
         sae.check_index(feature.index)
         hook_key(sae.hook_name)
         vector = sae.decoder_vector(feature.index).float().cpu()

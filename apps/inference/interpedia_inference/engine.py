@@ -6,6 +6,7 @@ resolving model / source / source-set names to loaded SAEs (with the errors user
 submitting prompts to the micro-batcher.
 """
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -59,17 +60,22 @@ class Engine:
                 f"unknown model {model_id!r}: this server serves {self.model.model_id!r}"
             )
 
-    def sae(self, source_id: str) -> LoadedSae:
-        return self.registry.get(source_id)
+    async def sae(self, source_id: str) -> LoadedSae:
+        """The loaded source; a cache miss reads its weights in a thread, so the event loop
+        keeps serving while it loads (concurrent misses share one load, see SaeRegistry)."""
+        loaded = self.registry.loaded(source_id)
+        if loaded is not None:
+            return loaded
+        return await asyncio.to_thread(self.registry.get, source_id)
 
-    def sources_of_set(self, source_set: str, selected: list[str]) -> list[LoadedSae]:
+    async def sources_of_set(self, source_set: str, selected: list[str]) -> list[LoadedSae]:
         in_set = self.registry.sources_in_set(source_set)
         if selected:
             unknown = [s for s in selected if s not in in_set]
             if unknown:
                 raise NotFound(f"unknown source {unknown[0]!r} in source set {source_set!r}")
             in_set = [s for s in in_set if s in selected]
-        return [self.registry.get(s) for s in in_set]
+        return [await self.sae(s) for s in in_set]
 
     @staticmethod
     def feature_index(index: str | int | None) -> int:

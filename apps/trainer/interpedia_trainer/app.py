@@ -5,14 +5,13 @@ process only validates requests, records training runs and defers jobs, so it
 starts in a second and needs no model in memory.
 """
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from interpedia_core.service import create_service_app
-from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
+from interpedia_db.connect import open_database
 from interpedia_jobs.queue import create_job_app
 from interpedia_trainer.routes import concepts, jobs, runs, training
 from interpedia_trainer.settings import TrainerSettings
@@ -21,14 +20,12 @@ from interpedia_trainer.settings import TrainerSettings
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: TrainerSettings = app.state.settings
-    database_url = await asyncio.to_thread(resolve_database_url, settings)
-    engine = create_engine(database_url)
-    app.state.sessionmaker = create_sessionmaker(engine)
-    app.state.job_app = create_job_app(database_url, load_tasks=False)
-    async with app.state.job_app.open_async():
-        app.state.ready = True
-        yield
-    await engine.dispose()
+    async with open_database(settings) as database:
+        app.state.sessionmaker = database.sessionmaker
+        app.state.job_app = create_job_app(database.url, load_tasks=False)
+        async with app.state.job_app.open_async():
+            app.state.ready = True
+            yield
 
 
 def create_app(settings: TrainerSettings | None = None) -> FastAPI:

@@ -4,7 +4,7 @@ Commands parse flags (each also readable from an `INTERPEDIA_TRAINER_*` variable
 the domain functions in `pipeline` / `recorded` / `runs` / `export` / `concepts`, and draw
 progress bars. Defaults (corpus, device, database) come from `TrainerSettings`, built
 here. Errors from the domain (`InterpediaError`) are printed as one `error: ...` line
-with exit code 2 by `interpedia_core.cli.main`. Every input check runs before the work.
+with exit code 2 by `interpedia_core.cli.run`. Every input check runs before the work.
 """
 
 import asyncio
@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from interpedia_core.errors import InterpediaError, InvalidInput
+from interpedia_core.cli import run
+from interpedia_core.errors import InvalidInput
 from interpedia_db.connect import run_in_database
 from interpedia_trainer.settings import TrainerSettings
 
@@ -689,8 +690,4 @@ def _service() -> None:
 
 def main() -> None:
     """`interpedia-trainer serve`: the trainer HTTP service."""
-    try:
-        service()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from exc
+    run(service)

@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -11,6 +11,7 @@ from fastapi.staticfiles import StaticFiles
 
 from interpedia_core.errors import InterpediaError
 from interpedia_core.service import create_service_app
+from interpedia_db.connect import open_database
 from interpedia_webapi.rate_limit import TokenBuckets
 from interpedia_webapi.routes import (
     activations,
@@ -33,31 +34,27 @@ HERE = Path(__file__).parent
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the database (resolving the embedded server if needed) and the service clients."""
-    from interpedia_db.connect import create_engine, create_sessionmaker, resolve_database_url
+    """Open the database (unless a test handed in a sessionmaker) and, at the end, close
+    the service clients."""
     from interpedia_webapi import accounts
 
     settings: WebapiSettings = app.state.settings
-    if getattr(app.state, "sessionmaker", None) is None:
-        url = resolve_database_url(settings)
-        engine = create_engine(url)
-        app.state.engine = engine
-        app.state.database_url = url
-        app.state.sessionmaker = create_sessionmaker(engine)
-    if settings.admin_bootstrap_key:
-        async with app.state.sessionmaker.begin() as session:
-            await accounts.ensure_bootstrap_admin(session, settings.admin_bootstrap_key)
-    app.state.ready = True
-    try:
-        yield
-    finally:
-        app.state.ready = False
-        for task in list(app.state.import_tasks.values()):
-            task.cancel()
-        await app.state.upstreams.aclose()
-        engine = getattr(app.state, "engine", None)
-        if engine is not None:
-            await engine.dispose()
+    async with AsyncExitStack() as stack:
+        if app.state.sessionmaker is None:
+            database = await stack.enter_async_context(open_database(settings))
+            app.state.database_url = database.url
+            app.state.sessionmaker = database.sessionmaker
+        if settings.admin_bootstrap_key:
+            async with app.state.sessionmaker.begin() as session:
+                await accounts.ensure_bootstrap_admin(session, settings.admin_bootstrap_key)
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            for task in list(app.state.import_tasks.values()):
+                task.cancel()
+            await app.state.upstreams.aclose()
 
 
 def create_app(settings: WebapiSettings | None = None) -> FastAPI:

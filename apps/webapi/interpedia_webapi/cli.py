@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from interpedia_core.errors import InterpediaError
+from interpedia_core.cli import run
 from interpedia_db.connect import run_in_database
 from interpedia_webapi.settings import WebapiSettings
 
@@ -87,15 +87,11 @@ def import_command(
     work_dir: Annotated[Path | None, typer.Option(help="Scratch folder for downloads.")] = None,
 ) -> None:
     """Import a Neuronpedia-format export; rerun the same command to resume."""
-    try:
-        settings = WebapiSettings()
-        ok = run_in_database(
-            settings,
-            lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
-        )
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    settings = WebapiSettings()
+    ok = run_in_database(
+        settings,
+        lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
+    )
     if not ok:
         raise typer.Exit(1)
 
@@ -117,8 +113,4 @@ app.add_typer(commands)
 
 
 def main() -> None:
-    try:
-        app()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from exc
+    run(app)

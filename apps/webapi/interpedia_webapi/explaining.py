@@ -2,21 +2,26 @@
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_clients.autointerp import AsyncAutointerpClient
+from interpedia_clients.autointerp import models as autointerp
 from interpedia_core.errors import NotFound, UpstreamError
 from interpedia_db.models import Explanation, ExplanationScore, User
 from interpedia_webapi import dashboards
-from interpedia_webapi.upstream import AutointerpClient, call
+from interpedia_webapi.upstream import upstream_errors
 
 EXAMPLES = 20
 
 
-def _examples(dashboard: dashboards.Dashboard) -> list[dict[str, list]]:
-    return [{"tokens": a.tokens, "values": a.values} for a in dashboard.activations[:EXAMPLES]]
+def _examples(dashboard: dashboards.Dashboard) -> list[autointerp.NPActivation]:
+    return [
+        autointerp.NPActivation(tokens=a.tokens, values=a.values)
+        for a in dashboard.activations[:EXAMPLES]
+    ]
 
 
 async def generate_explanation(
     session: AsyncSession,
-    client: AutointerpClient,
+    client: AsyncAutointerpClient,
     model_id: str,
     source_id: str,
     index: int,
@@ -28,12 +33,15 @@ async def generate_explanation(
     dashboard = await dashboards.get_dashboard(session, model_id, source_id, index)
     if not dashboard.activations:
         raise NotFound(f"feature {model_id}/{source_id}/{index} has no examples to explain")
-    answer = await call(
-        client, "explain_default", {"activations": _examples(dashboard), "model": explainer_model}
-    )
-    text = (answer or {}).get("explanation") if isinstance(answer, dict) else None
-    if not isinstance(text, str) or not text.strip():
-        raise UpstreamError("the autointerp service returned no explanation")
+    async with upstream_errors(client, session):
+        answer = await client.explain_default(
+            autointerp.ExplainDefaultRequest(
+                activations=_examples(dashboard), model=explainer_model
+            )
+        )
+    text = answer.explanation
+    if not text.strip():
+        raise UpstreamError("the autointerp service returned an empty explanation")
     explanation = Explanation(
         model_id=model_id,
         source_id=source_id,
@@ -50,7 +58,7 @@ async def generate_explanation(
 
 async def score_explanation(
     session: AsyncSession,
-    client: AutointerpClient,
+    client: AsyncAutointerpClient,
     explanation_id: int,
     *,
     scorer_model: str | None,
@@ -61,20 +69,18 @@ async def score_explanation(
     dashboard = await dashboards.get_dashboard(
         session, explanation.model_id, explanation.source_id, explanation.index
     )
-    answer = await call(
-        client,
-        "score_embedding",
-        {"activations": _examples(dashboard), "explanation": explanation.description},
-    )
-    value = answer.get("score") if isinstance(answer, dict) else None
-    if not isinstance(value, int | float):
-        raise UpstreamError("the autointerp service returned no score")
+    async with upstream_errors(client, session):
+        answer = await client.score_embedding(
+            autointerp.ScoreEmbeddingRequest(
+                activations=_examples(dashboard), explanation=explanation.description
+            )
+        )
     score = ExplanationScore(
         explanation_id=explanation.id,
         type_name="embedding",
-        value=float(value),
+        value=answer.score,
         scorer_model=scorer_model,
-        details={"breakdown": answer.get("breakdown")},
+        details={"breakdown": [b.model_dump() for b in answer.breakdown]},
     )
     session.add(score)
     await session.flush()

@@ -11,9 +11,11 @@ from typing import Any, Literal
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_clients.autointerp import AsyncAutointerpClient
+from interpedia_clients.autointerp import models as autointerp
 from interpedia_core.errors import InvalidInput
 from interpedia_db.models import Explanation, Feature, Source, SourceSet
-from interpedia_webapi.upstream import AutointerpClient, call
+from interpedia_webapi.upstream import upstream_errors
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
 RRF_K = 60
@@ -85,7 +87,7 @@ async def _scoped(session: AsyncSession, statement: Any, scope: SearchScope) -> 
 
 async def semantic_ids(
     session: AsyncSession,
-    client: AutointerpClient,
+    client: AsyncAutointerpClient,
     query: str,
     scope: SearchScope,
     limit: int,
@@ -101,23 +103,18 @@ async def semantic_ids(
         source_ids = sorted({s for _, s in pairs} & set(source_ids or {s for _, s in pairs}))
         models = {m for m, _ in pairs}
         model_id = model_id or (models.pop() if len(models) == 1 else None)
-    answer = await call(
-        client,
-        "search_explanations",
-        {
-            "query": query,
-            "mode": "semantic",
-            "model_id": model_id,
-            "source_ids": source_ids,
-            "limit": limit,
-            "offset": offset,
-        },
-    )
-    results = answer.get("results", []) if isinstance(answer, dict) else answer
-    return [
-        (int(r["explanation_id"]), float(r.get("similarity") or r.get("score") or 0.0))
-        for r in results
-    ]
+    async with upstream_errors(client, session):
+        answer = await client.search_explanations(
+            autointerp.SearchExplanationsRequest(
+                query=query,
+                mode=autointerp.Mode.semantic,
+                model_id=model_id,
+                source_ids=source_ids,
+                limit=limit,
+                offset=offset,
+            )
+        )
+    return [(r.explanation_id, r.similarity or r.score) for r in answer.results]
 
 
 def fuse(*rankings: list[tuple[int, float]]) -> list[tuple[int, float]]:
@@ -135,27 +132,27 @@ async def search_explanations(
     scope: SearchScope,
     *,
     mode: SearchMode,
-    autointerp: AutointerpClient | None,
+    autointerp_client: AsyncAutointerpClient | None,
     limit: int = 20,
     offset: int = 0,
 ) -> list[SearchHit]:
     query = query.strip()
     if not query:
         raise InvalidInput("the search query is empty")
-    if mode in ("semantic", "hybrid") and autointerp is None:
+    if mode in ("semantic", "hybrid") and autointerp_client is None:
         if mode == "semantic":
             raise InvalidInput("semantic search needs the autointerp service; use mode=keyword")
         mode = "keyword"
     if mode == "keyword":
         ranked = await keyword_ids(session, query, scope, limit, offset)
     elif mode == "semantic":
-        assert autointerp is not None
-        ranked = await semantic_ids(session, autointerp, query, scope, limit, offset)
+        assert autointerp_client is not None
+        ranked = await semantic_ids(session, autointerp_client, query, scope, limit, offset)
     else:
-        assert autointerp is not None
+        assert autointerp_client is not None
         window = limit + offset
         ranked = fuse(
-            await semantic_ids(session, autointerp, query, scope, window, 0),
+            await semantic_ids(session, autointerp_client, query, scope, window, 0),
             await keyword_ids(session, query, scope, window, 0),
         )[offset : offset + limit]
     if not ranked:

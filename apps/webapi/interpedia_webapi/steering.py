@@ -1,18 +1,27 @@
 """Steering through the inference service, with results cached by normalised input.
 
 Generation is slow and, with a seed, deterministic, so the same request answers
-from `steer_cache` the second time. The key is a SHA-256 of the request with
-keys sorted, so field order does not matter.
+from `steer_cache` the second time. The key is a SHA-256 of the inference request
+with keys sorted, so field order does not matter.
 """
 
 import hashlib
 import json
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_clients.inference import models as inference
 from interpedia_db.models import SteerCache
+
+SteerAnswer = inference.SteerCompletionResponse | inference.SteerCompletionChatResponse
+
+
+def request_json(request: BaseModel) -> dict[str, Any]:
+    """The request as stored and hashed: what changes the answer (not how it is delivered)."""
+    return request.model_dump(mode="json", exclude={"stream"}, exclude_unset=True)
 
 
 def cache_key(kind: str, request: dict[str, Any]) -> str:
@@ -22,13 +31,13 @@ def cache_key(kind: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def cached(session: AsyncSession, key: str) -> dict[str, Any] | None:
+async def cached(session: AsyncSession, key: str) -> dict[str, str] | None:
     row = await session.get(SteerCache, key)
     return None if row is None else row.response
 
 
 async def store(
-    session: AsyncSession, key: str, request: dict[str, Any], response: dict[str, Any]
+    session: AsyncSession, key: str, request: dict[str, Any], response: dict[str, str]
 ) -> None:
     await session.execute(
         pg_insert(SteerCache)
@@ -37,10 +46,10 @@ async def store(
     )
 
 
-def outputs_by_type(answer: dict[str, Any]) -> dict[str, str]:
-    """{"STEERED": text, "DEFAULT": text} from the inference answer's `outputs` list."""
+def outputs_by_type(answer: SteerAnswer) -> dict[str, str]:
+    """{"STEERED": text, "DEFAULT": text} from an inference answer (or one streamed event)."""
     result: dict[str, str] = {}
-    for output in answer.get("outputs", []):
-        kind = str(output.get("type", "")).upper()
-        result[kind] = output.get("output") or output.get("raw") or ""
+    for output in answer.outputs:
+        text = output.output if isinstance(output, inference.SteerCompletionOutput) else output.raw
+        result[str(output.type.value if output.type else "").upper()] = text
     return result

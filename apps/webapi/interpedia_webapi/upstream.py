@@ -1,68 +1,113 @@
-"""The inference and autointerp services, as this app uses them.
+"""The inference and autointerp services, through their generated typed clients.
 
-The generated clients (`interpedia_clients.inference`/`.autointerp`) are used when
-installed; the Protocols below name the few methods this app calls, so tests can
-hand in a small fake (see `deps.get_upstreams`). Requests go out as plain dicts
-with the services' wire names; answers come back as dicts, whatever the client
-returns, so the rest of the app does not depend on generated class names.
+`Upstreams` builds one client per service URL (lazily; closed in the lifespan) and knows
+which models the configured inference services really serve. Callers send the
+services' own request models and read their response models; `upstream_errors`
+turns what a service answered into this app's errors, faithfully:
+
+- 400, 404, 409, 422 and 429 pass on with the service's status and message: the
+  caller's request was wrong, not this server;
+- 401 and 403 mean this server holds the wrong secret for the service: a
+  misconfiguration, so 502 with a message that says which setting to fix;
+- other statuses (5xx, a service still loading), connection failures, timeouts
+  and answers of the wrong shape are 502.
 """
 
-import importlib
+import asyncio
 import logging
-from typing import Any, Protocol
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from pydantic import BaseModel
+import httpx
+import pydantic
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from interpedia_core.errors import InterpediaError, InvalidInput, UpstreamError
+from interpedia_clients import ServiceError
+from interpedia_clients.autointerp import AsyncAutointerpClient
+from interpedia_clients.base import AsyncServiceClient
+from interpedia_clients.inference import AsyncInferenceClient
+from interpedia_core.errors import (
+    Conflict,
+    InterpediaError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    Unprocessable,
+    UpstreamError,
+)
 
 logger = logging.getLogger(__name__)
 
-
-class InferenceClient(Protocol):
-    async def activation_single(self, request: Any) -> Any: ...
-    async def activation_all(self, request: Any) -> Any: ...
-    async def activation_topk_by_token(self, request: Any) -> Any: ...
-    async def activation_source(self, request: Any) -> Any: ...
-    async def steer_completion(self, request: Any) -> Any: ...
-    async def steer_completion_chat(self, request: Any) -> Any: ...
-    async def tokenize(self, request: Any) -> Any: ...
-
-
-class AutointerpClient(Protocol):
-    async def explain_default(self, request: Any) -> Any: ...
-    async def score_embedding(self, request: Any) -> Any: ...
-    async def search_explanations(self, request: Any) -> Any: ...
-
-
-def as_dict(value: Any) -> Any:
-    """A client's answer as plain JSON-like data."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, list):
-        return [as_dict(v) for v in value]
-    return value
+# A service's 4xx that describe the caller's request: passed on with the service's message.
+PASSED_ON: dict[int, type[InterpediaError]] = {
+    400: InvalidInput,
+    404: NotFound,
+    409: Conflict,
+    422: Unprocessable,
+    429: RateLimited,
+}
+SECRET_SETTING = {
+    "inference": "INTERPEDIA_WEBAPI_INFERENCE_SECRET",
+    "autointerp": "INTERPEDIA_WEBAPI_AUTOINTERP_SECRET",
+}
+# Generation can take minutes; a service that does not accept the connection is down.
+TIMEOUT = httpx.Timeout(300.0, connect=5.0)
+CAPABILITIES_TTL_S = 30.0
 
 
-async def call(client: Any, method: str, request: dict[str, Any]) -> Any:
-    """Call one upstream operation; its 4xx become our 400, anything else a 502."""
-    function = getattr(client, method, None)
-    if function is None:
-        raise UpstreamError(f"the {type(client).__name__} has no operation {method}")
+def upstream_error(exc: ServiceError) -> InterpediaError:
+    """This app's error for a service's error answer."""
+    if exc.status_code in PASSED_ON:
+        return PASSED_ON[exc.status_code](exc.detail)
+    if exc.status_code in (401, 403):
+        setting = SECRET_SETTING.get(exc.service, "the service's secret")
+        return UpstreamError(
+            f"the {exc.service} service refused this server's secret ({exc.status_code}): "
+            f"set {setting} to the service's SECRET"
+        )
+    return UpstreamError(f"the {exc.service} service failed ({exc.status_code}): {exc.detail}")
+
+
+@asynccontextmanager
+async def upstream_errors(
+    client: AsyncServiceClient, session: AsyncSession | None = None
+) -> AsyncIterator[None]:
+    """Calls to `client` inside raise this app's errors (see the module docstring).
+
+    With the request's `session`, its transaction ends first (only reads come before a
+    call), so the request holds no pooled database connection while the service works:
+    a few slow generations must not leave cheap reads waiting for the pool.
+    """
+    if session is not None:
+        await session.commit()
     try:
-        return as_dict(await function(request))
-    except InterpediaError:
-        raise
-    except Exception as exc:
-        status = getattr(exc, "status_code", None)
-        detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
-        if isinstance(status, int) and 400 <= status < 500 and status != 401:
-            raise InvalidInput(f"{method}: {detail}") from None
-        logger.warning("upstream %s failed: %r", method, exc)
-        raise UpstreamError(f"{method} failed upstream: {detail}") from None
+        yield
+    except ServiceError as exc:
+        if exc.status_code >= 500:
+            logger.warning("%s answered %d: %s", exc.service, exc.status_code, exc.detail)
+        raise upstream_error(exc) from None
+    except httpx.HTTPError as exc:  # refused, reset, timed out
+        logger.warning("%s unreachable: %r", client.service, exc)
+        raise UpstreamError(
+            f"cannot reach the {client.service} service ({type(exc).__name__})"
+        ) from None
+    except pydantic.ValidationError:
+        logger.warning("%s answered in an unexpected shape", client.service, exc_info=True)
+        raise UpstreamError(
+            f"the {client.service} service answered in an unexpected shape"
+        ) from None
+
+
+@dataclass
+class _Capabilities:
+    expires: float
+    model_names: frozenset[str]  # empty when the service could not be asked
 
 
 class Upstreams:
-    """Builds one client per service URL, lazily; closed in the lifespan."""
+    """One client per service URL, and which models the inference services serve."""
 
     def __init__(
         self,
@@ -77,43 +122,71 @@ class Upstreams:
         self._inference_secret = inference_secret
         self._autointerp_url = autointerp_url
         self._autointerp_secret = autointerp_secret
-        self._clients: dict[str, Any] = {}
+        self._inference: dict[str, AsyncInferenceClient] = {}
+        self._autointerp: AsyncAutointerpClient | None = None
+        self._capabilities: dict[str, _Capabilities] = {}
 
-    def _build(self, module: str, cls: str, url: str, secret: str | None) -> Any:
-        key = f"{module}:{url}"
-        if key not in self._clients:
-            try:
-                client_cls = getattr(importlib.import_module(module), cls)
-            except (ImportError, AttributeError):
-                raise UpstreamError(f"{module}.{cls} is not installed") from None
-            self._clients[key] = client_cls(url, secret=secret)
-        return self._clients[key]
+    def _inference_url(self, model_id: str) -> str | None:
+        return self._inference_urls.get(model_id) or self._default_inference
 
-    def inference(self, model_id: str) -> InferenceClient:
-        url = self._inference_urls.get(model_id) or self._default_inference
+    def inference(self, model_id: str) -> AsyncInferenceClient:
+        url = self._inference_url(model_id)
         if not url:
             raise InvalidInput(f"no inference service is configured for model {model_id}")
-        return self._build(
-            "interpedia_clients.inference", "AsyncInferenceClient", url, self._inference_secret
-        )
+        return self._inference_at(url)
 
-    def autointerp(self) -> AutointerpClient:
+    def _inference_at(self, url: str) -> AsyncInferenceClient:
+        if url not in self._inference:
+            self._inference[url] = AsyncInferenceClient(
+                url, secret=self._inference_secret, timeout=TIMEOUT
+            )
+        return self._inference[url]
+
+    def autointerp(self) -> AsyncAutointerpClient:
         if not self._autointerp_url:
             raise InvalidInput("no autointerp service is configured")
-        return self._build(
-            "interpedia_clients.autointerp",
-            "AsyncAutointerpClient",
-            self._autointerp_url,
-            self._autointerp_secret,
-        )
+        if self._autointerp is None:
+            self._autointerp = AsyncAutointerpClient(
+                self._autointerp_url, secret=self._autointerp_secret, timeout=TIMEOUT
+            )
+        return self._autointerp
 
     @property
     def has_autointerp(self) -> bool:
         return bool(self._autointerp_url)
 
+    async def served(self, model_ids: list[str]) -> list[str]:
+        """The models in `model_ids` that an inference service configured for them serves.
+
+        Each service is asked (`GET /v1/capabilities`) at most every 30 s; one that is down
+        or still loading serves nothing until it answers.
+        """
+        urls = {m: url for m in model_ids if (url := self._inference_url(m))}
+        distinct = sorted(set(urls.values()))
+        names = await asyncio.gather(*(self._model_names(url) for url in distinct))
+        by_url = dict(zip(distinct, names, strict=True))
+        return [m for m in model_ids if m in urls and m in by_url[urls[m]]]
+
+    async def _model_names(self, url: str) -> frozenset[str]:
+        cached = self._capabilities.get(url)
+        if cached is not None and cached.expires > time.monotonic():
+            return cached.model_names
+        client = self._inference_at(url)
+        try:
+            async with upstream_errors(client):
+                capabilities = await client.capabilities()
+            names = frozenset(capabilities.model_names)
+        except InterpediaError as exc:
+            logger.info("inference at %s serves nothing for now: %s", url, exc.message)
+            names = frozenset()
+        self._capabilities[url] = _Capabilities(time.monotonic() + CAPABILITIES_TTL_S, names)
+        return names
+
     async def aclose(self) -> None:
-        for client in self._clients.values():
-            close = getattr(client, "aclose", None)
-            if close is not None:
-                await close()
-        self._clients.clear()
+        clients: list[AsyncServiceClient] = [*self._inference.values()]
+        if self._autointerp is not None:
+            clients.append(self._autointerp)
+        for client in clients:
+            await client.aclose()
+        self._inference.clear()
+        self._autointerp = None

@@ -1,8 +1,18 @@
-"""Shared fixtures of the webapi suite: seeded data, fake upstream services, apps, servers."""
+"""Shared fixtures of the webapi suite: seeded data, the real services, apps and servers.
 
+Two models are seeded. `webapi-test` (an imported export) serves the tests of what the
+web API does on its own: features, lists, keys, imports, keyword search. `smollm2-135m`
+is really served: `real_services` starts the inference service on the packaged model
+with a random SAE at layer 6 (source `6-res-it`), and the autointerp service, as their
+own processes on 127.0.0.1, once per session; `real_api` and `live_server` point the
+web API at them, so those tests show the web API and the services agree.
+"""
+
+import os
+import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,142 +24,38 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from webapi_factories import write_export
 
+from interpedia_testing.servers import ThreadedServer, running_services
+
 MODEL, SOURCE, SOURCE_SET = "webapi-test", "6-res-jb", "res-jb"
 N_FEATURES = 40
 ADMIN_KEY = "admin-key-for-tests-0123456789"
 
-
-class FakeInference:
-    """Answers like the inference service: activation is the token's length, for predictability."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    @staticmethod
-    def _tokens(text: str) -> list[str]:
-        words = text.split(" ")
-        return [words[0]] + [" " + w for w in words[1:]]
-
-    async def activation_single(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("activation_single", request))
-        tokens = self._tokens(request["prompt"])
-        values = [float(len(t.strip())) if "cat" in t else 0.0 for t in tokens]
-        top = max(range(len(values)), key=values.__getitem__)
-        return {
-            "tokens": tokens,
-            "activation": {"values": values, "max_value": values[top], "max_value_index": top},
-        }
-
-    async def activation_all(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("activation_all", request))
-        tokens = self._tokens(request["prompt"])
-        return {
-            "tokens": tokens,
-            "activations": [
-                {
-                    "source": SOURCE,
-                    "index": i,
-                    "values": [float(i)] * len(tokens),
-                    "sum_values": float(i) * len(tokens),
-                    "max_value": float(i),
-                    "max_value_index": 0,
-                }
-                for i in (3, 2, 1)
-            ],
-            "counts": [[1]],
-        }
-
-    async def activation_topk_by_token(self, request: dict[str, Any]) -> dict[str, Any]:
-        tokens = self._tokens(request["prompt"])
-        return {
-            "tokens": tokens,
-            "results": [
-                {
-                    "token_position": i,
-                    "token": t,
-                    "top_features": [{"feature_index": 1, "activation_value": 1.0}],
-                }
-                for i, t in enumerate(tokens)
-            ],
-        }
-
-    async def activation_source(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "results": [
-                {"tokens": self._tokens(p), "activeFeatures": []} for p in request["prompts"]
-            ]
-        }
-
-    def _steer(self, request: dict[str, Any]) -> dict[str, str]:
-        prompt = request["prompt"] if isinstance(request["prompt"], str) else "chat"
-        return {"DEFAULT": prompt + " and the dog slept.", "STEERED": prompt + " cats cats cats."}
-
-    async def steer_completion(self, request: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("steer_completion", request))
-        return {"outputs": [{"type": k, "output": v} for k, v in self._steer(request).items()]}
-
-    async def steer_completion_stream(self, request: dict[str, Any]) -> AsyncIterator[Any]:
-        self.calls.append(("steer_completion_stream", request))
-        full = self._steer(request)
-        for cut in (0.5, 1.0):
-            yield {
-                "outputs": [{"type": k, "output": v[: int(len(v) * cut)]} for k, v in full.items()]
-            }
-
-    async def steer_completion_chat(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"outputs": [{"type": k, "raw": v} for k, v in self._steer(request).items()]}
-
-    async def tokenize(self, request: dict[str, Any]) -> dict[str, Any]:
-        tokens = self._tokens(request["text"])
-        return {
-            "tokens": list(range(len(tokens))),
-            "token_strings": tokens,
-            "prepend_bos": request["prepend_bos"],
-        }
-
-
-class FakeAutointerp:
-    def __init__(self) -> None:
-        self.semantic: list[dict[str, Any]] = []
-
-    async def explain_default(self, request: dict[str, Any]) -> dict[str, Any]:
-        assert request["activations"]
-        return {"explanation": "the word cat"}
-
-    async def score_embedding(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"score": 0.875, "breakdown": []}
-
-    async def search_explanations(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {"results": self.semantic[: request["limit"]]}
-
-
-class FakeUpstreams:
-    def __init__(self) -> None:
-        self.inference_client = FakeInference()
-        self.autointerp_client = FakeAutointerp()
-        self.has_autointerp = True
-
-    def inference(self, model_id: str) -> FakeInference:
-        return self.inference_client
-
-    def autointerp(self) -> FakeAutointerp:
-        return self.autointerp_client
-
-    async def aclose(self) -> None:
-        pass
+SERVED_MODEL, SERVED_SOURCE, SERVED_SET = "smollm2-135m", "6-res-it", "res-it"
+SERVED_D_SAE = 256
+# The database knows a few features more than the served SAE has: asking the inference
+# service for one of those gets its 404, which the web API must pass on.
+SERVED_FEATURES = SERVED_D_SAE + 8
+INFERENCE_SECRET = "inference-secret-for-tests"
+INFERENCE_TOKEN_LIMIT = 128
+INFERENCE_MAX_COMPLETION_TOKENS = 48
 
 
 @pytest.fixture(scope="session")
 async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
-    """One imported export (model `webapi-test`) and an admin and a normal user."""
+    """Two imported exports (`webapi-test`, `smollm2-135m`), an admin and two users."""
     from interpedia_webapi import accounts, feature_import
 
     root = tmp_path_factory.mktemp("webapi-export")
     export = write_export(root, MODEL, SOURCE, n_features=N_FEATURES, embedding_dims=256)
-    async with db_sessionmaker.begin() as session:
-        job = await feature_import.start_import(session, str(export))
-    done = await feature_import.run_import(db_sessionmaker, job.id, work_dir=root / "work")
-    assert done.status == "complete"
+    served_root = tmp_path_factory.mktemp("served-export")
+    served = write_export(
+        served_root, SERVED_MODEL, SERVED_SOURCE, n_features=SERVED_FEATURES, acts_per_feature=1
+    )
+    for location, work in ((export, root / "work"), (served, served_root / "work")):
+        async with db_sessionmaker.begin() as session:
+            job = await feature_import.start_import(session, str(location))
+        done = await feature_import.run_import(db_sessionmaker, job.id, work_dir=work)
+        assert done.status == "complete"
     async with db_sessionmaker.begin() as session:
         await accounts.ensure_bootstrap_admin(session, ADMIN_KEY)
         alice = await accounts.create_user(session, "alice")
@@ -157,6 +63,51 @@ async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
         bob = await accounts.create_user(session, "bob")
         bob_key = (await accounts.issue_key(session, bob)).key
     return {"export": export, "root": root, "alice": alice_key, "bob": bob_key, "admin": ADMIN_KEY}
+
+
+@pytest.fixture(scope="session")
+def real_services(seeded, database_url, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """The inference service (packaged model, a random 256-feature SAE at layer 6, a secret)
+    and the autointerp service (on the test database), as real processes."""
+    from interpedia_runtime.saes import save_random_sae
+
+    root = tmp_path_factory.mktemp("services")
+    sae = save_random_sae(
+        root / "sae", d_in=576, d_sae=SERVED_D_SAE, hook_name="blocks.6.hook_resid_post"
+    )
+    env = {
+        "DATABASE_URL": database_url,
+        "INTERPEDIA_INFERENCE_MODEL_ID": SERVED_MODEL,
+        "INTERPEDIA_INFERENCE_SAE_SOURCES": str(sae),
+        "INTERPEDIA_INFERENCE_SAE_SOURCE_SET": SERVED_SET,
+        "INTERPEDIA_INFERENCE_SECRET": INFERENCE_SECRET,
+        "INTERPEDIA_INFERENCE_TOKEN_LIMIT": str(INFERENCE_TOKEN_LIMIT),
+        "INTERPEDIA_INFERENCE_MAX_COMPLETION_TOKENS": str(INFERENCE_MAX_COMPLETION_TOKENS),
+        "INTERPEDIA_INFERENCE_DEVICE": "cpu",
+        # The test process and other services share a few cores: one thread each keeps
+        # OpenMP threads from spinning against each other (generation slows 10x otherwise).
+        "INTERPEDIA_INFERENCE_TORCH_THREADS": "1",
+    }
+    with running_services(["inference", "autointerp"], env, root / "logs") as urls:
+        yield urls
+
+
+@pytest.fixture(scope="session")
+def locally_embedded(real_services, database_url) -> None:
+    """The served model's explanations embedded with the local model (semantic search)."""
+    env = {**os.environ, "DATABASE_URL": database_url, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [
+            str(Path(sys.executable).parent / "interpedia"),
+            "embed-explanations",
+            "--model",
+            SERVED_MODEL,
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def make_settings(database_url: str | None, tmp: Path, **overrides: Any):
@@ -172,54 +123,55 @@ def make_settings(database_url: str | None, tmp: Path, **overrides: Any):
     return WebapiSettings(**values)
 
 
+def service_settings(urls: dict[str, str]) -> dict[str, Any]:
+    """What points the web API at the real services."""
+    return {
+        "inference_url": urls["inference"],
+        "inference_secret": INFERENCE_SECRET,
+        "autointerp_url": urls["autointerp"],
+    }
+
+
+@asynccontextmanager
+async def in_process(
+    db_sessionmaker, tmp: Path, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """The app in this process on the test's sessionmaker, driven over ASGI."""
+    from interpedia_webapi.app import create_app
+
+    app = create_app(make_settings(None, tmp, import_dir=tmp / "imports", **overrides))
+    app.state.sessionmaker = db_sessionmaker
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", timeout=120
+        ) as client:
+            yield client, app
+        for task in app.state.import_tasks.values():
+            if not task.done():
+                await task
+
+
 @pytest.fixture
 async def api(seeded, db_sessionmaker, tmp_path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    """The app in process on the test's sessionmaker, with fake upstream services."""
+    """The app in process with no other service configured (what the web API does alone)."""
+    async with in_process(db_sessionmaker, tmp_path) as pair:
+        yield pair
+
+
+@pytest.fixture
+async def real_api(
+    seeded, real_services, db_sessionmaker, tmp_path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """The app in process, talking to the real inference and autointerp services."""
+    async with in_process(db_sessionmaker, tmp_path, **service_settings(real_services)) as pair:
+        yield pair
+
+
+def live_app(database_url: str, tmp: Path, **overrides: Any) -> Any:
     from interpedia_webapi.app import create_app
-    from interpedia_webapi.deps import get_upstreams
 
-    app = create_app(make_settings(None, tmp_path, import_dir=tmp_path / "imports"))
-    app.state.sessionmaker = db_sessionmaker
-    app.state.ready = True
-    fakes = FakeUpstreams()
-    app.dependency_overrides[get_upstreams] = lambda: fakes
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client, fakes
-    for task in app.state.import_tasks.values():
-        if not task.done():
-            await task
-
-
-class LiveServer:
-    """Uvicorn in a thread, with its own event loop (and so its own database engine)."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "LiveServer":
-        from interpedia_testing.net import wait_for_http
-
-        self.thread.start()
-        wait_for_http(self.url + "/health", timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
-def live_app(database_url: str, tmp: Path, **overrides: Any) -> tuple[Any, FakeUpstreams]:
-    from interpedia_webapi.app import create_app
-    from interpedia_webapi.deps import get_upstreams
-
-    app = create_app(
+    return create_app(
         make_settings(
             database_url,
             tmp,
@@ -228,17 +180,14 @@ def live_app(database_url: str, tmp: Path, **overrides: Any) -> tuple[Any, FakeU
             **overrides,
         )
     )
-    fakes = FakeUpstreams()
-    app.dependency_overrides[get_upstreams] = lambda: fakes
-    return app, fakes
 
 
 @pytest.fixture(scope="session")
-def live_server(seeded, database_url, tmp_path_factory) -> Iterator[tuple[LiveServer, Any]]:
-    """One real server for the session (browser and client tests)."""
-    from interpedia_testing.net import free_port
-
+def live_server(seeded, real_services, database_url, tmp_path_factory) -> Iterator[ThreadedServer]:
+    """One real web API server for the session, on the real services (browser, clients)."""
     tmp = tmp_path_factory.mktemp("live")
-    app, fakes = live_app(database_url, tmp, import_roots=[str(seeded["root"])])
-    with LiveServer(app, free_port()) as server:
-        yield server, fakes
+    app = live_app(
+        database_url, tmp, import_roots=[str(seeded["root"])], **service_settings(real_services)
+    )
+    with ThreadedServer(app) as server:
+        yield server

@@ -2,7 +2,8 @@
 
 A non-2xx answer raises `ServiceError` carrying the status and the service's
 `detail`, so a caller can pass a 4xx on to its own user and turn anything else
-into a 502.
+into a 502. Answers and stream events are validated into the generated models,
+so callers never handle raw dicts.
 """
 
 import json
@@ -31,6 +32,19 @@ def _body(body: BaseModel | dict[str, Any] | None) -> Any:
     return body
 
 
+def _stream_body(body: BaseModel | dict[str, Any] | None) -> Any:
+    """The body of a streamed call: a request that has a `stream` flag asks for the stream."""
+    payload = _body(body)
+    if isinstance(body, BaseModel) and "stream" in type(body).model_fields:
+        payload["stream"] = True
+    return payload
+
+
+def _headers(secret: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+    """The caller's headers, plus the service's secret when there is one."""
+    return {**(headers or {}), **({"X-SECRET-KEY": secret} if secret else {})}
+
+
 def _raise_for_status(response: httpx.Response, service: str) -> None:
     if response.is_success:
         return
@@ -42,9 +56,13 @@ def _raise_for_status(response: httpx.Response, service: str) -> None:
 
 
 def _parse(response: httpx.Response, response_type: Any) -> Any:
+    return _validate(response.json(), response_type)
+
+
+def _validate(data: Any, response_type: Any) -> Any:
     if response_type is None:
-        return response.json()
-    return TypeAdapter(response_type).validate_python(response.json())
+        return data
+    return TypeAdapter(response_type).validate_python(data)
 
 
 def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
@@ -72,15 +90,15 @@ class ServiceClient:
         base_url: str,
         *,
         secret: str | None = None,
-        timeout: float = 120.0,
+        timeout: float | httpx.Timeout = 120.0,
         headers: dict[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        all_headers = dict(headers or {})
-        if secret:
-            all_headers["X-SECRET-KEY"] = secret
         self._http = httpx.Client(
-            base_url=base_url, headers=all_headers, timeout=timeout, transport=transport
+            base_url=base_url,
+            headers=_headers(secret, headers),
+            timeout=timeout,
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -104,12 +122,15 @@ class ServiceClient:
         _raise_for_status(response, self.service)
         return _parse(response, response_type)
 
-    def _stream(self, method: str, path: str, body: Any = None) -> Iterator[dict[str, Any]]:
-        with self._http.stream(method, path, json=_body(body)) as response:
+    def _stream(
+        self, method: str, path: str, body: Any = None, response_type: Any = None
+    ) -> Iterator[Any]:
+        with self._http.stream(method, path, json=_stream_body(body)) as response:
             if not response.is_success:
                 response.read()
                 _raise_for_status(response, self.service)
-            yield from _sse_events(response.iter_lines())
+            for event in _sse_events(response.iter_lines()):
+                yield _validate(event, response_type)
 
 
 class AsyncServiceClient:
@@ -122,15 +143,15 @@ class AsyncServiceClient:
         base_url: str,
         *,
         secret: str | None = None,
-        timeout: float = 120.0,
+        timeout: float | httpx.Timeout = 120.0,
         headers: dict[str, str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        all_headers = dict(headers or {})
-        if secret:
-            all_headers["X-SECRET-KEY"] = secret
         self._http = httpx.AsyncClient(
-            base_url=base_url, headers=all_headers, timeout=timeout, transport=transport
+            base_url=base_url,
+            headers=_headers(secret, headers),
+            timeout=timeout,
+            transport=transport,
         )
 
     async def aclose(self) -> None:
@@ -155,9 +176,10 @@ class AsyncServiceClient:
         return _parse(response, response_type)
 
     async def _stream(
-        self, method: str, path: str, body: Any = None
-    ) -> AsyncIterator[dict[str, Any]]:
-        async with self._http.stream(method, path, json=_body(body)) as response:
+        self, method: str, path: str, body: Any = None, response_type: Any = None
+    ) -> AsyncIterator[Any]:
+        """Each event as soon as its blank line arrives (not when the stream ends)."""
+        async with self._http.stream(method, path, json=_stream_body(body)) as response:
             if not response.is_success:
                 await response.aread()
                 _raise_for_status(response, self.service)
@@ -166,10 +188,10 @@ class AsyncServiceClient:
                 buffer.append(line)
                 if not line.strip():
                     for event in _sse_events(iter(buffer)):
-                        yield event
+                        yield _validate(event, response_type)
                     buffer = []
             for event in _sse_events(iter(buffer)):
-                yield event
+                yield _validate(event, response_type)
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:

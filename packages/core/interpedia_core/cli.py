@@ -7,7 +7,8 @@ one without a name has its commands merged at the top (`interpedia train`).
 This keeps the CLI one command while apps stay independent of each other.
 """
 
-import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 
 import typer
@@ -27,14 +28,27 @@ def _mount_plugins() -> None:
         app.add_typer(entry.load())
 
 
-def main() -> None:
-    """Entry point: mount every installed command, run it, and turn domain errors into one line."""
-    _mount_plugins()
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A domain error ends the command with its message on one red line and exit status 2
+    (its traceback says nothing the message does not)."""
     try:
-        app()
+        yield
     except InterpediaError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        raise SystemExit(2) from None
+
+
+def run(command: Callable[[], object]) -> None:
+    """Run a command line app (`interpedia`, or a service's own) with `one_line_errors`."""
+    with one_line_errors():
+        command()
+
+
+def main() -> None:
+    """Entry point: mount every installed command and run it."""
+    _mount_plugins()
+    run(app)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ import asyncio
 import errno
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -69,17 +71,36 @@ def ensure_migrated(url: str, *, apply: bool) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Database:
+    url: str  # plain postgresql:// URL
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def open_database(settings: CommonSettings) -> AsyncIterator[Database]:
+    """The configured database for one scope: a service's lifespan or a command.
+
+    Resolved off the event loop (it may start the embedded server or migrate it); the
+    engine's connections are closed when the scope ends.
+    """
+    url = await asyncio.to_thread(resolve_database_url, settings)
+    engine = create_engine(url)
+    try:
+        yield Database(url, engine, create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
 def run_in_database(
     settings: CommonSettings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
 ) -> T:
     """Run `work(sessionmaker)` on the configured database, for commands outside a server."""
 
     async def scope() -> T:
-        engine = create_engine(await asyncio.to_thread(resolve_database_url, settings))
-        try:
-            return await work(create_sessionmaker(engine))
-        finally:
-            await engine.dispose()
+        async with open_database(settings) as database:
+            return await work(database.sessionmaker)
 
     return asyncio.run(scope())
 

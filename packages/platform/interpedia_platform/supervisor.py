@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import httpx
 import psycopg
 import typer
 
-from interpedia_core.errors import ConfigurationError, InterpediaError
+from interpedia_core.errors import ConfigurationError
 from interpedia_core.serving import check_port_free
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
@@ -40,13 +40,14 @@ class ServiceSpec:
     port_variable: str | None = None
     default_port: int | None = None
 
-    def port(self) -> int | None:
+    def port(self, env: Mapping[str, str] | None = None) -> int | None:
+        """The port the service gets from `env` (default: this process's environment)."""
         if self.port_variable is None:
             return None
-        return int(os.environ.get(self.port_variable, self.default_port))
+        return int((os.environ if env is None else env).get(self.port_variable, self.default_port))
 
-    def url(self) -> str | None:
-        port = self.port()
+    def url(self, env: Mapping[str, str] | None = None) -> str | None:
+        port = self.port(env)
         return f"http://127.0.0.1:{port}" if port else None
 
 
@@ -79,14 +80,18 @@ def platform_services() -> list[ServiceSpec]:
     ]
 
 
-def service_urls_env(services: list[ServiceSpec]) -> dict[str, str]:
-    """Where each service finds the others, unless the environment says otherwise."""
-    urls = {s.name: s.url() for s in services if s.url()}
+def service_urls_env(
+    services: list[ServiceSpec], env: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Where each service finds the others, unless the environment (`env`, default this
+    process's) says otherwise."""
+    env = os.environ if env is None else env
+    urls = {s.name: s.url(env) for s in services if s.url(env)}
     defaults = {
         "INTERPEDIA_WEBAPI_INFERENCE_URL": urls.get("inference"),
         "INTERPEDIA_WEBAPI_AUTOINTERP_URL": urls.get("autointerp"),
     }
-    return {k: v for k, v in defaults.items() if v and k not in os.environ}
+    return {k: v for k, v in defaults.items() if v and k not in env}
 
 
 def _die_with_parent() -> None:
@@ -109,7 +114,7 @@ class Supervisor:
         # for someone else's service: refuse before starting anything.
         for spec in self.services:
             if spec.port_variable is not None:
-                check_port_free("127.0.0.1", int(spec.port()), spec.port_variable)
+                check_port_free("127.0.0.1", int(spec.port(self.env)), spec.port_variable)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for spec in self.services:
             log = open(self.log_dir / f"{spec.name}.log", "ab")  # noqa: SIM115 - child owns it
@@ -123,14 +128,14 @@ class Supervisor:
             )
 
     def wait_healthy(self, timeout: float) -> None:
-        pending = {s.name: s for s in self.services if s.url()}
+        pending = {s.name: s.url(self.env) for s in self.services if s.url(self.env)}
         deadline = time.monotonic() + timeout
         while pending:
-            for name, spec in list(pending.items()):
+            for name, url in list(pending.items()):
                 self._check_alive(name)
                 try:
-                    if httpx.get(f"{spec.url()}/health", timeout=1).status_code == 200:
-                        self.echo(f"  {name:<11} ready  {spec.url()}")
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        self.echo(f"  {name:<11} ready  {url}")
                         del pending[name]
                 except httpx.HTTPError:
                     pass
@@ -243,11 +248,7 @@ def run_platform(
 
 
 def _run(before_services: Callable[[str], dict[str, str]] | None) -> None:
-    try:
-        run_platform(before_services)
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    run_platform(before_services)  # `interpedia` turns a domain error into one line
 
 
 @cli.command()

@@ -13,6 +13,7 @@ when such a folder exists, else as a Hugging Face hub id (online only).
 """
 
 import copy
+import itertools
 import logging
 import re
 from dataclasses import dataclass, field
@@ -233,8 +234,11 @@ def wrap_hf_model(
     from transformer_lens.model_bridge import TransformerBridge
 
     hf_model.eval()
-    # The bridge rewires the modules it wraps in place: keep an untouched copy for generation.
-    plain = copy.deepcopy(hf_model)
+    # The bridge rewires the modules it wraps in place: keep an untouched module tree for
+    # generation. Only the modules are copied; the memo hands every parameter and buffer
+    # back as itself, so both views share one set of weights (no second copy in memory).
+    shared = {id(t): t for t in itertools.chain(hf_model.parameters(), hf_model.buffers())}
+    plain = copy.deepcopy(hf_model, memo=shared)
     plain.eval()
     bridge = TransformerBridge.boot_transformers(
         hf_id, hf_model=hf_model, tokenizer=tokenizer, device=device, dtype=dtype

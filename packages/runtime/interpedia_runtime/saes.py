@@ -106,20 +106,25 @@ class LoadedSae:
             )
 
 
+def _hook_and_layer(cfg: dict[str, Any], where: str) -> tuple[str, int]:
+    """A SAELens config's hook and the block it reads (`hook_layer` when the name has none)."""
+    metadata = cfg.get("metadata") or {}
+    hook_name = metadata.get("hook_name") or cfg.get("hook_name")
+    if not hook_name:
+        raise ConfigurationError(f"{where} names no hook_name")
+    layer = layer_of_hook(hook_name)
+    if layer is None:  # hook_embed and the like: before the first block
+        layer = int(metadata.get("hook_layer") or cfg.get("hook_layer") or 0)
+    return hook_name, layer
+
+
 def read_folder_spec(path: str | Path, source_set: str) -> SaeSpec:
     """A SAELens folder's spec from its `cfg.json`, without loading weights."""
     folder = Path(path)
     cfg_path = folder / "cfg.json"
     if not cfg_path.is_file():
         raise ConfigurationError(f"{folder} is not a SAELens folder (no cfg.json)")
-    cfg = json.loads(cfg_path.read_text())
-    metadata = cfg.get("metadata") or {}
-    hook_name = metadata.get("hook_name") or cfg.get("hook_name")
-    if not hook_name:
-        raise ConfigurationError(f"{cfg_path} names no hook_name")
-    layer = layer_of_hook(hook_name)
-    if layer is None:
-        layer = int(metadata.get("hook_layer") or cfg.get("hook_layer") or 0)
+    hook_name, layer = _hook_and_layer(json.loads(cfg_path.read_text()), str(cfg_path))
     return SaeSpec(
         source_id=f"{layer}-{source_set}",
         source_set=source_set,
@@ -130,7 +135,7 @@ def read_folder_spec(path: str | Path, source_set: str) -> SaeSpec:
 
 
 def parse_source(entry: str, source_set: str) -> SaeSpec:
-    """One configured source: a SAELens folder path, or `release:sae_id` (online)."""
+    """One configured source: a SAELens folder path, or `release:sae_id`."""
     if Path(entry).is_dir():
         return read_folder_spec(entry, source_set)
     if ":" in entry:
@@ -140,36 +145,52 @@ def parse_source(entry: str, source_set: str) -> SaeSpec:
 
 
 def _release_spec(release: str, sae_id: str, source_set: str) -> SaeSpec:
-    """Resolve a SAELens release entry's hook from SAELens' bundled directory (no download)."""
+    """A SAELens release entry's spec from its config alone (no weights are read).
+
+    `release` is a release of SAELens' directory or, as SAELens allows, a Hugging Face repo
+    id whose folders are SAELens SAEs. The config says the hook, hence the layer, whatever
+    the SAE id looks like (`layer_5/width_16k/canonical`); SAELens reads it from the Hugging
+    Face cache, so an offline machine resolves whatever is cached. The source id is
+    Neuronpedia's when the release names one, else `{layer}-{source_set}`.
+    """
+    from huggingface_hub.errors import HfHubHTTPError
+    from sae_lens.loading.pretrained_sae_loaders import load_sae_config_from_huggingface
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
 
-    directory = get_pretrained_saes_directory()
-    if release not in directory:
-        raise ConfigurationError(f"unknown SAELens release {release!r}")
-    entry = directory[release]
-    if sae_id not in entry.saes_map:
+    entry = get_pretrained_saes_directory().get(release)
+    if entry is None and "/" not in release:
+        raise ConfigurationError(
+            f"unknown SAELens release {release!r}: neither in SAELens' directory "
+            "nor a Hugging Face repo id"
+        )
+    if entry is not None and sae_id not in entry.saes_map:
         raise ConfigurationError(f"release {release!r} has no SAE {sae_id!r}")
-    neuronpedia_id = (getattr(entry, "neuronpedia_id", None) or {}).get(sae_id)
-    hook_name = _guess_hook_from_sae_id(sae_id)
-    layer = layer_of_hook(hook_name) if hook_name else None
+    try:
+        cfg = load_sae_config_from_huggingface(release, sae_id)
+    except (OSError, ValueError, KeyError, HfHubHTTPError) as exc:
+        raise ConfigurationError(
+            f"cannot read the config of SAE {release}:{sae_id} ({type(exc).__name__}); "
+            "offline, it must be in the Hugging Face cache"
+        ) from None
+    hook_name, layer = _hook_and_layer(cfg, f"{release}:{sae_id}")
+    metadata = cfg.get("metadata") or {}
+    neuronpedia_id = metadata.get("neuronpedia_id") or cfg.get("neuronpedia_id")
     if neuronpedia_id and "/" in neuronpedia_id:
         source_id = neuronpedia_id.split("/", 1)[1]
     else:
-        source_id = f"{layer if layer is not None else 0}-{source_set}"
+        source_id = f"{layer}-{source_set}"
     return SaeSpec(
         source_id=source_id,
         source_set=source_set,
-        hook_name=hook_name or "",
-        layer=layer or 0,
+        hook_name=hook_name,
+        layer=layer,
         release=release,
         sae_id=sae_id,
     )
 
 
-def _guess_hook_from_sae_id(sae_id: str) -> str | None:
-    # Most releases name SAEs after their hook (`blocks.8.hook_resid_pre`); others are
-    # resolved when loaded (the SAE's own metadata then wins, see SaeRegistry._load).
-    return sae_id if sae_id.startswith("blocks.") else None
+def _origin(spec: SaeSpec) -> str:
+    return spec.path or f"{spec.release}:{spec.sae_id}"
 
 
 class SaeRegistry:
@@ -180,12 +201,16 @@ class SaeRegistry:
         self.max_loaded_saes = max(1, max_loaded_saes)
         self.specs: dict[str, SaeSpec] = {}
         self._loaded: OrderedDict[str, LoadedSae] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards the cache, never held during a load
+        self._loading: dict[str, threading.Lock] = {}  # one per source being loaded
 
     # -- configuration ------------------------------------------------------------
     def add(self, spec: SaeSpec) -> SaeSpec:
         if spec.source_id in self.specs:
-            raise ConfigurationError(f"two SAE sources are both named {spec.source_id}")
+            raise ConfigurationError(
+                f"two SAE sources are both named {spec.source_id} ({_origin(spec)} and "
+                f"{_origin(self.specs[spec.source_id])}): one source set holds one SAE per layer"
+            )
         if not spec.neurons and not 0 <= spec.layer < self.model.n_layers:
             raise ConfigurationError(
                 f"source {spec.source_id} reads layer {spec.layer}; "
@@ -228,18 +253,40 @@ class SaeRegistry:
         raise NotFound(f"unknown source {source_id!r}")
 
     # -- loading ------------------------------------------------------------------
-    def get(self, source_id: str) -> LoadedSae:
-        """The loaded source, loading it (and evicting the least recently used) if needed."""
-        spec = self.spec(source_id)
+    def loaded(self, source_id: str) -> LoadedSae | None:
+        """The source if it is loaded (marking it recently used), else None; never loads."""
+        self.spec(source_id)  # NotFound for an unknown source
         with self._lock:
             if source_id in self._loaded:
                 self._loaded.move_to_end(source_id)
                 return self._loaded[source_id]
+        return None
+
+    def get(self, source_id: str) -> LoadedSae:
+        """The loaded source, loading it (and evicting the least recently used) if needed.
+
+        Slow on a miss (reads weights): async callers run it in a thread. Concurrent
+        misses of one source load it once (the others wait for that load); the registry
+        lock is held only to read and update the cache, so hits on other sources never
+        wait for a load.
+        """
+        spec = self.spec(source_id)
+        if (hit := self.loaded(source_id)) is not None:
+            return hit
+        with self._lock:
+            loading = self._loading.setdefault(source_id, threading.Lock())
+        with loading:
+            if (hit := self.loaded(source_id)) is not None:  # loaded while we waited
+                return hit
             loaded = self._load(spec)
-            self._loaded[source_id] = loaded
-            while len(self._loaded) > self.max_loaded_saes:
-                evicted, _ = self._loaded.popitem(last=False)
-                logger.info("evicted SAE %s (max_loaded_saes=%d)", evicted, self.max_loaded_saes)
+            with self._lock:
+                self._loaded[source_id] = loaded
+                self._loading.pop(source_id, None)
+                while len(self._loaded) > self.max_loaded_saes:
+                    evicted, _ = self._loaded.popitem(last=False)
+                    logger.info(
+                        "evicted SAE %s (max_loaded_saes=%d)", evicted, self.max_loaded_saes
+                    )
             return loaded
 
     def loaded_ids(self) -> list[str]:
@@ -266,7 +313,8 @@ class SaeRegistry:
         hook_name = sae.cfg.metadata.hook_name or spec.hook_name
         if hook_name != spec.hook_name:
             spec = SaeSpec(**{**spec.__dict__, "hook_name": hook_name})
-            self.specs[spec.source_id] = spec
+            with self._lock:
+                self.specs[spec.source_id] = spec
         if hook_name not in model.bridge.hook_dict:
             raise ConfigurationError(
                 f"source {spec.source_id} reads hook {hook_name!r}, "

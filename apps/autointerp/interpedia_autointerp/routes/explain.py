@@ -9,6 +9,7 @@ from interpedia_autointerp import storage
 from interpedia_autointerp.deps import (
     EmbeddersDep,
     LLMDep,
+    OpenAIClientsDep,
     SessionDep,
     SettingsDep,
     request_llm,
@@ -47,10 +48,10 @@ async def _explain(
 
 @router.post("/default", response_model=ExplainDefaultResponse)
 async def explain_default(
-    body: ExplainDefaultRequest, llm: LLMDep, settings: SettingsDep
+    body: ExplainDefaultRequest, llm: LLMDep, settings: SettingsDep, clients: OpenAIClientsDep
 ) -> ExplainDefaultResponse:
     """Neuronpedia's explainer: the LLM when there is one, else the offline explainer."""
-    client = request_llm(llm, settings, body.openrouter_key, body.model)
+    client = request_llm(llm, settings, clients, body.openrouter_key, body.model)
     result = await _explain("auto", client, to_records(body.activations))
     return ExplainDefaultResponse(explanation=result.description)
 

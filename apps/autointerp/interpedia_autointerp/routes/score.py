@@ -8,6 +8,7 @@ from interpedia_autointerp import scoring, storage
 from interpedia_autointerp.deps import (
     EmbeddersDep,
     LLMDep,
+    OpenAIClientsDep,
     SessionDep,
     SettingsDep,
     request_llm,
@@ -55,10 +56,13 @@ async def score_embedding(
 
 @router.post("/fuzz-detection", response_model=ScoreFuzzDetectionResponse)
 async def score_fuzz_detection(
-    body: ScoreFuzzDetectionRequest, llm: LLMDep, settings: SettingsDep
+    body: ScoreFuzzDetectionRequest,
+    llm: LLMDep,
+    settings: SettingsDep,
+    clients: OpenAIClientsDep,
 ) -> ScoreFuzzDetectionResponse:
     """Neuronpedia's LLM-judge scorers: balanced accuracy of detection or fuzzing."""
-    client = require_llm(request_llm(llm, settings, body.openrouter_key, body.model))
+    client = require_llm(request_llm(llm, settings, clients, body.openrouter_key, body.model))
     scorer = scoring.fuzzing_score if body.type == "FUZZ" else scoring.detection_score
     result = await scorer(client, body.explanation, to_records(body.activations))
     return ScoreFuzzDetectionResponse(

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interpedia_autointerp import batch, jobs
 from interpedia_autointerp.app import create_app
-from interpedia_autointerp.explain import OFFLINE_TYPE_NAME
+from interpedia_autointerp.explain import LLM_TYPE_NAME, OFFLINE_TYPE_NAME
+from interpedia_autointerp.llm import LLMClient, LLMConfig
 from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_core.errors import InvalidInput, UpstreamError
 from interpedia_core.settings import CommonSettings
@@ -66,7 +67,6 @@ async def test_explain_source_is_resumable(
         OFFLINE_TYPE_NAME,
         embedder=local_embedder,
         concurrency=1,
-        attempts=1,
         progress=record,
     )
     # feature 4 has no activations: not tried, and not a failure
@@ -99,17 +99,27 @@ async def test_explain_source_is_resumable(
     assert await _count(db_sessionmaker, embedded) == 4
 
 
-async def test_retries_with_backoff(source_with_features) -> None:
-    attempts: list[int] = []
-
-    async def flaky() -> str:
-        attempts.append(1)
-        if len(attempts) < 3:
-            raise UpstreamError("timeout")
-        return "ok"
-
-    assert await batch.with_retries(flaky, attempts=3, base_delay=0.01) == "ok"
-    assert len(attempts) == 3
+async def test_one_layer_retries_a_failing_llm(source_with_features, db_sessionmaker, fake_llm):
+    """The SDK retries (here twice); the batch and the job add no attempts of their own: a
+    failing feature costs 3 calls, not 3 (SDK) x 3 (batch) x 3 (job) = 27."""
+    fake_llm.status = 500
+    llm = LLMClient(LLMConfig(model="judge", base_url=fake_llm.url, max_retries=2))
+    try:
+        result = await batch.explain_source(
+            db_sessionmaker,
+            MODEL,
+            "1-res-x",
+            batch.llm_explainer(llm),
+            LLM_TYPE_NAME,
+            concurrency=3,
+        )
+    finally:
+        await llm.close()
+    assert set(result.failed) == {0, 1, 2} and result.done == 0
+    assert "answered 500" in result.failed[0]
+    assert len(fake_llm.requests) == 3 * 3  # three features, 1 + 2 SDK retries each
+    for name in ("explain_source", "score_source", "embed_explanations"):
+        assert jobs.blueprint.tasks[name].retry_strategy is None, name
 
 
 async def test_score_and_reembed_source(

@@ -1,5 +1,6 @@
 """The HTTP service without a database: Neuronpedia's paths, the richer ones, error answers."""
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,14 +35,53 @@ def llm_client(embedders: EmbedderRegistry, fake_llm, wait_ready) -> Iterator[Te
         yield client
 
 
-def test_health_is_503_until_loaded() -> None:
+def test_health_is_503_until_loaded(embedders: EmbedderRegistry, monkeypatch, wait_ready) -> None:
+    loaded = threading.Event()
+
+    def slow_embedders(*args: object) -> EmbedderRegistry:  # a model still being read
+        loaded.wait(timeout=30)
+        return embedders
+
+    monkeypatch.setattr("interpedia_autointerp.app.build_embedders", slow_embedders)
     app = create_app(AutointerpSettings(database_enabled=False))
-    with TestClient(app) as client:  # lifespan not yet done loading the model
+    with TestClient(app) as client:
         first = client.get("/health")
-        assert first.status_code in (200, 503)
-        if first.status_code == 503:
-            assert first.json() == {"status": "loading"}
-            assert client.post("/v1/embed", json={"texts": ["x"]}).status_code == 503
+        assert first.status_code == 503 and first.json() == {"status": "loading"}
+        embed = client.post("/v1/embed", json={"texts": ["x"]})
+        assert embed.status_code == 503 and "retry" in embed.json()["detail"]
+        loaded.set()
+        wait_ready(client)
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.post("/v1/embed", json={"texts": ["x"]}).status_code == 200
+
+
+def test_keyed_requests_share_one_client_per_api_root_closed_at_shutdown(
+    embedders: EmbedderRegistry, fake_llm, cat_records, wait_ready
+) -> None:
+    """Neuronpedia's paths bring an OpenRouter key per request: each is sent with its own
+    key through the one client of that API root, which the service closes when it stops."""
+    fake_llm.reply = lambda messages: "Explanation: cats"
+    settings = AutointerpSettings(
+        database_enabled=False, openrouter_base_url=fake_llm.url, llm_max_retries=0
+    )
+    app = create_app(settings, embedders=embedders)
+    with TestClient(app) as client:
+        wait_ready(client)
+        for key in ("key-one", "key-two", "key-one"):
+            response = client.post(
+                "/v1/explain/default",
+                json={
+                    "activations": _activations(cat_records),
+                    "openrouter_key": key,
+                    "model": "m",
+                },
+            )
+            assert response.status_code == 200, response.text
+        clients = app.state.openai_clients
+        assert clients.roots() == [fake_llm.url]
+        (shared,) = clients._clients.values()
+    assert fake_llm.authorizations == ["Bearer key-one", "Bearer key-two", "Bearer key-one"]
+    assert shared.is_closed()
 
 
 def test_explain_default_offline(offline_client: TestClient, cat_records, other_records) -> None:

@@ -1,6 +1,6 @@
 """POST /v1/steer/completion and /v1/steer/completion-chat (JSON or server-sent events)."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 import torch
@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from interpedia_core.sse import MEDIA_TYPE, event_stream
 from interpedia_inference import completions
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.engine import Engine
@@ -28,13 +29,13 @@ def _sse_doc(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
                 "JSON, or with `stream: true` server-sent events: one `data: <json>` message "
                 f"per generated token, each a full {model.__name__} with the text so far."
             ),
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
         }
     }
 
 
 async def _respond(
-    events: AsyncIterator[Any], build: Callable[..., BaseModel], stream: bool
+    events: AsyncGenerator[Any, None], build: Callable[..., BaseModel], stream: bool
 ) -> BaseModel | StreamingResponse:
     if not stream:
         last: Any = None
@@ -44,16 +45,16 @@ async def _respond(
     # Start the generation before answering so bad input still gets a JSON error status.
     first = await anext(events, None)
 
-    async def sse() -> AsyncIterator[str]:
+    async def answers() -> AsyncGenerator[BaseModel, None]:
         try:
             if first is not None:
-                yield f"data: {build(*first).model_dump_json(exclude_none=True)}\n\n"
+                yield build(*first)
             async for item in events:
-                yield f"data: {build(*item).model_dump_json(exclude_none=True)}\n\n"
+                yield build(*item)
         finally:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
 
-    return StreamingResponse(sse(), media_type="text/event-stream")
+    return event_stream(answers())
 
 
 @router.post(
@@ -67,7 +68,7 @@ async def steer_completion(body: SteerCompletionRequest, engine: EngineDep) -> A
     engine.check_model(body.model)
     engine.check_completion_tokens(body.n_completion_tokens)
     types = completions.dedupe_types(body.types)
-    targets = completions.resolve_targets(engine, body)
+    targets = await completions.resolve_targets(engine, body)
     prompt_ids = engine.tokenize(body.prompt)
     events = completions.completion_events(engine, prompt_ids, body, targets, types)
 
@@ -90,7 +91,7 @@ async def steer_completion_chat(body: SteerCompletionChatRequest, engine: Engine
     engine.check_model(body.model)
     engine.check_completion_tokens(body.n_completion_tokens)
     types = completions.dedupe_types(body.types)
-    targets = completions.resolve_targets(engine, body)
+    targets = await completions.resolve_targets(engine, body)
     prompt_text, prompt_ids = completions.chat_prompt(engine, body.prompt)
     positions = None if body.steer_special_tokens else _content_positions(engine, prompt_ids)
     events = completions.completion_events(engine, prompt_ids, body, targets, types, positions)

@@ -23,7 +23,7 @@ MAX_COSSIM_RESULTS = 128
 async def util_sae_vector(body: UtilSaeVectorRequest, engine: EngineDep) -> UtilSaeVectorResponse:
     """A feature's decoder direction and the hook it lives at."""
     engine.check_model(body.model)
-    sae = engine.sae(body.source)
+    sae = await engine.sae(body.source)
     vector = sae.decoder_vector(body.index)
     return UtilSaeVectorResponse(vector=vector.float().cpu().tolist(), hookName=sae.hook_name)
 
@@ -38,12 +38,13 @@ async def util_sae_topk_by_decoder_cossim(
 ) -> UtilSaeTopkByDecoderCossimResponse:
     """The source's features whose decoder rows are most cosine-similar to a feature or vector."""
     engine.check_model(body.model)
-    sae = engine.sae(body.source)
+    sae = await engine.sae(body.source)
     if (body.feature is None) == (body.vector is None):
         raise InvalidInput("give exactly one of feature or vector")
     if body.feature is not None:
         engine.check_model(body.feature.model)
-        query = engine.sae(body.feature.source).decoder_vector(body.feature.index).float().cpu()
+        query = (await engine.sae(body.feature.source)).decoder_vector(body.feature.index)
+        query = query.float().cpu()
         if query.numel() != sae.d_in:
             raise InvalidInput(
                 f"feature has d={query.numel()}; source {sae.source_id} has {sae.d_in}"

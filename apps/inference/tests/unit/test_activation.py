@@ -19,7 +19,7 @@ def _engine(app: FastAPI) -> Engine:
 
 def _direct(engine: Engine, prompt: str, source: str) -> torch.Tensor:
     """[seq, d_sae] computed without the batcher."""
-    sae = engine.sae(source)
+    sae = engine.registry.get(source)
     tokens = torch.tensor([engine.tokenize(prompt)])
     acts = engine.model.run_hooks(tokens, [sae.hook_name])[sae.hook_name]
     return sae.encode(acts)[0]
@@ -235,7 +235,7 @@ async def test_tokenize_and_util(tiny_app: tuple[FastAPI, httpx.AsyncClient]) ->
     )
     assert r.status_code == 200, r.text
     assert r.json()["hookName"] == "blocks.1.hook_resid_post"
-    w_dec = engine.sae("1-res-test").W_dec
+    w_dec = engine.registry.get("1-res-test").W_dec
     assert torch.allclose(torch.tensor(r.json()["vector"]), w_dec[7])
 
     r = await client.post(

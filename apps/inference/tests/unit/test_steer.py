@@ -161,7 +161,7 @@ async def test_large_strength_raises_top_logit_lens_tokens(
     app, client = tiny_app
     engine = _engine(app)
     index = 11
-    direction = engine.sae("1-res-test").decoder_vector(index)
+    direction = engine.registry.get("1-res-test").decoder_vector(index)
     top_tokens = (direction @ engine.model.unembed).topk(5).indices.tolist()  # logit lens
     r = await client.post(
         "/v1/steer/completion",

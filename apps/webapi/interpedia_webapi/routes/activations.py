@@ -1,9 +1,8 @@
 """Activations of custom text: one feature (`/activation/new`) or a whole source."""
 
-from typing import Any
-
 from fastapi import APIRouter
 
+from interpedia_clients.inference import models as inference
 from interpedia_core.errors import UpstreamError
 from interpedia_webapi import catalog, dashboards
 from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
@@ -15,23 +14,20 @@ from interpedia_webapi.schemas import (
     ActivationSourceResponse,
     parse_index,
 )
-from interpedia_webapi.upstream import call
+from interpedia_webapi.upstream import upstream_errors
 
 router = APIRouter(tags=["activations"], dependencies=[RateLimitDep])
 
 
-def _to_response(answer: dict[str, Any]) -> ActivationNewResponse:
-    activation = answer.get("activation") or {}
-    values = [float(v) for v in activation.get("values", [])]
-    tokens = [str(t) for t in answer.get("tokens", [])]
-    if len(values) != len(tokens):
+def _to_response(answer: inference.ActivationSingleResponse) -> ActivationNewResponse:
+    values = answer.activation.values
+    if len(values) != len(answer.tokens):
         raise UpstreamError("the inference service sent tokens and values of different lengths")
-    top = max(range(len(values)), key=values.__getitem__) if values else 0
     return ActivationNewResponse(
-        tokens=tokens,
+        tokens=answer.tokens,
         values=values,
         maxValue=max(values, default=0.0),
-        maxValueTokenIndex=int(activation.get("max_value_index", top)),
+        maxValueTokenIndex=answer.activation.max_value_index,
         minValue=min(values, default=0.0),
     )
 
@@ -46,16 +42,13 @@ async def activation_new(
     index = parse_index(key.index)
     await dashboards.get_dashboard(session, key.modelId, key.layer, index)  # 404 if unknown
     client = upstreams.inference(key.modelId)
-    results = [
-        _to_response(
-            await call(
-                client,
-                "activation_single",
-                {"prompt": text, "model": key.modelId, "source": key.layer, "index": str(index)},
+    async with upstream_errors(client, session):
+        answer = await client.activation_single_batch(
+            inference.ActivationSingleBatchRequest(
+                prompts=texts, model=key.modelId, source=key.layer, index=index
             )
         )
-        for text in texts
-    ]
+    results = [_to_response(result) for result in answer.results]
     return results[0] if isinstance(body.customText, str) else results
 
 
@@ -69,9 +62,11 @@ async def activation_source(
     """Every active feature of one source on each token of custom text."""
     texts = check_texts(settings, body.customText)
     await catalog.get_source(session, body.modelId, body.source)
-    answer = await call(
-        upstreams.inference(body.modelId),
-        "activation_source",
-        {"prompts": texts, "model": body.modelId, "source": body.source},
+    client = upstreams.inference(body.modelId)
+    async with upstream_errors(client, session):
+        answer = await client.activation_source(
+            inference.ActivationSourceRequest(prompts=texts, model=body.modelId, source=body.source)
+        )
+    return ActivationSourceResponse(
+        results=[result.model_dump(by_alias=True) for result in answer.results]
     )
-    return ActivationSourceResponse(results=answer.get("results", []))

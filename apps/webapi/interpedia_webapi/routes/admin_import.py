@@ -1,14 +1,15 @@
 """The admin import: list what can be imported, start/resume, verify, follow progress (SSE)."""
 
 import asyncio
-import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from interpedia_core.errors import InvalidInput
+from interpedia_core.sse import event_stream
 from interpedia_db.models import ImportFile, ImportJob
 from interpedia_formats.locations import LocationError, discover_sources
 from interpedia_webapi import feature_import, import_runner
@@ -154,19 +155,18 @@ async def imports_events(
     await feature_import.get_progress(session, import_id)  # 404 before the stream starts
     sessionmaker = request.app.state.sessionmaker
 
-    async def events() -> AsyncIterator[str]:
+    async def events() -> AsyncGenerator[dict[str, Any], None]:
         last = None
         while True:
             async with sessionmaker() as own:
                 progress = await feature_import.get_progress(own, import_id)
-            data = json.dumps(progress.__dict__)
-            if data != last:
-                yield f"data: {data}\n\n"
-                last = data
+            if progress.__dict__ != last:
+                yield progress.__dict__
+                last = progress.__dict__
             if progress.status not in ("running", "listed"):
                 return
             if await request.is_disconnected():
                 return
             await asyncio.sleep(0.5)
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())

@@ -42,7 +42,7 @@ async def _search(
         body.query,
         scope,
         mode=body.mode,
-        autointerp=autointerp,
+        autointerp_client=autointerp,
         limit=body.limit + 1,
         offset=body.offset,
     )

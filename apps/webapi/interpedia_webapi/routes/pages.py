@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.models import Explanation, Feature
 from interpedia_webapi import catalog, dashboards, feature_lists
-from interpedia_webapi.deps import SessionDep
+from interpedia_webapi.deps import SessionDep, UpstreamsDep
 from interpedia_webapi.schemas import parse_index
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -60,22 +60,38 @@ async def home(request: Request, session: SessionDep) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, "home.html", {"models": models})
 
 
+async def _served(
+    upstreams: UpstreamsDep, models: list[catalog.ModelSummary]
+) -> list[catalog.ModelSummary]:
+    """The models an inference service serves: the only ones a page may offer to run."""
+    served = set(await upstreams.served([m.model.id for m in models]))
+    return [m for m in models if m.model.id in served]
+
+
 @router.get("/search", response_class=HTMLResponse)
-async def search_page(request: Request, session: SessionDep, q: str = "") -> HTMLResponse:
+async def search_page(
+    request: Request, session: SessionDep, upstreams: UpstreamsDep, q: str = ""
+) -> HTMLResponse:
     models = await catalog.list_models(session)
-    return TEMPLATES.TemplateResponse(request, "search.html", {"models": models, "q": q[:1000]})
+    return TEMPLATES.TemplateResponse(
+        request,
+        "search.html",
+        {"models": models, "served": await _served(upstreams, models), "q": q[:1000]},
+    )
 
 
 @router.get("/steer", response_class=HTMLResponse)
 async def steer_page(
     request: Request,
     session: SessionDep,
+    upstreams: UpstreamsDep,
     model: str = "",
     source: str = "",
     index: str = "",
     strength: float = 10.0,
 ) -> HTMLResponse:
-    models = await catalog.list_models(session)
+    """Only served models are offered; the chosen one is the preset's, else the first served."""
+    served = await _served(upstreams, await catalog.list_models(session))
     preset = None
     if model and source and index.isdigit():
         feature = await session.get(Feature, (model, source, int(index)))
@@ -86,7 +102,11 @@ async def steer_page(
                 "index": index,
                 "strength": strength or feature.default_steer_strength,
             }
-    return TEMPLATES.TemplateResponse(request, "steer.html", {"models": models, "preset": preset})
+    served_ids = [m.model.id for m in served]
+    selected = model if model in served_ids else next(iter(served_ids), None)
+    return TEMPLATES.TemplateResponse(
+        request, "steer.html", {"served": served, "selected": selected, "preset": preset}
+    )
 
 
 @router.get("/lists", response_class=HTMLResponse)

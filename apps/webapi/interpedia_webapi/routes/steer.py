@@ -1,91 +1,114 @@
-"""Steering, default and steered side by side; cached by input; streamed as SSE on request."""
+"""Steering, default and steered side by side; cached by input; streamed as SSE on request.
 
-import json
-from collections.abc import AsyncIterator
+A streamed steer passes the inference service's events on as they arrive, one per
+generated token, so the page shows the text growing; the first event is awaited before
+answering, so a request the service refuses gets its status (400, 404, ...), not an
+event stream that only carries an error.
+"""
+
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from interpedia_core.errors import InterpediaError
+from interpedia_clients.inference import AsyncInferenceClient
+from interpedia_clients.inference import models as inference
+from interpedia_core.errors import InterpediaError, InvalidInput
+from interpedia_core.sse import event_stream
 from interpedia_webapi import steering
 from interpedia_webapi.deps import RateLimitDep, SessionDep, SettingsDep, UpstreamsDep
 from interpedia_webapi.routes import check_texts
-from interpedia_webapi.schemas import SteerChatRequest, SteerRequest, SteerResponse, parse_index
+from interpedia_webapi.schemas import (
+    SteerChatRequest,
+    SteerRequest,
+    SteerResponse,
+    SteerStreamEvent,
+    parse_index,
+)
 from interpedia_webapi.settings import WebapiSettings
-from interpedia_webapi.upstream import as_dict, call
+from interpedia_webapi.upstream import upstream_errors
 
 router = APIRouter(tags=["steering"], dependencies=[RateLimitDep])
 
 
-def _features(body: SteerRequest | SteerChatRequest) -> list[dict[str, Any]]:
-    return [
-        {
-            "model": f.modelId,
-            "source": f.layer,
-            "index": parse_index(f.index),
-            "strength": f.strength,
-        }
-        for f in body.features
-    ]
+def _common(body: SteerRequest | SteerChatRequest) -> dict[str, Any]:
+    """The inference request fields both kinds of steering share."""
+    return {
+        "model": body.modelId,
+        "types": [inference.SteerType.STEERED, inference.SteerType.DEFAULT],
+        "features": [
+            inference.SteerFeature(
+                model=f.modelId, source=f.layer, index=parse_index(f.index), strength=f.strength
+            )
+            for f in body.features
+        ],
+        "n_completion_tokens": body.n_tokens,
+        "temperature": body.temperature,
+        "strength_multiplier": body.strength_multiplier,
+        "freq_penalty": body.freq_penalty,
+        "seed": body.seed,
+    }
 
 
 def _limits(settings: WebapiSettings, n_tokens: int) -> None:
     if n_tokens > settings.steer_max_tokens:
-        from interpedia_core.errors import InvalidInput
-
         raise InvalidInput(f"n_tokens may be at most {settings.steer_max_tokens}")
-
-
-def _sse(data: dict[str, Any]) -> str:
-    return f"data: {json.dumps(data)}\n\n"
 
 
 async def _run(
     kind: str,
-    method: str,
-    request: dict[str, Any],
+    request: inference.SteerCompletionRequest | inference.SteerCompletionChatRequest,
+    complete: Callable[[Any], Awaitable[steering.SteerAnswer]],
+    stream_completion: Callable[[Any], AsyncIterator[steering.SteerAnswer]],
+    client: AsyncInferenceClient,
     stream: bool,
     session: SessionDep,
-    upstreams: UpstreamsDep,
-    model_id: str,
     http_request: Request,
 ) -> SteerResponse | StreamingResponse:
-    key = steering.cache_key(kind, request)
+    stored_request = steering.request_json(request)
+    key = steering.cache_key(kind, stored_request)
     hit = await steering.cached(session, key)
-    client = upstreams.inference(model_id)
     if not stream:
         if hit is None:
-            answer = await call(client, method, request | {"stream": False})
-            hit = steering.outputs_by_type(answer)
-            await steering.store(session, key, request, hit)
+            async with upstream_errors(client, session):
+                hit = steering.outputs_by_type(await complete(request))
+            await steering.store(session, key, stored_request, hit)
             await session.commit()
             return SteerResponse(id=key, cached=False, **hit)
         return SteerResponse(id=key, cached=True, **hit)
+    if hit is not None:
+        return event_stream(_one(SteerStreamEvent(**hit, done=True, id=key, cached=True)))
 
-    async def events() -> AsyncIterator[str]:
-        if hit is not None:
-            yield _sse({**hit, "done": True, "id": key, "cached": True})
-            return
+    answers = aiter(stream_completion(request))
+    async with upstream_errors(client, session):
+        first = await anext(answers, None)  # refusals become statuses, not events
+
+    async def events() -> AsyncGenerator[SteerStreamEvent, None]:
         latest: dict[str, str] = {}
         try:
-            streamer = getattr(client, f"{method}_stream", None)
-            if streamer is None:  # the client cannot stream: one chunk with everything
-                latest = steering.outputs_by_type(await call(client, method, request))
-                yield _sse(latest)
-            else:
-                async for chunk in streamer(request | {"stream": True}):
-                    latest |= steering.outputs_by_type(as_dict(chunk))
-                    yield _sse(latest)
-        except InterpediaError as exc:
-            yield _sse({"error": exc.message, "done": True})
+            async with upstream_errors(client):
+                if first is not None:
+                    latest = steering.outputs_by_type(first)
+                    yield SteerStreamEvent(**latest)
+                async for answer in answers:
+                    latest = steering.outputs_by_type(answer)
+                    yield SteerStreamEvent(**latest)
+        except InterpediaError as exc:  # the stream has started: say it in the stream
+            yield SteerStreamEvent(error=exc.message, done=True)
             return
+        finally:
+            await answers.aclose()  # type: ignore[attr-defined]
         # A fresh session: the request's may be closed once the response has started.
         async with http_request.app.state.sessionmaker.begin() as own:
-            await steering.store(own, key, request, latest)
-        yield _sse({**latest, "done": True, "id": key, "cached": False})
+            await steering.store(own, key, stored_request, latest)
+        yield SteerStreamEvent(**latest, done=True, id=key, cached=False)
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return event_stream(events())
+
+
+async def _one(event: SteerStreamEvent) -> AsyncGenerator[SteerStreamEvent, None]:
+    yield event
 
 
 @router.post("/steer", response_model=None)
@@ -99,27 +122,21 @@ async def steer(
     """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
     check_texts(settings, body.prompt)
     _limits(settings, body.n_tokens)
-    request = {
-        "prompt": body.prompt,
-        "model": body.modelId,
-        "types": ["STEERED", "DEFAULT"],
-        "features": _features(body),
-        "n_completion_tokens": body.n_tokens,
-        "temperature": body.temperature,
-        "strength_multiplier": body.strength_multiplier,
-        "freq_penalty": body.freq_penalty,
-        "seed": body.seed,
-        "steer_method": body.steer_method,
-        "normalize_steering": body.normalize_steering,
-    }
+    client = upstreams.inference(body.modelId)
+    request = inference.SteerCompletionRequest(
+        prompt=body.prompt,
+        steer_method=inference.SteerMethod(body.steer_method),
+        normalize_steering=body.normalize_steering,
+        **_common(body),
+    )
     return await _run(
         "completion",
-        "steer_completion",
         request,
+        client.steer_completion,
+        client.stream_steer_completion,
+        client,
         body.stream,
         session,
-        upstreams,
-        body.modelId,
         http_request,
     )
 
@@ -135,26 +152,19 @@ async def steer_chat(
     """Chat completion with and without steering (the default and steered conversations)."""
     check_texts(settings, [m.content for m in body.steeredChatMessages], max_texts=64)
     _limits(settings, body.n_tokens)
-    request = {
-        "prompt": [m.model_dump() for m in body.steeredChatMessages],
-        "default_prompt": [m.model_dump() for m in body.defaultChatMessages],
-        "model": body.modelId,
-        "types": ["STEERED", "DEFAULT"],
-        "features": _features(body),
-        "n_completion_tokens": body.n_tokens,
-        "temperature": body.temperature,
-        "strength_multiplier": body.strength_multiplier,
-        "freq_penalty": body.freq_penalty,
-        "seed": body.seed,
-        "steer_special_tokens": body.steer_special_tokens,
-    }
+    client = upstreams.inference(body.modelId)
+    request = inference.SteerCompletionChatRequest(
+        prompt=[inference.ChatMessage(**m.model_dump()) for m in body.steeredChatMessages],
+        steer_special_tokens=body.steer_special_tokens,
+        **_common(body),
+    )
     return await _run(
         "chat",
-        "steer_completion_chat",
         request,
+        client.steer_completion_chat,
+        client.stream_steer_completion_chat,
+        client,
         body.stream,
         session,
-        upstreams,
-        body.modelId,
         http_request,
     )

@@ -81,8 +81,15 @@ class ActivationSourceRequest(Schema):
     customText: str | list[str]
 
 
+class ActivationSourceResult(Schema):
+    tokens: list[str]
+    activeFeatures: dict[str, list[list[float]]] = Field(
+        description="Per active feature index, its [token index, value] pairs."
+    )
+
+
 class ActivationSourceResponse(Schema):
-    results: list[dict[str, Any]]
+    results: list[ActivationSourceResult]
 
 
 # --- explanations ---------------------------------------------------------------------------
@@ -130,12 +137,69 @@ class SearchAllRequest(Schema):
     numResults: int = Field(default=25, ge=1, le=100)
 
 
+class SearchAllResult(Schema):
+    modelId: str
+    layer: str
+    index: str
+    values: list[float]
+    maxValue: float
+    maxValueTokenIndex: int
+    sumValues: float | None
+
+
+class SearchAllResponse(Schema):
+    result: list[SearchAllResult]
+    tokens: list[str]
+    counts: list[list[float]] | None
+
+
 class SearchTopkByTokenRequest(Schema):
     modelId: str = Field(max_length=128)
     source: str = Field(max_length=128)
-    text: str = Field(min_length=1)
+    text: str | list[str] = Field(description="One text, or several (then no feature details).")
     numResults: int = Field(default=5, ge=1, le=100)
-    ignoreBos: bool = True
+    ignoreBos: bool = Field(
+        default=True, description="Leave out special tokens (BOS, EOS, chat markers)."
+    )
+    densityThreshold: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        description="Keep only features firing on at most this fraction of tokens; 0: keep all.",
+    )
+
+
+class TopkFeatureInfo(Schema):
+    modelId: str
+    layer: str
+    index: str
+    frac_nonzero: float | None
+    maxActApprox: float | None
+    description: str | None = Field(description="The feature's first explanation, if any.")
+
+
+class TopkFeature(Schema):
+    featureIndex: int
+    activationValue: float
+    feature: TopkFeatureInfo | None = None
+
+
+class TopkTokenResult(Schema):
+    position: int
+    token: str
+    isSpecial: bool
+    topFeatures: list[TopkFeature]
+
+
+class SearchTopkByTokenResponse(Schema):
+    """Neuronpedia's shape (its `neuronpedia` client reads `position` and `topFeatures`)."""
+
+    source: str
+    results: list[TopkTokenResult]
+
+
+class SearchTopkByTokenBatchResponse(Schema):
+    results: list[SearchTopkByTokenResponse]
 
 
 class SteerFeature(Schema):
@@ -185,10 +249,27 @@ class SteerResponse(Schema):
     cached: bool
 
 
+class SteerStreamEvent(Schema):
+    """One server-sent event of a streamed steer: the texts so far; the last has `done`."""
+
+    DEFAULT: str | None = None
+    STEERED: str | None = None
+    done: bool = False
+    id: str | None = None
+    cached: bool | None = None
+    error: str | None = None
+
+
 class TokenizeRequest(Schema):
     model: str = Field(max_length=128)
     text: str
     prepend_bos: bool = False
+
+
+class TokenizeResponse(Schema):
+    tokens: list[int]
+    token_strings: list[str]
+    prepend_bos: bool
 
 
 # --- lists ----------------------------------------------------------------------------------

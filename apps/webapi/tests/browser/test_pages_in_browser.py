@@ -1,9 +1,11 @@
 """The pages in headless Chromium: browse, open a feature, test text, search, steer, lists, import.
 
-Needs Debian's chromium at /usr/bin/chromium (`apt-get install -y chromium`);
-screenshots go to `artifacts/screenshots/`.
+The server runs on the real inference and autointerp services (the packaged model with a
+random SAE, `smollm2-135m` / `6-res-it`). Needs Debian's chromium at /usr/bin/chromium
+(`apt-get install -y chromium`); screenshots go to `artifacts/screenshots/`.
 """
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
 MODEL, SOURCE = "webapi-test", "6-res-jb"
+SERVED_MODEL, SERVED_SOURCE = "smollm2-135m", "6-res-it"
 
 if not CHROMIUM.exists():
     pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
@@ -38,8 +41,7 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser, live_server) -> Iterator:
-    server, _ = live_server
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
@@ -73,16 +75,20 @@ def test_browse_to_a_feature_and_test_text(page, shots: Path) -> None:
     hovered = tokens.first.get_attribute("data-v")
     assert hovered is not None and float(hovered) >= 0
     assert page.locator("svg.hist rect").count() == 40
-    page.fill("#custom-text", "my cat sleeps")
-    page.click("#test-button")
-    expect(page.locator("#custom-result .tok")).to_have_count(3)
-    cat = page.locator("#custom-result .tok").nth(1)
-    assert cat.get_attribute("data-v") == "3.000"
-    assert "rgba(249, 115, 22" in (cat.get_attribute("style") or "")
-    cat.hover()
-    page.screenshot(path=str(shots / "feature.png"), full_page=True)
     page.click(f"#similar a[href='/{MODEL}/{SOURCE}/3']")
     expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · 3")
+
+    # custom text runs on the inference service: a feature of the served model
+    page.goto(f"/{SERVED_MODEL}/{SERVED_SOURCE}/5")
+    page.fill("#custom-text", "my cat sleeps")
+    page.click("#test-button")
+    expect(page.locator("#custom-result .tok").first).to_be_visible()
+    tokens = page.locator("#custom-result .tok").all()
+    assert "".join(t.text_content() or "" for t in tokens).endswith("my cat sleeps")
+    values = [float(t.get_attribute("data-v") or "nan") for t in tokens]
+    assert all(v == v for v in values)  # a number on every token
+    page.locator("#custom-result .tok").nth(1).hover()
+    page.screenshot(path=str(shots / "feature.png"), full_page=True)
 
 
 def test_search_explanations_and_via_inference(page, shots: Path) -> None:
@@ -95,25 +101,45 @@ def test_search_explanations_and_via_inference(page, shots: Path) -> None:
     results = page.locator("#explanation-results .result")
     expect(results.first).to_be_visible()
     expect(results.first).to_contain_text("cats")
-    page.select_option("#inference-set", f"{MODEL}|res-jb")
+    # only served models are offered for running text; the served one is chosen
+    assert page.locator("#inference-set option").all_inner_texts() == [f"{SERVED_MODEL} · res-it"]
     page.fill("#inference-text", "a cat sat")
     page.click("#inference-form button")
-    expect(page.locator("#inference-results .result")).to_have_count(3)
+    expect(page.locator("#inference-results .result").first).to_be_visible()
+    assert page.locator("#inference-results .result .tok").count() >= 3
     page.screenshot(path=str(shots / "search.png"), full_page=True)
     results.first.locator("a").click()
     expect(page.locator("#explanations")).to_contain_text("cats")
 
 
 def test_steer_streams_default_and_steered(page, shots: Path) -> None:
+    """The texts grow in the page token by token while the model writes, not at the end."""
     from playwright.sync_api import expect
 
     page.goto(f"/steer?model={MODEL}&source={SOURCE}&index=4")
+    # webapi-test is not served: the picker offers (and picked) the served model only
+    assert page.locator("#steer-model option").all_inner_texts() == [SERVED_MODEL]
+    page.goto(f"/steer?model={SERVED_MODEL}&source={SERVED_SOURCE}&index=4")
     expect(page.locator(".feature-row")).to_have_count(1)
     page.fill("#prompt", "In the garden")
+    page.fill("#n-tokens", "12")
+    page.fill("#seed", str(int(time.time())))  # never from the cache
+    page.evaluate(
+        """() => {
+            window.steeredTexts = [];
+            new MutationObserver(() => {
+                window.steeredTexts.push(document.getElementById("out-steered").textContent);
+            }).observe(document.getElementById("out-steered"), {childList: true, subtree: true,
+                                                                characterData: true});
+        }"""
+    )
     page.click("#steer-button")
-    expect(page.locator("#out-steered")).to_have_text("In the garden cats cats cats.")
-    expect(page.locator("#out-default")).to_have_text("In the garden and the dog slept.")
-    expect(page.locator("#steer-status")).to_contain_text("Done")
+    expect(page.locator("#steer-status")).to_have_text("Done.", timeout=60_000)
+    steered = page.locator("#out-steered").inner_text()
+    assert steered.startswith("In the garden") and len(steered) > len("In the garden")
+    assert page.locator("#out-default").inner_text().startswith("In the garden")
+    seen = [t for t in page.evaluate("window.steeredTexts") if t]
+    assert len(set(seen)) >= 6, seen  # one change per token or so, not one at the end
     page.screenshot(path=str(shots / "steer.png"), full_page=True)
 
 

@@ -1,4 +1,7 @@
-"""The REST API against real Postgres, in process, with fake inference/autointerp services."""
+"""The REST API against real Postgres, in process, with no other service configured.
+
+What goes through the inference and autointerp services is in `test_real_services.py`.
+"""
 
 import asyncio
 import hashlib
@@ -47,38 +50,19 @@ async def test_feature_has_neuronpedia_fields(api) -> None:
 
 
 @pytest.mark.parametrize(
-    "path",
+    ("path", "status", "detail"),
     [
-        f"/api/feature/{MODEL}/{SOURCE}/999",
-        f"/api/feature/{MODEL}/nope/1",
-        f"/api/feature/{MODEL}/{SOURCE}/-1",
-        f"/api/feature/{MODEL}/{SOURCE}/abc",
+        (f"/api/feature/{MODEL}/{SOURCE}/999", 404, f"no feature {MODEL}/{SOURCE}/999"),
+        (f"/api/feature/{MODEL}/nope/1", 404, f"no feature {MODEL}/nope/1"),
+        (f"/api/feature/{MODEL}/{SOURCE}/-1", 400, "a feature index is a non-negative integer"),
+        (f"/api/feature/{MODEL}/{SOURCE}/abc", 400, "a feature index is a non-negative integer"),
     ],
 )
-async def test_unknown_feature_is_a_clean_error(api, path: str) -> None:
+async def test_unknown_feature_is_a_clean_error(api, path: str, status: int, detail: str) -> None:
     client, _ = api
     response = await client.get(path)
-    assert response.status_code in (400, 404)
-    assert "detail" in response.json()
-
-
-async def test_activation_new_goes_through_inference(api) -> None:
-    client, fakes = api
-    body = {
-        "feature": {"modelId": MODEL, "layer": SOURCE, "index": "5"},
-        "customText": "the cat sat",
-    }
-    response = await client.post("/api/activation/new", json=body)
-    assert response.status_code == 200, response.text
-    data = response.json()
-    assert data["tokens"] == ["the", " cat", " sat"] and data["values"] == [0.0, 3.0, 0.0]
-    assert data["maxValueTokenIndex"] == 1
-    assert fakes.inference_client.calls[-1] == (
-        "activation_single",
-        {"prompt": "the cat sat", "model": MODEL, "source": SOURCE, "index": "5"},
-    )
-    many = await client.post("/api/activation/new", json=body | {"customText": ["a cat", "b"]})
-    assert [r["maxValue"] for r in many.json()] == [3.0, 0.0]
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(detail)
 
 
 async def test_text_too_long_is_refused(api) -> None:
@@ -108,40 +92,6 @@ async def test_keyword_search_is_parameterised(api) -> None:
     assert again.json()["resultsCount"] > 0
 
 
-async def test_semantic_and_hybrid_search_use_autointerp(api, db_sessionmaker) -> None:
-    client, fakes = api
-    from interpedia_db.models import Explanation
-
-    async with db_sessionmaker() as session:
-        ids = (
-            (
-                await session.execute(
-                    select(Explanation.id)
-                    .where(Explanation.model_id == MODEL)
-                    .order_by(Explanation.index)
-                    .limit(3)
-                )
-            )
-            .scalars()
-            .all()
-        )
-    fakes.autointerp_client.semantic = [
-        {"explanation_id": i, "similarity": 0.9 - n / 10} for n, i in enumerate(ids)
-    ]
-    semantic = (
-        await client.post(
-            "/api/explanation/search",
-            json={"modelId": MODEL, "layers": [SOURCE], "query": "felines", "mode": "semantic"},
-        )
-    ).json()
-    assert [r["id"] for r in semantic["results"]] == [str(i) for i in ids]
-    assert semantic["results"][0]["cosine_similarity"] == pytest.approx(0.9)
-    hybrid = (
-        await client.post("/api/explanation/search-all", json={"query": "cats", "mode": "hybrid"})
-    ).json()
-    assert str(ids[0]) in [r["id"] for r in hybrid["results"]]  # index 0 is a "cats" one
-
-
 async def test_search_release(api) -> None:
     client, _ = api
     found = (
@@ -158,71 +108,6 @@ async def test_search_release(api) -> None:
         )
     ).json()
     assert none["resultsCount"] == 0
-
-
-async def test_search_all_via_inference(api) -> None:
-    client, _ = api
-    response = await client.post(
-        "/api/search-all",
-        json={"modelId": MODEL, "sourceSet": "res-jb", "text": "a cat", "numResults": 5},
-    )
-    assert response.status_code == 200
-    data = response.json()
-    assert [r["index"] for r in data["result"]] == ["3", "2", "1"]
-    assert data["tokens"] == ["a", " cat"]
-    topk = await client.post(
-        "/api/search-topk-by-token", json={"modelId": MODEL, "source": SOURCE, "text": "a cat"}
-    )
-    assert topk.json()["results"][1]["token"] == " cat"
-    missing = await client.post(
-        "/api/search-all", json={"modelId": MODEL, "sourceSet": "nope", "text": "a cat"}
-    )
-    assert missing.status_code == 404
-
-
-async def test_steer_caches_and_streams(api) -> None:
-    client, fakes = api
-    body = {
-        "modelId": MODEL,
-        "prompt": "Once upon a time",
-        "features": [{"modelId": MODEL, "layer": SOURCE, "index": "4", "strength": 20}],
-    }
-    first = (await client.post("/api/steer", json=body)).json()
-    assert first["STEERED"].endswith("cats cats cats.") and first["cached"] is False
-    second = (await client.post("/api/steer", json=body)).json()
-    assert second["cached"] is True and second["id"] == first["id"]
-    assert [c for c, _ in fakes.inference_client.calls].count("steer_completion") == 1
-
-    async with client.stream(
-        "POST", "/api/steer", json=body | {"prompt": "Stream me", "stream": True}
-    ) as response:
-        assert response.headers["content-type"].startswith("text/event-stream")
-        events = [
-            json.loads(line[5:])
-            async for line in response.aiter_lines()
-            if line.startswith("data:")
-        ]
-    assert len(events) == 3 and events[-1]["done"] is True
-    assert len(events[0]["STEERED"]) < len(events[1]["STEERED"])
-    assert events[-1]["STEERED"] == "Stream me cats cats cats."
-    cached = (await client.post("/api/steer", json=body | {"prompt": "Stream me"})).json()
-    assert cached["cached"] is True
-
-
-async def test_steer_chat_and_tokenize(api) -> None:
-    client, _ = api
-    chat = await client.post(
-        "/api/steer-chat",
-        json={
-            "modelId": MODEL,
-            "features": [{"modelId": MODEL, "layer": SOURCE, "index": 1, "strength": 5}],
-            "defaultChatMessages": [{"role": "user", "content": "hi"}],
-            "steeredChatMessages": [{"role": "user", "content": "hi"}],
-        },
-    )
-    assert chat.status_code == 200 and chat.json()["STEERED"] == "chat cats cats cats."
-    tokens = await client.post("/api/tokenize", json={"model": MODEL, "text": "a b"})
-    assert tokens.json()["token_strings"] == ["a", " b"]
 
 
 async def test_lists_need_a_key_and_belong_to_their_owner(api, seeded) -> None:
@@ -319,74 +204,34 @@ async def test_key_rotation(api) -> None:
     assert (await client.get("/api/me", headers={"x-api-key": new["apiKey"]})).status_code == 200
 
 
-async def test_explanation_generate_and_score(api, seeded) -> None:
-    client, _ = api
-    alice = {"x-api-key": seeded["alice"]}
-    assert (
-        await client.post(
-            "/api/explanation/generate", json={"modelId": MODEL, "layer": SOURCE, "index": 7}
-        )
-    ).status_code == 401
-    made = (
-        await client.post(
-            "/api/explanation/generate",
-            headers=alice,
-            json={"modelId": MODEL, "layer": SOURCE, "index": 7},
-        )
-    ).json()["explanation"]
-    assert made["description"] == "the word cat"
-    score = (
-        await client.post(
-            "/api/explanation/score", headers=alice, json={"explanationId": made["id"]}
-        )
-    ).json()["score"]
-    assert score["value"] == 0.875
-    feature = (await client.get(f"/api/feature/{MODEL}/{SOURCE}/7")).json()
-    mine = next(e for e in feature["explanations"] if e["id"] == made["id"])
-    assert mine["scores"][0]["value"] == 0.875
-
-
 async def test_rate_limit(seeded, db_sessionmaker, tmp_path) -> None:
-    import httpx
-    from conftest import FakeUpstreams, make_settings
+    from conftest import in_process
 
-    from interpedia_webapi.app import create_app
-    from interpedia_webapi.deps import get_upstreams
-
-    app = create_app(make_settings(None, tmp_path, rate_limit_per_minute=1, rate_limit_burst=2))
-    app.state.sessionmaker = db_sessionmaker
-    app.dependency_overrides[get_upstreams] = FakeUpstreams
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
-        body = {"model": MODEL, "text": "a"}
-        codes = [(await client.post("/api/tokenize", json=body)).status_code for _ in range(3)]
+    async with in_process(
+        db_sessionmaker, tmp_path, rate_limit_per_minute=1, rate_limit_burst=2
+    ) as (client, _):
+        body = {"query": "cats", "mode": "keyword"}
+        codes = [
+            (await client.post("/api/explanation/search-all", json=body)).status_code
+            for _ in range(3)
+        ]
         assert codes == [200, 200, 429]
         # another caller has its own bucket
         other = await client.post(
-            "/api/tokenize", json=body, headers={"x-api-key": seeded["alice"]}
+            "/api/explanation/search-all", json=body, headers={"x-api-key": seeded["alice"]}
         )
         assert other.status_code == 200
 
 
-async def test_no_inference_configured_is_400_not_500(seeded, db_sessionmaker, tmp_path) -> None:
-    import httpx
-    from conftest import make_settings
-
-    from interpedia_webapi.app import create_app
-
-    app = create_app(make_settings(None, tmp_path))
-    app.state.sessionmaker = db_sessionmaker
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as client:
-        response = await client.post("/api/tokenize", json={"model": MODEL, "text": "a"})
-        assert response.status_code == 400
-        assert "no inference service" in response.json()["detail"]
-        bad = await client.post(
-            "/api/steer", content=b"{not json", headers={"content-type": "application/json"}
-        )
-        assert bad.status_code == 422
+async def test_no_inference_configured_is_400_not_500(api) -> None:
+    client, _ = api
+    response = await client.post("/api/tokenize", json={"model": MODEL, "text": "a"})
+    assert response.status_code == 400
+    assert "no inference service" in response.json()["detail"]
+    bad = await client.post(
+        "/api/steer", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert bad.status_code == 422
 
 
 async def test_admin_import_over_the_api_with_progress_events(api, seeded, tmp_path) -> None:

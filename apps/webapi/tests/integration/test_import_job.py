@@ -2,11 +2,10 @@
 
 import httpx
 import psycopg
-from conftest import ADMIN_KEY, FakeUpstreams, make_settings
+from conftest import ADMIN_KEY, make_settings
 from webapi_factories import write_export
 
 from interpedia_webapi.app import create_app
-from interpedia_webapi.deps import get_upstreams
 
 
 async def test_import_runs_as_a_queued_job(
@@ -21,7 +20,6 @@ async def test_import_runs_as_a_queued_job(
     app = create_app(make_settings(None, tmp_path, import_runner="queue"))
     app.state.sessionmaker = db_sessionmaker
     app.state.database_url = database_url
-    app.dependency_overrides[get_upstreams] = FakeUpstreams
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://t"
     ) as client:

@@ -1,10 +1,15 @@
-"""Neuronpedia's own Python client (`neuronpedia` on PyPI) against our server."""
+"""Neuronpedia's own Python client (`neuronpedia` on PyPI) against our server, which runs on
+the real inference service (so these are slow)."""
 
 import socket
 
 import pytest
+from conftest import SERVED_MODEL, SERVED_SOURCE, live_app, service_settings
+
+from interpedia_testing.servers import ThreadedServer
 
 MODEL, SOURCE = "webapi-test", "6-res-jb"
+pytestmark = pytest.mark.slow
 
 
 def _port_free(port: int) -> bool:
@@ -25,9 +30,8 @@ def np_base_url(live_server, monkeypatch) -> str:
     """
     from neuronpedia.requests.base_request import NPRequest
 
-    server, _ = live_server
-    monkeypatch.setattr(NPRequest, "BASE_URL", server.url + "/api")
-    return server.url
+    monkeypatch.setattr(NPRequest, "BASE_URL", live_server.url + "/api")
+    return live_server.url
 
 
 def test_neuronpedia_client_reads_features_computes_activations_and_makes_lists(
@@ -46,9 +50,10 @@ def test_neuronpedia_client_reads_features_computes_activations_and_makes_lists(
     assert feature.explanations[0].text.startswith("dogs running home")
 
     activation = ActivationRequest(api_key=key).compute_activation_for_text(
-        MODEL, SOURCE, "3", "the cat sat"
+        SERVED_MODEL, SERVED_SOURCE, "3", "the cat sat"
     )
-    assert activation.tokens == ["the", " cat", " sat"] and activation.values[1] == 3.0
+    assert activation.tokens[-3:] == ["the", " cat", " sat"]
+    assert len(activation.values) == len(activation.tokens)
 
     lists = ListRequest(api_key=key)
     made = lists.new("from the neuronpedia client", "made in a test")
@@ -64,18 +69,41 @@ def test_neuronpedia_client_reads_features_computes_activations_and_makes_lists(
     assert made.id in [x.id for x in lists.get_owned()]
 
 
-def test_port_3000_with_use_localhost(seeded, database_url, tmp_path, monkeypatch) -> None:
+def test_top_features_by_token_through_the_client(np_base_url: str, seeded) -> None:
+    """The client reads `position`, `token` and `topFeatures[].featureIndex/activationValue`."""
+    from neuronpedia.requests.topk_by_token_request import TopKByTokenRequest
+
+    results = TopKByTokenRequest(api_key=seeded["alice"]).compute_top_features_by_token_for_text(
+        SERVED_MODEL, SERVED_SOURCE, "the cat sat", num_results=3
+    )
+    assert [r.token for r in results][-3:] == ["the", " cat", " sat"]
+    assert [r.position for r in results] == sorted(r.position for r in results)
+    for result in results:
+        assert len(result.topFeatures) == 3
+        assert result.topFeatures[0].feature.source == SERVED_SOURCE
+        values = [f.activationValue for f in result.topFeatures]
+        assert values == sorted(values, reverse=True)
+
+
+def test_port_3000_with_use_localhost(
+    seeded, real_services, database_url, tmp_path, monkeypatch
+) -> None:
     """With USE_LOCALHOST=true the client calls http://localhost:3000/api: serve there."""
     if not _port_free(3000):
-        pytest.skip("port 3000 is in use on this machine; the other test covers the client")
-    from conftest import LiveServer, live_app
+        pytest.skip("port 3000 is in use on this machine; the other tests cover the client")
     from neuronpedia.requests.base_request import NPRequest
 
     # What USE_LOCALHOST=true sets when the client is imported (it is read only then).
     monkeypatch.setattr(NPRequest, "BASE_URL", "http://localhost:3000/api")
-    app, _ = live_app(database_url, tmp_path)
-    with LiveServer(app, 3000):
+    app = live_app(database_url, tmp_path, **service_settings(real_services))
+    with ThreadedServer(app, port=3000):
         from neuronpedia.requests.feature_request import FeatureRequest
+        from neuronpedia.requests.topk_by_token_request import TopKByTokenRequest
 
         feature = FeatureRequest(api_key=seeded["alice"]).get(MODEL, SOURCE, 1)
         assert feature.index == "1"
+        by_token = TopKByTokenRequest(api_key=seeded["alice"])
+        results = by_token.compute_top_features_by_token_for_text(
+            SERVED_MODEL, SERVED_SOURCE, "a cat"
+        )
+        assert results[-1].token == " cat"

@@ -53,7 +53,10 @@ async def test_missing_pages_are_404_not_500(api) -> None:
 async def test_search_query_is_escaped(api) -> None:
     client, _ = api
     page = await client.get("/search", params={"q": '"><script>alert(1)</script>'})
+    assert page.status_code == 200
     assert "<script>alert(1)</script>" not in page.text
+    # the query is on the page, as text inside its attribute
+    assert 'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;"' in page.text
 
 
 async def test_browsers_get_an_html_error_page(api) -> None:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from interpedia_clients.inference import models as inference
 from interpedia_core.errors import InvalidInput, RateLimited
 from interpedia_webapi import steering
 from interpedia_webapi.accounts import hash_key, new_key
@@ -28,9 +29,17 @@ def test_cache_key_ignores_field_order() -> None:
     a = steering.cache_key("completion", {"prompt": "x", "seed": 1})
     b = steering.cache_key("completion", {"seed": 1, "prompt": "x"})
     assert a == b and a != steering.cache_key("chat", {"prompt": "x", "seed": 1})
-    assert steering.outputs_by_type(
-        {"outputs": [{"type": "steered", "output": "s"}, {"type": "DEFAULT", "raw": "d"}]}
-    ) == {"STEERED": "s", "DEFAULT": "d"}
+    completion = inference.SteerCompletionResponse.model_validate(
+        {"outputs": [{"type": "STEERED", "output": "s"}, {"type": "DEFAULT", "output": "d"}]}
+    )
+    assert steering.outputs_by_type(completion) == {"STEERED": "s", "DEFAULT": "d"}
+    chat = inference.SteerCompletionChatResponse.model_validate(
+        {
+            "input": {"chat_template": [], "raw": "p"},
+            "outputs": [{"type": "DEFAULT", "raw": "p d", "chat_template": []}],
+        }
+    )
+    assert steering.outputs_by_type(chat) == {"DEFAULT": "p d"}
 
 
 def test_keys_are_random_and_hashed() -> None:

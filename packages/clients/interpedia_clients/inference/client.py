@@ -3,7 +3,6 @@
 """Typed clients for the inference service."""
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 from interpedia_clients.base import AsyncServiceClient, ServiceClient
 from interpedia_clients.inference import models
@@ -69,11 +68,17 @@ class InferenceClient(ServiceClient):
             models.ActivationTopkByTokenBatchResponse,
         )
 
+    def capabilities(self) -> models.CapabilitiesResponse:
+        """The served model (and its other names), limits and SAE sources; 503 while loading."""
+        return self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
+
     def stream_steer_completion(
         self, body: models.SteerCompletionRequest
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[models.SteerCompletionResponse]:
         """Complete a prompt with and/or without steering (STEERED and DEFAULT in one batch) (server-sent events)."""
-        yield from self._stream("POST", "/v1/steer/completion", body)
+        yield from self._stream(
+            "POST", "/v1/steer/completion", body, models.SteerCompletionResponse
+        )
 
     def steer_completion(
         self, body: models.SteerCompletionRequest
@@ -83,9 +88,11 @@ class InferenceClient(ServiceClient):
 
     def stream_steer_completion_chat(
         self, body: models.SteerCompletionChatRequest
-    ) -> Iterator[dict[str, Any]]:
+    ) -> Iterator[models.SteerCompletionChatResponse]:
         """Chat completion through the model's chat template, with and/or without steering (server-sent events)."""
-        yield from self._stream("POST", "/v1/steer/completion-chat", body)
+        yield from self._stream(
+            "POST", "/v1/steer/completion-chat", body, models.SteerCompletionChatResponse
+        )
 
     def steer_completion_chat(
         self, body: models.SteerCompletionChatRequest
@@ -179,11 +186,17 @@ class AsyncInferenceClient(AsyncServiceClient):
             models.ActivationTopkByTokenBatchResponse,
         )
 
+    async def capabilities(self) -> models.CapabilitiesResponse:
+        """The served model (and its other names), limits and SAE sources; 503 while loading."""
+        return await self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
+
     async def stream_steer_completion(
         self, body: models.SteerCompletionRequest
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[models.SteerCompletionResponse]:
         """Complete a prompt with and/or without steering (STEERED and DEFAULT in one batch) (server-sent events)."""
-        async for event in self._stream("POST", "/v1/steer/completion", body):
+        async for event in self._stream(
+            "POST", "/v1/steer/completion", body, models.SteerCompletionResponse
+        ):
             yield event
 
     async def steer_completion(
@@ -196,9 +209,11 @@ class AsyncInferenceClient(AsyncServiceClient):
 
     async def stream_steer_completion_chat(
         self, body: models.SteerCompletionChatRequest
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncIterator[models.SteerCompletionChatResponse]:
         """Chat completion through the model's chat template, with and/or without steering (server-sent events)."""
-        async for event in self._stream("POST", "/v1/steer/completion-chat", body):
+        async for event in self._stream(
+            "POST", "/v1/steer/completion-chat", body, models.SteerCompletionChatResponse
+        ):
             yield event
 
     async def steer_completion_chat(

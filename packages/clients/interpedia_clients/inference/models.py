@@ -121,6 +121,34 @@ class ActivationValues(BaseModel):
     """
 
 
+class CapabilitiesResponse(BaseModel):
+    device: str = Field(..., title="Device")
+    max_completion_tokens: int = Field(..., title="Max Completion Tokens")
+    """
+    Most tokens one steering request generates
+    """
+    model: str = Field(..., title="Model")
+    """
+    The model this server serves (Neuronpedia's field)
+    """
+    model_names: list[str] = Field(..., title="Model Names")
+    """
+    Every name a request may use for that model
+    """
+    sae_sets: list[str] = Field(..., title="Sae Sets")
+    """
+    Source sets of the configured SAEs
+    """
+    sources: list[str] = Field(..., title="Sources")
+    """
+    Configured SAE sources (`neurons` sets come free)
+    """
+    token_limit: int = Field(..., title="Token Limit")
+    """
+    Longest prompt, in tokens, any endpoint accepts
+    """
+
+
 class ChatMessage(BaseModel):
     content: str = Field(..., title="Content")
     role: str = Field(..., title="Role")

@@ -170,13 +170,20 @@ class WebapiClient(ServiceClient):
         """The same as `/api/model/list`, under a plural name."""
         return self._call("GET", "/api/models", None, list[models.ModelInfo])
 
-    def search_all(self, body: models.SearchAllRequest) -> Any:
+    def search_all(self, body: models.SearchAllRequest) -> models.SearchAllResponse:
         """The features of a source set that fire most on `text` (through the inference service)."""
-        return self._call("POST", "/api/search-all", body, Any)
+        return self._call("POST", "/api/search-all", body, models.SearchAllResponse)
 
-    def search_topk_by_token(self, body: models.SearchTopkByTokenRequest) -> Any:
-        """The top features of one source at every token of `text`."""
-        return self._call("POST", "/api/search-topk-by-token", body, Any)
+    def search_topk_by_token(
+        self, body: models.SearchTopkByTokenRequest
+    ) -> models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse:
+        """The top features of one source at every token of `text` (or of each of several texts)."""
+        return self._call(
+            "POST",
+            "/api/search-topk-by-token",
+            body,
+            models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
+        )
 
     def steer(self, body: models.SteerRequest) -> Any:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
@@ -186,9 +193,9 @@ class WebapiClient(ServiceClient):
         """Chat completion with and without steering (the default and steered conversations)."""
         return self._call("POST", "/api/steer-chat", body)
 
-    def tokenize(self, body: models.TokenizeRequest) -> Any:
-        """Tokenize."""
-        return self._call("POST", "/api/tokenize", body, Any)
+    def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
+        """Token ids and strings of `text`, as the model's inference service tokenizes it."""
+        return self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
 
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
@@ -365,13 +372,20 @@ class AsyncWebapiClient(AsyncServiceClient):
         """The same as `/api/model/list`, under a plural name."""
         return await self._call("GET", "/api/models", None, list[models.ModelInfo])
 
-    async def search_all(self, body: models.SearchAllRequest) -> Any:
+    async def search_all(self, body: models.SearchAllRequest) -> models.SearchAllResponse:
         """The features of a source set that fire most on `text` (through the inference service)."""
-        return await self._call("POST", "/api/search-all", body, Any)
+        return await self._call("POST", "/api/search-all", body, models.SearchAllResponse)
 
-    async def search_topk_by_token(self, body: models.SearchTopkByTokenRequest) -> Any:
-        """The top features of one source at every token of `text`."""
-        return await self._call("POST", "/api/search-topk-by-token", body, Any)
+    async def search_topk_by_token(
+        self, body: models.SearchTopkByTokenRequest
+    ) -> models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse:
+        """The top features of one source at every token of `text` (or of each of several texts)."""
+        return await self._call(
+            "POST",
+            "/api/search-topk-by-token",
+            body,
+            models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
+        )
 
     async def steer(self, body: models.SteerRequest) -> Any:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
@@ -381,9 +395,9 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Chat completion with and without steering (the default and steered conversations)."""
         return await self._call("POST", "/api/steer-chat", body)
 
-    async def tokenize(self, body: models.TokenizeRequest) -> Any:
-        """Tokenize."""
-        return await self._call("POST", "/api/tokenize", body, Any)
+    async def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
+        """Token ids and strings of `text`, as the model's inference service tokenizes it."""
+        return await self._call("POST", "/api/tokenize", body, models.TokenizeResponse)
 
     async def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""

@@ -22,8 +22,12 @@ class ActivationSourceRequest(BaseModel):
     source: constr(max_length=128) = Field(..., title="Source")
 
 
-class ActivationSourceResponse(BaseModel):
-    results: list[dict[str, Any]] = Field(..., title="Results")
+class ActivationSourceResult(BaseModel):
+    activeFeatures: dict[str, list[list[float]]] = Field(..., title="Activefeatures")
+    """
+    Per active feature index, its [token index, value] pairs.
+    """
+    tokens: list[str] = Field(..., title="Tokens")
 
 
 class AvailableSource(BaseModel):
@@ -207,12 +211,34 @@ class SearchAllRequest(BaseModel):
     text: constr(min_length=1) = Field(..., title="Text")
 
 
+class SearchAllResult(BaseModel):
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    maxValue: float = Field(..., title="Maxvalue")
+    maxValueTokenIndex: int = Field(..., title="Maxvaluetokenindex")
+    modelId: str = Field(..., title="Modelid")
+    sumValues: float | None = Field(..., title="Sumvalues")
+    values: list[float] = Field(..., title="Values")
+
+
 class SearchTopkByTokenRequest(BaseModel):
+    densityThreshold: confloat(ge=0.0, lt=1.0) | None = Field(
+        0.01, title="Densitythreshold"
+    )
+    """
+    Keep only features firing on at most this fraction of tokens; 0: keep all.
+    """
     ignoreBos: bool | None = Field(True, title="Ignorebos")
+    """
+    Leave out special tokens (BOS, EOS, chat markers).
+    """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     numResults: conint(ge=1, le=100) | None = Field(5, title="Numresults")
     source: constr(max_length=128) = Field(..., title="Source")
-    text: constr(min_length=1) = Field(..., title="Text")
+    text: str | list[str] = Field(..., title="Text")
+    """
+    One text, or several (then no feature details).
+    """
 
 
 class SourceInfo(BaseModel):
@@ -263,6 +289,24 @@ class TokenizeRequest(BaseModel):
     text: str = Field(..., title="Text")
 
 
+class TokenizeResponse(BaseModel):
+    prepend_bos: bool = Field(..., title="Prepend Bos")
+    token_strings: list[str] = Field(..., title="Token Strings")
+    tokens: list[int] = Field(..., title="Tokens")
+
+
+class TopkFeatureInfo(BaseModel):
+    description: str | None = Field(..., title="Description")
+    """
+    The feature's first explanation, if any.
+    """
+    frac_nonzero: float | None = Field(..., title="Frac Nonzero")
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    maxActApprox: float | None = Field(..., title="Maxactapprox")
+    modelId: str = Field(..., title="Modelid")
+
+
 class UserCreateRequest(BaseModel):
     isAdmin: bool | None = Field(False, title="Isadmin")
     name: constr(min_length=1, max_length=128) = Field(..., title="Name")
@@ -305,6 +349,10 @@ class ActivationNewRequest(BaseModel):
     One text or several (at most 32).
     """
     feature: FeatureKey
+
+
+class ActivationSourceResponse(BaseModel):
+    results: list[ActivationSourceResult] = Field(..., title="Results")
 
 
 class HTTPValidationError(BaseModel):
@@ -355,6 +403,12 @@ class ModelInfo(BaseModel):
     sources: list[SourceInfo] = Field(..., title="Sources")
 
 
+class SearchAllResponse(BaseModel):
+    counts: list[list[float]] | None = Field(..., title="Counts")
+    result: list[SearchAllResult] = Field(..., title="Result")
+    tokens: list[str] = Field(..., title="Tokens")
+
+
 class SteerChatRequest(BaseModel):
     defaultChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Defaultchatmessages"
@@ -375,3 +429,29 @@ class SteerChatRequest(BaseModel):
         4, title="Strength Multiplier"
     )
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
+
+
+class TopkFeature(BaseModel):
+    activationValue: float = Field(..., title="Activationvalue")
+    feature: TopkFeatureInfo | None = None
+    featureIndex: int = Field(..., title="Featureindex")
+
+
+class TopkTokenResult(BaseModel):
+    isSpecial: bool = Field(..., title="Isspecial")
+    position: int = Field(..., title="Position")
+    token: str = Field(..., title="Token")
+    topFeatures: list[TopkFeature] = Field(..., title="Topfeatures")
+
+
+class SearchTopkByTokenResponse(BaseModel):
+    """
+    Neuronpedia's shape (its `neuronpedia` client reads `position` and `topFeatures`).
+    """
+
+    results: list[TopkTokenResult] = Field(..., title="Results")
+    source: str = Field(..., title="Source")
+
+
+class SearchTopkByTokenBatchResponse(BaseModel):
+    results: list[SearchTopkByTokenResponse] = Field(..., title="Results")

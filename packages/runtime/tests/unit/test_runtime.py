@@ -43,6 +43,24 @@ def test_hooks_have_user_names_and_shapes(tiny: LoadedModel) -> None:
         tiny.run_hooks(tokens, ["blocks.9.hook_resid_post"])
 
 
+def test_generation_view_shares_the_bridge_weights(tiny: LoadedModel) -> None:
+    """`hf_model` and the bridge are two module trees over one set of weights."""
+    bridged = {p.data_ptr() for p in tiny.bridge.parameters()}
+    for name, parameter in tiny.hf_model.named_parameters():
+        assert parameter.data_ptr() in bridged, f"{name} is a copy"
+    # Still two trees: the bridge rewires its modules, generation uses the plain ones.
+    assert type(tiny.hf_model.model.layers[0]).__name__ == "LlamaDecoderLayer"
+    with torch.no_grad():  # a change through one view is seen by the other
+        embed = tiny.hf_model.get_input_embeddings().weight
+        before = float(embed[5, 0])
+        embed[5, 0] += 1.0
+        tokens = torch.tensor([[tiny.bos_token_id, 5]])
+        plain = tiny.hf_model(tokens).logits
+        wrapped = tiny.bridge(tokens, return_type="logits")
+        embed[5, 0] = before
+    assert torch.allclose(plain, wrapped, atol=1e-4)
+
+
 def test_tokenize_prepends_bos(tiny: LoadedModel) -> None:
     ids = tiny.tokenize("Hello")
     assert ids[0] == tiny.bos_token_id
