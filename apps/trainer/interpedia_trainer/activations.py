@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -91,6 +92,26 @@ def stream_activations(
             for i in range(0, buffer.shape[0] - batch_size + 1, batch_size):
                 yield buffer[i : i + batch_size]
             return
+
+
+def resumed_stream(
+    model: HookedModel,
+    hook_name: str,
+    contexts: torch.Tensor,
+    *,
+    skip_tokens: int,
+    tokens_per_context: int,
+    **options: Any,
+) -> Iterator[torch.Tensor]:
+    """`stream_activations` for a run that already used `skip_tokens` of it.
+
+    It starts at the context the stream had reached (a context boundary, `contexts`
+    rotated so the epoch still covers them all) rather than at the start, so a resumed
+    run sees new text without replaying the tokens before its checkpoint.
+    """
+    start = skip_tokens // max(tokens_per_context, 1) % contexts.shape[0]
+    rotated = torch.cat([contexts[start:], contexts[:start]])
+    return stream_activations(model, hook_name, rotated, **options)
 
 
 @dataclass

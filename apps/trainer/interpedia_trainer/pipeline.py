@@ -19,7 +19,7 @@ from interpedia_trainer.activations import (
     cache_activations,
     check_enough_tokens,
     hook_activations,
-    stream_activations,
+    resumed_stream,
 )
 from interpedia_trainer.concepts import ConceptResult, score_concepts
 from interpedia_trainer.corpus import read_texts, tokenize_corpus
@@ -113,13 +113,12 @@ def train_from_corpus(
         )
         batches = cache.batches(loop.local_batch_size, seed=cfg.seed, skip_tokens=seen)
     else:
-        # Resume where the stream stopped (at a context boundary) rather than at its start.
-        per_context = max(cfg.context_size - int(cfg.prepend_bos), 1)
-        start = seen // per_context % train_ctx.shape[0]
-        batches = stream_activations(
+        batches = resumed_stream(
             model,
             cfg.hook_name,
-            torch.cat([train_ctx[start:], train_ctx[:start]]),
+            train_ctx,
+            skip_tokens=seen,
+            tokens_per_context=cfg.context_size - int(cfg.prepend_bos),
             batch_size=loop.local_batch_size,
             model_batch_size=model_batch_size,
             seed=cfg.seed + rank,
