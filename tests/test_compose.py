@@ -47,7 +47,7 @@ def test_build_contexts_and_dockerfiles_exist(name):
         assert context.is_dir(), f"{name}: {service} build context {context} is missing"
         assert dockerfile.is_file(), f"{name}: {service} Dockerfile {dockerfile} is missing"
         for line in dockerfile.read_text().splitlines():
-            if line.startswith("COPY "):
+            if line.startswith("COPY ") and not line.startswith("COPY --from="):
                 source = line.split()[1]
                 assert (context / source).exists(), f"{dockerfile}: COPY {source} is missing"
 

@@ -21,6 +21,8 @@ INDIRECT = {
     "gguf": "transformers reads the packaged model's GGUF file with it",
     "safetensors": "transformers and SAELens read weights with it",
     "pytest-asyncio": "a pytest plugin",
+    "moto": "interpedia_testing.s3 runs it as a server process (python -m moto.server)",
+    "nnsight": "circuit-tracer's backend for the graph service, pinned: 0.8 breaks its imports",
 }
 MODULES = {"pyyaml": "yaml", "sqlalchemy": "sqlalchemy", "pydantic-settings": "pydantic_settings"}
 

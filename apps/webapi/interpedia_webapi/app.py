@@ -1,6 +1,7 @@
 """The web API and pages: `create_app` wires settings, database, clients and routers."""
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,8 @@ from interpedia_webapi.routes import (
     admin_import,
     explanations,
     features,
+    graph_pages,
+    graphs,
     inference_search,
     lists,
     models,
@@ -77,7 +80,11 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         settings.inference_secret,
         settings.autointerp_url,
         settings.autointerp_secret,
+        settings.graph_url,
+        settings.graph_secret,
     )
+    # Signs graph upload URLs; one per process unless configured (see the setting).
+    app.state.signing_key = (settings.signing_key or secrets.token_hex(32)).encode()
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     for module in (
         models,
@@ -89,8 +96,10 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         lists,
         users,
         admin_import,
+        graphs,
     ):
         app.include_router(module.router, prefix="/api")
+    app.include_router(graph_pages.router)  # before pages: /{model}/graph is not a source
     app.include_router(pages.router)
     _render_page_errors(app)
     return app

@@ -34,6 +34,23 @@ class WebapiSettings(ServiceSettings):
     autointerp_secret: str | None = Field(
         default=None, description="X-SECRET-KEY for the autointerp service, if it needs one."
     )
+    graph_url: str | None = Field(
+        default=None, description="Graph service (attribution graphs of transcoders)."
+    )
+    graph_secret: str | None = Field(
+        default=None, description="X-SECRET-KEY for the graph service, if it needs one."
+    )
+    graph_wait_seconds: float = Field(
+        default=1800.0, gt=0, description="How long POST /api/graph/generate waits for its graph."
+    )
+    max_graph_upload_bytes: int = Field(
+        default=100 * 1024 * 1024, gt=0, description="Largest graph file an upload may PUT."
+    )
+    signing_key: str | None = Field(
+        default=None,
+        description="Signs graph upload URLs (default: a random key per process; set one "
+        "when several web API processes serve).",
+    )
     admin_bootstrap_key: str | None = Field(
         default=None,
         description="If set, an `admin` user with this API key is created at start-up.",

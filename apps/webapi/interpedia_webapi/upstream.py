@@ -1,4 +1,4 @@
-"""The inference and autointerp services, through their generated typed clients.
+"""The inference, autointerp and graph services, through their generated typed clients.
 
 `Upstreams` builds one client per service URL (lazily; closed in the lifespan) and knows
 which models the configured inference services really serve. Callers send the
@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interpedia_clients import ServiceError
 from interpedia_clients.autointerp import AsyncAutointerpClient
 from interpedia_clients.base import AsyncServiceClient
+from interpedia_clients.graph import AsyncGraphClient
 from interpedia_clients.inference import AsyncInferenceClient
 from interpedia_core.errors import (
     Conflict,
@@ -51,6 +52,7 @@ PASSED_ON: dict[int, type[InterpediaError]] = {
 SECRET_SETTING = {
     "inference": "INTERPEDIA_WEBAPI_INFERENCE_SECRET",
     "autointerp": "INTERPEDIA_WEBAPI_AUTOINTERP_SECRET",
+    "graph": "INTERPEDIA_WEBAPI_GRAPH_SECRET",
 }
 # Generation can take minutes; a service that does not accept the connection is down.
 TIMEOUT = httpx.Timeout(300.0, connect=5.0)
@@ -116,14 +118,19 @@ class Upstreams:
         inference_secret: str | None,
         autointerp_url: str | None,
         autointerp_secret: str | None,
+        graph_url: str | None = None,
+        graph_secret: str | None = None,
     ) -> None:
         self._inference_urls = inference_urls
         self._default_inference = default_inference
         self._inference_secret = inference_secret
         self._autointerp_url = autointerp_url
         self._autointerp_secret = autointerp_secret
+        self._graph_url = graph_url
+        self._graph_secret = graph_secret
         self._inference: dict[str, AsyncInferenceClient] = {}
         self._autointerp: AsyncAutointerpClient | None = None
+        self._graph: AsyncGraphClient | None = None
         self._capabilities: dict[str, _Capabilities] = {}
 
     def _inference_url(self, model_id: str) -> str | None:
@@ -150,6 +157,15 @@ class Upstreams:
                 self._autointerp_url, secret=self._autointerp_secret, timeout=TIMEOUT
             )
         return self._autointerp
+
+    def graph(self) -> AsyncGraphClient:
+        if not self._graph_url:
+            raise InvalidInput("no graph service is configured (INTERPEDIA_WEBAPI_GRAPH_URL)")
+        if self._graph is None:
+            self._graph = AsyncGraphClient(
+                self._graph_url, secret=self._graph_secret, timeout=TIMEOUT
+            )
+        return self._graph
 
     @property
     def has_autointerp(self) -> bool:
@@ -186,7 +202,10 @@ class Upstreams:
         clients: list[AsyncServiceClient] = [*self._inference.values()]
         if self._autointerp is not None:
             clients.append(self._autointerp)
+        if self._graph is not None:
+            clients.append(self._graph)
         for client in clients:
             await client.aclose()
         self._inference.clear()
         self._autointerp = None
+        self._graph = None

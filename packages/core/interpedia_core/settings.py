@@ -7,6 +7,7 @@ are read from the same variables whatever the subclass's prefix: one
 or a CLI entry point and injected; nothing builds them at import time.
 """
 
+import sys
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -40,6 +41,12 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("INTERPEDIA_EMBEDDED_DB_PORT", "embedded_db_port"),
         description="Port of the embedded PostgreSQL server (127.0.0.1 only).",
     )
+    graph_env: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("INTERPEDIA_GRAPH_ENV", "graph_env"),
+        description="The graph service's own virtualenv (default: .venv-graph beside the "
+        "running one); it cannot share this one (circuit-tracer pins transformers 4.57).",
+    )
     log_level: str = Field(
         default="INFO",
         validation_alias=AliasChoices("INTERPEDIA_LOG_LEVEL", "log_level"),
@@ -49,6 +56,11 @@ class CommonSettings(BaseSettings):
     @property
     def embedded_db_dir(self) -> Path:
         return self.data_dir / "postgres"
+
+    @property
+    def graph_bin(self) -> Path:
+        """The graph environment's bin/ (its python and `interpedia-graph`)."""
+        return (self.graph_env or Path(sys.prefix).parent / ".venv-graph") / "bin"
 
 
 class ServiceSettings(CommonSettings):

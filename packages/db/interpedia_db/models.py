@@ -26,9 +26,11 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL, TSVECTOR
@@ -437,6 +439,78 @@ class JobProgress(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
+
+
+# --- attribution graphs ------------------------------------------------------------------
+
+# Graphs keep Neuronpedia's column meanings (`GraphMetadata`: modelId, slug, promptTokens,
+# prompt, titlePrefix, sourceSetName, isFeatured); the graph JSON itself (Neuronpedia's
+# format, as circuit-tracer's `create_graph_files` writes it) is stored gzipped in the row
+# rather than in a bucket, so a graph is stored whole or not at all, and every service that
+# shares the database (the graph service in its own container) can read it.
+
+
+class Graph(Base):
+    """One attribution graph of a prompt: its metadata, and its JSON, gzipped."""
+
+    __tablename__ = "graphs"
+    __table_args__ = (UniqueConstraint("model_id", "slug", name="uq_graphs_model_id_slug"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, shareable
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(128))
+    source_set_name: Mapped[str | None] = mapped_column(String(128))  # the transcoder set
+    prompt: Mapped[str] = mapped_column(Text)
+    prompt_tokens: Mapped[list[str]] = mapped_column(TextArray, default=list, server_default="{}")
+    title_prefix: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    is_featured: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    n_nodes: Mapped[int] = mapped_column(Integer)
+    n_links: Mapped[int] = mapped_column(Integer)
+    # The graph service's job that made it: a retried job finds its own graph already stored.
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
+    data_gzip: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class GraphSubgraph(Base):
+    """A saved view of a graph: pinned nodes, labelled supernodes and thresholds."""
+
+    __tablename__ = "graph_subgraphs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, shareable
+    graph_id: Mapped[str] = mapped_column(ForeignKey("graphs.id", ondelete="CASCADE"), index=True)
+    display_name: Mapped[str | None] = mapped_column(String(256))
+    pinned_ids: Mapped[list[str]] = mapped_column(TextArray, default=list, server_default="{}")
+    # [[label, node_id, node_id, ...], ...] as Neuronpedia's qParams carry them.
+    supernodes: Mapped[list[list[str]]] = mapped_column(JSONB, default=list, server_default="[]")
+    clerps: Mapped[list[Any]] = mapped_column(JSONB, default=list, server_default="[]")
+    pruning_threshold: Mapped[float | None] = mapped_column(Float)
+    density_threshold: Mapped[float | None] = mapped_column(Float)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class GraphUpload(Base):
+    """A graph upload in flight: issued with a signed URL, filled by the PUT, saved by id."""
+
+    __tablename__ = "graph_uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the putRequestId
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    filename: Mapped[str] = mapped_column(String(256))
+    content_length: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # as PUT (gzip or not)
+    created_at: Mapped[datetime] = _created_at()
 
 
 # --- imports --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import typer
 from interpedia_core.logs import configure_logging
 from interpedia_core.settings import CommonSettings
 from interpedia_db.connect import resolve_database_url
-from interpedia_jobs.queue import create_job_app
+from interpedia_jobs.queue import create_job_app, known_queues
 from interpedia_jobs.worker import run_worker
 
 commands = typer.Typer()
@@ -20,7 +20,7 @@ def worker(
         "--queue",
         "-q",
         envvar="INTERPEDIA_WORKER_QUEUES",
-        help="Queues to take jobs from (repeat); default: all.",
+        help="Queues to take jobs from (repeat); default: those of every installed task.",
     ),
     concurrency: int = typer.Option(
         1, envvar="INTERPEDIA_WORKER_CONCURRENCY", help="Jobs this worker runs at once."
@@ -47,7 +47,7 @@ def worker(
             app,
             settings,
             database_url,
-            queues=queue or None,
+            queues=queue or known_queues(app),
             concurrency=concurrency,
             name=name,
             heartbeat_interval=heartbeat,

@@ -40,6 +40,15 @@ def create_job_app(database_url: str, *, load_tasks: bool = True) -> procrastina
     return app
 
 
+def known_queues(app: procrastinate.App) -> list[str]:
+    """The queues of the tasks this process can run.
+
+    A worker takes jobs only from these: the graph service's tasks run in their own
+    environment, and a worker that fetched a job whose task it cannot import would fail it.
+    """
+    return sorted({task.queue for task in app.tasks.values()})
+
+
 async def defer_job(
     app: procrastinate.App,
     task_name: str,

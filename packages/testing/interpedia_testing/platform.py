@@ -13,7 +13,7 @@ from pathlib import Path
 
 from interpedia_testing.net import free_port
 
-SERVICES = ("inference", "autointerp", "trainer", "webapi")
+SERVICES = ("inference", "autointerp", "trainer", "webapi", "graph")
 UP_LINE = "Interpedia is up"
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import uvicorn
 
+from interpedia_core.settings import CommonSettings
 from interpedia_platform.supervisor import Supervisor, platform_services, service_urls_env
 from interpedia_testing.net import free_port
 
@@ -57,7 +58,7 @@ def running_services(
     """Run the named services (`inference`, `autointerp`, `webapi`, ...) with `env` added to
     this process's environment; yields each one's URL. A web API among them is pointed at
     the inference and autointerp services among them. Their logs go to `log_dir`."""
-    specs = [s for s in platform_services() if s.name in names]
+    specs = [s for s in platform_services(CommonSettings()) if s.name in names]
     ports = {s.port_variable: str(free_port()) for s in specs if s.port_variable}
     full_env = {
         **os.environ,

@@ -122,6 +122,106 @@ class WebapiClient(ServiceClient):
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
 
+    def graph_delete(self, body: models.GraphKey) -> models.MessageResponse:
+        """Delete one of the caller's graphs (with its subgraphs)."""
+        return self._call("POST", "/api/graph/delete", body, models.MessageResponse)
+
+    def graph_generate(self, body: models.GraphGenerateRequest) -> models.GraphGenerateResponse:
+        """Make a graph of the prompt and store it; answers once it is made (Neuronpedia's)."""
+        return self._call("POST", "/api/graph/generate", body, models.GraphGenerateResponse)
+
+    def graph_job_start(self, body: models.GraphGenerateRequest) -> models.GraphJobInfo:
+        """Queue a graph and answer at once (ours): follow it with GET /api/graph/jobs/{id}."""
+        return self._call("POST", "/api/graph/jobs", body, models.GraphJobInfo)
+
+    def graph_job(self, job_id: int) -> models.GraphJobInfo:
+        """Where a graph job is: waiting, its progress, or the page of its graph."""
+        return self._call("GET", f"/api/graph/jobs/{job_id}", None, models.GraphJobInfo)
+
+    def graph_job_cancel(self, job_id: int) -> models.GraphJobInfo:
+        """Cancel a graph job (its graph is not stored)."""
+        return self._call("DELETE", f"/api/graph/jobs/{job_id}", None, models.GraphJobInfo)
+
+    def graph_list(
+        self, modelId: str | None | None = None, limit: int | None = None
+    ) -> list[models.GraphMetadata]:
+        """Graphs, newest first (ours: the page's list)."""
+        return self._call(
+            "GET",
+            "/api/graph/list",
+            None,
+            list[models.GraphMetadata],
+            params={"modelId": modelId, "limit": limit},
+        )
+
+    def graph_list_owned(self) -> list[models.GraphMetadata]:
+        """The caller's graphs, newest first."""
+        return self._call("POST", "/api/graph/list-owned", None, list[models.GraphMetadata])
+
+    def graph_parse_chat_prompt(
+        self, body: models.GraphParseChatPromptRequest
+    ) -> models.GraphParseChatPromptResponse:
+        """The chat turns behind a rendered graph prompt (None for a plain prompt)."""
+        return self._call(
+            "POST", "/api/graph/parse-chat-prompt", body, models.GraphParseChatPromptResponse
+        )
+
+    def graph_save_to_db(self, body: models.SaveToDbRequest) -> models.SaveToDbResponse:
+        """Upload 2/2: check the uploaded file is Neuronpedia's graph format, and store it."""
+        return self._call("POST", "/api/graph/save-to-db", body, models.SaveToDbResponse)
+
+    def graph_signed_put(self, body: models.SignedPutRequest) -> models.SignedPutResponse:
+        """Upload 1/2: a URL signed by this server to PUT the graph file to, for an hour."""
+        return self._call("POST", "/api/graph/signed-put", body, models.SignedPutResponse)
+
+    def graph_subgraph_delete(
+        self, body: models.SubgraphDeleteRequest
+    ) -> models.SubgraphDeleteResponse:
+        """Delete one of the caller's subgraphs."""
+        return self._call("POST", "/api/graph/subgraph/delete", body, models.SubgraphDeleteResponse)
+
+    def graph_subgraph_list(self, body: models.GraphKey) -> models.SubgraphListResponse:
+        """The caller's subgraphs of a graph, newest first."""
+        return self._call("POST", "/api/graph/subgraph/list", body, models.SubgraphListResponse)
+
+    def graph_subgraph_save(self, body: models.SubgraphSaveRequest) -> models.SubgraphSaveResponse:
+        """Save pinned nodes, supernodes and thresholds over a graph (or overwrite your own)."""
+        return self._call("POST", "/api/graph/subgraph/save", body, models.SubgraphSaveResponse)
+
+    def graph_subgraph_get(self, subgraph_id: str) -> models.Subgraph:
+        """One subgraph by its id (ours): what a shared link opens."""
+        return self._call("GET", f"/api/graph/subgraph/{subgraph_id}", None, models.Subgraph)
+
+    def graph_tokenize(self, body: models.GraphTokenizeRequest) -> models.GraphTokenizeResponse:
+        """The prompt's tokens (positions for steering) and the logits a graph would target."""
+        return self._call("POST", "/api/graph/tokenize", body, models.GraphTokenizeResponse)
+
+    def graph_transcoder_sets(self, modelId: str) -> list[str]:
+        """The model's transcoder sets (ours: what graphs can be made with)."""
+        return self._call(
+            "GET", "/api/graph/transcoder-sets", None, list[str], params={"modelId": modelId}
+        )
+
+    def graph_upload(
+        self, upload_id: str, expires: int, signature: str, body: Any | None = None
+    ) -> models.MessageResponse:
+        """Where a signed URL points: keeps the file (gzipped or not) for save-to-db."""
+        return self._call(
+            "PUT",
+            f"/api/graph/upload/{upload_id}",
+            body,
+            models.MessageResponse,
+            params={"expires": expires, "signature": signature},
+        )
+
+    def graph_get(self, modelId: str, slug: str) -> models.GraphMetadata:
+        """A graph's metadata; its `url` is the graph JSON."""
+        return self._call("GET", f"/api/graph/{modelId}/{slug}", None, models.GraphMetadata)
+
+    def graph_json(self, modelId: str, slug: str) -> Any:
+        """The graph itself: what Neuronpedia's metadata `url` points at."""
+        return self._call("GET", f"/api/graph/{modelId}/{slug}/json", None)
+
     def list_add_features(self, body: models.ListAddFeaturesRequest) -> list[models.ListItemInfo]:
         """List Add Features."""
         return self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
@@ -192,6 +292,10 @@ class WebapiClient(ServiceClient):
     def steer_chat(self, body: models.SteerChatRequest) -> Any:
         """Chat completion with and without steering (the default and steered conversations)."""
         return self._call("POST", "/api/steer-chat", body)
+
+    def steer_logits(self, body: models.SteerLogitsRequest) -> models.SteerLogitsResponse:
+        """Generate with and without feature interventions on a graph's features."""
+        return self._call("POST", "/api/steer-logits", body, models.SteerLogitsResponse)
 
     def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""
@@ -322,6 +426,118 @@ class AsyncWebapiClient(AsyncServiceClient):
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
 
+    async def graph_delete(self, body: models.GraphKey) -> models.MessageResponse:
+        """Delete one of the caller's graphs (with its subgraphs)."""
+        return await self._call("POST", "/api/graph/delete", body, models.MessageResponse)
+
+    async def graph_generate(
+        self, body: models.GraphGenerateRequest
+    ) -> models.GraphGenerateResponse:
+        """Make a graph of the prompt and store it; answers once it is made (Neuronpedia's)."""
+        return await self._call("POST", "/api/graph/generate", body, models.GraphGenerateResponse)
+
+    async def graph_job_start(self, body: models.GraphGenerateRequest) -> models.GraphJobInfo:
+        """Queue a graph and answer at once (ours): follow it with GET /api/graph/jobs/{id}."""
+        return await self._call("POST", "/api/graph/jobs", body, models.GraphJobInfo)
+
+    async def graph_job(self, job_id: int) -> models.GraphJobInfo:
+        """Where a graph job is: waiting, its progress, or the page of its graph."""
+        return await self._call("GET", f"/api/graph/jobs/{job_id}", None, models.GraphJobInfo)
+
+    async def graph_job_cancel(self, job_id: int) -> models.GraphJobInfo:
+        """Cancel a graph job (its graph is not stored)."""
+        return await self._call("DELETE", f"/api/graph/jobs/{job_id}", None, models.GraphJobInfo)
+
+    async def graph_list(
+        self, modelId: str | None | None = None, limit: int | None = None
+    ) -> list[models.GraphMetadata]:
+        """Graphs, newest first (ours: the page's list)."""
+        return await self._call(
+            "GET",
+            "/api/graph/list",
+            None,
+            list[models.GraphMetadata],
+            params={"modelId": modelId, "limit": limit},
+        )
+
+    async def graph_list_owned(self) -> list[models.GraphMetadata]:
+        """The caller's graphs, newest first."""
+        return await self._call("POST", "/api/graph/list-owned", None, list[models.GraphMetadata])
+
+    async def graph_parse_chat_prompt(
+        self, body: models.GraphParseChatPromptRequest
+    ) -> models.GraphParseChatPromptResponse:
+        """The chat turns behind a rendered graph prompt (None for a plain prompt)."""
+        return await self._call(
+            "POST", "/api/graph/parse-chat-prompt", body, models.GraphParseChatPromptResponse
+        )
+
+    async def graph_save_to_db(self, body: models.SaveToDbRequest) -> models.SaveToDbResponse:
+        """Upload 2/2: check the uploaded file is Neuronpedia's graph format, and store it."""
+        return await self._call("POST", "/api/graph/save-to-db", body, models.SaveToDbResponse)
+
+    async def graph_signed_put(self, body: models.SignedPutRequest) -> models.SignedPutResponse:
+        """Upload 1/2: a URL signed by this server to PUT the graph file to, for an hour."""
+        return await self._call("POST", "/api/graph/signed-put", body, models.SignedPutResponse)
+
+    async def graph_subgraph_delete(
+        self, body: models.SubgraphDeleteRequest
+    ) -> models.SubgraphDeleteResponse:
+        """Delete one of the caller's subgraphs."""
+        return await self._call(
+            "POST", "/api/graph/subgraph/delete", body, models.SubgraphDeleteResponse
+        )
+
+    async def graph_subgraph_list(self, body: models.GraphKey) -> models.SubgraphListResponse:
+        """The caller's subgraphs of a graph, newest first."""
+        return await self._call(
+            "POST", "/api/graph/subgraph/list", body, models.SubgraphListResponse
+        )
+
+    async def graph_subgraph_save(
+        self, body: models.SubgraphSaveRequest
+    ) -> models.SubgraphSaveResponse:
+        """Save pinned nodes, supernodes and thresholds over a graph (or overwrite your own)."""
+        return await self._call(
+            "POST", "/api/graph/subgraph/save", body, models.SubgraphSaveResponse
+        )
+
+    async def graph_subgraph_get(self, subgraph_id: str) -> models.Subgraph:
+        """One subgraph by its id (ours): what a shared link opens."""
+        return await self._call("GET", f"/api/graph/subgraph/{subgraph_id}", None, models.Subgraph)
+
+    async def graph_tokenize(
+        self, body: models.GraphTokenizeRequest
+    ) -> models.GraphTokenizeResponse:
+        """The prompt's tokens (positions for steering) and the logits a graph would target."""
+        return await self._call("POST", "/api/graph/tokenize", body, models.GraphTokenizeResponse)
+
+    async def graph_transcoder_sets(self, modelId: str) -> list[str]:
+        """The model's transcoder sets (ours: what graphs can be made with)."""
+        return await self._call(
+            "GET", "/api/graph/transcoder-sets", None, list[str], params={"modelId": modelId}
+        )
+
+    async def graph_upload(
+        self, upload_id: str, expires: int, signature: str, body: Any | None = None
+    ) -> models.MessageResponse:
+        """Where a signed URL points: keeps the file (gzipped or not) for save-to-db."""
+        return await self._call(
+            "PUT",
+            f"/api/graph/upload/{upload_id}",
+            body,
+            models.MessageResponse,
+            params={"expires": expires, "signature": signature},
+        )
+
+    async def graph_get(self, modelId: str, slug: str) -> models.GraphMetadata:
+        """A graph's metadata; its `url` is the graph JSON."""
+        return await self._call("GET", f"/api/graph/{modelId}/{slug}", None, models.GraphMetadata)
+
+    async def graph_json(self, modelId: str, slug: str) -> Any:
+        """The graph itself: what Neuronpedia's metadata `url` points at."""
+        return await self._call("GET", f"/api/graph/{modelId}/{slug}/json", None)
+
     async def list_add_features(
         self, body: models.ListAddFeaturesRequest
     ) -> list[models.ListItemInfo]:
@@ -394,6 +610,10 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def steer_chat(self, body: models.SteerChatRequest) -> Any:
         """Chat completion with and without steering (the default and steered conversations)."""
         return await self._call("POST", "/api/steer-chat", body)
+
+    async def steer_logits(self, body: models.SteerLogitsRequest) -> models.SteerLogitsResponse:
+        """Generate with and without feature interventions on a graph's features."""
+        return await self._call("POST", "/api/steer-logits", body, models.SteerLogitsResponse)
 
     async def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""

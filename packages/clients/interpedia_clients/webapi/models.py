@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, confloat, conint, constr
+from pydantic import AwareDatetime, BaseModel, Field, confloat, conint, constr
 
 
 class ActivationNewResponse(BaseModel):
@@ -99,6 +99,103 @@ class FeatureKey(BaseModel):
     The source id, e.g. 6-res-jb.
     """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class GraphChatMessage(BaseModel):
+    content: constr(max_length=10000) = Field(..., title="Content")
+    role: constr(max_length=32) = Field(..., title="Role")
+
+
+class GraphGenerateRequest(BaseModel):
+    desiredLogitProb: confloat(ge=0.6, le=0.99) | None = Field(
+        0.95, title="Desiredlogitprob"
+    )
+    edgeThreshold: confloat(ge=0.8, le=1.0) | None = Field(0.98, title="Edgethreshold")
+    maxFeatureNodes: conint(ge=1, le=100000) | None = Field(
+        None, title="Maxfeaturenodes"
+    )
+    maxNLogits: conint(ge=5, le=15) | None = Field(10, title="Maxnlogits")
+    messages: list[GraphChatMessage] | None = Field(None, title="Messages")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    nodeThreshold: confloat(ge=0.5, le=1.0) | None = Field(0.8, title="Nodethreshold")
+    prompt: constr(max_length=10000) | None = Field("", title="Prompt")
+    slug: constr(max_length=128) | None = Field(None, title="Slug")
+    """
+    Default: made from the prompt and the time.
+    """
+    sourceSetName: constr(max_length=128) | None = Field(None, title="Sourcesetname")
+    """
+    The transcoder set (default: the service's).
+    """
+
+
+class GraphGenerateResponse(BaseModel):
+    message: str = Field(..., title="Message")
+    numLinks: int = Field(..., title="Numlinks")
+    numNodes: int = Field(..., title="Numnodes")
+    s3url: str = Field(..., title="S3Url")
+    """
+    Where the graph JSON is (here, not in a bucket).
+    """
+    url: str = Field(..., title="Url")
+    """
+    The graph's page.
+    """
+
+
+class GraphJobInfo(BaseModel):
+    """
+    A graph being made (ours: the page follows it).
+    """
+
+    done: int | None = Field(None, title="Done")
+    jobId: int = Field(..., title="Jobid")
+    message: str | None = Field("", title="Message")
+    modelId: str = Field(..., title="Modelid")
+    slug: str = Field(..., title="Slug")
+    status: str = Field(..., title="Status")
+    total: int | None = Field(None, title="Total")
+    url: str | None = Field(None, title="Url")
+    """
+    The graph's page, once it is made.
+    """
+
+
+class GraphKey(BaseModel):
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    slug: constr(max_length=128) = Field(..., title="Slug")
+
+
+class GraphParseChatPromptRequest(BaseModel):
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    prompt: constr(min_length=1, max_length=10000) = Field(..., title="Prompt")
+    sourceSetName: constr(max_length=128) | None = Field(None, title="Sourcesetname")
+
+
+class GraphParseChatPromptResponse(BaseModel):
+    is_chat: bool = Field(..., title="Is Chat")
+    messages: list[GraphChatMessage] | None = Field(..., title="Messages")
+    prompt: str = Field(..., title="Prompt")
+    unsteerable_positions: list[int] = Field(..., title="Unsteerable Positions")
+
+
+class GraphTokenizeRequest(BaseModel):
+    desiredLogitProb: confloat(ge=0.6, le=0.99) | None = Field(
+        0.95, title="Desiredlogitprob"
+    )
+    maxNLogits: conint(ge=5, le=15) | None = Field(10, title="Maxnlogits")
+    messages: list[GraphChatMessage] | None = Field(None, title="Messages")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    prompt: constr(max_length=10000) | None = Field("", title="Prompt")
+    sourceSetName: constr(max_length=128) | None = Field(None, title="Sourcesetname")
+    """
+    The transcoder set (default: the service's).
+    """
+
+
+class GraphUser(BaseModel):
+    id: int = Field(..., title="Id")
+    name: str = Field(..., title="Name")
 
 
 class Status(StrEnum):
@@ -199,6 +296,25 @@ class ListRemoveRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class MessageResponse(BaseModel):
+    message: str = Field(..., title="Message")
+
+
+class SalientLogit(BaseModel):
+    probability: float = Field(..., title="Probability")
+    token: str = Field(..., title="Token")
+    token_id: int = Field(..., title="Token Id")
+
+
+class SaveToDbRequest(BaseModel):
+    putRequestId: constr(max_length=64) = Field(..., title="Putrequestid")
+
+
+class SaveToDbResponse(BaseModel):
+    message: str = Field(..., title="Message")
+    url: str = Field(..., title="Url")
+
+
 class SearchAllRequest(BaseModel):
     ignoreBos: bool | None = Field(True, title="Ignorebos")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
@@ -241,6 +357,26 @@ class SearchTopkByTokenRequest(BaseModel):
     """
 
 
+class SignedPutRequest(BaseModel):
+    contentLength: conint(ge=1) = Field(..., title="Contentlength")
+    """
+    Bytes of the (gzipped) file to be PUT.
+    """
+    contentType: constr(max_length=128) | None = Field(
+        "application/json", title="Contenttype"
+    )
+    filename: constr(min_length=6, max_length=256) = Field(..., title="Filename")
+
+
+class SignedPutResponse(BaseModel):
+    key: str = Field(..., title="Key")
+    putRequestId: str = Field(..., title="Putrequestid")
+    url: str = Field(..., title="Url")
+    """
+    PUT the file here (gzip with Content-Encoding: gzip, or not).
+    """
+
+
 class SourceInfo(BaseModel):
     architecture: str = Field(..., title="Architecture")
     d_sae: int = Field(..., title="D Sae")
@@ -258,6 +394,35 @@ class SteerFeature(BaseModel):
     layer: constr(max_length=128) = Field(..., title="Layer")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
+
+
+class SteerLogitsFeature(BaseModel):
+    """
+    Neuronpedia forwards these to its graph server as they are (snake_case).
+    """
+
+    ablate: bool | None = Field(False, title="Ablate")
+    delta: confloat(ge=-100000.0, le=100000.0) | None = Field(None, title="Delta")
+    index: conint(ge=0) = Field(..., title="Index")
+    layer: conint(ge=0) = Field(..., title="Layer")
+    steer_generated_tokens: bool | None = Field(False, title="Steer Generated Tokens")
+    steer_position: conint(ge=0) | None = Field(None, title="Steer Position")
+    token_active_position: conint(ge=0) = Field(..., title="Token Active Position")
+
+
+class SteerLogitsRequest(BaseModel):
+    features: list[SteerLogitsFeature] = Field(
+        ..., max_length=64, min_length=1, title="Features"
+    )
+    freezeAttention: bool | None = Field(False, title="Freezeattention")
+    freqPenalty: confloat(ge=-2.0, le=2.0) | None = Field(0.0, title="Freqpenalty")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    nTokens: conint(ge=1, le=64) | None = Field(10, title="Ntokens")
+    prompt: constr(min_length=1, max_length=10000) = Field(..., title="Prompt")
+    seed: int | None = Field(None, title="Seed")
+    sourceSetName: constr(max_length=128) | None = Field(None, title="Sourcesetname")
+    temperature: confloat(ge=0.0, le=2.0) | None = Field(0.0, title="Temperature")
+    topK: conint(ge=1, le=20) | None = Field(5, title="Topk")
 
 
 class SteerMethod(StrEnum):
@@ -283,6 +448,61 @@ class SteerRequest(BaseModel):
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
 
 
+class Subgraph(BaseModel):
+    clerps: list[Any] = Field(..., title="Clerps")
+    createdAt: AwareDatetime = Field(..., title="Createdat")
+    densityThreshold: float | None = Field(..., title="Densitythreshold")
+    displayName: str | None = Field(..., title="Displayname")
+    graphMetadataId: str = Field(..., title="Graphmetadataid")
+    id: str = Field(..., title="Id")
+    modelId: str = Field(..., title="Modelid")
+    pinnedIds: list[str] = Field(..., title="Pinnedids")
+    pruningThreshold: float | None = Field(..., title="Pruningthreshold")
+    slug: str = Field(..., title="Slug")
+    supernodes: list[list[str]] = Field(..., title="Supernodes")
+    updatedAt: AwareDatetime = Field(..., title="Updatedat")
+    user: GraphUser | None
+    userId: int = Field(..., title="Userid")
+
+
+class SubgraphDeleteRequest(BaseModel):
+    subgraphId: constr(max_length=64) = Field(..., title="Subgraphid")
+
+
+class SubgraphDeleteResponse(BaseModel):
+    message: str = Field(..., title="Message")
+    success: bool = Field(..., title="Success")
+
+
+class SubgraphListResponse(BaseModel):
+    subgraphs: list[Subgraph] = Field(..., title="Subgraphs")
+    success: bool = Field(..., title="Success")
+
+
+class SubgraphSaveRequest(BaseModel):
+    clerps: list[Any] | None = Field(None, max_length=5000, title="Clerps")
+    densityThreshold: confloat(ge=0.0, le=1.0) | None = Field(
+        None, title="Densitythreshold"
+    )
+    displayName: constr(max_length=256) | None = Field(None, title="Displayname")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    overwriteId: constr(max_length=64) | None = Field(None, title="Overwriteid")
+    pinnedIds: list[str] = Field(..., max_length=5000, title="Pinnedids")
+    pruningThreshold: confloat(ge=0.0, le=1.0) | None = Field(
+        None, title="Pruningthreshold"
+    )
+    slug: constr(max_length=128) = Field(..., title="Slug")
+    supernodes: list[list[str]] = Field(..., max_length=1000, title="Supernodes")
+    """
+    Each [label, node_id, node_id, ...].
+    """
+
+
+class SubgraphSaveResponse(BaseModel):
+    subgraphId: str = Field(..., title="Subgraphid")
+    success: bool = Field(..., title="Success")
+
+
 class TokenizeRequest(BaseModel):
     model: constr(max_length=128) = Field(..., title="Model")
     prepend_bos: bool | None = Field(False, title="Prepend Bos")
@@ -293,6 +513,11 @@ class TokenizeResponse(BaseModel):
     prepend_bos: bool = Field(..., title="Prepend Bos")
     token_strings: list[str] = Field(..., title="Token Strings")
     tokens: list[int] = Field(..., title="Tokens")
+
+
+class TopLogit(BaseModel):
+    prob: float = Field(..., title="Prob")
+    token: str = Field(..., title="Token")
 
 
 class TopkFeatureInfo(BaseModel):
@@ -355,6 +580,36 @@ class ActivationSourceResponse(BaseModel):
     results: list[ActivationSourceResult] = Field(..., title="Results")
 
 
+class GraphMetadata(BaseModel):
+    """
+    Neuronpedia's `GraphMetadata` row; `url` is where the graph JSON is.
+    """
+
+    createdAt: AwareDatetime = Field(..., title="Createdat")
+    id: str = Field(..., title="Id")
+    isFeatured: bool = Field(..., title="Isfeatured")
+    modelId: str = Field(..., title="Modelid")
+    numLinks: int = Field(..., title="Numlinks")
+    numNodes: int = Field(..., title="Numnodes")
+    prompt: str = Field(..., title="Prompt")
+    promptTokens: list[str] = Field(..., title="Prompttokens")
+    slug: str = Field(..., title="Slug")
+    sourceSetName: str | None = Field(..., title="Sourcesetname")
+    titlePrefix: str = Field(..., title="Titleprefix")
+    updatedAt: AwareDatetime = Field(..., title="Updatedat")
+    url: str = Field(..., title="Url")
+    user: GraphUser | None
+    userId: int | None = Field(..., title="Userid")
+
+
+class GraphTokenizeResponse(BaseModel):
+    cumulative_probability: float = Field(..., title="Cumulative Probability")
+    input_tokens: list[str] = Field(..., title="Input Tokens")
+    prompt: str = Field(..., title="Prompt")
+    salient_logits: list[SalientLogit] = Field(..., title="Salient Logits")
+    total_salient_tokens: int = Field(..., title="Total Salient Tokens")
+
+
 class HTTPValidationError(BaseModel):
     detail: list[ValidationError] | None = Field(None, title="Detail")
 
@@ -393,6 +648,11 @@ class ListGetResponse(BaseModel):
     url: str = Field(..., title="Url")
 
 
+class LogitsByToken(BaseModel):
+    token: str = Field(..., title="Token")
+    top_logits: list[TopLogit] = Field(..., title="Top Logits")
+
+
 class ModelInfo(BaseModel):
     dimension: int = Field(..., title="Dimension")
     displayName: str = Field(..., title="Displayname")
@@ -429,6 +689,17 @@ class SteerChatRequest(BaseModel):
         4, title="Strength Multiplier"
     )
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
+
+
+class SteerLogitsResponse(BaseModel):
+    DEFAULT_GENERATION: str = Field(..., title="Default Generation")
+    DEFAULT_LOGITS_BY_TOKEN: list[LogitsByToken] = Field(
+        ..., title="Default Logits By Token"
+    )
+    STEERED_GENERATION: str = Field(..., title="Steered Generation")
+    STEERED_LOGITS_BY_TOKEN: list[LogitsByToken] = Field(
+        ..., title="Steered Logits By Token"
+    )
 
 
 class TopkFeature(BaseModel):
