@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged model is local; nev
 
 import torch
 
-from interpedia_trainer.activations import hook_activations, resumed_stream
+from interpedia_trainer.activations import hook_activations, resume_context, stream_activations
 from interpedia_trainer.corpus import tokenize_corpus
 from interpedia_trainer.metrics import reconstruction_metrics
 from interpedia_trainer.model_runtime import load_hooked_model
@@ -76,15 +76,14 @@ def record(n_batches: int) -> None:
         torch.save(acts, held)
     if done == n_chunks:
         return
-    stream = resumed_stream(
+    stream = stream_activations(
         model,
         HOOK,
         train_ctx,
-        skip_tokens=done * CHUNK * BATCH,
-        tokens_per_context=CONTEXT - 1,
         batch_size=BATCH,
         model_batch_size=8,
         seed=SEED,
+        start_context=resume_context(train_ctx, model.special_token_ids, done * CHUNK * BATCH),
     )
     started = time.perf_counter()
     for i in range(done, n_chunks):

@@ -8,6 +8,10 @@ semaphore). Retrying has one owner, the `openai` SDK (`llm_max_retries`: rate
 limits, timeouts and 5xx, with backoff that honours Retry-After): a feature
 whose call still fails is recorded in `failed` and tried again by the next run,
 never retried here on top, so one feature costs at most `llm_max_retries + 1` calls.
+
+A stop request (`interpedia_core.stopping`: Ctrl-C, SIGTERM, a worker shutting down)
+abandons the units in flight, whose transactions roll back, and raises `Stopped`; what
+was committed stays, and the rerun skips it.
 """
 
 import asyncio
@@ -22,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from interpedia_autointerp import explain, scoring, storage
 from interpedia_autointerp.embeddings import Embedder
 from interpedia_autointerp.llm import LLMClient
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput, UpstreamError
 from interpedia_db.models import Explanation, ExplanationScore
 
@@ -62,7 +67,10 @@ async def _bounded(
     concurrency: int,
     progress: Progress | None,
 ) -> None:
-    """Run `work` on every item, `concurrency` at a time; a returned string is a failure."""
+    """Run `work` on every item, `concurrency` at a time; a returned string is a failure.
+
+    On a stop request the items in flight are cancelled and `Stopped` says how far it got.
+    """
     slots = asyncio.Semaphore(concurrency)
     lock = asyncio.Lock()
 
@@ -78,7 +86,11 @@ async def _bounded(
                 finished = result.skipped + result.done + len(result.failed)
                 await progress(finished, result.total, f"{len(result.failed)} failed")
 
-    await asyncio.gather(*(one(item) for item in items))
+    try:
+        await stopping.until_stopped(asyncio.gather(*(one(item) for item in items)))
+    except stopping.Stopped as exc:
+        left = len(items) - result.done - len(result.failed)
+        raise exc.at(f"with {result.done} done and {left} left; rerun to continue") from None
 
 
 async def explain_source(
@@ -217,6 +229,7 @@ async def embed_explanations(
     """
     result = BatchResult()
     while True:
+        stopping.check()  # between batches: each commits on its own
         async with sessionmaker.begin() as session:
             batch = await storage.explanations_missing_embedding(
                 session, embedder.name, model_id=model_id, source_id=source_id, limit=batch_size

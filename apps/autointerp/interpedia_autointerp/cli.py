@@ -8,6 +8,7 @@ settings read them); commands call the same domain functions as the routes.
 import typer
 
 from interpedia_autointerp.settings import AutointerpSettings
+from interpedia_core import stopping
 from interpedia_core.cli import run
 from interpedia_db.connect import run_in_database
 
@@ -71,7 +72,8 @@ def explain(
             f"({result.not_fired} never fired)",
         )
 
-    run_in_database(settings, run)
+    with stopping.stop_on_signals():
+        run_in_database(settings, run)
 
 
 @commands.command()
@@ -106,7 +108,8 @@ def score(
             concurrency=concurrency,
         )
 
-    result = run_in_database(settings, run)
+    with stopping.stop_on_signals():
+        result = run_in_database(settings, run)
     typer.echo(
         f"scored {result.done}, already scored {result.skipped}, "
         f"failed {len(result.failed)} of {result.total} ({scorer})"
@@ -164,7 +167,8 @@ def embed_explanations(
             sessionmaker, embedder, model_id=model_id, source_id=source_id
         )
 
-    result = run_in_database(settings, run)
+    with stopping.stop_on_signals():
+        result = run_in_database(settings, run)
     typer.echo(f"embedded {result.done} explanations with {embedder.name}")
 
 

@@ -3,7 +3,8 @@
 Each task is a thin shell over `batch`: safe to run twice (finished features are
 skipped), so a job requeued after a worker crash resumes where it stopped. The tasks
 do not retry: LLM calls are retried by the `openai` SDK alone (see `batch`), and a
-job that fails says why in its status; deferring it again resumes it.
+job that fails says why in its status; deferring it again resumes it. A job its worker
+stopped (SIGTERM, Ctrl-C) is requeued at once and resumes on the next worker.
 Progress goes to `job_progress` after every feature. Defer with
 `queueing_lock=f"autointerp:explain:{model_id}/{source_id}"` to avoid duplicates.
 """
@@ -21,11 +22,14 @@ from interpedia_autointerp.resources import build_embedders, build_llm
 from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_core.errors import ConfigurationError
 from interpedia_jobs.progress import report_progress
+from interpedia_jobs.retry import ResumeOnlyWhenStopped
 from interpedia_jobs.worker import WorkerResources, resources_of
 
 blueprint = procrastinate.Blueprint()
 
 QUEUE = "autointerp"
+# No retries (see above), but a job its worker stopped is requeued to resume.
+RETRY = ResumeOnlyWhenStopped()
 
 
 def _settings(resources: WorkerResources) -> AutointerpSettings:
@@ -70,7 +74,7 @@ def _summary(result: batch.BatchResult) -> dict[str, Any]:
     }
 
 
-@blueprint.task(name="explain_source", queue=QUEUE, pass_context=True)
+@blueprint.task(name="explain_source", queue=QUEUE, retry=RETRY, pass_context=True)
 async def explain_source(
     context: procrastinate.JobContext, model_id: str, source_id: str, method: str = "auto"
 ) -> dict[str, Any]:
@@ -95,7 +99,7 @@ async def explain_source(
     return _summary(result)
 
 
-@blueprint.task(name="score_source", queue=QUEUE, pass_context=True)
+@blueprint.task(name="score_source", queue=QUEUE, retry=RETRY, pass_context=True)
 async def score_source(
     context: procrastinate.JobContext, model_id: str, source_id: str, scorer: str = "embedding"
 ) -> dict[str, Any]:
@@ -115,7 +119,7 @@ async def score_source(
     return _summary(result)
 
 
-@blueprint.task(name="embed_explanations", queue=QUEUE, pass_context=True)
+@blueprint.task(name="embed_explanations", queue=QUEUE, retry=RETRY, pass_context=True)
 async def embed_explanations(
     context: procrastinate.JobContext,
     model_id: str | None = None,

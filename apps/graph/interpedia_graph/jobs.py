@@ -19,24 +19,15 @@ from interpedia_graph.replacement import ReplacementModels
 from interpedia_graph.settings import GraphSettings
 from interpedia_graph.transcoder_sets import find_transcoder_set
 from interpedia_jobs.progress import ThreadProgress, report_progress
+from interpedia_jobs.retry import RetryUnlessRefused
 from interpedia_jobs.worker import WorkerResources, resources_of
 
 logger = logging.getLogger(__name__)
 blueprint = procrastinate.Blueprint()
 
 
-class _RetryUnlessRefused(procrastinate.RetryStrategy):
-    """Retry what may pass (a dead worker, a database hiccup), not a refusal or a cancel."""
-
-    def get_retry_decision(
-        self, *, exception: BaseException, job: procrastinate.jobs.Job
-    ) -> procrastinate.RetryDecision | None:
-        if isinstance(exception, InterpediaError | procrastinate.exceptions.JobAborted):
-            return None
-        return super().get_retry_decision(exception=exception, job=job)
-
-
-RETRY = _RetryUnlessRefused(max_attempts=3, wait=5)
+# Retries cover a dead worker or a database hiccup; a refusal or a cancel is final.
+RETRY = RetryUnlessRefused(max_attempts=3, wait=5)
 
 
 def _models(resources: WorkerResources) -> ReplacementModels:

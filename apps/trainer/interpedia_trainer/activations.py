@@ -9,14 +9,14 @@ refill: SAELens's mixing buffer) so a training batch mixes many documents.
 
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 from interpedia_trainer.model_runtime import HookedModel
 
@@ -33,10 +33,15 @@ def hook_activations(
     exclude_special: bool,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Yield [tokens, d_model] blocks, one per model batch, special tokens removed."""
+    """Yield [tokens, d_model] blocks, one per model batch, special tokens removed.
+
+    A stop request ends the stream before the next model batch (`stopping.Stopped`), so
+    whoever waits for activations never waits for a whole buffer to fill.
+    """
     special = torch.tensor(model.special_token_ids, dtype=torch.long)
     n = contexts.shape[0]
     for first in range(0, n, model_batch_size):
+        stopping.check()
         batch = contexts[first : first + model_batch_size]
         acts = model.forward_to_hook(batch, hook_name).float().cpu()  # [b, T, d]
         keep = (
@@ -69,17 +74,21 @@ def stream_activations(
     seed: int = 0,
     loop: bool = True,
     exclude_special: bool = True,
+    start_context: int = 0,
 ) -> Iterator[torch.Tensor]:
-    """Shuffled [batch_size, d_model] batches, straight from the model (no disk)."""
+    """Shuffled [batch_size, d_model] batches, straight from the model (no disk).
+
+    The first epoch starts at `start_context` (a resumed run continues near where its
+    data stopped: `resume_context`); later epochs start at the first context.
+    """
     model.validate_hook(hook_name)
     check_enough_tokens(contexts, batch_size)
     g = torch.Generator().manual_seed(seed)
     capacity = batch_size * buffer_batches
     buffer = torch.empty(0, model.d_model)
+    epoch = contexts[start_context:]
     while True:
-        for block in hook_activations(
-            model, hook_name, contexts, model_batch_size, exclude_special
-        ):
+        for block in hook_activations(model, hook_name, epoch, model_batch_size, exclude_special):
             buffer = torch.cat([buffer, block])
             if buffer.shape[0] >= capacity:
                 buffer = buffer[torch.randperm(buffer.shape[0], generator=g)]
@@ -92,26 +101,27 @@ def stream_activations(
             for i in range(0, buffer.shape[0] - batch_size + 1, batch_size):
                 yield buffer[i : i + batch_size]
             return
+        epoch = contexts
 
 
-def resumed_stream(
-    model: HookedModel,
-    hook_name: str,
-    contexts: torch.Tensor,
-    *,
-    skip_tokens: int,
-    tokens_per_context: int,
-    **options: Any,
-) -> Iterator[torch.Tensor]:
-    """`stream_activations` for a run that already used `skip_tokens` of it.
+def resume_context(
+    contexts: torch.Tensor,  # [n, T]
+    special_token_ids: Sequence[int],
+    tokens_done: int,
+    exclude_special: bool = True,
+) -> int:
+    """The context a stream that has given `tokens_done` tokens has reached (mod epochs).
 
-    It starts at the context the stream had reached (a context boundary, `contexts`
-    rotated so the epoch still covers them all) rather than at the start, so a resumed
-    run sees new text without replaying the tokens before its checkpoint.
+    Approximate by the shuffle buffer: a resumed stream rereads the contexts whose tokens
+    were buffered but not yet trained on, as close as a stream without a stored buffer gets.
     """
-    start = skip_tokens // max(tokens_per_context, 1) % contexts.shape[0]
-    rotated = torch.cat([contexts[start:], contexts[:start]])
-    return stream_activations(model, hook_name, rotated, **options)
+    if exclude_special:
+        special = torch.tensor(list(special_token_ids), dtype=torch.long)
+        per_context = (~torch.isin(contexts, special)).sum(1)
+    else:
+        per_context = torch.full((contexts.shape[0],), contexts.shape[1])
+    ends = per_context.cumsum(0)  # tokens given once each context is done
+    return int(torch.searchsorted(ends, tokens_done % int(ends[-1]), right=True))
 
 
 @dataclass

@@ -11,13 +11,13 @@ import asyncio
 import dataclasses
 import json
 import re
-import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from interpedia_core import stopping
 from interpedia_core.cli import run
 from interpedia_core.errors import InvalidInput
 from interpedia_db.connect import run_in_database
@@ -84,10 +84,16 @@ def _check_without_model(values: dict[str, Any]) -> None:
         TrainingConfig.from_dict({"d_in": max(int(values["d_sae"]), 1), **values}).validate()
 
 
-def _train_bar(total: int) -> tuple[Any, Callable[[int, int, dict[str, float]], None]]:
+def _train_bar(
+    total: int,
+) -> tuple[Any, Callable[[int, int, dict[str, float]], None], Callable[[str], None]]:
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="tok", unit_scale=True, desc="train")
+
+    def stage(text: str) -> None:
+        tqdm.write(text)  # a line above the bar, kept in the output (e.g. "resumed at step 7")
+        bar.set_description(text)
 
     def progress(done: int, total: int, metrics: dict[str, float]) -> None:
         bar.n = done
@@ -99,7 +105,7 @@ def _train_bar(total: int) -> tuple[Any, Callable[[int, int, dict[str, float]], 
         )
         bar.refresh()
 
-    return bar, progress
+    return bar, progress, stage
 
 
 def _prompt_bar(total: int) -> tuple[Any, Callable[[int, int], None]]:
@@ -267,33 +273,33 @@ def train(
     }
     bar = None
     if main:  # rank 0 alone shows progress and records the run
-        bar, progress = _train_bar(cfg.total_steps * cfg.batch_size)
-        options.update(on_progress=progress, on_stage=bar.set_description)
+        bar, progress, stage = _train_bar(cfg.total_steps * cfg.batch_size)
+        options.update(on_progress=progress, on_stage=stage)
     try:
-        if register is None or not main:
-            from interpedia_trainer.pipeline import train_from_corpus
+        with stopping.stop_on_signals():
+            if register is None or not main:
+                from interpedia_trainer.pipeline import train_from_corpus
 
-            result = train_from_corpus(cfg, hooked, corpus, out, **options)
-        else:
-            run_config = {
-                **dataclasses.asdict(cfg),
-                "model_id": hooked.model_id,
-                "source_set": register,
-                "corpus": corpus,
-                "out": str(out),
-                "max_contexts": max_contexts,
-                "world_size": parallel.world_size,
-            }
-            recorded = run_in_database(
-                settings,
-                lambda sessionmaker: _train_registered(
-                    sessionmaker, run_config, cfg, hooked, corpus, out, register, options
-                ),
-            )
-            result = recorded.result
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        echo("interrupted; the same command resumes from a checkpoint (--checkpoint-every)")
-        raise typer.Exit(130) from None
+                result = train_from_corpus(cfg, hooked, corpus, out, **options)
+            else:
+                run_config = {
+                    **dataclasses.asdict(cfg),
+                    "model_id": hooked.model_id,
+                    "source_set": register,
+                    "corpus": corpus,
+                    "out": str(out),
+                    "max_contexts": max_contexts,
+                    "world_size": parallel.world_size,
+                }
+                recorded = run_in_database(
+                    settings,
+                    lambda sessionmaker: _train_registered(
+                        sessionmaker, run_config, cfg, hooked, corpus, out, register, options
+                    ),
+                )
+                result = recorded.result
+    except stopping.Stopped as exc:
+        raise exc.at("(rerun the same command to resume)") from None
     finally:
         if bar is not None:
             bar.close()
@@ -360,13 +366,13 @@ async def _train_registered(
 
     from interpedia_trainer import recorded, runs
 
-    # SIGTERM (docker stop, a supervisor) stops training like Ctrl-C: the run is marked failed.
-    task = asyncio.current_task()
-    if task is not None:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     async with sessionmaker.begin() as session:
-        run = await runs.create_run(session, run_config)
-    tqdm.write(f"training run {run.id} ({run.name})")  # above the progress bar
+        run = await runs.stopped_run(session, run_config) if options["resume"] else None
+        resumed = run is not None
+        if run is None:
+            run = await runs.create_run(session, run_config)
+    # above the progress bar
+    tqdm.write(f"{'resuming' if resumed else 'training'} run {run.id} ({run.name})")
     return await recorded.train_recorded(
         sessionmaker, run.id, cfg, hooked, corpus, out, source_set=source_set, **options
     )
@@ -424,16 +430,18 @@ def dashboards(
     hooked = _load_model(model, device)
     bar, progress = _prompt_bar(n_prompts)
     try:
-        result = dashboards_from_corpus(
-            hooked,
-            loaded_sae,
-            corpus,
-            n_prompts=n_prompts,
-            context_size=context_size,
-            feature_range=feature_range,
-            options=options,
-            on_progress=progress,
-        )
+        with stopping.stop_on_signals():
+            result = dashboards_from_corpus(
+                hooked,
+                loaded_sae,
+                corpus,
+                n_prompts=n_prompts,
+                context_size=context_size,
+                feature_range=feature_range,
+                options=options,
+                on_progress=progress,
+                checkpoint=out.with_name(out.name + ".pass.pt"),
+            )
     finally:
         bar.close()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -477,11 +485,13 @@ def _dashboards_of_source(
                 device=device,
                 options=options,
                 on_progress=progress,
+                checkpoint_dir=settings.data_dir / "checkpoints",
             )
         finally:
             bar.close()
 
-    stored = run_in_database(settings, work)
+    with stopping.stop_on_signals():
+        stored = run_in_database(settings, work)
     typer.echo(
         f"stored {stored.features} dashboards of {model_id}/{source_id} "
         f"({stored.fired} features fired, {stored.activations} examples)"

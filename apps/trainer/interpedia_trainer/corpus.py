@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def tokenize_corpus(
     contexts: list[torch.Tensor] = []
     pending: list[int] = []
     for text in read_texts(source, max_documents=max_documents):
+        stopping.check()  # a whole corpus takes a while: a stop need not wait for it
         pending.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
         if eos is not None:
             pending.append(eos)

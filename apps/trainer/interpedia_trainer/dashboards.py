@@ -23,19 +23,26 @@ How it stays one model pass without a dense tokens × features matrix:
 Memory is O(non-zeros in the feature range): split a large SAE into feature ranges
 (`feature_range`) and give each to a worker; they share the same prompts.
 Tokens whose id is in `ignore_token_ids` (BOS, pad, EOS) never count.
+
+A stop request (`interpedia_core.stopping`) ends the pass between model batches; with a
+`checkpoint` file the codes streamed so far are saved there, and the rerun (same prompts,
+same SAE) continues the pass after them instead of starting over.
 """
 
 import gc
+import hashlib
 import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -134,11 +141,13 @@ def compute_dashboards(
     ignore_token_ids: Iterable[int] = (),
     options: DashboardOptions | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> list[FeatureDashboard]:
     """Dashboards for features [start, stop) of `sae` over `tokens`; one model pass.
 
     `forward_to_hook` runs the model up to the SAE's hook (stop early) and returns the
     hook's activations; `sae` is anything with `encode` and `W_dec` (a SAELens SAE).
+    `checkpoint`: where a stopped pass is saved and resumed from (removed when done).
     """
     opts = options or DashboardOptions()
     d_sae = int(sae.W_dec.shape[0])
@@ -149,20 +158,35 @@ def compute_dashboards(
         raise InvalidInput("dashboards need at least one prompt of tokens [n_prompts, seq]")
     ignore = torch.tensor(sorted(set(ignore_token_ids)), dtype=torch.long)
     times = [time.perf_counter()]
-    chunks, max_act = _stream_codes(
-        forward_to_hook, sae, tokens, (start, stop), ignore, opts.batch_size, on_progress
-    )
-    times.append(time.perf_counter())
-    stats = _replay(chunks, max_act, tokens.shape[1], start, opts)
-    times.append(time.perf_counter())
-    with _gc_paused():
-        examples = _Examples(chunks, stats, tokens, max_act, opts)
+    key = _pass_key(sae, tokens, (start, stop), ignore, opts.batch_size)
+    state = _Pass.resume(checkpoint, key) if checkpoint is not None else None
+    state = state or _Pass([], torch.zeros(stop - start))
+    try:
+        _stream_codes(forward_to_hook, sae, tokens, (start, stop), ignore, opts, on_progress, state)
+        chunks, max_act = state.chunks, state.max_act
         times.append(time.perf_counter())
-        weights = weight_statistics(sae.W_dec.detach().float(), W_U, (start, stop), opts)
+        stopping.check()  # the pass is whole now: a rerun only redoes what follows
+        stats = _replay(chunks, max_act, tokens.shape[1], start, opts)
         times.append(time.perf_counter())
-        n_counted = int((~torch.isin(tokens.reshape(-1), ignore)).sum())
-        out = _assemble(start, max_act, stats, examples, weights, n_counted, opts)
-    times.append(time.perf_counter())
+        stopping.check()
+        with _gc_paused():
+            examples = _Examples(chunks, stats, tokens, max_act, opts)
+            times.append(time.perf_counter())
+            weights = weight_statistics(sae.W_dec.detach().float(), W_U, (start, stop), opts)
+            times.append(time.perf_counter())
+            n_counted = int((~torch.isin(tokens.reshape(-1), ignore)).sum())
+            out = _assemble(start, max_act, stats, examples, weights, n_counted, opts)
+        times.append(time.perf_counter())
+    except stopping.Stopped as exc:
+        if checkpoint is None:
+            raise
+        state.save(checkpoint, key)
+        raise exc.at(
+            f"after {state.next_prompt} of {tokens.shape[0]} prompts; "
+            f"the pass so far is in {checkpoint}; rerun to continue"
+        ) from None
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
     logger.info(
         "dashboards: model pass %.2fs, replay %.2fs, examples %.2fs, weights %.2fs, assemble %.2fs",
         *(b - a for a, b in itertools.pairwise(times)),
@@ -186,21 +210,101 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@dataclass
+class _Pass:
+    """The model pass so far: the chunks streamed and each feature's running max."""
+
+    chunks: list[_Chunk]
+    max_act: torch.Tensor  # [F]
+
+    @property
+    def next_prompt(self) -> int:
+        return sum(c.n_prompts for c in self.chunks)
+
+    def save(self, path: Path, key: dict[str, Any]) -> None:
+        """Write the pass atomically (a temp file renamed over the checkpoint)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        fields = ("first_prompt", "n_prompts", "token_rows", "features", "values")
+        torch.save(
+            {
+                "key": key,
+                "max_act": self.max_act,
+                **{name: [getattr(c, name) for c in self.chunks] for name in fields},
+            },
+            tmp,
+        )
+        tmp.replace(path)
+
+    @classmethod
+    def resume(cls, path: Path, key: dict[str, Any]) -> "_Pass | None":
+        """The saved pass, if `path` holds one of the same prompts, SAE and feature range."""
+        if not path.is_file():
+            return None
+        try:
+            saved = torch.load(path, weights_only=True)
+        except (OSError, RuntimeError, EOFError) as exc:  # a file cut short: start over
+            logger.warning("ignoring unreadable dashboards checkpoint %s (%s)", path, exc)
+            return None
+        if saved.get("key") != key:
+            logger.info("dashboards checkpoint %s is of another pass: starting over", path)
+            return None
+        chunks = [
+            _Chunk(*values)
+            for values in zip(
+                saved["first_prompt"],
+                saved["n_prompts"],
+                saved["token_rows"],
+                saved["features"],
+                saved["values"],
+                strict=True,
+            )
+        ]
+        logger.info("resuming the dashboards pass at prompt %d", sum(c.n_prompts for c in chunks))
+        return cls(chunks, saved["max_act"])
+
+
+def _pass_key(
+    sae: Any,
+    tokens: torch.Tensor,
+    feature_range: tuple[int, int],
+    ignore: torch.Tensor,
+    batch_size: int,
+) -> dict[str, Any]:
+    """What a saved pass must match to be continued: the prompts, the SAE and the split."""
+
+    def digest(tensor: torch.Tensor) -> str:
+        return hashlib.sha256(tensor.detach().cpu().contiguous().numpy().tobytes()).hexdigest()
+
+    return {
+        "tokens": digest(tokens),
+        "W_dec": digest(sae.W_dec.float()),
+        "feature_range": list(feature_range),
+        "ignore": ignore.tolist(),
+        "batch_size": batch_size,
+    }
+
+
 def _stream_codes(
     forward_to_hook: ForwardToHook,
     sae: Any,
     tokens: torch.Tensor,
     feature_range: tuple[int, int],
     ignore: torch.Tensor,
-    batch_size: int,
+    opts: DashboardOptions,
     on_progress: Callable[[int, int], None] | None,
-) -> tuple[list[_Chunk], torch.Tensor]:
-    """The one model pass: the non-zero codes of every batch, and each feature's max."""
+    state: _Pass,
+) -> None:
+    """The one model pass: the non-zero codes of every batch, and each feature's max.
+
+    Continues `state` (from its next prompt) and adds to it batch by batch, so a stop
+    between batches leaves it whole up to there.
+    """
     start, stop = feature_range
     n_prompts, seq_len = tokens.shape
-    chunks: list[_Chunk] = []
-    max_act = torch.zeros(stop - start)
-    for first in range(0, n_prompts, batch_size):
+    batch_size = opts.batch_size
+    for first in range(state.next_prompt, n_prompts, batch_size):
+        stopping.check()
         batch_tokens = tokens[first : first + batch_size]
         b = batch_tokens.shape[0]
         with torch.no_grad():
@@ -212,12 +316,11 @@ def _stream_codes(
             values = acts[rows, feats].float()
         counted = ~torch.isin(batch_tokens.reshape(-1)[rows], ignore)
         rows, feats, values = rows[counted], feats[counted], values[counted]
-        chunks.append(_Chunk(first, b, rows, feats, values))
-        max_act.scatter_reduce_(0, feats, values, "amax")
+        state.chunks.append(_Chunk(first, b, rows, feats, values))
+        state.max_act.scatter_reduce_(0, feats, values, "amax")
         if on_progress is not None:
             on_progress(first + b, n_prompts)
         del acts, resid
-    return chunks, max_act
 
 
 @dataclass

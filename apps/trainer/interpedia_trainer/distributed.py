@@ -59,6 +59,11 @@ class DataParallel:
     def all_reduce_max(self, tensor: torch.Tensor) -> torch.Tensor:
         return self._reduce(tensor, dist.ReduceOp.MAX)
 
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        if self.world_size > 1:
+            dist.barrier()
+
     def kth_largest(self, values: torch.Tensor, k: int) -> torch.Tensor:
         """The k-th largest of all ranks' non-negative `values` together (0-d float32).
 

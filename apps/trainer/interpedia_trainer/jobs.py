@@ -18,6 +18,7 @@ import procrastinate
 
 from interpedia_core.errors import InterpediaError
 from interpedia_jobs.progress import report_progress
+from interpedia_jobs.retry import RetryUnlessRefused
 from interpedia_jobs.worker import WorkerResources, resources_of
 from interpedia_trainer import dashboard_store, recorded, runs
 from interpedia_trainer.concepts import builtin_concepts
@@ -30,23 +31,8 @@ logger = logging.getLogger(__name__)
 blueprint = procrastinate.Blueprint()
 
 
-class _RetryUnlessRefused(procrastinate.RetryStrategy):
-    """Retry what may pass (a database hiccup, a crash), not a domain error: it would repeat.
-
-    A plain `RetryStrategy` retries every exception, so a bad hook or a missing source
-    would load the model and fail three times over.
-    """
-
-    def get_retry_decision(
-        self, *, exception: BaseException, job: procrastinate.jobs.Job
-    ) -> procrastinate.RetryDecision | None:
-        if isinstance(exception, InterpediaError):
-            return None
-        return super().get_retry_decision(exception=exception, job=job)
-
-
 # Retries cover a worker that died or a transient database error; a bad config fails at once.
-RETRY = _RetryUnlessRefused(max_attempts=3, wait=5)
+RETRY = RetryUnlessRefused(max_attempts=3, wait=5)
 
 
 class JobAborted(InterpediaError):
@@ -179,6 +165,7 @@ async def compute_dashboards(
         device=settings.device,
         token_strings=await _token_strings(resources, model),
         on_progress=lambda done, total: bridge.progress(done, total, "dashboards"),
+        checkpoint_dir=settings.data_dir / "checkpoints",
     )
 
 

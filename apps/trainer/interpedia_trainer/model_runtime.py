@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 from interpedia_runtime.models import (
     PACKAGED_MODEL_ID,
@@ -95,10 +96,14 @@ class HookedModel:
     def forward_to_hook(self, tokens: torch.Tensor, hook_name: str) -> torch.Tensor:
         """The hook's activations [batch, seq, d]; stops after the hook's layer.
 
-        `attn.hook_z` comes back flattened over heads, the shape SAEs on it expect.
+        `attn.hook_z` comes back flattened over heads, the shape SAEs on it expect. A stop
+        request (`interpedia_core.stopping`) abandons the forward between blocks: one
+        batch of prompts takes seconds on a busy CPU, too long to wait for.
         """
-        self.validate_hook(hook_name)
-        return self.loaded.run_hooks(tokens.to(self.device), [hook_name])[hook_name]
+        layer = self.validate_hook(hook_name)
+        checks = [(f"blocks.{i}.hook_in", _check_stop) for i in range(1, layer + 1)]
+        with self.bridge.hooks(fwd_hooks=checks):
+            return self.loaded.run_hooks(tokens.to(self.device), [hook_name])[hook_name]
 
     @torch.no_grad()
     def loss_with_hook(
@@ -118,6 +123,10 @@ class HookedModel:
         return float(
             self.bridge.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, hook)])
         )
+
+
+def _check_stop(acts: torch.Tensor, hook: Any) -> None:
+    stopping.check()
 
 
 def load_hooked_model(

@@ -19,7 +19,8 @@ from interpedia_trainer.activations import (
     cache_activations,
     check_enough_tokens,
     hook_activations,
-    resumed_stream,
+    resume_context,
+    stream_activations,
 )
 from interpedia_trainer.concepts import ConceptResult, score_concepts
 from interpedia_trainer.corpus import read_texts, tokenize_corpus
@@ -63,6 +64,9 @@ def train_from_corpus(
     `cache_dir` the activations are written once and replayed for every epoch (and reused
     by later runs). Under torchrun each rank runs the model on its own share of the
     training contexts (every world_size-th one) and keeps its own cache.
+    A stop request (`interpedia_core.stopping`) ends training between steps, on all ranks
+    together, with a checkpoint, and the resumed run (on any number of ranks) continues
+    from its step and its place in the data.
     """
     stage = on_stage or (lambda _msg: None)
     model.validate_hook(cfg.hook_name)
@@ -87,8 +91,8 @@ def train_from_corpus(
     rank, world = parallel.rank, parallel.world_size
     train_ctx = train_ctx[rank::world]  # this rank's share of the stream
     check_enough_tokens(train_ctx, loop.local_batch_size)
-    if resume:
-        loop.load_checkpoint()
+    if resume and loop.load_checkpoint():
+        stage(f"resumed at step {loop.n_steps} ({loop.n_tokens:,} tokens)")
 
     evaluator = None
     if n_eval and parallel.is_main:
@@ -113,18 +117,20 @@ def train_from_corpus(
         )
         batches = cache.batches(loop.local_batch_size, seed=cfg.seed, skip_tokens=seen)
     else:
-        batches = resumed_stream(
+        batches = stream_activations(
             model,
             cfg.hook_name,
             train_ctx,
-            skip_tokens=seen,
-            tokens_per_context=cfg.context_size - int(cfg.prepend_bos),
             batch_size=loop.local_batch_size,
             model_batch_size=model_batch_size,
             seed=cfg.seed + rank,
+            start_context=resume_context(train_ctx, model.special_token_ids, seen),
         )
     stage("training")
-    result = loop.run(batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress)
+    with loop.checkpoint_on_stop():
+        result = loop.run(
+            batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress
+        )
     if result.history and parallel.is_main:
         plot_training(
             result.history,
@@ -164,8 +170,12 @@ def dashboards_from_corpus(
     feature_range: tuple[int, int] | None = None,
     options: DashboardOptions | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> list[FeatureDashboard]:
-    """Dashboards for an SAE over the first `n_prompts` contexts of a corpus."""
+    """Dashboards for an SAE over the first `n_prompts` contexts of a corpus.
+
+    `checkpoint`: where a stopped pass is saved, and resumed from by the rerun.
+    """
     hook_name = _sae_hook(model, sae)
     if n_prompts <= 0:
         raise InvalidInput(f"n_prompts must be positive, got {n_prompts}")
@@ -185,6 +195,7 @@ def dashboards_from_corpus(
         ignore_token_ids=model.special_token_ids,
         options=options,
         on_progress=on_progress,
+        checkpoint=checkpoint,
     )
 
 

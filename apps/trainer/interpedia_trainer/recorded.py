@@ -1,15 +1,16 @@
 """Pipeline steps whose results go to the database; the CLI and the jobs both call these.
 
-`train_recorded` trains a recorded run (status running → succeeded | failed, the metric
-time series as it is produced) and registers the SAE as a source of its model;
+`train_recorded` trains a recorded run (status running → succeeded | failed | stopped, the
+metric time series as it is produced) and registers the SAE as a source of its model;
 `dashboards_recorded` computes a source's dashboards and stores them. The model and SAE
 work runs in a thread, so the event loop keeps serving the database writes the thread
-asks for (and a worker's heartbeat keeps beating).
+asks for (and a worker's heartbeat keeps beating). The thread runs under a child of the
+current stop token (`interpedia_core.stopping`): a stop request, or the awaiting task
+being cancelled, ends it at its next safe point, with a checkpoint to resume from.
 """
 
 import asyncio
 import logging
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from interpedia_core.errors import InterpediaError, InvalidInput
+from interpedia_core import stopping
+from interpedia_core.errors import InvalidInput
 from interpedia_db.models import Source
 from interpedia_trainer import dashboard_store, runs
 from interpedia_trainer.dashboards import DashboardOptions
@@ -36,20 +38,21 @@ logger = logging.getLogger(__name__)
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
-class TrainingStopped(InterpediaError):
-    """Training was interrupted."""
-
-
 @asynccontextmanager
 async def failing_run(sessionmaker: Sessionmaker, run_id: int) -> AsyncIterator[None]:
-    """Mark the run failed, with the error, if the block raises (Ctrl-C included)."""
+    """Mark the run stopped if the block stops on request, failed (with why) if it raises.
+
+    A stopped run kept a checkpoint: the same command (or the retried job) resumes it.
+    """
     try:
         yield
     except BaseException as exc:
-        stopped = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt)
-        error = "interrupted" if stopped else str(exc) or type(exc).__name__
+        if isinstance(exc, stopping.Stopped | asyncio.CancelledError):
+            status, error = "stopped", str(exc) or "cancelled"
+        else:
+            status, error = "failed", str(exc) or type(exc).__name__
         async with sessionmaker.begin() as session:
-            await runs.mark_run(session, run_id, "failed", error=error[:2000])
+            await runs.mark_run(session, run_id, status, error=error[:2000])
         raise
 
 
@@ -83,14 +86,11 @@ async def train_recorded(
     async with sessionmaker.begin() as session:
         await runs.mark_run(session, run_id, "running")
     loop = asyncio.get_running_loop()
-    stop = threading.Event()  # set when the awaiting task is cancelled: the thread stops too
     last: dict[str, float] = {}
 
     def on_metrics(metrics: dict[str, float]) -> None:
         # The loop reports the final metrics again under the last step: merge, not replace.
         nonlocal last
-        if stop.is_set():
-            raise TrainingStopped()
         same_step = last.get("step") == metrics.get("step")
         last = {**last, **metrics} if same_step else dict(metrics)
 
@@ -102,31 +102,21 @@ async def train_recorded(
 
         asyncio.run_coroutine_threadsafe(write(), loop).result()
 
-    def progress(done: int, total: int, metrics: dict[str, float]) -> None:
-        if stop.is_set():
-            raise TrainingStopped()
-        if on_progress is not None:
-            on_progress(done, total, metrics)
-
     async with failing_run(sessionmaker, run_id):
-        try:
-            result = await asyncio.to_thread(
-                train_from_corpus,
-                cfg,
-                model,
-                corpus,
-                out_dir,
-                cache_dir=cache_dir,
-                max_contexts=max_contexts,
-                on_metrics=on_metrics,
-                on_progress=progress,
-                on_stage=on_stage,
-                resume=resume,
-                parallel=parallel,
-            )
-        except asyncio.CancelledError:
-            stop.set()
-            raise
+        result = await stopping.to_thread(
+            train_from_corpus,
+            cfg,
+            model,
+            corpus,
+            out_dir,
+            cache_dir=cache_dir,
+            max_contexts=max_contexts,
+            on_metrics=on_metrics,
+            on_progress=on_progress,
+            on_stage=on_stage,
+            resume=resume,
+            parallel=parallel,
+        )
         async with sessionmaker.begin() as session:
             source = await dashboard_store.register_source(
                 session,
@@ -170,15 +160,23 @@ async def dashboards_recorded(
     options: DashboardOptions | None = None,
     token_strings: dashboard_store.TokenStrings | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    checkpoint_dir: Path | None = None,
 ) -> StoredDashboards:
-    """Dashboards of a source's features (all, or `feature_range`), replacing stored ones."""
+    """Dashboards of a source's features (all, or `feature_range`), replacing stored ones.
+
+    With `checkpoint_dir`, a stopped pass is saved there and the rerun continues it.
+    """
     start, stop = feature_range or (0, source.d_sae)
     if not 0 <= start < stop <= source.d_sae:
         raise InvalidInput(
             f"feature range {start}:{stop} is outside source {source.id} (0:{source.d_sae})"
         )
+    checkpoint = None
+    if checkpoint_dir is not None:
+        model_key = source.model_id.replace("/", "--")
+        checkpoint = checkpoint_dir / f"dashboards-{model_key}-{source.id}-{start}-{stop}.pt"
     sae = await asyncio.to_thread(load_sae, runs.sae_location(source), device)
-    dashboards = await asyncio.to_thread(
+    dashboards = await stopping.to_thread(
         dashboards_from_corpus,
         model,
         sae,
@@ -188,26 +186,37 @@ async def dashboards_recorded(
         feature_range=(start, stop),
         options=options,
         on_progress=on_progress,
+        checkpoint=checkpoint,
     )
     if token_strings is None:
         token_strings = await asyncio.to_thread(dashboard_store.vocabulary_strings, model.tokenizer)
-    async with sessionmaker.begin() as session:
-        written = await dashboard_store.store_dashboards(
-            session,
-            source.model_id,
-            source.id,
-            source.hook_name,
-            dashboards,
-            token_strings,
-            data_source=corpus,
-        )
-        complete = await dashboard_store.mark_dashboards_done(
-            session,
-            source.model_id,
-            source.id,
-            num_prompts=n_prompts,
-            num_tokens_in_prompt=context_size,
-            dataset=corpus,
-        )
+
+    async def store() -> tuple[int, bool]:
+        async with sessionmaker.begin() as session:
+            written = await dashboard_store.store_dashboards(
+                session,
+                source.model_id,
+                source.id,
+                source.hook_name,
+                dashboards,
+                token_strings,
+                data_source=corpus,
+            )
+            complete = await dashboard_store.mark_dashboards_done(
+                session,
+                source.model_id,
+                source.id,
+                num_prompts=n_prompts,
+                num_tokens_in_prompt=context_size,
+                dataset=corpus,
+            )
+        return written, complete
+
+    try:
+        # Seconds of COPY for a whole source: a stop abandons it, and the transaction rolls
+        # back; the pass is not kept past here, so the rerun computes the dashboards again.
+        written, complete = await stopping.until_stopped(store())
+    except stopping.Stopped as exc:
+        raise exc.at("while storing the dashboards (nothing stored; rerun to redo)") from None
     fired = sum(d.max_activation > 0 for d in dashboards)
     return StoredDashboards(len(dashboards), fired, written, complete)

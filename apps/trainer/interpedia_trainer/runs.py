@@ -1,9 +1,10 @@
 """Training runs in the database: experiment tracking and source registration.
 
 Domain functions take a session and plain values; the caller owns the
-transaction. A run moves queued → running → succeeded | failed, its metrics are
-stored as a time series, and a finished SAE is registered as a source of its
-model so the inference service can load it.
+transaction. A run moves queued → running → succeeded | failed | stopped (stopped on
+request with a checkpoint; running again when resumed), its metrics are stored as a
+time series, and a finished SAE is registered as a source of its model so the
+inference service can load it.
 """
 
 import re
@@ -82,6 +83,27 @@ async def create_run(session: AsyncSession, config: dict[str, Any]) -> TrainingR
     session.add(run)
     await session.flush()
     return run
+
+
+async def stopped_run(session: AsyncSession, config: dict[str, Any]) -> TrainingRun | None:
+    """The newest stopped run of exactly this config: the one a rerun of its command resumes.
+
+    Its config names its output folder, where the checkpoint is; another config (a changed
+    flag) starts a new run. The number of ranks may change: a checkpoint resumes on any.
+    """
+    candidates = await session.execute(
+        select(TrainingRun)
+        .where(TrainingRun.status == "stopped", TrainingRun.model_id == config["model_id"])
+        .order_by(TrainingRun.id.desc())
+    )
+    wanted = _without_world_size(config)
+    return next(
+        (run for run in candidates.scalars() if _without_world_size(run.config) == wanted), None
+    )
+
+
+def _without_world_size(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key != "world_size"}
 
 
 async def attach_job(session: AsyncSession, run_id: int, job_id: int) -> None:
@@ -266,7 +288,8 @@ async def mark_run(session: AsyncSession, run_id: int, status: str, **fields: An
     run.status = status
     now = datetime.now(UTC)
     if status == "running":
-        run.started_at = now
+        run.started_at = run.started_at or now  # a resumed run keeps its first start
+        run.finished_at, run.error = None, None
     if status in ("succeeded", "failed"):
         run.finished_at = now
     for key, value in fields.items():

@@ -25,6 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from sae_lens.training.activation_scaler import ActivationScaler
 from sae_lens.training.optim import CoefficientScheduler, get_lr_scheduler
 from safetensors.torch import save_file
 
+from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
 from interpedia_trainer.architectures import (
     ArchitectureOptions,
@@ -310,6 +312,23 @@ class SAETrainingLoop:
             logger.info("resumed from %s at %d tokens", self.checkpoint_dir, self.n_tokens)
         return found
 
+    @contextmanager
+    def checkpoint_on_stop(self) -> Iterator[None]:
+        """Save a checkpoint when the block stops on request (Ctrl-C, SIGTERM, a worker
+        shutting down), whatever `checkpoint_every_steps` says: the rerun resumes here.
+
+        `run` stops only between steps, so the state saved is that of the last whole step.
+        """
+        try:
+            yield
+        except stopping.Stopped as exc:
+            self.save_checkpoint()  # rank 0 writes it; all ranks stopped at the same step
+            self.parallel.barrier()  # no rank reports the checkpoint before it exists
+            raise exc.at(
+                f"at step {self.n_steps} ({self.n_tokens:,} tokens); "
+                f"checkpoint in {self.checkpoint_dir}"
+            ) from None
+
     # -- one step ------------------------------------------------------------------------
     @property
     def dead_mask(self) -> torch.Tensor:
@@ -434,7 +453,10 @@ class SAETrainingLoop:
         d = self.cfg.d_in
         sums = torch.zeros(d + 2, dtype=torch.float64, device=self.cfg.device)
         for _ in range(self.cfg.n_batches_for_norm_estimate):
-            x = next(batches).to(self.cfg.device).double()
+            batch = self._next_batch(batches)
+            if batch is None:
+                raise InvalidInput("the activation stream ended before training started")
+            x = batch.to(self.cfg.device).double()
             sums[:d] += x.sum(0)
             sums[d] += x.norm(dim=-1).sum()
             sums[d + 1] += x.shape[0]
@@ -468,11 +490,10 @@ class SAETrainingLoop:
         start_tokens = self.n_tokens
         total = cfg.total_steps * cfg.batch_size
         while self.n_tokens < total:
-            batch = next(batches, None)
-            if not self._all_ranks_have(batch is not None):
+            batch = self._next_batch(batches)  # a stop request raises here, on all ranks
+            if batch is None:
                 logger.warning("activation stream ended at %d tokens", self.n_tokens)
                 break
-            assert batch is not None
             metrics = self.step(batch)
             if (
                 evaluator is not None
@@ -507,12 +528,32 @@ class SAETrainingLoop:
             history=self.history,
         )
 
-    def _all_ranks_have(self, has_batch: bool) -> bool:
-        """Whether every rank got a batch: one stream running dry stops all ranks together."""
-        if self.parallel.world_size == 1:
-            return has_batch
-        flag = torch.tensor([int(has_batch)], device=self.parallel.device)
-        return bool(self.parallel.all_reduce_min(flag))
+    def _next_batch(self, batches: Iterator[torch.Tensor]) -> torch.Tensor | None:
+        """This rank's next batch, or None once any rank's stream has run dry.
+
+        The safe point between steps (see `checkpoint_on_stop`). The ranks agree, in one
+        all-reduce, on whether every stream gave a batch and whether any rank was asked to
+        stop (its stream stopping mid-batch included): one rank stopping or running out
+        alone would leave the others waiting in the next step's collectives.
+        """
+        batch, stopped = None, None
+        try:
+            stopping.check()
+            batch = next(batches, None)
+        except stopping.Stopped as exc:
+            stopped = exc
+        if self.parallel.world_size > 1:
+            flags = [int(batch is not None), int(stopped is None)]
+            have, carry_on = self.parallel.all_reduce_min(
+                torch.tensor(flags, device=self.parallel.device)
+            ).tolist()
+            if not carry_on and stopped is None:
+                stopped = stopping.Stopped("stopped on another rank")
+            if not have:
+                batch = None
+        if stopped is not None:
+            raise stopped
+        return batch
 
     def inference_sae(self) -> SAE[Any]:
         """The SAE as it would be saved now: what users load, taking raw activations."""
@@ -572,4 +613,7 @@ def train_sae(
     loop = SAETrainingLoop(cfg, out_dir, parallel)
     if resume:
         loop.load_checkpoint()
-    return loop.run(batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress)
+    with loop.checkpoint_on_stop():
+        return loop.run(
+            batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress
+        )

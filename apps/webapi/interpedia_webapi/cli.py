@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from interpedia_core import stopping
 from interpedia_core.cli import run
 from interpedia_db.connect import run_in_database
 from interpedia_webapi.settings import WebapiSettings
@@ -88,10 +89,11 @@ def import_command(
 ) -> None:
     """Import a Neuronpedia-format export; rerun the same command to resume."""
     settings = WebapiSettings()
-    ok = run_in_database(
-        settings,
-        lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
-    )
+    with stopping.stop_on_signals():
+        ok = run_in_database(
+            settings,
+            lambda sessionmaker: _import(sessionmaker, settings, location, verify, work_dir),
+        )
     if not ok:
         raise typer.Exit(1)
 

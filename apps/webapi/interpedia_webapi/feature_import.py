@@ -29,6 +29,9 @@ files in memory and stops listing at 1,000 files):
   verification lists them.
 - A lost database connection is not the file's fault: the run stops with
   `DatabaseUnavailable`, and the file stays as it was, to be retried by the next run.
+- A stop request (`interpedia_core.stopping`: Ctrl-C, SIGTERM, a worker shutting
+  down) abandons the file in hand (its download or its COPY, whose transaction rolls
+  back) and marks the import `stopped`; a rerun resumes with that file.
 
 Imported explanation embeddings are kept under `NEURONPEDIA_EMBEDDING_MODEL`.
 """
@@ -49,6 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from interpedia_core import stopping
 from interpedia_core.errors import Conflict, InterpediaError, InvalidInput, NotFound
 from interpedia_db.bulk import ACTIVATION_COLUMNS, ActivationRow, copy_activations, copy_rows
 from interpedia_db.connect import lost_connection
@@ -863,6 +867,7 @@ async def _run_locked(
         if file.state == "imported":
             continue
         try:
+            stopping.check()
             if blocked is not None:
                 raise MalformedExportError(
                     f"{file.path}: not imported because {blocked} did not import "
@@ -871,6 +876,9 @@ async def _run_locked(
             await _import_file(
                 sessionmaker, job, file, scratch / file.path, location, expected.get(file.path)
             )
+        except stopping.Stopped as exc:
+            await _set_job(sessionmaker, import_id, status="stopped", error=str(exc))
+            raise exc.at(f"at {file.path}; rerun to resume") from None
         except (MalformedExportError, LocationError) as exc:
             await _fail_file(sessionmaker, import_id, file.path, str(exc))
             blocked = blocked or (None if file.kind in BATCH_KINDS else file.path)
@@ -940,7 +948,9 @@ async def _import_file(
         or (file.sha256 and await asyncio.to_thread(_file_sha256, local) != file.sha256)
     ):
         listed = ListedFile(file.path, file.listed_size, file.etag)
-        got = await asyncio.to_thread(location.download, file.path, local, listed)
+        got = await asyncio.to_thread(
+            location.download, file.path, local, listed, between_chunks=stopping.check
+        )
         if want is not None and (want.sha256 != got.sha256 or want.size != got.size):
             raise MalformedExportError(
                 f"{file.path}: downloaded {got.size} bytes with sha256 {got.sha256[:12]}…, "

@@ -3,6 +3,7 @@
 import procrastinate
 
 from interpedia_jobs.progress import report_progress
+from interpedia_jobs.retry import ResumableRetry
 from interpedia_jobs.worker import resources_of
 from interpedia_webapi import feature_import
 from interpedia_webapi.settings import WebapiSettings
@@ -10,7 +11,9 @@ from interpedia_webapi.settings import WebapiSettings
 blueprint = procrastinate.Blueprint()
 
 
-@blueprint.task(name="import_source", queue="imports", pass_context=True, retry=3)
+@blueprint.task(
+    name="import_source", queue="imports", pass_context=True, retry=ResumableRetry(max_attempts=3)
+)
 async def import_source(context: procrastinate.JobContext, import_id: int) -> None:
     """Import (or resume importing) one export; safe to run twice, file by file."""
     resources = resources_of(context)

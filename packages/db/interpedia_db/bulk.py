@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_core import stopping
 from interpedia_db.connect import driver_connection
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -80,7 +81,12 @@ def chunks(rows: Iterator[tuple], size: int = CHUNK_BYTES) -> Iterator[bytes]:
 
 
 async def async_chunks(rows: Iterator[tuple]) -> AsyncIterator[bytes]:
+    """`chunks` for asyncpg's COPY; a stop request ends the COPY between chunks.
+
+    `Stopped` raised here aborts the COPY, and its transaction rolls back.
+    """
     for chunk in chunks(rows):
+        stopping.check()
         yield chunk
 
 

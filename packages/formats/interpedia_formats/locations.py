@@ -109,26 +109,34 @@ def _reader(chunks: Iterator[bytes]) -> IO[bytes]:
     return io.BufferedReader(_ChunkReader(chunks), CHUNK)
 
 
-def _receive(stream: IO[bytes], dest: Path, check: Callable[[Downloaded], None]) -> Downloaded:
+def _receive(
+    stream: IO[bytes],
+    dest: Path,
+    check: Callable[[Downloaded], None],
+    between_chunks: Callable[[], None] | None = None,
+) -> Downloaded:
     """Copy a stream to `dest` atomically (tmp + rename), hashing on the way.
 
     `check` sees the sizes and hashes before the rename, so a refused file never
-    lands where a later run would take it for a finished download.
+    lands where a later run would take it for a finished download; nor does one
+    abandoned by `between_chunks` raising.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
     size = 0
-    with tmp.open("wb") as out:
-        while chunk := stream.read(CHUNK):
-            sha256.update(chunk)
-            md5.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
-    got = Downloaded(size=size, sha256=sha256.hexdigest(), md5=md5.hexdigest())
     try:
+        with tmp.open("wb") as out:
+            while chunk := stream.read(CHUNK):
+                if between_chunks is not None:
+                    between_chunks()
+                sha256.update(chunk)
+                md5.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        got = Downloaded(size=size, sha256=sha256.hexdigest(), md5=md5.hexdigest())
         check(got)
-    except LocationError:
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     tmp.replace(dest)
@@ -171,10 +179,23 @@ class ExportLocation(ABC):
         with self.open(path) as stream:
             return stream.read()
 
-    def download(self, path: str, dest: Path, expected: ListedFile | None = None) -> Downloaded:
-        """Copy one file to `dest`; refuse it if it differs from `expected` (its listing)."""
+    def download(
+        self,
+        path: str,
+        dest: Path,
+        expected: ListedFile | None = None,
+        *,
+        between_chunks: Callable[[], None] | None = None,
+    ) -> Downloaded:
+        """Copy one file to `dest`; refuse it if it differs from `expected` (its listing).
+
+        `between_chunks` is called before each chunk; whatever it raises (a stop request)
+        abandons the download with `dest` untouched, so the next run fetches it again.
+        """
         with self.open(path) as stream:
-            return _receive(stream, dest, lambda got: _check_size(path, got, expected))
+            return _receive(
+                stream, dest, lambda got: _check_size(path, got, expected), between_chunks
+            )
 
 
 def _exports_from_listing(
@@ -407,7 +428,14 @@ class S3Location(ExportLocation):
         finally:
             body.close()
 
-    def download(self, path: str, dest: Path, expected: ListedFile | None = None) -> Downloaded:
+    def download(
+        self,
+        path: str,
+        dest: Path,
+        expected: ListedFile | None = None,
+        *,
+        between_chunks: Callable[[], None] | None = None,
+    ) -> Downloaded:
         response = self._get(path)
         etag = response.get("ETag")
 
@@ -426,7 +454,7 @@ class S3Location(ExportLocation):
 
         body = response["Body"]
         try:
-            return _receive(_reader(body.iter_chunks(CHUNK)), dest, check)
+            return _receive(_reader(body.iter_chunks(CHUNK)), dest, check, between_chunks)
         except BotoCoreError as exc:
             raise self._fail(f"reading {path}", exc) from None
         finally:

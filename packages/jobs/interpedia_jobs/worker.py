@@ -4,6 +4,13 @@ A worker killed with `kill -9` cannot mark its job failed, so the job would
 stay `doing` forever. Every worker sends heartbeats; each worker also runs a
 sweeper that finds jobs whose worker stopped beating for `stalled_after`
 seconds and puts them back to `todo`. Jobs must therefore be safe to run twice.
+
+A worker asked to stop (SIGTERM, Ctrl-C: `interpedia_core.stopping`) takes no new job and
+passes the stop to its running jobs, which save their state and raise `Stopped` within
+seconds; their retry strategy (`interpedia_jobs.retry`) puts them back to `todo`, to
+resume on the next worker. Procrastinate's own handling would instead wait for every
+running job to finish, however long. A second signal exits at once; the sweeper of
+another (or the next) worker then requeues what was running.
 """
 
 import asyncio
@@ -15,6 +22,7 @@ from typing import Any
 import procrastinate
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from interpedia_core import stopping
 from interpedia_core.settings import CommonSettings
 from interpedia_db.connect import create_engine, create_sessionmaker
 
@@ -73,13 +81,18 @@ async def run_worker(
     stalled_after: float = 30.0,
     wait: bool = True,
 ) -> None:
-    """Run jobs until stopped (SIGINT/SIGTERM), with shared resources and the sweeper."""
+    """Run jobs until stopped, with shared resources and the sweeper.
+
+    Under a stop token (`stopping.stop_on_signals`) the token stops the worker and its
+    jobs; without one, procrastinate's own signal handlers do (and wait for the jobs).
+    """
     engine = create_engine(database_url)
     resources = WorkerResources(settings, database_url, create_sessionmaker(engine))
+    token = stopping.current()
     async with app.open_async():
         sweeper = asyncio.create_task(_sweep_forever(app, stalled_after))
-        try:
-            await app.run_worker_async(
+        worker = asyncio.ensure_future(
+            app.run_worker_async(
                 queues=queues,
                 concurrency=concurrency,
                 name=name,
@@ -87,8 +100,24 @@ async def run_worker(
                 update_heartbeat_interval=heartbeat_interval,
                 stalled_worker_timeout=stalled_after,
                 additional_context={"resources": resources},
+                install_signal_handlers=token is None,
             )
+        )
+        forget = None
+        if token is not None:
+            # Cancelling `run_worker_async` is procrastinate's graceful stop: no new jobs,
+            # then it waits for the running ones, which the same token is stopping.
+            loop = asyncio.get_running_loop()
+            forget = token.on_request(lambda: loop.call_soon_threadsafe(worker.cancel))
+        try:
+            await worker
+        except asyncio.CancelledError:
+            if token is None or not token.requested:
+                raise
+            logger.info("worker stopped (%s)", token.reason)
         finally:
+            if forget is not None:
+                forget()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper

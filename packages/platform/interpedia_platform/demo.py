@@ -3,14 +3,15 @@
 Every step is a command users run themselves (`interpedia train`, `interpedia
 dashboards`, `interpedia explain`, ...), called as a subprocess so the demo
 exercises exactly what users get. Steps whose result is already stored are
-skipped, so the second `make demo` goes straight to serving. Sizes are chosen
+skipped, so the second `make demo` goes straight to serving. Ctrl-C stops the
+step running within seconds, with its state saved (`children.run_step`), and the
+next `make demo` resumes it. Sizes are chosen
 so the first run fits in about 15 minutes on two CPU cores; environment
 variables (`INTERPEDIA_DEMO_*`) change them.
 """
 
 import os
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from pydantic_settings import SettingsConfigDict
 
 from interpedia_core.errors import ConfigurationError
 from interpedia_core.settings import CommonSettings
+from interpedia_core.stopping import Stopped
+from interpedia_platform.children import run_step
 
 
 class DemoSettings(CommonSettings):
@@ -217,11 +220,13 @@ def prepare_demo(database_url: str, echo: Callable[[str], None] = print) -> dict
     for number, (title, command) in enumerate(steps, 1):
         echo(f"==> [{number}/{len(steps)}] {title}")
         started = time.monotonic()
-        result = subprocess.run(command, env=env)
-        if result.returncode != 0:
+        try:
+            returncode = run_step(command, env)
+        except Stopped as exc:
+            raise exc.at(f"during '{title}'; rerun `make demo` to resume") from None
+        if returncode != 0:
             raise ConfigurationError(
-                f"demo step '{title}' failed (exit {result.returncode}); "
-                "rerun `make demo` to resume"
+                f"demo step '{title}' failed (exit {returncode}); rerun `make demo` to resume"
             )
         echo(f"    done in {time.monotonic() - started:.0f}s")
     return served

@@ -9,7 +9,6 @@ left orphaned. It talks to the services only over HTTP (their /health), never
 by importing them.
 """
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -28,6 +27,7 @@ from interpedia_core.serving import check_port_free
 from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
+from interpedia_platform.children import die_with_parent
 from interpedia_platform.demo import SAE_SOURCE_VARIABLES, prepare_demo
 
 cli = typer.Typer()
@@ -107,13 +107,6 @@ def service_urls_env(
     return {k: v for k, v in defaults.items() if v and k not in env}
 
 
-def _die_with_parent() -> None:
-    """In the child: receive SIGTERM when the supervisor dies, however it dies."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
 @dataclass
 class Supervisor:
     services: list[ServiceSpec]
@@ -137,7 +130,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def wait_healthy(self, timeout: float) -> None:

@@ -17,6 +17,7 @@ from interpedia_autointerp.settings import AutointerpSettings
 from interpedia_core.errors import InvalidInput, UpstreamError
 from interpedia_core.settings import CommonSettings
 from interpedia_db.models import Explanation, ExplanationEmbedding, ExplanationScore, JobProgress
+from interpedia_jobs.retry import ResumeOnlyWhenStopped
 from interpedia_jobs.worker import WorkerResources
 
 from ..factories import add_feature, add_model_and_sources
@@ -119,7 +120,8 @@ async def test_one_layer_retries_a_failing_llm(source_with_features, db_sessionm
     assert "answered 500" in result.failed[0]
     assert len(fake_llm.requests) == 3 * 3  # three features, 1 + 2 SDK retries each
     for name in ("explain_source", "score_source", "embed_explanations"):
-        assert jobs.blueprint.tasks[name].retry_strategy is None, name
+        # No job retries on top of the SDK's: only a job its worker stopped is requeued.
+        assert isinstance(jobs.blueprint.tasks[name].retry_strategy, ResumeOnlyWhenStopped), name
 
 
 async def test_score_and_reembed_source(

@@ -20,10 +20,15 @@ class RunSummaryResponse(BaseModel):
     model_id: str
     hook_name: str
     architecture: str
-    status: str = Field(description="queued, running, succeeded or failed.")
+    status: str = Field(
+        description="queued, running, succeeded, failed, or stopped (on request, with a "
+        "checkpoint: rerunning its command or retrying its job resumes it)."
+    )
     n_tokens: int = Field(description="Tokens trained at the last recorded step (0 before it).")
     source_id: str | None = Field(description="The source the SAE became, once it succeeded.")
-    error: str | None = Field(description="Why the run failed (None unless it failed).")
+    error: str | None = Field(
+        description="Why the run failed or stopped (None while queued, running or succeeded)."
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

@@ -1,11 +1,13 @@
 """Data-parallel training with torch.distributed (gloo, CPU), launched by torchrun.
 
 Two ranks splitting each global batch must train the same SAE as one rank on the whole
-batch, for every architecture the fast steps train (AuxK revival included); and a
-2-rank `interpedia train` killed mid-run must resume on one rank from its checkpoint.
+batch, for every architecture the fast steps train (AuxK revival included); a 2-rank
+`interpedia train` killed mid-run must resume on one rank from its checkpoint; and a stop
+requested of one rank alone must stop both at the same step, with one checkpoint.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -108,6 +110,55 @@ def test_a_killed_two_rank_run_resumes_on_one_rank(tiny_corpus, tiny_train_flags
     assert final["n_steps"] == state["n_steps"] + 3
     assert final["history"][: len(state["history"])] == state["history"]
     assert (out / "cfg.json").exists()
+
+
+@pytest.mark.slow
+def test_a_stop_asked_of_one_rank_stops_both_with_one_checkpoint(
+    tiny_corpus, tiny_train_flags, tmp_path
+):
+    """SIGINT to rank 1 only (a pod's SIGTERM, a stray signal): rank 0 must stop with it,
+    at the same step, and write the checkpoint, which then resumes on one rank."""
+    out = tmp_path / "sae"
+    state_path = out / "checkpoints/latest/trainer_state.pt"
+    flags = [*tiny_train_flags, "--out", str(out), "--corpus", str(tiny_corpus)]
+    interpedia = str(Path(sys.executable).parent / "interpedia")
+    command = [interpedia, "train", *flags, "--total-tokens", str(128 * 5000)]
+    job = subprocess.Popen(
+        [*command, "--checkpoint-every", "2", "--nproc-per-node", "2"],
+        env=ENV,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not state_path.exists() or _steps(state_path) < 2:
+            assert job.poll() is None, job.stderr.read().decode()[-3000:] if job.stderr else ""
+            assert time.monotonic() < deadline, "no 2-rank checkpoint in 300 s"
+            time.sleep(0.2)
+        rank_1 = next(
+            p
+            for p in psutil.Process(job.pid).children(recursive=True)
+            if p.environ().get("RANK") == "1"
+        )
+        rank_1.send_signal(signal.SIGINT)
+        _, stderr = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            _kill_tree(job.pid)
+            job.wait()
+    text = stderr.decode()
+    stopped_at = {int(n) for n in re.findall(r"at step (\d+) ", text)}
+    assert "stopped on another rank" in text, text[-3000:]  # rank 0, stopped by rank 1
+    assert "stopped by SIGINT" in text, text[-3000:]  # rank 1
+    state = torch.load(state_path, weights_only=False)
+    assert stopped_at == {state["n_steps"]}, text[-3000:]  # both ranks, one step, saved
+    assert state["world_size"] == 2 and not (out / "cfg.json").exists()
+
+    resumed_total = state["n_tokens"] + 128 * 2
+    result = CliRunner().invoke(commands, ["train", *flags, "--total-tokens", str(resumed_total)])
+    assert result.exit_code == 0, result.output
+    assert f"({resumed_total} tokens" in result.output, result.output
 
 
 @pytest.mark.slow

@@ -10,8 +10,6 @@ from typer.testing import CliRunner
 from interpedia_core.errors import InvalidInput
 from interpedia_trainer.activations import (
     cache_activations,
-    hook_activations,
-    resumed_stream,
     stream_activations,
 )
 from interpedia_trainer.cli import commands
@@ -99,30 +97,6 @@ def test_stream_and_cache_give_the_same_tokens(tiny, tiny_corpus, tmp_path) -> N
     rows = {tuple(r) for r in cached.round(decimals=4).tolist()}
     assert all(tuple(r) in rows for r in streamed.round(decimals=4).tolist())
     assert cache_activations(tiny, HOOK, ctx, tmp_path / "c").shards == cache.shards  # reused
-
-
-def test_a_resumed_stream_starts_at_the_context_it_had_reached(tiny, tiny_corpus) -> None:
-    ctx = tokenize_corpus(tiny_corpus, tiny.tokenizer, context_size=32, max_contexts=12)
-    stream = resumed_stream(
-        tiny,
-        HOOK,
-        ctx,
-        skip_tokens=31 * 5 + 7,  # inside context 5: it restarts there
-        tokens_per_context=31,
-        batch_size=31,
-        model_batch_size=1,  # the buffer fills from contexts 5 and 6 before it shuffles
-        buffer_batches=2,
-        loop=False,
-    )
-    first, *rest = list(stream)
-
-    def rows(acts: torch.Tensor) -> set[tuple[float, ...]]:
-        return {tuple(r) for r in acts.round(decimals=4).tolist()}
-
-    trained = rows(torch.cat(list(hook_activations(tiny, HOOK, ctx[:5], 1, True))))
-    new = rows(torch.cat(list(hook_activations(tiny, HOOK, ctx[5:], 1, True))))
-    assert rows(first) <= new  # no token of the contexts the run already trained on
-    assert rows(torch.cat(rest)) & trained  # the epoch goes on with them
 
 
 @pytest.mark.parametrize(

@@ -204,7 +204,7 @@ class RunSummaryResponse(BaseModel):
     created_at: AwareDatetime = Field(..., title="Created At")
     error: str | None = Field(..., title="Error")
     """
-    Why the run failed (None unless it failed).
+    Why the run failed or stopped (None while queued, running or succeeded).
     """
     final_metrics: dict[str, Any] = Field(..., title="Final Metrics")
     """
@@ -240,7 +240,7 @@ class RunSummaryResponse(BaseModel):
     started_at: AwareDatetime | None = Field(..., title="Started At")
     status: str = Field(..., title="Status")
     """
-    queued, running, succeeded or failed.
+    queued, running, succeeded, failed, or stopped (on request, with a checkpoint: rerunning its command or retrying its job resumes it).
     """
 
 

@@ -63,7 +63,7 @@ async def test_job_runs_on_a_worker_process(database_url):
     job_id = await _defer_probe(database_url, 0)
     worker = _start_worker(database_url, "w-plain")
     try:
-        _wait_for(lambda: _job(database_url, job_id)[0] == "succeeded", 60, "the job to succeed")
+        _wait_for(lambda: _job(database_url, job_id)[0] == "succeeded", 300, "the job to succeed")
     finally:
         worker.send_signal(signal.SIGTERM)
         worker.wait(timeout=30)
@@ -73,7 +73,7 @@ async def test_job_runs_on_a_worker_process(database_url):
 async def test_job_of_a_killed_worker_is_retried_and_finished(database_url):
     job_id = await _defer_probe(database_url, 4)
     first = _start_worker(database_url, "w-doomed")
-    _wait_for(lambda: (_job(database_url, job_id)[2] or 0) >= 1, 60, "the job to make progress")
+    _wait_for(lambda: (_job(database_url, job_id)[2] or 0) >= 1, 300, "the job to make progress")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=10)
     status, attempts, _ = _job(database_url, job_id)
@@ -81,9 +81,31 @@ async def test_job_of_a_killed_worker_is_retried_and_finished(database_url):
 
     second = _start_worker(database_url, "w-rescuer")
     try:
-        _wait_for(lambda: _job(database_url, job_id)[0] == "succeeded", 90, "the retried job")
+        _wait_for(lambda: _job(database_url, job_id)[0] == "succeeded", 300, "the retried job")
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)
     status, attempts_after, done = _job(database_url, job_id)
     assert attempts_after > attempts and done == 4
+
+
+async def test_sigterm_stops_a_worker_within_seconds_and_its_job_is_retried(database_url):
+    job_id = await _defer_probe(database_url, 30)
+    first = _start_worker(database_url, "w-stopped")
+    _wait_for(lambda: (_job(database_url, job_id)[2] or 0) >= 1, 300, "the job to make progress")
+    started = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=60)
+    stopped_after = time.monotonic() - started
+    # Procrastinate alone waits for the running job (here 30 s); the stop reaches the job.
+    assert stopped_after < 5, f"the worker took {stopped_after:.1f}s to stop"
+    status, attempts, done = _job(database_url, job_id)
+    assert status == "todo" and done is not None and done < 30  # back in the queue, not failed
+
+    second = _start_worker(database_url, "w-resumer")
+    try:
+        _wait_for(lambda: _job(database_url, job_id)[0] == "succeeded", 300, "the requeued job")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    assert _job(database_url, job_id)[1] >= attempts  # a stop spends no attempt it needs
