@@ -78,24 +78,9 @@ def test_a_killed_two_rank_run_resumes_on_one_rank(tiny_corpus, tiny_train_flags
     out = tmp_path / "sae"
     state_path = out / "checkpoints/latest/trainer_state.pt"
     flags = [*tiny_train_flags, "--out", str(out), "--corpus", str(tiny_corpus)]
-    interpedia = str(Path(sys.executable).parent / "interpedia")
-    command = [interpedia, "train", *flags, "--total-tokens", str(128 * 5000)]
-    job = subprocess.Popen(
-        [*command, "--checkpoint-every", "2", "--nproc-per-node", "2"],
-        env=ENV,
-        start_new_session=True,  # its own process group: torchrun and both ranks
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while not state_path.exists() or _steps(state_path) < 4:
-            assert job.poll() is None, job.stderr.read().decode()[-3000:] if job.stderr else ""
-            assert time.monotonic() < deadline, "no 2-rank checkpoint in 300 s"
-            time.sleep(0.2)
-    finally:
-        _kill_tree(job.pid)
-        job.wait()
+    job = _two_ranks_past_step(flags, state_path, 4)
+    _kill_tree(job.pid)
+    job.wait()
     state = torch.load(state_path, weights_only=False)
     assert state["world_size"] == 2 and not (out / "cfg.json").exists()
 
@@ -121,21 +106,8 @@ def test_a_stop_asked_of_one_rank_stops_both_with_one_checkpoint(
     out = tmp_path / "sae"
     state_path = out / "checkpoints/latest/trainer_state.pt"
     flags = [*tiny_train_flags, "--out", str(out), "--corpus", str(tiny_corpus)]
-    interpedia = str(Path(sys.executable).parent / "interpedia")
-    command = [interpedia, "train", *flags, "--total-tokens", str(128 * 5000)]
-    job = subprocess.Popen(
-        [*command, "--checkpoint-every", "2", "--nproc-per-node", "2"],
-        env=ENV,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 300
+    job = _two_ranks_past_step(flags, state_path, 2)
     try:
-        while not state_path.exists() or _steps(state_path) < 2:
-            assert job.poll() is None, job.stderr.read().decode()[-3000:] if job.stderr else ""
-            assert time.monotonic() < deadline, "no 2-rank checkpoint in 300 s"
-            time.sleep(0.2)
         rank_1 = next(
             p
             for p in psutil.Process(job.pid).children(recursive=True)
@@ -193,6 +165,30 @@ def test_two_nodes_meet_through_torchrun_variables(tiny_corpus, tiny_train_flags
     state = torch.load(out / "checkpoints/latest/trainer_state.pt", weights_only=False)
     assert (state["world_size"], state["n_tokens"]) == (2, 128 * 4)
     assert (out / "cfg.json").exists()
+
+
+def _two_ranks_past_step(flags: list[str], state_path: Path, step: int) -> subprocess.Popen[bytes]:
+    """`interpedia train --nproc-per-node 2`, long, once its checkpoint is past `step`."""
+    interpedia = str(Path(sys.executable).parent / "interpedia")
+    command = [interpedia, "train", *flags, "--total-tokens", str(128 * 5000)]
+    job = subprocess.Popen(
+        [*command, "--checkpoint-every", "2", "--nproc-per-node", "2"],
+        env=ENV,
+        start_new_session=True,  # its own process group: torchrun and both ranks
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while not state_path.exists() or _steps(state_path) < step:
+            assert job.poll() is None, job.stderr.read().decode()[-3000:] if job.stderr else ""
+            assert time.monotonic() < deadline, "no 2-rank checkpoint in 300 s"
+            time.sleep(0.2)
+    except BaseException:
+        _kill_tree(job.pid)
+        job.wait()
+        raise
+    return job
 
 
 def _kill_tree(pid: int) -> None:
