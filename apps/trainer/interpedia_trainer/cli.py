@@ -129,11 +129,22 @@ def train(
     ] = None,
     hook: Annotated[str | None, typer.Option(help="Hook, e.g. blocks.6.hook_resid_post.")] = None,
     architecture: Annotated[
-        str | None, typer.Option(help="standard|topk|batchtopk|jumprelu")
+        str | None,
+        typer.Option(help="standard|topk|batchtopk|matryoshka_batchtopk|jumprelu"),
     ] = None,
     d_sae: Annotated[int | None, typer.Option()] = None,
     expansion_factor: Annotated[int | None, typer.Option()] = None,
     k: Annotated[float | None, typer.Option(help="Latents per token (TopK family).")] = None,
+    aux_loss_coefficient: Annotated[
+        float | None,
+        typer.Option(help="AuxK dead-latent revival weight (TopK family; default 1, 0: off)."),
+    ] = None,
+    matryoshka_widths: Annotated[
+        str | None,
+        typer.Option(
+            help="Nested prefix widths, e.g. 288,1152,4608 (default: doubling up to d_sae)."
+        ),
+    ] = None,
     l1: Annotated[float | None, typer.Option(help="L1 coefficient (standard).")] = None,
     l0: Annotated[float | None, typer.Option(help="L0 coefficient (jumprelu).")] = None,
     lr: Annotated[float | None, typer.Option()] = None,
@@ -141,6 +152,10 @@ def train(
     normalize_activations: Annotated[
         str | None,
         typer.Option(help="none | expected_average_only_in (scale inputs to norm sqrt(d_in))"),
+    ] = None,
+    b_dec_init: Annotated[
+        str | None,
+        typer.Option(help="mean (default: the decoder bias starts at the mean input) | zeros"),
     ] = None,
     dead_feature_window: Annotated[
         int | None,
@@ -167,21 +182,37 @@ def train(
             "{layer}-SOURCE_SET of the model.",
         ),
     ] = None,
+    nproc_per_node: Annotated[
+        int | None,
+        typer.Option(
+            envvar=f"{_ENV}NPROC_PER_NODE",
+            min=1,
+            help="Train with N processes on this node (torchrun; GPUs: one each). Several "
+            "nodes: set torchrun's PET_NNODES, PET_NODE_RANK and PET_RDZV_ENDPOINT "
+            "(or PET_MASTER_ADDR/PORT) on each.",
+            show_default=False,
+        ),
+    ] = None,
     model: ModelOpt = DEFAULT_MODEL,
     corpus: CorpusOpt = None,
     device: DeviceOpt = None,
 ) -> None:
     """Train an SAE on a corpus's activations; writes a SAELens folder plus training.png."""
     from interpedia_trainer import runs
+    from interpedia_trainer.distributed import launched_by_torchrun
 
     settings = TrainerSettings()
     corpus = runs.validated_corpus(corpus, settings)  # before the heavy imports: fails fast
+    if nproc_per_node is not None and not launched_by_torchrun():
+        _relaunch_with_torchrun(nproc_per_node)
 
     import torch
 
+    from interpedia_trainer.distributed import join_from_environment, leave
     from interpedia_trainer.training import TrainingConfig
 
-    device = device or settings.device
+    parallel = join_from_environment(device or settings.device)
+    device = parallel.device
     values: dict[str, Any] = {}
     if config is not None:
         try:
@@ -194,12 +225,15 @@ def train(
         "d_sae": d_sae,
         "expansion_factor": expansion_factor,
         "k": k,
+        "aux_loss_coefficient": aux_loss_coefficient,
+        "matryoshka_widths": _parse_widths(matryoshka_widths),
         "l1_coefficient": l1,
         "l0_coefficient": l0,
         "lr": lr,
         "lr_scheduler": lr_scheduler,
         "normalize_activations": normalize_activations,
         "dead_feature_window": dead_feature_window,
+        "b_dec_init": b_dec_init,
         "lr_warm_up_steps": lr_warm_up_steps,
         "batch_size": batch_size,
         "total_tokens": total_tokens,
@@ -219,7 +253,9 @@ def train(
             )
         runs.hook_layer(values.get("hook_name") or TrainingConfig.hook_name)
     torch.set_flush_denormal(True)  # denormals make CPU steps several times slower
-    typer.echo(f"loading {model}")
+    main = parallel.is_main
+    echo = typer.echo if main else _quiet
+    echo(f"loading {model}")
     hooked = _load_model(model, device)
     values.setdefault("d_in", hooked.d_model)
     values.setdefault("model_name", hooked.model_id)
@@ -227,17 +263,21 @@ def train(
     cfg = TrainingConfig.from_dict(values)
     cfg.validate()
     hooked.validate_hook(cfg.hook_name)
-    bar, progress, stage = _train_bar(cfg.total_steps * cfg.batch_size)
+    if parallel.world_size > 1:
+        echo(f"training on {parallel.world_size} ranks ({device} each)")
     options: dict[str, Any] = {
         "cache_dir": cache_dir,
         "max_contexts": max_contexts,
-        "on_progress": progress,
-        "on_stage": stage,
         "resume": resume,
+        "parallel": parallel,
     }
+    bar = None
+    if main:  # rank 0 alone shows progress and records the run
+        bar, progress, stage = _train_bar(cfg.total_steps * cfg.batch_size)
+        options.update(on_progress=progress, on_stage=stage)
     try:
         with stopping.stop_on_signals():
-            if register is None:
+            if register is None or not main:
                 from interpedia_trainer.pipeline import train_from_corpus
 
                 result = train_from_corpus(cfg, hooked, corpus, out, **options)
@@ -249,6 +289,7 @@ def train(
                     "corpus": corpus,
                     "out": str(out),
                     "max_contexts": max_contexts,
+                    "world_size": parallel.world_size,
                 }
                 recorded = run_in_database(
                     settings,
@@ -260,15 +301,55 @@ def train(
     except stopping.Stopped as exc:
         raise exc.at("(rerun the same command to resume)") from None
     finally:
-        bar.close()
-    typer.echo(
+        if bar is not None:
+            bar.close()
+        leave()
+    echo(
         f"saved {result.sae_path} ({result.n_tokens} tokens, "
         f"{result.tokens_per_second:.0f} tokens/s)"
     )
     for key, value in sorted(result.final_metrics.items()):
-        typer.echo(f"  {key:28s} {value:.5g}")
-    if register is not None:
-        typer.echo(f"registered source {hooked.model_id}/{recorded.source_id}")
+        echo(f"  {key:28s} {value:.5g}")
+    if register is not None and main:
+        echo(f"registered source {hooked.model_id}/{recorded.source_id}")
+
+
+def _quiet(_message: str) -> None:
+    """Ranks other than 0 print nothing (their output would repeat rank 0's)."""
+
+
+def _parse_widths(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(w) for w in text.split(",")]
+    except ValueError as exc:
+        raise InvalidInput(
+            f"--matryoshka-widths takes comma-separated integers, got {text!r}"
+        ) from exc
+
+
+def _relaunch_with_torchrun(nproc_per_node: int) -> None:
+    """Replace this process by torchrun running the same command on N workers.
+
+    The workers see torchrun's variables and skip this step. Other torchrun settings
+    (nodes, rendezvous) come from its PET_* variables, so one command line serves a
+    laptop and each node of a cluster.
+    """
+    import os
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={nproc_per_node}",
+        "-m",
+        "interpedia_core.cli",
+        *sys.argv[1:],
+    ]
+    sys.stdout.flush()
+    os.execv(sys.executable, command)
 
 
 async def _train_registered(

@@ -25,6 +25,7 @@ from interpedia_trainer.activations import (
 from interpedia_trainer.concepts import ConceptResult, score_concepts
 from interpedia_trainer.corpus import read_texts, tokenize_corpus
 from interpedia_trainer.dashboards import DashboardOptions, FeatureDashboard, compute_dashboards
+from interpedia_trainer.distributed import SINGLE_PROCESS, DataParallel
 from interpedia_trainer.metrics import make_evaluator
 from interpedia_trainer.model_runtime import HookedModel
 from interpedia_trainer.plots import plot_training
@@ -54,14 +55,18 @@ def train_from_corpus(
     on_progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
     resume: bool = True,
+    parallel: DataParallel = SINGLE_PROCESS,
 ) -> TrainResult:
     """Train an SAE on a corpus's activations at `cfg.hook_name`; write it to `out_dir`.
 
     The last `n_eval_contexts` contexts are held out: their activations give the
-    reconstruction metrics and their tokens the CE loss recovered. With `cache_dir` the
-    activations are written once and replayed for every epoch (and reused by later runs).
-    A stop request (`interpedia_core.stopping`) ends training between steps with a
-    checkpoint, and the resumed run continues from its step and its place in the data.
+    reconstruction metrics and their tokens the CE loss recovered (rank 0 only). With
+    `cache_dir` the activations are written once and replayed for every epoch (and reused
+    by later runs). Under torchrun each rank runs the model on its own share of the
+    training contexts (every world_size-th one) and keeps its own cache.
+    A stop request (`interpedia_core.stopping`) ends training between steps, on all ranks
+    together, with a checkpoint, and the resumed run (on any number of ranks) continues
+    from its step and its place in the data.
     """
     stage = on_stage or (lambda _msg: None)
     model.validate_hook(cfg.hook_name)
@@ -82,13 +87,15 @@ def train_from_corpus(
         contexts[: contexts.shape[0] - n_eval],
         contexts[contexts.shape[0] - n_eval :],
     )
-    check_enough_tokens(train_ctx, cfg.batch_size)
-    loop = SAETrainingLoop(cfg, out_dir)
+    loop = SAETrainingLoop(cfg, out_dir, parallel)
+    rank, world = parallel.rank, parallel.world_size
+    train_ctx = train_ctx[rank::world]  # this rank's share of the stream
+    check_enough_tokens(train_ctx, loop.local_batch_size)
     if resume and loop.load_checkpoint():
         stage(f"resumed at step {loop.n_steps} ({loop.n_tokens:,} tokens)")
 
     evaluator = None
-    if n_eval:
+    if n_eval and parallel.is_main:
         stage("held-out activations")
         held_out = torch.cat(
             list(hook_activations(model, cfg.hook_name, eval_ctx, model_batch_size, True))
@@ -100,28 +107,31 @@ def train_from_corpus(
             hook_name=cfg.hook_name,
             dense_threshold=cfg.dense_threshold,
         )
+    seen = loop.n_tokens // world  # tokens this rank's share already gave (on resume)
     if cache_dir is not None:
         stage("caching activations")
+        if world > 1:
+            cache_dir = Path(cache_dir) / f"rank-{rank}-of-{world}"
         cache = cache_activations(
             model, cfg.hook_name, train_ctx, cache_dir, model_batch_size=model_batch_size
         )
-        batches = cache.batches(cfg.batch_size, seed=cfg.seed, skip_tokens=loop.n_tokens)
+        batches = cache.batches(loop.local_batch_size, seed=cfg.seed, skip_tokens=seen)
     else:
         batches = stream_activations(
             model,
             cfg.hook_name,
             train_ctx,
-            batch_size=cfg.batch_size,
+            batch_size=loop.local_batch_size,
             model_batch_size=model_batch_size,
-            seed=cfg.seed,
-            start_context=resume_context(train_ctx, model.special_token_ids, loop.n_tokens),
+            seed=cfg.seed + rank,
+            start_context=resume_context(train_ctx, model.special_token_ids, seen),
         )
     stage("training")
     with loop.checkpoint_on_stop():
         result = loop.run(
             batches, evaluator=evaluator, on_metrics=on_metrics, on_progress=on_progress
         )
-    if result.history:
+    if result.history and parallel.is_main:
         plot_training(
             result.history,
             Path(out_dir) / "training.png",

@@ -32,6 +32,7 @@ from interpedia_trainer import dashboard_store, feature_map, runs
 from interpedia_trainer.absorption import ABSORPTION, AbsorptionConfig, evaluate_absorption
 from interpedia_trainer.corpus import tail_contexts
 from interpedia_trainer.dashboards import DashboardOptions
+from interpedia_trainer.distributed import SINGLE_PROCESS, DataParallel
 from interpedia_trainer.evaluation import CORE, EvaluationSet, evaluate_core, store_evaluation
 from interpedia_trainer.model_runtime import HookedModel
 from interpedia_trainer.pipeline import (
@@ -141,10 +142,13 @@ async def train_recorded(
     on_progress: Progress | None = None,
     on_stage: Callable[[str], None] | None = None,
     follow_up: FollowUp | None = None,
+    parallel: DataParallel = SINGLE_PROCESS,
 ) -> RecordedTraining:
     """Train run `run_id` into `out_dir`, then make it source `{layer}-{source_set}`.
 
     With `follow_up`, the new source's evaluations (core and absorption) are queued.
+    Under torchrun only rank 0 calls this (it alone records metrics); `parallel` is its
+    place in the group, the other ranks train through `train_from_corpus` alongside.
     """
     async with sessionmaker.begin() as session:
         await runs.mark_run(session, run_id, "running")
@@ -178,6 +182,7 @@ async def train_recorded(
             on_progress=on_progress,
             on_stage=on_stage,
             resume=resume,
+            parallel=parallel,
         )
         async with sessionmaker.begin() as session:
             source = await dashboard_store.register_source(

@@ -58,6 +58,16 @@ def validated_corpus(corpus: str | None, settings: TrainerSettings) -> str:
 
 def validated_train_config(body: TrainRequest, settings: TrainerSettings) -> dict[str, Any]:
     hook_layer(body.hook_name)
+    if body.d_sae is not None:  # else d_sae waits for the model's d_model
+        from interpedia_trainer.architectures import ArchitectureOptions, validate_architecture
+
+        widths = body.matryoshka_widths
+        options = ArchitectureOptions(
+            k=body.k,
+            aux_loss_coefficient=body.aux_loss_coefficient,
+            matryoshka_widths=tuple(widths) if widths is not None else None,
+        )
+        validate_architecture(body.architecture, 1, body.d_sae, options)
     config = body.model_dump()
     config["corpus"] = validated_corpus(body.corpus, settings)
     return config
@@ -115,14 +125,21 @@ async def stopped_run(session: AsyncSession, config: dict[str, Any]) -> Training
     """The newest stopped run of exactly this config: the one a rerun of its command resumes.
 
     Its config names its output folder, where the checkpoint is; another config (a changed
-    flag) starts a new run.
+    flag) starts a new run. The number of ranks may change: a checkpoint resumes on any.
     """
     candidates = await session.execute(
         select(TrainingRun)
         .where(TrainingRun.status == "stopped", TrainingRun.model_id == config["model_id"])
         .order_by(TrainingRun.id.desc())
     )
-    return next((run for run in candidates.scalars() if run.config == config), None)
+    wanted = _without_world_size(config)
+    return next(
+        (run for run in candidates.scalars() if _without_world_size(run.config) == wanted), None
+    )
+
+
+def _without_world_size(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key != "world_size"}
 
 
 async def attach_job(session: AsyncSession, run_id: int, job_id: int) -> None:

@@ -3,9 +3,16 @@
 It knows nothing about language models (as SAELens's `SAETrainer`): it takes an iterator
 of [batch, d_in] activation tensors, an optional evaluator callable for held-out metrics
 and an optional `on_metrics` callback so the caller (CLI, job) can store a time series.
-The step itself is `sparse_decode`'s fast step for TopK-family and standard SAEs and
-SAELens's own `training_forward_pass` otherwise (`fast=False` forces that path; the bench
-uses it to check that both reach the same explained variance).
+The step itself is `sparse_decode`'s fast step for TopK-family and standard SAEs (AuxK
+dead-latent revival included) and SAELens's own `training_forward_pass` otherwise
+(`fast=False` forces that path; the bench uses it to check that both reach the same
+explained variance).
+
+Under torchrun the same loop runs on every rank (`distributed.DataParallel`): each rank
+steps on its slice of the global batch, gradients and firing counts are reduced, and
+rank 0 alone evaluates, reports metrics and writes checkpoints and the SAE. Counters are
+global (tokens of the global batch), so a checkpoint resumes on any number of ranks.
+The evaluator always sees the inference SAE (what is saved, input scale folded in).
 
 Output folder (what `sae_lens.SAE.load_from_disk` reads):
     cfg.json, sae_weights.safetensors, sparsity.safetensors   the inference SAE
@@ -24,14 +31,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from sae_lens.saes.sae import TrainingSAE, TrainStepInput
+from sae_lens.saes.sae import SAE, TrainStepInput
 from sae_lens.training.activation_scaler import ActivationScaler
 from sae_lens.training.optim import CoefficientScheduler, get_lr_scheduler
 from safetensors.torch import save_file
 
 from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
-from interpedia_trainer.architectures import build_training_sae, validate_architecture
+from interpedia_trainer.architectures import (
+    ArchitectureOptions,
+    build_training_sae,
+    inference_sae,
+    validate_architecture,
+)
+from interpedia_trainer.distributed import SINGLE_PROCESS, DataParallel
 from interpedia_trainer.sparse_decode import (
     StepResult,
     dense_standard_training_step,
@@ -41,12 +54,16 @@ from interpedia_trainer.sparse_decode import (
 logger = logging.getLogger(__name__)
 
 MetricsCallback = Callable[[dict[str, float]], None]
-Evaluator = Callable[[TrainingSAE[Any]], dict[str, float]]
+Evaluator = Callable[[SAE[Any]], dict[str, float]]
 
 _STATE_FILE = "trainer_state.pt"
 # "expected_average_only_in" scales inputs to mean norm sqrt(d_in) while training and folds
 # the factor into the saved weights (SAELens's option of that name).
 NORMALIZATIONS = ("none", "expected_average_only_in")
+# "mean": the decoder bias starts at the mean input (OpenAI's TopK paper starts it at the
+# data's centre), so pre-activations start centred rather than dominated by the residual
+# stream's large mean direction, which leaves most TopK latents dead from the first step.
+B_DEC_INITS = ("mean", "zeros")
 
 
 @dataclass
@@ -59,6 +76,8 @@ class TrainingConfig:
     d_sae: int | None = None
     expansion_factor: int = 8
     k: float | None = 32
+    aux_loss_coefficient: float = 1.0  # AuxK dead-latent revival (TopK family); 0: off
+    matryoshka_widths: list[int] | None = None  # matryoshka_batchtopk; None: doubling prefixes
     l1_coefficient: float = 5.0
     l1_warm_up_steps: int = 0
     l0_coefficient: float = 1.0
@@ -67,13 +86,14 @@ class TrainingConfig:
     lr_warm_up_steps: int = 0
     lr_decay_steps: int = 0
     lr_end: float | None = None
-    batch_size: int = 4096
+    batch_size: int = 4096  # the global batch: split evenly across ranks
     total_tokens: int = 1_000_000
     seed: int = 42
     dtype: str = "float32"
     device: str = "cpu"
     normalize_activations: str = "none"
-    n_batches_for_norm_estimate: int = 10
+    n_batches_for_norm_estimate: int = 10  # also the batches b_dec_init="mean" averages
+    b_dec_init: str = "mean"
     dead_feature_window: int = 1000  # steps without firing before a latent counts as dead
     dense_threshold: float = 0.1  # a latent firing on more than this share of tokens is dense
     log_every_steps: int = 10
@@ -90,6 +110,17 @@ class TrainingConfig:
         return self.d_sae if self.d_sae is not None else self.d_in * self.expansion_factor
 
     @property
+    def architecture_options(self) -> ArchitectureOptions:
+        widths = self.matryoshka_widths
+        return ArchitectureOptions(
+            k=self.k,
+            l1_coefficient=self.l1_coefficient,
+            l0_coefficient=self.l0_coefficient,
+            aux_loss_coefficient=self.aux_loss_coefficient,
+            matryoshka_widths=tuple(widths) if widths is not None else None,
+        )
+
+    @property
     def total_steps(self) -> int:
         return max(1, self.total_tokens // self.batch_size)
 
@@ -99,7 +130,9 @@ class TrainingConfig:
             raise InvalidInput(f"d_sae must be positive, got {self.d_sae}")
         if self.d_sae is None and self.expansion_factor <= 0:
             raise InvalidInput(f"expansion_factor must be positive, got {self.expansion_factor}")
-        validate_architecture(self.architecture, self.d_in, self.resolved_d_sae, self.k)
+        validate_architecture(
+            self.architecture, self.d_in, self.resolved_d_sae, self.architecture_options
+        )
         if self.batch_size <= 0:
             raise InvalidInput(f"batch_size must be positive, got {self.batch_size}")
         if self.total_tokens < self.batch_size:
@@ -116,6 +149,10 @@ class TrainingConfig:
             raise InvalidInput(
                 f"normalize_activations must be one of {', '.join(NORMALIZATIONS)}, "
                 f"got {self.normalize_activations!r}"
+            )
+        if self.b_dec_init not in B_DEC_INITS:
+            raise InvalidInput(
+                f"b_dec_init must be one of {', '.join(B_DEC_INITS)}, got {self.b_dec_init!r}"
             )
         if self.dtype not in ("float32", "float64", "bfloat16", "float16"):
             raise InvalidInput(f"unsupported dtype {self.dtype!r}")
@@ -145,18 +182,23 @@ class TrainResult:
 class SAETrainingLoop:
     """One training run's mutable state; `run()` is the loop. Use `train_sae` normally."""
 
-    def __init__(self, cfg: TrainingConfig, out_dir: Path) -> None:
+    def __init__(
+        self, cfg: TrainingConfig, out_dir: Path, parallel: DataParallel = SINGLE_PROCESS
+    ) -> None:
         cfg.validate()
+        if cfg.batch_size % parallel.world_size:
+            raise InvalidInput(
+                f"batch_size ({cfg.batch_size}) must split evenly over {parallel.world_size} ranks"
+            )
         self.cfg = cfg
+        self.parallel = parallel
         self.out_dir = Path(out_dir)
-        torch.manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # every rank starts from the same weights
         self.sae = build_training_sae(
             cfg.architecture,
             cfg.d_in,
             cfg.resolved_d_sae,
-            k=cfg.k,
-            l1_coefficient=cfg.l1_coefficient,
-            l0_coefficient=cfg.l0_coefficient,
+            options=cfg.architecture_options,
             device=cfg.device,
             dtype=cfg.dtype,
             normalize_activations=cfg.normalize_activations,
@@ -170,7 +212,7 @@ class SAETrainingLoop:
         )
         if cfg.architecture == "standard" and cfg.l1_warm_up_steps:
             self.sae.cfg.l1_warm_up_steps = cfg.l1_warm_up_steps
-        self.fast = cfg.fast and cfg.architecture in ("standard", "topk", "batchtopk")
+        self.fast = cfg.fast and cfg.architecture != "jumprelu"
         self.optimizer = torch.optim.Adam(self.sae.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
         self.lr_scheduler = get_lr_scheduler(
             cfg.lr_scheduler,
@@ -191,9 +233,14 @@ class SAETrainingLoop:
         self.act_freq = torch.zeros(d_sae, dtype=torch.float64, device=cfg.device)
         self.steps_since_fired = torch.zeros(d_sae, dtype=torch.long, device=cfg.device)
         self.n_freq_tokens = 0
-        self.n_tokens = 0
+        self.n_tokens = 0  # global: tokens of all ranks
         self.n_steps = 0
         self.history: list[dict[str, float]] = []
+
+    @property
+    def local_batch_size(self) -> int:
+        """Tokens each rank's batches must hold."""
+        return self.cfg.batch_size // self.parallel.world_size
 
     # -- checkpoints -------------------------------------------------------------------
     @property
@@ -201,7 +248,12 @@ class SAETrainingLoop:
         return self.out_dir / "checkpoints" / "latest"
 
     def save_checkpoint(self) -> None:
-        """Write weights and trainer state atomically enough: a temp dir renamed over latest."""
+        """Rank 0 writes weights and trainer state: a temp dir renamed over latest.
+
+        Every rank holds the same state, so one copy resumes any number of ranks.
+        """
+        if not self.parallel.is_main:
+            return
         tmp = self.checkpoint_dir.with_name("latest.tmp")
         tmp.mkdir(parents=True, exist_ok=True)
         self.sae.save_model(tmp)
@@ -218,6 +270,7 @@ class SAETrainingLoop:
                 "n_steps": self.n_steps,
                 "history": self.history,
                 "rng": torch.get_rng_state(),
+                "world_size": self.parallel.world_size,  # for the record: any number resumes
             },
             tmp / _STATE_FILE,
         )
@@ -232,26 +285,32 @@ class SAETrainingLoop:
             tmp.rename(self.checkpoint_dir)
 
     def load_checkpoint(self) -> bool:
-        """Resume from checkpoints/latest if present; returns whether it did."""
+        """Resume from checkpoints/latest if present; returns whether it did.
+
+        Every rank reads the same folder (several nodes need shared storage for `out`);
+        ranks that see different checkpoints stop with an error rather than diverge.
+        """
         state_path = self.checkpoint_dir / _STATE_FILE
-        if not state_path.exists():
-            return False
-        self.sae.load_weights_from_checkpoint(self.checkpoint_dir)
-        state = torch.load(state_path, map_location=self.cfg.device, weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        for name, s in state["coefficients"].items():
-            self.coefficients[name].load_state_dict(s)
-        self.scaler.scaling_factor = state["scaling_factor"]
-        self.act_freq = state["act_freq"]
-        self.steps_since_fired = state["steps_since_fired"]
-        self.n_freq_tokens = state["n_freq_tokens"]
-        self.n_tokens = state["n_tokens"]
-        self.n_steps = state["n_steps"]
-        self.history = state["history"]
-        torch.set_rng_state(state["rng"])
-        logger.info("resumed from %s at %d tokens", self.checkpoint_dir, self.n_tokens)
-        return True
+        found = state_path.exists()
+        if found:
+            self.sae.load_weights_from_checkpoint(self.checkpoint_dir)
+            state = torch.load(state_path, map_location=self.cfg.device, weights_only=False)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+            for name, s in state["coefficients"].items():
+                self.coefficients[name].load_state_dict(s)
+            self.scaler.scaling_factor = state["scaling_factor"]
+            self.act_freq = state["act_freq"]
+            self.steps_since_fired = state["steps_since_fired"]
+            self.n_freq_tokens = state["n_freq_tokens"]
+            self.n_tokens = state["n_tokens"]
+            self.n_steps = state["n_steps"]
+            self.history = state["history"]
+            torch.set_rng_state(state["rng"].cpu())
+        self.parallel.check_same("the checkpoint's token count", self.n_tokens)
+        if found:
+            logger.info("resumed from %s at %d tokens", self.checkpoint_dir, self.n_tokens)
+        return found
 
     @contextmanager
     def checkpoint_on_stop(self) -> Iterator[None]:
@@ -263,7 +322,8 @@ class SAETrainingLoop:
         try:
             yield
         except stopping.Stopped as exc:
-            self.save_checkpoint()
+            self.save_checkpoint()  # rank 0 writes it; all ranks stopped at the same step
+            self.parallel.barrier()  # no rank reports the checkpoint before it exists
             raise exc.at(
                 f"at step {self.n_steps} ({self.n_tokens:,} tokens); "
                 f"checkpoint in {self.checkpoint_dir}"
@@ -274,12 +334,19 @@ class SAETrainingLoop:
     def dead_mask(self) -> torch.Tensor:
         return self.steps_since_fired > self.cfg.dead_feature_window
 
-    def step(self, batch: torch.Tensor) -> dict[str, float]:
-        """One optimiser step on a raw activation batch; returns cheap per-step metrics."""
-        x = self.scaler(batch.to(self.cfg.device, dtype=self.sae.dtype))
+    def step(self, batch: torch.Tensor, target: torch.Tensor | None = None) -> dict[str, float]:
+        """One optimiser step on this rank's raw activation batch; returns global metrics.
+
+        `target` (default: the batch itself) is what the decoder reconstructs; it is
+        scaled with the input's factor.
+        """
+        device, dtype = self.cfg.device, self.sae.dtype
+        x = self.scaler(batch.to(device, dtype=dtype))
+        y = x if target is None else self.scaler(target.to(device, dtype=dtype))
         self.sae.train()
         coeffs = {n: s.value for n, s in self.coefficients.items()}
-        result = self._forward_backward(x, coeffs)
+        result = self._forward_backward(x, y, coeffs)
+        self.parallel.average_gradients(self.sae.parameters())
         torch.nn.utils.clip_grad_norm_(self.sae.parameters(), 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -288,32 +355,73 @@ class SAETrainingLoop:
             s.step()
 
         with torch.no_grad():
+            fired = self.parallel.all_reduce_sum(result.fired)
             self.steps_since_fired += 1
-            self.steps_since_fired[result.fired > 0] = 0
-            self.act_freq += result.fired
-            self.n_freq_tokens += x.shape[0]
-            per_token = (result.sae_out - x).pow(2).sum(-1)
-            total_var = (x - x.mean(0)).pow(2).sum(-1)
-            ev = 1 - per_token.mean() / total_var.mean()
-        self.n_tokens += x.shape[0]
+            self.steps_since_fired[fired > 0] = 0
+            self.act_freq += fired
+            stats = self._global_stats(y, result)
+        n = int(stats["tokens"])
+        self.n_freq_tokens += n
+        self.n_tokens += n
         self.n_steps += 1
         return {
             "tokens": float(self.n_tokens),
             "step": float(self.n_steps),
-            "loss": result.loss,
-            **{f"loss/{n}": v for n, v in result.losses.items()},
-            "l0": result.l0,
-            "explained_variance": float(ev),
+            "loss": stats["loss"],
+            **{f"loss/{name}": stats[name] for name in result.losses},
+            "l0": stats["l0"],
+            "explained_variance": stats["explained_variance"],
             "lr": float(self.optimizer.param_groups[0]["lr"]),
             "dead_fraction": float(self.dead_mask.float().mean()),
         }
 
-    def _forward_backward(self, x: torch.Tensor, coeffs: dict[str, float]) -> StepResult:
-        arch = self.cfg.architecture
-        if self.fast and arch == "standard":
-            return dense_standard_training_step(self.sae, x, coeffs["l1"])  # type: ignore[arg-type]
+    def _global_stats(self, y: torch.Tensor, result: StepResult) -> dict[str, float]:
+        """Loss terms, L0 and explained variance of the global batch: one all-reduce.
+
+        Each rank contributes token-weighted sums (float64: the variance is a difference
+        of sums); explained variance is 1 - Σ‖y - ŷ‖² / Σ‖y - mean(y)‖².
+        """
+        n, d = y.shape
+        y64 = y.double()
+        names = list(result.losses)
+        weighted = [n, *(v * n for v in (result.loss, result.l0, *result.losses.values()))]
+        sums = torch.cat(
+            [
+                y64.sum(0),
+                (result.sae_out.double() - y64).pow(2).sum().reshape(1),
+                y64.pow(2).sum().reshape(1),
+                torch.tensor(weighted, dtype=torch.float64, device=y.device),
+            ]
+        )
+        sums = self.parallel.all_reduce_sum(sums)
+        mean = sums[:d] / sums[d + 2]
+        tail = torch.cat([sums[d:], (mean @ mean).reshape(1)])
+        sse, squares, total, loss, l0, *terms, mean_sq = tail.tolist()  # one device sync
+        variance = squares - total * mean_sq
+        return {
+            "tokens": total,
+            "explained_variance": 1 - sse / variance if variance > 0 else 0.0,
+            "loss": loss / total,
+            "l0": l0 / total,
+            **{name: value / total for name, value in zip(names, terms, strict=True)},
+        }
+
+    def _forward_backward(
+        self, x: torch.Tensor, y: torch.Tensor, coeffs: dict[str, float]
+    ) -> StepResult:
+        target = None if y is x else y
+        if self.fast and self.cfg.architecture == "standard":
+            return dense_standard_training_step(self.sae, x, coeffs["l1"], target=target)  # type: ignore[arg-type]
         if self.fast:
-            return sparse_topk_training_step(self.sae, x, self.dead_mask)  # type: ignore[arg-type]
+            return sparse_topk_training_step(
+                self.sae,  # type: ignore[arg-type]
+                x,
+                self.dead_mask,
+                target=target,
+                parallel=self.parallel,
+            )
+        if target is not None:
+            raise InvalidInput(f"{self.cfg.architecture} trains with the input as its target only")
         out = self.sae.training_forward_pass(
             TrainStepInput(
                 sae_in=x,
@@ -334,6 +442,33 @@ class SAETrainingLoop:
             l0=float(fired.sum()) / x.shape[0],
         )
 
+    @torch.no_grad()
+    def estimate_input_statistics(self, batches: Iterator[torch.Tensor]) -> None:
+        """Before the first step: the input scale and the decoder bias's starting point.
+
+        Reads `n_batches_for_norm_estimate` batches from each rank's stream (they are not
+        trained on) and reduces over ranks: SAELens's `expected_average_only_in` factor
+        sqrt(d_in) / mean ‖x‖, and with `b_dec_init="mean"` the mean (scaled) input.
+        """
+        d = self.cfg.d_in
+        sums = torch.zeros(d + 2, dtype=torch.float64, device=self.cfg.device)
+        for _ in range(self.cfg.n_batches_for_norm_estimate):
+            batch = self._next_batch(batches)
+            if batch is None:
+                raise InvalidInput("the activation stream ended before training started")
+            x = batch.to(self.cfg.device).double()
+            sums[:d] += x.sum(0)
+            sums[d] += x.norm(dim=-1).sum()
+            sums[d + 1] += x.shape[0]
+        sums = self.parallel.all_reduce_sum(sums)
+        count = float(sums[d + 1])
+        scale = 1.0
+        if self.cfg.normalize_activations == "expected_average_only_in":
+            scale = d**0.5 / (float(sums[d]) / count)
+            self.scaler.scaling_factor = scale
+        if self.cfg.b_dec_init == "mean":
+            self.sae.b_dec.copy_((sums[:d] / count * scale).to(self.sae.b_dec.dtype))
+
     # -- the loop ------------------------------------------------------------------------
     def run(
         self,
@@ -343,23 +478,20 @@ class SAETrainingLoop:
         on_metrics: MetricsCallback | None = None,
         on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
     ) -> TrainResult:
+        """Train to `total_tokens` on this rank's `batches` ([local batch, d_in] each).
+
+        The callbacks are called on every rank that passes them (pass them on rank 0).
+        """
         cfg = self.cfg
-        if cfg.normalize_activations == "expected_average_only_in" and (
-            self.scaler.scaling_factor is None
-        ):
-            self.scaler.estimate_scaling_factor(
-                d_in=cfg.d_in,
-                data_provider=batches,
-                n_batches_for_norm_estimate=cfg.n_batches_for_norm_estimate,
-            )
+        fresh = self.n_steps == 0
+        if fresh and (cfg.normalize_activations != "none" or cfg.b_dec_init == "mean"):
+            self.estimate_input_statistics(batches)
         started = time.perf_counter()
         start_tokens = self.n_tokens
         total = cfg.total_steps * cfg.batch_size
         while self.n_tokens < total:
-            stopping.check()  # between steps; see checkpoint_on_stop
-            try:
-                batch = next(batches)
-            except StopIteration:
+            batch = self._next_batch(batches)  # a stop request raises here, on all ranks
+            if batch is None:
                 logger.warning("activation stream ended at %d tokens", self.n_tokens)
                 break
             metrics = self.step(batch)
@@ -396,12 +528,43 @@ class SAETrainingLoop:
             history=self.history,
         )
 
+    def _next_batch(self, batches: Iterator[torch.Tensor]) -> torch.Tensor | None:
+        """This rank's next batch, or None once any rank's stream has run dry.
+
+        The safe point between steps (see `checkpoint_on_stop`). The ranks agree, in one
+        all-reduce, on whether every stream gave a batch and whether any rank was asked to
+        stop (its stream stopping mid-batch included): one rank stopping or running out
+        alone would leave the others waiting in the next step's collectives.
+        """
+        batch, stopped = None, None
+        try:
+            stopping.check()
+            batch = next(batches, None)
+        except stopping.Stopped as exc:
+            stopped = exc
+        if self.parallel.world_size > 1:
+            flags = [int(batch is not None), int(stopped is None)]
+            have, carry_on = self.parallel.all_reduce_min(
+                torch.tensor(flags, device=self.parallel.device)
+            ).tolist()
+            if not carry_on and stopped is None:
+                stopped = stopping.Stopped("stopped on another rank")
+            if not have:
+                batch = None
+        if stopped is not None:
+            raise stopped
+        return batch
+
+    def inference_sae(self) -> SAE[Any]:
+        """The SAE as it would be saved now: what users load, taking raw activations."""
+        return inference_sae(self.sae, self.scaler.scaling_factor)
+
     def _evaluate(self, evaluator: Evaluator) -> dict[str, float]:
-        self.sae.eval()
+        """Held-out metrics of the inference SAE, on rank 0 only (the others get {})."""
+        if not self.parallel.is_main:
+            return {}
         with torch.no_grad():
-            out = evaluator(self.sae)
-        self.sae.train()
-        return out
+            return evaluator(self.inference_sae())
 
     def _final_metrics(self) -> dict[str, float]:
         freq = self.act_freq / max(self.n_freq_tokens, 1)
@@ -412,16 +575,15 @@ class SAETrainingLoop:
         }
 
     def save_final(self, final: dict[str, float]) -> Path:
-        """Fold the activation scale into the weights and write the SAELens folder."""
+        """Rank 0 writes the SAELens folder: the inference SAE plus our config and metrics."""
         out = self.out_dir
+        if not self.parallel.is_main:
+            return out
         out.mkdir(parents=True, exist_ok=True)
-        if self.scaler.scaling_factor is not None:
-            self.sae.fold_activation_norm_scaling_factor(self.scaler.scaling_factor)
-            self.scaler.scaling_factor = None
         freq = (self.act_freq / max(self.n_freq_tokens, 1)).float().cpu()
         self.sae.cfg.metadata.l0 = float(freq.sum())
         self.sae.cfg.metadata.num_dead_features = int(self.dead_mask.sum())
-        self.sae.save_inference_model(out)
+        self.inference_sae().save_model(out)
         save_file({"sparsity": torch.log10(freq + 1e-10)}, out / "sparsity.safetensors")
         (out / "training_config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
         (out / "metrics.json").write_text(
@@ -439,14 +601,16 @@ def train_sae(
     on_metrics: MetricsCallback | None = None,
     on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
     resume: bool = True,
+    parallel: DataParallel = SINGLE_PROCESS,
 ) -> TrainResult:
-    """Train one SAE on `batches` ([batch_size, d_in] tensors) and write it to `out_dir`.
+    """Train one SAE on `batches` and write it to `out_dir`.
 
-    With `resume`, a checkpoint in `out_dir/checkpoints/latest` is loaded first and
-    training continues from its token count (the caller's iterator should skip the
-    tokens already seen: `TrainResult.n_tokens` / the checkpoint's `n_tokens`).
+    `batches` are this rank's [batch_size / world_size, d_in] tensors. With `resume`, a
+    checkpoint in `out_dir/checkpoints/latest` is loaded first and training continues
+    from its token count (the caller's iterator should skip the tokens already seen:
+    `TrainResult.n_tokens` / the checkpoint's `n_tokens`).
     """
-    loop = SAETrainingLoop(cfg, out_dir)
+    loop = SAETrainingLoop(cfg, out_dir, parallel)
     if resume:
         loop.load_checkpoint()
     with loop.checkpoint_on_stop():

@@ -45,6 +45,9 @@ class DemoSettings(CommonSettings):
     d_sae: int = Field(4608, gt=0, description="Features in the demo SAE.")
     k: int = Field(32, gt=0, description="Active features per token (TopK).")
     train_tokens: int = Field(800_000, gt=0, description="Tokens the demo SAE trains on.")
+    dead_feature_window: int = Field(
+        10, gt=0, description="Steps (of 4096 tokens) without firing before AuxK revives a feature."
+    )
     dashboard_prompts: int = Field(
         768, gt=0, description="128-token prompts scanned for dashboards."
     )
@@ -121,6 +124,12 @@ def demo_steps(settings: DemoSettings, state: DemoState) -> list[tuple[str, list
                     "0.002",
                     "--normalize-activations",
                     "expected_average_only_in",
+                    # AuxK (on by default) revives latents silent for this many steps; the
+                    # default window (1000 steps) is longer than the demo's 195, and the
+                    # decoder bias starts at the mean input (the default). bench/train/demo.py
+                    # measures the dead fraction on held-out text with and without both.
+                    "--dead-feature-window",
+                    str(s.dead_feature_window),
                     "--out",
                     str(s.data_dir / "saes" / s.source_id),
                     "--register",

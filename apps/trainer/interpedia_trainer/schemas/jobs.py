@@ -7,7 +7,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from interpedia_core.wire import INT64_MAX, BigRowId, Seed
 
-Architecture = Literal["standard", "topk", "batchtopk", "jumprelu"]
+Architecture = Literal["standard", "topk", "batchtopk", "matryoshka_batchtopk", "jumprelu"]
+TOPK_FAMILY = ("topk", "batchtopk", "matryoshka_batchtopk")
 
 
 class TrainRequest(BaseModel):
@@ -18,7 +19,19 @@ class TrainRequest(BaseModel):
     architecture: Architecture = "topk"
     d_sae: int | None = Field(None, gt=0, le=1 << 20)
     expansion_factor: int | None = Field(None, gt=0, le=256)
-    k: int = Field(32, gt=0, le=1 << 20, description="Active latents per token (topk, batchtopk).")
+    k: int = Field(32, gt=0, le=1 << 20, description="Active latents per token (TopK family).")
+    aux_loss_coefficient: float = Field(
+        1.0, ge=0, description="AuxK dead-latent revival weight (TopK family); 0 turns it off."
+    )
+    dead_feature_window: int = Field(
+        1000, gt=0, description="Steps without firing before a latent counts as dead (AuxK)."
+    )
+    matryoshka_widths: list[int] | None = Field(
+        None,
+        max_length=64,
+        description="matryoshka_batchtopk: increasing prefix widths ending at d_sae "
+        "(default: doubling from d_sae/16).",
+    )
     l1_coefficient: float = Field(5.0, ge=0, description="Sparsity penalty (standard).")
     l0_coefficient: float = Field(1.0, ge=0, description="Sparsity penalty (jumprelu).")
     lr: float = Field(4e-4, gt=0, le=1)
@@ -38,11 +51,7 @@ class TrainRequest(BaseModel):
 
     @model_validator(mode="after")
     def _sizes_agree(self) -> "TrainRequest":
-        if (
-            self.d_sae is not None
-            and self.architecture in ("topk", "batchtopk")
-            and self.k > self.d_sae
-        ):
+        if self.d_sae is not None and self.architecture in TOPK_FAMILY and self.k > self.d_sae:
             raise ValueError(f"k ({self.k}) cannot exceed d_sae ({self.d_sae})")
         return self
 

@@ -8,7 +8,10 @@ from sae_lens import SAE
 from typer.testing import CliRunner
 
 from interpedia_core.errors import InvalidInput
-from interpedia_trainer.activations import cache_activations, stream_activations
+from interpedia_trainer.activations import (
+    cache_activations,
+    stream_activations,
+)
 from interpedia_trainer.cli import commands
 from interpedia_trainer.concepts import builtin_concepts, score_concepts
 from interpedia_trainer.corpus import tokenize_corpus

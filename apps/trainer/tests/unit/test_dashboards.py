@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from interpedia_core.errors import InvalidInput
-from interpedia_trainer.architectures import build_training_sae
+from interpedia_trainer.architectures import ArchitectureOptions, build_training_sae
 from interpedia_trainer.dashboards import (
     DashboardOptions,
     bin_of,
@@ -28,7 +28,7 @@ def case():
     def forward(batch: torch.Tensor) -> torch.Tensor:
         return embed[batch] + pos[None]
 
-    sae = build_training_sae("topk", D_IN, D_SAE, k=6)
+    sae = build_training_sae("topk", D_IN, D_SAE, options=ArchitectureOptions(k=6))
     with torch.no_grad():
         sae.b_enc.add_(torch.randn(D_SAE) * 0.1)
         sae.W_dec.mul_(torch.rand(D_SAE, 1) + 0.5)

@@ -11,7 +11,7 @@ from sae_lens import SAE
 
 from interpedia_core import stopping
 from interpedia_trainer.activations import resume_context
-from interpedia_trainer.architectures import build_training_sae
+from interpedia_trainer.architectures import ArchitectureOptions, build_training_sae
 from interpedia_trainer.dashboards import DashboardOptions, compute_dashboards
 from interpedia_trainer.model_runtime import tiny_hooked_model
 from interpedia_trainer.training import SAETrainingLoop, TrainingConfig, train_sae
@@ -39,7 +39,8 @@ def test_a_stopped_run_keeps_a_checkpoint_and_resumes_to_the_same_sae(tmp_path: 
     train_sae(_cfg(), _batches(), tmp_path / "whole")
 
     token = stopping.StopToken()
-    batches = _batches(token, stop_at=5)
+    # A fresh run first reads n_batches_for_norm_estimate batches (the decoder bias's mean).
+    batches = _batches(token, stop_at=_cfg().n_batches_for_norm_estimate + 5)
     with stopping.stop_scope(token), pytest.raises(stopping.Stopped, match="at step 5 "):
         train_sae(_cfg(), batches, tmp_path / "stopped")  # step 5 ends, then it stops
     assert (tmp_path / "stopped" / "checkpoints" / "latest" / "trainer_state.pt").exists()
@@ -70,7 +71,7 @@ def dashboard_case():
     torch.manual_seed(0)
     tokens = torch.randint(1, 30, (N, T))
     embed = torch.randn(30, D_IN)
-    sae = build_training_sae("topk", D_IN, 24, k=4)
+    sae = build_training_sae("topk", D_IN, 24, options=ArchitectureOptions(k=4))
 
     def forward(batch: torch.Tensor) -> torch.Tensor:
         return embed[batch]

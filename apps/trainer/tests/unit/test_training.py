@@ -1,5 +1,6 @@
 """Training on synthetic activations recovers structure; the folder loads in SAELens."""
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,3 +104,25 @@ def test_bad_config_is_invalid_input(changes: dict, message: str, tmp_path: Path
     base = {"d_in": 8, "d_sae": 16, "k": 2, "batch_size": 64, "total_tokens": 640}
     with pytest.raises(InvalidInput, match=message):
         SAETrainingLoop(TrainingConfig(**{**base, **changes}), tmp_path)
+
+
+@pytest.mark.parametrize("b_dec_init", ["mean", "zeros"])
+def test_input_statistics_set_the_scale_and_the_decoder_bias(b_dec_init: str, tmp_path) -> None:
+    cfg = TrainingConfig(
+        d_in=D_IN,
+        d_sae=64,
+        k=4,
+        batch_size=128,
+        total_tokens=128 * 4,
+        normalize_activations="expected_average_only_in",
+        n_batches_for_norm_estimate=3,
+        b_dec_init=b_dec_init,
+    )
+    loop = SAETrainingLoop(cfg, tmp_path)
+    batches = [b + 5.0 for b in itertools.islice(_batches(128), 3)]  # far from the origin
+    loop.estimate_input_statistics(iter(batches))
+    seen = torch.cat(batches)
+    scale = D_IN**0.5 / float(seen.norm(dim=-1).mean())
+    assert loop.scaler.scaling_factor == pytest.approx(scale, rel=1e-5)
+    expected = seen.mean(0) * scale if b_dec_init == "mean" else torch.zeros(D_IN)
+    torch.testing.assert_close(loop.sae.b_dec.detach(), expected, rtol=1e-5, atol=1e-6)

@@ -9,6 +9,7 @@ from pydantic import (
     AwareDatetime,
     BaseModel,
     Field,
+    PositiveInt,
     RootModel,
     confloat,
     conint,
@@ -306,6 +307,7 @@ class Architecture(StrEnum):
     standard = "standard"
     topk = "topk"
     batchtopk = "batchtopk"
+    matryoshka_batchtopk = "matryoshka_batchtopk"
     jumprelu = "jumprelu"
 
 
@@ -315,6 +317,12 @@ class TrainRequest(BaseModel):
     """
 
     architecture: Architecture | None = Field("topk", title="Architecture")
+    aux_loss_coefficient: confloat(ge=0.0) | None = Field(
+        1.0, title="Aux Loss Coefficient"
+    )
+    """
+    AuxK dead-latent revival weight (TopK family); 0 turns it off.
+    """
     batch_size: conint(le=65536, gt=0) | None = Field(4096, title="Batch Size")
     context_size: conint(le=8192, gt=1) | None = Field(128, title="Context Size")
     corpus: constr(max_length=1024) | None = Field(None, title="Corpus")
@@ -322,6 +330,10 @@ class TrainRequest(BaseModel):
     Folder of .txt, .jsonl, or dataset name.
     """
     d_sae: conint(le=1048576, gt=0) | None = Field(None, title="D Sae")
+    dead_feature_window: PositiveInt | None = Field(1000, title="Dead Feature Window")
+    """
+    Steps without firing before a latent counts as dead (AuxK).
+    """
     expansion_factor: conint(le=256, gt=0) | None = Field(
         None, title="Expansion Factor"
     )
@@ -330,7 +342,7 @@ class TrainRequest(BaseModel):
     )
     k: conint(le=1048576, gt=0) | None = Field(32, title="K")
     """
-    Active latents per token (topk, batchtopk).
+    Active latents per token (TopK family).
     """
     l0_coefficient: confloat(ge=0.0) | None = Field(1.0, title="L0 Coefficient")
     """
@@ -341,6 +353,10 @@ class TrainRequest(BaseModel):
     Sparsity penalty (standard).
     """
     lr: confloat(le=1.0, gt=0.0) | None = Field(0.0004, title="Lr")
+    matryoshka_widths: list[int] | None = Field(None, title="Matryoshka Widths")
+    """
+    matryoshka_batchtopk: increasing prefix widths ending at d_sae (default: doubling from d_sae/16).
+    """
     model_id: constr(max_length=128) | None = Field("smollm2-135m", title="Model Id")
     seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
         42, title="Seed"

@@ -37,3 +37,6 @@ def test_the_demo_trains_with_the_settings_it_documents() -> None:
     )
     assert train[train.index("--lr") + 1] == "0.002"
     assert train[train.index("--register") + 1] == "res-demo"
+    # AuxK is the trainer's default; the demo's window lets it act within its 195 steps.
+    assert "--aux-loss-coefficient" not in train and "--b-dec-init" not in train
+    assert int(train[train.index("--dead-feature-window") + 1]) < 800_000 // 4096
