@@ -9,11 +9,14 @@
 - `free_port`: a free TCP port on 127.0.0.1; `server_root`: a folder for a server's data.
 - `s3_endpoint`: a real S3-compatible server (moto) on 127.0.0.1 for the session; see
   `interpedia_testing.s3` for Neuronpedia's bucket layout.
+- `subnormal_floats`: the test's thread computes with subnormal floats again (the fuzz
+  tests: hypothesis refuses to generate floats where they flush to zero).
 Fixtures that need the language-model runtime import it lazily, so suites that
 don't use models don't pay for torch.
 """
 
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -114,3 +117,16 @@ def repo_root() -> Path:
         if (parent / "Makefile").exists() and (parent / "apps").is_dir():
             return parent
     raise RuntimeError("run the tests from an Interpedia checkout")
+
+
+@pytest.fixture
+def subnormal_floats() -> None:
+    """Turn off the flush-to-zero mode an earlier test's model load left on this thread.
+
+    CPU training and the model runtime call `torch.set_flush_denormal(True)` (denormals
+    make CPU steps several times slower); the mode belongs to the thread, so in one pytest
+    process it outlives that test, and hypothesis then refuses to build any float strategy.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_flush_denormal(False)

@@ -23,6 +23,9 @@ from ..factories import add_feature, add_model_and_sources
 
 MODEL, SOURCE, SOURCE_SET = "fuzz-model", "0-res-fuzz", "res-fuzz"
 
+# Hypothesis builds float strategies only where subnormal floats exist.
+pytestmark = pytest.mark.usefixtures("subnormal_floats")
+
 schema = load_schema(
     create_app().openapi(),
     known={

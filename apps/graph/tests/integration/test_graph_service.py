@@ -57,7 +57,8 @@ def client(graph_service):
 def capital_graph(client) -> dict:
     """One graph for the module: queued, followed to the end, exported."""
     job = client.post("/v1/graphs", json=_graph_body("capital-france")).json()
-    assert job["status"] == "todo" and job["slug"] == "capital-france"
+    # Queued; a free worker may already have taken it by the time the answer is built.
+    assert job["status"] in ("todo", "doing") and job["slug"] == "capital-france"
     progress = set()
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:

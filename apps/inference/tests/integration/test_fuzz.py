@@ -13,6 +13,9 @@ from ..conftest import TINY_SET, tiny_settings
 
 SOURCES = [f"0-{TINY_SET}", f"1-{TINY_SET}"]
 
+# Hypothesis builds float strategies only where subnormal floats exist.
+pytestmark = pytest.mark.usefixtures("subnormal_floats")
+
 schema = load_schema(
     create_app().openapi(),
     known={

@@ -23,6 +23,9 @@ from .conftest import add_source
 MODEL, SOURCE_SET = "fuzz-model", "res-fuzz"
 SOURCE = f"1-{SOURCE_SET}"
 
+# Hypothesis builds float strategies only where subnormal floats exist.
+pytestmark = pytest.mark.usefixtures("subnormal_floats")
+
 schema = load_schema(
     create_app().openapi(),
     known={"model_id": [MODEL], "source_id": [SOURCE], "hook_name": ["blocks.1.hook_resid_post"]},

@@ -30,6 +30,9 @@ from ..conftest import ADMIN_KEY, MODEL, SOURCE, SOURCE_SET, import_export, make
 
 ROOT = Path(tempfile.gettempdir()) / f"interpedia-webapi-fuzz-{os.getpid()}"
 
+# Hypothesis builds float strategies only where subnormal floats exist.
+pytestmark = pytest.mark.usefixtures("subnormal_floats")
+
 schema = load_schema(
     create_app().openapi(),
     known={
