@@ -3,7 +3,8 @@
 
 from fastapi import APIRouter
 
-from interpedia_core.errors import Conflict
+from interpedia_core.errors import Conflict, InvalidInput, NotFound
+from interpedia_core.service import error_responses
 from interpedia_trainer import feature_map, recorded, runs
 from interpedia_trainer.deps import JobAppDep, SessionDep, SettingsDep
 from interpedia_trainer.schemas import EvaluationsRequest, JobsEnqueuedResponse, UmapRequest
@@ -11,7 +12,11 @@ from interpedia_trainer.schemas import EvaluationsRequest, JobsEnqueuedResponse,
 router = APIRouter(tags=["explore"])
 
 
-@router.post("/umap", response_model=JobsEnqueuedResponse)
+@router.post(
+    "/umap",
+    response_model=JobsEnqueuedResponse,
+    responses=error_responses(InvalidInput, NotFound, Conflict),
+)
 async def umap(body: UmapRequest, session: SessionDep, job_app: JobAppDep) -> JobsEnqueuedResponse:
     """Queue the feature map of a source; 409 if it is already queued."""
     source = await runs.get_source(session, body.model_id, body.source_id)
@@ -24,7 +29,11 @@ async def umap(body: UmapRequest, session: SessionDep, job_app: JobAppDep) -> Jo
     return JobsEnqueuedResponse(job_ids=[job_id])
 
 
-@router.post("/evaluations", response_model=JobsEnqueuedResponse)
+@router.post(
+    "/evaluations",
+    response_model=JobsEnqueuedResponse,
+    responses=error_responses(InvalidInput, NotFound, Conflict),
+)
 async def evaluations(
     body: EvaluationsRequest, session: SessionDep, settings: SettingsDep, job_app: JobAppDep
 ) -> JobsEnqueuedResponse:

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from interpedia_core.errors import NotFound
+from interpedia_core.service import error_responses
 from interpedia_webapi import evaluations, feature_map
 from interpedia_webapi.deps import SessionDep
 from interpedia_webapi.schemas import (
@@ -17,7 +19,7 @@ from interpedia_webapi.schemas import (
     UmapRequest,
 )
 
-router = APIRouter(tags=["explore"])
+router = APIRouter(tags=["explore"], responses=error_responses(NotFound))
 
 
 @router.post("/umap")
