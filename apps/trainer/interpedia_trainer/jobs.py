@@ -20,6 +20,7 @@ from typing import Any
 import procrastinate
 
 from interpedia_core.errors import InterpediaError
+from interpedia_db.models import Source
 from interpedia_jobs.progress import report_progress
 from interpedia_jobs.retry import RetryUnlessRefused
 from interpedia_jobs.worker import WorkerResources, resources_of
@@ -44,6 +45,12 @@ class JobAborted(InterpediaError):
 
 def _trainer_settings(resources: WorkerResources) -> TrainerSettings:
     return resources.cache.setdefault("trainer:settings", TrainerSettings())
+
+
+async def _source(resources: WorkerResources, model_id: str, source_id: str) -> Source:
+    """The source a job works on (`NotFound` naming it), read in a short session of its own."""
+    async with resources.sessionmaker() as session:
+        return await runs.get_source(session, model_id, source_id)
 
 
 async def _model(resources: WorkerResources, model_id: str, device: str) -> HookedModel:
@@ -156,8 +163,7 @@ async def compute_dashboards(
     """Dashboards of features [start, stop) of a source, written to the database."""
     resources = resources_of(context)
     settings = _trainer_settings(resources)
-    async with resources.sessionmaker() as session:
-        source = await runs.get_source(session, model_id, source_id)
+    source = await _source(resources, model_id, source_id)
     model = await _model(resources, model_id, settings.device)
     bridge = _ThreadBridge(context)
     await recorded.dashboards_recorded(
@@ -207,8 +213,7 @@ async def evaluate_source(
     """Core metrics and/or first-letter absorption of a source's SAE, stored as its evals."""
     resources = resources_of(context)
     settings = _trainer_settings(resources)
-    async with resources.sessionmaker() as session:
-        source = await runs.get_source(session, model_id, source_id)
+    source = await _source(resources, model_id, source_id)
     runs.sae_location(source)  # a source without weights fails before the model loads
     model = await _model(resources, model_id, settings.device)
     bridge = _ThreadBridge(context)
@@ -252,8 +257,7 @@ async def concept_scores(
     settings = _trainer_settings(resources)
     sets = builtin_concepts() if concepts is None else concepts
     try:
-        async with resources.sessionmaker() as session:
-            source = await runs.get_source(session, model_id, source_id)
+        source = await _source(resources, model_id, source_id)
         model = await _model(resources, model_id, settings.device)
         sae = await asyncio.to_thread(load_sae, runs.sae_location(source), settings.device)
         results = await asyncio.to_thread(
