@@ -98,6 +98,8 @@ def transcoders_init(
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from interpedia_db.connect import run_in_database
+    from interpedia_db.transcoder_sets import register_transcoder_set
+    from interpedia_formats.transcoder_set import write_transcoder_set
     from interpedia_graph import transcoder_sets
     from interpedia_graph.replacement import load_tokenizer, model_folder
     from interpedia_graph.settings import GraphSettings
@@ -133,20 +135,25 @@ def transcoders_init(
         for i, layer in enumerate(layers):
             fvu = transcoder_sets.fraction_of_variance_unexplained(layer, mlp_in[i], mlp_out[i])
             typer.echo(f"  layer {i:2d}: fraction of MLP-output variance unexplained {fvu:.3f}")
-        transcoder_sets.write_transcoder_set(
-            out, layers, scan=name, model_name=settings.model_id, fit=fit
+        write_transcoder_set(
+            out,
+            layers,
+            scan=name,
+            model_name=settings.model_id,
+            extra_config={"interpedia_fit": fit},
         )
     spec = resolve_model(settings.model_id)
 
     async def register(sessionmaker) -> None:
         async with sessionmaker.begin() as session:
-            await transcoder_sets.register_transcoder_set(
+            await register_transcoder_set(
                 session,
                 model_id=settings.model_id,
                 model_display_name=spec.display_name or settings.model_id,
                 name=name,
                 folder=out.resolve(),
-                n_layers=config.num_hidden_layers,
+                layers=list(range(config.num_hidden_layers)),
+                n_model_layers=config.num_hidden_layers,
                 d_model=config.hidden_size,
                 d_transcoder=d_transcoder,
                 description=f"Quick transcoders ({d_transcoder} features per layer, fired on "
