@@ -51,6 +51,11 @@ def load_transcoder_set(folder: Path, *, device: str = "cpu") -> Any:
     if config is None:
         raise NotFound(f"no transcoder set at {folder} (no {CONFIG_NAME})")
     paths = {layer: str(path) for layer, path in layer_paths(folder, config).items()}
+    if sorted(paths) != list(range(len(paths))):
+        raise InvalidInput(
+            f"the transcoder set at {folder} covers layers {sorted(paths)}; a replacement "
+            "model needs one transcoder for every layer from 0 (train with --layers all)"
+        )
     # Small sets are read faster whole than slice by slice from disk (circuit-tracer's lazy
     # loading is for sets larger than memory).
     return load_set(

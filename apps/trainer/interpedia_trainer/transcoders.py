@@ -248,7 +248,7 @@ def _save_saelens_layer(
     sae_class, cfg_class = _SAELENS_CLASSES[
         ("threshold" in saelens_state, "W_skip" in saelens_state)
     ]
-    metadata = {key: sae.cfg.metadata[key] for key in sae.cfg.metadata.keys()}
+    metadata = sae.cfg.metadata.to_dict()
     metadata.update(hook_name=input_hook(layer))
     cfg = cfg_class(
         d_in=sae.cfg.d_in,

@@ -75,3 +75,11 @@ def test_bad_sets_and_densities_are_refused(tmp_path: Path) -> None:
     ins, outs = _pairs(n_layers=1)
     with pytest.raises(InvalidInput, match="density"):
         transcoder_sets.fit_quick_transcoders(ins, outs, d_transcoder=8, density=1.5)
+
+
+def test_a_set_with_a_gap_in_its_layers_is_refused(tmp_path: Path) -> None:
+    ins, outs = _pairs(n_layers=2)
+    layers = transcoder_sets.fit_quick_transcoders(ins, outs, d_transcoder=8, density=0.2)
+    write_transcoder_set(tmp_path / "gap", {0: layers[0], 2: layers[1]}, scan="g", model_name="m")
+    with pytest.raises(InvalidInput, match=r"covers layers \[0, 2\].*--layers all"):
+        transcoder_sets.load_transcoder_set(tmp_path / "gap")
