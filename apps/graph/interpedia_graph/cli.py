@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from interpedia_core.errors import InterpediaError, InvalidInput
+from interpedia_core import stopping
+from interpedia_core.errors import InvalidInput
 
 app = typer.Typer(name="interpedia-graph", no_args_is_help=True, pretty_exceptions_enable=False)
 transcoders = typer.Typer(no_args_is_help=True, help="Transcoder sets: make and list them.")
@@ -58,18 +59,22 @@ def worker(
     settings = CommonSettings()
     configure_logging(settings.log_level)
     database_url = resolve_database_url(settings)
-    asyncio.run(
-        run_worker(
-            create_job_app(database_url),
-            settings,
-            database_url,
-            queues=[QUEUE],
-            concurrency=1,  # one graph at a time: a graph takes the machine's cores
-            name=name,
-            heartbeat_interval=heartbeat,
-            stalled_after=stalled_after,
+    # First SIGTERM/Ctrl-C: the running graph stops at its next batch and is requeued;
+    # second: exit at once (the shared stop mechanism of every worker).
+    with stopping.stop_on_signals() as stop:
+        asyncio.run(
+            run_worker(
+                create_job_app(database_url),
+                settings,
+                database_url,
+                queues=[QUEUE],
+                concurrency=1,  # one graph at a time: a graph takes the machine's cores
+                name=name,
+                heartbeat_interval=heartbeat,
+                stalled_after=stalled_after,
+            )
         )
-    )
+    stop.check()
 
 
 @transcoders.command("init")
@@ -228,8 +233,7 @@ def import_graph(
 
 
 def main() -> None:
-    try:
-        app()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from exc
+    """One `error:` line (exit 2) for a domain error; a stopped worker exits 128+N."""
+    from interpedia_core.cli import run
+
+    run(app)
