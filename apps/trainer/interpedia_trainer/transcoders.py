@@ -32,7 +32,6 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,6 +277,36 @@ def fraction_of_variance_unexplained(
         return float(error / variance), float((acts > 0).float().sum(-1).mean())
 
 
+def _step_layer(
+    loop: SAETrainingLoop,
+    layer: int,
+    x: torch.Tensor,  # [batch, d_model] MLP input
+    y: torch.Tensor,  # [batch, d_model] MLP output
+    skip: bool,
+    skips: dict[int, torch.Tensor | None],
+    on_metrics: LayerMetrics | None,
+    on_progress: Progress | None,
+) -> None:
+    """One step of one layer's transcoder; its first step fits the skip and starts b_dec."""
+    if loop.n_steps == 0:
+        if skip:
+            skips[layer] = fit_skip(x, y)
+            loop.out_dir.mkdir(parents=True, exist_ok=True)
+            save_file({"W_skip": skips[layer]}, str(loop.out_dir / _SKIP_FILE))
+        with torch.no_grad():
+            residual = y if skips[layer] is None else y - x @ skips[layer].T
+            loop.sae.b_dec.copy_(residual.mean(0))
+    w_skip = skips[layer]
+    metrics = loop.step(x, y if w_skip is None else y - x @ w_skip.T)
+    total = loop.cfg.total_steps * loop.cfg.batch_size
+    if loop.n_steps % loop.cfg.log_every_steps == 0 or loop.n_tokens >= total:
+        loop.history.append(metrics)
+        if on_metrics is not None:
+            on_metrics(layer, metrics)
+    if on_progress is not None:
+        on_progress(loop.n_tokens, total, {**metrics, "layer": float(layer)})
+
+
 def train_transcoder_set(
     base: TrainingConfig,
     model: HookedModel,
@@ -354,37 +383,22 @@ def train_transcoder_set(
             epoch = train_ctx
 
     batches = _batches(epochs(), layers, base.batch_size, buffer_batches, base.seed)
-    with ExitStack() as stack:
-        for loop in loops.values():
-            stack.enter_context(loop.checkpoint_on_stop())
+    try:
         while first_loop.n_tokens < total:
             stopping.check()
-            batch = next(batches)
+            batch = next(batches)  # every layer steps on it: all stay at the same step
             for layer, (x, y) in batch.items():
-                loop = loops[layer]
-                if loop.n_steps == 0:
-                    if skip:
-                        skips[layer] = fit_skip(x, y)
-                        loop.out_dir.mkdir(parents=True, exist_ok=True)
-                        save_file({"W_skip": skips[layer]}, str(loop.out_dir / _SKIP_FILE))
-                    with torch.no_grad():
-                        residual = y if skips[layer] is None else y - x @ skips[layer].T
-                        loop.sae.b_dec.copy_(residual.mean(0))
-                w_skip = skips[layer]
-                target = y if w_skip is None else y - x @ w_skip.T
-                metrics = loop.step(x, target)
-                if loop.n_steps % base.log_every_steps == 0 or loop.n_tokens >= total:
-                    loop.history.append(metrics)
-                    if on_metrics is not None:
-                        on_metrics(layer, metrics)
-                if on_progress is not None:
-                    on_progress(loop.n_tokens, total, {**metrics, "layer": float(layer)})
-            if (
-                base.checkpoint_every_steps
-                and first_loop.n_steps % base.checkpoint_every_steps == 0
-            ):
+                _step_layer(loops[layer], layer, x, y, skip, skips, on_metrics, on_progress)
+            every = base.checkpoint_every_steps
+            if every and first_loop.n_steps % every == 0:
                 for loop in loops.values():
                     loop.save_checkpoint()
+    except stopping.Stopped as exc:
+        for loop in loops.values():
+            loop.save_checkpoint()
+        raise exc.at(
+            f"at step {first_loop.n_steps} ({first_loop.n_tokens:,} tokens); checkpoints in {work}"
+        ) from None
     seconds = time.perf_counter() - started
 
     stage("held-out fraction of variance unexplained")
