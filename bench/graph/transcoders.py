@@ -7,7 +7,7 @@ spent in the model's forward (collecting the (MLP input, MLP output) pairs), and
 layer's held-out fraction of MLP-output variance unexplained (FVU), L0 and dead fraction.
 Runs in the platform's environment (the trainer's):
 
-    .venv/bin/python bench/graph/transcoders.py [--d-sae 512] [--k 16] [--tokens 8192]
+    .venv/bin/python bench/graph/transcoders.py [--d-sae 256] [--k 16] [--tokens 4096]
 """
 
 import argparse
@@ -28,10 +28,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--d-sae", type=int, default=512)
+    parser.add_argument("--d-sae", type=int, default=256)
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=512)
-    parser.add_argument("--tokens", type=int, default=8192)
+    parser.add_argument("--tokens", type=int, default=4096)
     parser.add_argument("--activation", default="topk")
     args = parser.parse_args()
     torch.set_flush_denormal(True)
@@ -58,7 +58,7 @@ def main() -> None:
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = train_transcoder_set(
             base,
             model,
@@ -69,9 +69,11 @@ def main() -> None:
             max_contexts=args.tokens // 127 + 16,
         )
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
     print(
         f"trained {result.n_tokens} tokens × {len(layers)} layers in {result.seconds:.1f} s "
-        f"({wall:.1f} s with the held-out pass and saving): "
+        f"({wall:.1f} s wall, {cpu:.1f} s CPU with the held-out pass and saving; "
+        f"load average {os.getloadavg()[0]:.1f} at the end): "
         f"{result.tokens_per_second:.0f} tokens/s for all layers, "
         f"{result.forward_share:.0%} of the training time in the model's forward"
     )
