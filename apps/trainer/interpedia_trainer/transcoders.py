@@ -60,7 +60,7 @@ from interpedia_formats.transcoder_set import (
     write_transcoder_set,
 )
 from interpedia_trainer.activations import check_enough_tokens, resume_context
-from interpedia_trainer.corpus import tokenize_corpus
+from interpedia_trainer.corpus import training_contexts
 from interpedia_trainer.model_runtime import HookedModel
 from interpedia_trainer.training import SAETrainingLoop, TrainingConfig
 
@@ -339,17 +339,13 @@ def train_transcoder_set(
     if not layers:
         raise InvalidInput("train at least one layer")
     configs = {layer: layer_config(base, activation, layer) for layer in layers}
-    contexts = tokenize_corpus(
+    train_ctx, eval_ctx = training_contexts(
         corpus,
         model.tokenizer,
         context_size=base.context_size,
         prepend_bos=base.prepend_bos,
         max_contexts=max_contexts,
-    )
-    n_eval = min(n_eval_contexts, max(contexts.shape[0] // 10, 1)) if contexts.shape[0] > 1 else 0
-    train_ctx, eval_ctx = (
-        contexts[: contexts.shape[0] - n_eval],
-        contexts[contexts.shape[0] - n_eval :],
+        n_eval_contexts=n_eval_contexts,
     )
     check_enough_tokens(train_ctx, base.batch_size)
 
