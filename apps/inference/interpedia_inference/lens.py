@@ -107,7 +107,9 @@ def bf16_matmul_is_fast(device: str) -> bool:
     elsewhere torch emulates them, slower than float32."""
     if device.startswith("cuda"):
         return True
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return torch.backends.mkldnn.is_available() and bool(
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
 
 
 class LensReadout:
