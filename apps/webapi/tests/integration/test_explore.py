@@ -2,6 +2,7 @@
 token, the sortable feature table, the model page and a dead feature's page."""
 
 import math
+import struct
 
 import httpx
 import pytest
@@ -67,6 +68,30 @@ async def test_umap_points_are_columnar_and_a_missing_map_says_how_to_make_one(
     assert len(body["x"]) == len(body["y"]) == len(body["description"]) == 40
     assert body["cluster"][:4] == [0, 1, 0, 1] and body["description"][0] == "mentions of cats #0"
     missing = await client.get(f"/api/umap/{MODEL}/{BARE}")
+    assert missing.status_code == 404
+    assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
+
+
+async def test_umap_coordinates_are_the_columnar_map_packed(api, explored, bare_source) -> None:
+    """What the source page draws first: the same points as the columnar answer, as
+    little-endian int32/float32 columns (NaN where a feature never fired)."""
+    client, _ = api
+    columnar = (await client.get(f"/api/umap/{MODEL}/{SOURCE}")).json()
+    response = await client.get(f"/api/umap/{MODEL}/{SOURCE}/coordinates")
+    assert response.headers["content-type"] == "application/octet-stream"
+    n = columnar["count"]
+    assert len(response.content) == 20 * n
+    index, x, y, cluster, log_density = (
+        struct.unpack_from(f"<{n}{kind}", response.content, k * 4 * n)
+        for k, kind in enumerate("iffif")
+    )
+    assert list(index) == columnar["index"] and list(cluster) == columnar["cluster"]
+    assert x == pytest.approx(columnar["x"], abs=1e-3)
+    assert y == pytest.approx(columnar["y"], abs=1e-3)
+    assert [None if math.isnan(v) else round(v, 3) for v in log_density] == pytest.approx(
+        columnar["logDensity"], abs=1e-3
+    )
+    missing = await client.get(f"/api/umap/{MODEL}/{BARE}/coordinates")
     assert missing.status_code == 404
     assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
 
