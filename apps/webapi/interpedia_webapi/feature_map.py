@@ -1,12 +1,12 @@
 """A source's feature map as the pages and clients read it (the trainer computes and stores it).
 
-Three shapes of the same rows. `map_coordinates` is what the source page needs to draw
-(index, coordinates, cluster, density), which `pack_coordinates` turns into little-endian
-32-bit arrays the page views as typed arrays without parsing: the map is painted before
-any explanation arrives. `map_points` adds each feature's explanation (the alphabetically
-first of several) in columns, what the page fetches next for hover, search and cluster
-labels. `umap_explanations` is Neuronpedia's `/api/umap` answer, one object per feature
-keyed by source.
+`map_coordinates` is what the source page needs to draw (index, coordinates, cluster,
+density), which `pack_coordinates` turns into little-endian 32-bit arrays the page views
+as typed arrays without parsing, so the map is painted before any explanation arrives;
+`map_explanations` is what the page fetches next for hover, search and cluster labels
+(each feature's alphabetically first explanation). `map_points` is both in columns, and
+`umap_explanations` Neuronpedia's `/api/umap` answer, one object per feature keyed by
+source.
 
 Each query answers one row of index-ordered arrays rather than a row per feature: the
 driver decodes an array in C, where building 65k row objects cost more than the query.
@@ -70,9 +70,16 @@ async def _coordinates(session: AsyncSession, model_id: str, source_id: str) -> 
     return MapCoordinates(*(list(column or []) for column in row))
 
 
-async def _explained(
-    session: AsyncSession, model_id: str, source_id: str, coordinates: MapCoordinates
-) -> MapPoints:
+@dataclass
+class MapExplanations:
+    """Each explained feature's first explanation, in index order."""
+
+    index: list[int]
+    explanation_id: list[int]
+    description: list[str]
+
+
+async def _explanations(session: AsyncSession, model_id: str, source_id: str) -> MapExplanations:
     first = (
         select(Explanation.index, Explanation.id, Explanation.description)
         .where(Explanation.model_id == model_id, Explanation.source_id == source_id)
@@ -80,18 +87,26 @@ async def _explained(
         .order_by(Explanation.index, Explanation.description, Explanation.id)
         .subquery()
     )
-    indices, ids, texts = (
+    row = (
         await session.execute(
             select(
-                func.array_agg(first.c.index),
-                func.array_agg(first.c.id),
-                func.array_agg(first.c.description),
+                func.array_agg(aggregate_order_by(first.c.index, first.c.index)),
+                func.array_agg(aggregate_order_by(first.c.id, first.c.index)),
+                func.array_agg(aggregate_order_by(first.c.description, first.c.index)),
             )
         )
     ).one()
-    by_index = dict(zip(indices or [], zip(ids or [], texts or [], strict=True), strict=True))
-    found = [by_index.get(i, (None, None)) for i in coordinates.index]
+    return MapExplanations(*(list(column or []) for column in row))
 
+
+def _explained(coordinates: MapCoordinates, explanations: MapExplanations) -> MapPoints:
+    by_index = {
+        index: (explanation_id, text)
+        for index, explanation_id, text in zip(
+            explanations.index, explanations.explanation_id, explanations.description, strict=True
+        )
+    }
+    found = [by_index.get(i, (None, None)) for i in coordinates.index]
     # Three decimals are far finer than a pixel and keep a 65k map's JSON small.
     return MapPoints(
         index=coordinates.index,
@@ -104,21 +119,33 @@ async def _explained(
     )
 
 
-async def map_coordinates(session: AsyncSession, model_id: str, source_id: str) -> MapCoordinates:
-    """Every mapped feature of a source; `NotFound` saying how to make a map if none."""
+async def _mapped(session: AsyncSession, model_id: str, source_id: str) -> None:
+    """`NotFound` saying how to make a map if the source has none."""
     source = await catalog.get_source(session, model_id, source_id)
     if not source.has_umap:
         raise NotFound(
             f"source {model_id}/{source_id} has no feature map yet: it is queued when its "
             f"dashboards finish, or run `interpedia umap --model {model_id} --source {source_id}`"
         )
+
+
+async def map_coordinates(session: AsyncSession, model_id: str, source_id: str) -> MapCoordinates:
+    """Every mapped feature of a source, without explanations."""
+    await _mapped(session, model_id, source_id)
     return await _coordinates(session, model_id, source_id)
+
+
+async def map_explanations(session: AsyncSession, model_id: str, source_id: str) -> MapExplanations:
+    """The explanations of a mapped source, without coordinates."""
+    await _mapped(session, model_id, source_id)
+    return await _explanations(session, model_id, source_id)
 
 
 async def map_points(session: AsyncSession, model_id: str, source_id: str) -> MapPoints:
     """`map_coordinates` with each feature's explanation."""
-    coordinates = await map_coordinates(session, model_id, source_id)
-    return await _explained(session, model_id, source_id, coordinates)
+    await _mapped(session, model_id, source_id)
+    coordinates = await _coordinates(session, model_id, source_id)
+    return _explained(coordinates, await _explanations(session, model_id, source_id))
 
 
 def pack_coordinates(coordinates: MapCoordinates) -> bytes:
@@ -148,7 +175,7 @@ async def umap_explanations(
     for source_id in source_ids:
         await catalog.get_source(session, model_id, source_id)
         coordinates = await _coordinates(session, model_id, source_id)
-        points = await _explained(session, model_id, source_id, coordinates)
+        points = _explained(coordinates, await _explanations(session, model_id, source_id))
         out[source_id] = [
             {
                 "id": None if points.explanation_id[i] is None else str(points.explanation_id[i]),

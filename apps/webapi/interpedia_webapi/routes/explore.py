@@ -16,6 +16,7 @@ from interpedia_webapi.schemas import (
     EvalsSourceRow,
     ModelEvalsResponse,
     SourceEvalsResponse,
+    UmapExplanationsResponse,
     UmapPointsResponse,
     UmapRequest,
 )
@@ -72,6 +73,24 @@ async def umap_coordinates(model_id: str, source_id: str, session: SessionDep) -
     return Response(
         feature_map.pack_coordinates(coordinates), media_type="application/octet-stream"
     )
+
+
+@router.get(
+    "/umap/{model_id}/{source_id}/explanations",
+    response_class=Response,
+    responses={200: {"model": UmapExplanationsResponse}},
+)
+async def umap_explanations(model_id: str, source_id: str, session: SessionDep) -> Response:
+    """A mapped source's explanations without coordinates: what the source page's map shows
+    on hover and searches, fetched once the coordinates are drawn."""
+    found = await feature_map.map_explanations(session, model_id, source_id)
+    body = {
+        "modelId": model_id,
+        "source": source_id,
+        "index": found.index,
+        "description": found.description,
+    }
+    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
 
 
 @router.get("/evals/{model_id}/{source_id}")

@@ -134,7 +134,7 @@ function unpack(buffer) {
 // The explanations (the larger part of the map's data) after the first paint: then
 // whatever shows them is refreshed (cluster labels, the highlight, the tooltip, the selection).
 async function loadExplanations() {
-  const response = await fetch(mapUrl, { credentials: "same-origin" });
+  const response = await fetch(`${mapUrl}/explanations`, { credentials: "same-origin" });
   const body = await response.json().catch(() => ({ detail: response.statusText }));
   if (!response.ok) { $("map-status").textContent = body.detail || `HTTP ${response.status}`; return; }
   body.index.forEach((index, k) => {

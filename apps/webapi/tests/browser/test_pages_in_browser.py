@@ -252,13 +252,11 @@ def test_source_page_map_hover_click_select_and_search(page, explored, shots: Pa
 
 def test_source_map_is_drawn_before_its_explanations_arrive(page, explored) -> None:
     """The map is painted from the packed coordinates alone; the tooltip and the highlight
-    fill in once the explanations (the columnar answer, held back here) arrive."""
+    fill in once the explanations (held back here) arrive."""
     from playwright.sync_api import expect
 
     held = []
-    page.route(
-        f"**/api/umap/{MODEL}/{SOURCE}", lambda route: held.append(route)
-    )  # not /coordinates
+    page.route(f"**/api/umap/{MODEL}/{SOURCE}/explanations", lambda r: held.append(r))
     page.goto(f"/{MODEL}/{SOURCE}")
     page.wait_for_function("window.featureMap && window.featureMap.frames > 0")
     page.mouse.move(*_point_on_screen(page, 4))

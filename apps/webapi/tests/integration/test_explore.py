@@ -72,9 +72,11 @@ async def test_umap_points_are_columnar_and_a_missing_map_says_how_to_make_one(
     assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
 
 
-async def test_umap_coordinates_are_the_columnar_map_packed(api, explored, bare_source) -> None:
-    """What the source page draws first: the same points as the columnar answer, as
-    little-endian int32/float32 columns (NaN where a feature never fired)."""
+async def test_umap_coordinates_and_explanations_split_the_columnar_map(
+    api, explored, bare_source
+) -> None:
+    """What the source page draws first, the columnar answer's points as little-endian
+    int32/float32 columns, then what it shows on hover: the explanations."""
     client, _ = api
     columnar = (await client.get(f"/api/umap/{MODEL}/{SOURCE}")).json()
     response = await client.get(f"/api/umap/{MODEL}/{SOURCE}/coordinates")
@@ -91,9 +93,13 @@ async def test_umap_coordinates_are_the_columnar_map_packed(api, explored, bare_
     assert [None if math.isnan(v) else round(v, 3) for v in log_density] == pytest.approx(
         columnar["logDensity"], abs=1e-3
     )
-    missing = await client.get(f"/api/umap/{MODEL}/{BARE}/coordinates")
-    assert missing.status_code == 404
-    assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
+    explanations = (await client.get(f"/api/umap/{MODEL}/{SOURCE}/explanations")).json()
+    assert explanations["index"] == columnar["index"]  # every test feature is explained
+    assert explanations["description"] == columnar["description"]
+    for part in ("coordinates", "explanations"):
+        missing = await client.get(f"/api/umap/{MODEL}/{BARE}/{part}")
+        assert missing.status_code == 404
+        assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
 
 
 async def test_evaluations_of_a_source_and_of_a_model(api, explored, bare_source) -> None:
