@@ -185,7 +185,8 @@ async function loadMap() {
     const hits = new Set();
     if (needle) points.description.forEach((d, i) => { if (d && d.toLowerCase().includes(needle)) hits.add(i); });
     map.setHighlight(hits);
-    status.textContent = needle ? `${hits.size.toLocaleString()} features match “${e.target.value.trim()}”` : "";
+    status.textContent = !needle ? "" : points.explained
+      ? `${hits.size.toLocaleString()} features match “${e.target.value.trim()}”` : "explanations still loading…";
   });
   loadExplanations();
 }

@@ -263,6 +263,7 @@ def test_source_map_is_drawn_before_its_explanations_arrive(page, explored) -> N
     expect(page.locator("#map-tooltip")).to_contain_text("#4")
     expect(page.locator("#map-tooltip")).to_contain_text("loading explanation")
     page.fill("#map-filter", "dogs")
+    expect(page.locator("#map-status")).to_contain_text("explanations still loading")
     assert len(held) == 1 and page.locator("#feature-map[data-explained]").count() == 0
     held[0].continue_()
     expect(page.locator("#feature-map[data-explained]")).to_have_count(1)
