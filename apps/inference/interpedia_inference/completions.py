@@ -42,10 +42,10 @@ async def resolve_targets(engine: Engine, request: SteerCommon) -> list[SteerTar
         engine.check_model(feature.model)
         sae = await engine.sae(feature.source)
         sae.check_index(feature.index)
-        hook_key(sae.hook_name)
+        hook_key(sae.steer_hook)
         vector = sae.decoder_vector(feature.index).float().cpu()
         targets.append(
-            SteerTarget(sae.hook_name, vector, request.strength_multiplier * feature.strength)
+            SteerTarget(sae.steer_hook, vector, request.strength_multiplier * feature.strength)
         )
     for raw in request.vectors or []:
         hook_key(raw.hook)

@@ -32,7 +32,7 @@ from interpedia_runtime.models import LoadedModel, layer_of_hook
 
 logger = logging.getLogger(__name__)
 
-HOOK_KINDS = ("hook_resid_pre", "hook_resid_post", "mlp.hook_post", "attn.hook_z")
+HOOK_KINDS = ("hook_resid_pre", "hook_resid_post", "mlp.hook_post", "mlp.hook_out", "attn.hook_z")
 
 
 @dataclass
@@ -51,7 +51,7 @@ def hook_key(hook_name: str) -> tuple[str, int]:
     if layer is None or kind not in HOOK_KINDS:
         raise InvalidInput(
             f"cannot steer at hook {hook_name!r}; steerable hooks are "
-            "blocks.L.hook_resid_pre|hook_resid_post|mlp.hook_post|attn.hook_z"
+            "blocks.L.hook_resid_pre|hook_resid_post|mlp.hook_post|mlp.hook_out|attn.hook_z"
         )
     return kind, layer
 
@@ -138,6 +138,9 @@ class SteeringHooks:
                 mlp_out(block).register_forward_pre_hook(
                     self._pre_hook(("mlp.hook_post", layer)), with_kwargs=True
                 )
+            )
+            self._handles.append(  # the MLP's output, where a transcoder's features write
+                block.mlp.register_forward_hook(self._post_hook(("mlp.hook_out", layer)))
             )
             self._handles.append(
                 attn_out(block).register_forward_pre_hook(

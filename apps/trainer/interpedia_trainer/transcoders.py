@@ -248,7 +248,7 @@ def _save_saelens_layer(
         ("threshold" in saelens_state, "W_skip" in saelens_state)
     ]
     metadata = sae.cfg.metadata.to_dict()
-    metadata.update(hook_name=input_hook(layer))
+    metadata.update(hook_name=input_hook(layer), hook_name_out=output_hook(layer))
     cfg = cfg_class(
         d_in=sae.cfg.d_in,
         d_sae=sae.cfg.d_sae,

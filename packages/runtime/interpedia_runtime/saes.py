@@ -12,13 +12,13 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from interpedia_core.errors import ConfigurationError, InvalidInput, NotFound
+from interpedia_core.errors import ConfigurationError, InvalidInput, NotFound, Unprocessable
 from interpedia_runtime.models import LoadedModel, layer_of_hook
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class SaeSpec:
     hook_name: str
     layer: int
     path: str | None = None  # a local SAELens folder
+    hook_name_out: str | None = None  # where a transcoder's features write (SAELens metadata)
     release: str | None = None  # or a SAELens release + sae_id (online)
     sae_id: str | None = None
     neurons: bool = False
@@ -79,6 +80,22 @@ class LoadedSae:
     @property
     def layer(self) -> int:
         return self.spec.layer
+
+    @property
+    def steer_hook(self) -> str:
+        """Where a feature's decoder row lives, so where steering adds it: an SAE
+        reconstructs the hook it reads, a transcoder writes its output hook (the MLP's
+        output for ours), not the hook it reads."""
+        if self.spec.hook_name_out:
+            return self.spec.hook_name_out
+        from sae_lens import Transcoder
+
+        if isinstance(self.sae, Transcoder):
+            raise Unprocessable(
+                f"transcoder source {self.source_id} names no hook_name_out in its config: "
+                "cannot tell where its features write"
+            )
+        return self.spec.hook_name
 
     @torch.no_grad()
     def encode(self, acts: torch.Tensor) -> torch.Tensor:
@@ -126,19 +143,26 @@ def _hook_and_layer(cfg: dict[str, Any], where: str) -> tuple[str, int]:
     return hook_name, layer
 
 
+def _hook_out(cfg: dict[str, Any]) -> str | None:
+    """A SAELens transcoder config's output hook (None for an SAE)."""
+    return (cfg.get("metadata") or {}).get("hook_name_out") or cfg.get("hook_name_out")
+
+
 def read_folder_spec(path: str | Path, source_set: str) -> SaeSpec:
     """A SAELens folder's spec from its `cfg.json`, without loading weights."""
     folder = Path(path)
     cfg_path = folder / "cfg.json"
     if not cfg_path.is_file():
         raise ConfigurationError(f"{folder} is not a SAELens folder (no cfg.json)")
-    hook_name, layer = _hook_and_layer(json.loads(cfg_path.read_text()), str(cfg_path))
+    cfg = json.loads(cfg_path.read_text())
+    hook_name, layer = _hook_and_layer(cfg, str(cfg_path))
     return SaeSpec(
         source_id=f"{layer}-{source_set}",
         source_set=source_set,
         hook_name=hook_name,
         layer=layer,
         path=str(folder.resolve()),
+        hook_name_out=_hook_out(cfg),
     )
 
 
@@ -194,6 +218,7 @@ def _release_spec(release: str, sae_id: str, source_set: str) -> SaeSpec:
         layer=layer,
         release=release,
         sae_id=sae_id,
+        hook_name_out=_hook_out(cfg),
     )
 
 
@@ -319,15 +344,17 @@ class SaeRegistry:
             sae = SAE.from_pretrained(spec.release, spec.sae_id, device=model.device)
         sae.eval()
         hook_name = sae.cfg.metadata.hook_name or spec.hook_name
-        if hook_name != spec.hook_name:
-            spec = SaeSpec(**{**spec.__dict__, "hook_name": hook_name})
+        hook_name_out = sae.cfg.metadata.hook_name_out or spec.hook_name_out
+        if (hook_name, hook_name_out) != (spec.hook_name, spec.hook_name_out):
+            spec = replace(spec, hook_name=hook_name, hook_name_out=hook_name_out)
             with self._lock:
                 self.specs[spec.source_id] = spec
-        if hook_name not in model.bridge.hook_dict:
-            raise ConfigurationError(
-                f"source {spec.source_id} reads hook {hook_name!r}, "
-                f"which model {model.model_id} does not have"
-            )
+        for hook in (hook_name, hook_name_out):
+            if hook is not None and hook not in model.bridge.hook_dict:
+                raise ConfigurationError(
+                    f"source {spec.source_id} uses hook {hook!r}, "
+                    f"which model {model.model_id} does not have"
+                )
         logger.info(
             "loaded SAE %s (%s, d_in=%d, d_sae=%d)",
             spec.source_id,

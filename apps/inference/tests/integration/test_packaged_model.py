@@ -1,6 +1,6 @@
-"""The real packaged model (SmolLM2-135M) with a random 512-feature SAE at layer 6, served
-over real HTTP: Neuronpedia's own client against every endpoint, SSE, steering effect,
-concurrent bursts. Loaded once for the module (slow)."""
+"""The real packaged model (SmolLM2-135M) with a random 512-feature SAE at layer 6 (and a
+random transcoder at layer 3), served over real HTTP: Neuronpedia's own client against every
+endpoint, SSE, steering effect, concurrent bursts. Loaded once for the module (slow)."""
 
 import asyncio
 import json
@@ -27,6 +27,7 @@ PROMPT = "The Eiffel Tower is located in the city of"
 PLANTED = 17
 LONDON_ID = 4528  # " London" in SmolLM2's tokenizer
 ROOT = Path(__file__).resolve().parents[4]
+TRANSCODER_LAYER = 3
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, obje
         hook_name="blocks.6.hook_resid_post",
     )
     planted = _planted_sae(Path(tmp_path_factory.mktemp("sae")) / "l29")
+    transcoder = _random_transcoder(Path(tmp_path_factory.mktemp("sae")) / "tc3")
     settings = InferenceSettings(
         model_id=MODEL,
-        sae_sources=[str(folder), str(planted)],
+        sae_sources=[str(folder), str(planted), str(transcoder)],
         sae_source_set="res-it",
         device="cpu",
         secret=SECRET,
@@ -73,6 +75,26 @@ def _planted_sae(folder: Path) -> Path:
     sae["W_dec"][PLANTED] = direction
     sae["W_enc"][:, PLANTED] = direction
     save_file(sae, str(sae_file))
+    return folder
+
+
+def _random_transcoder(folder: Path) -> Path:
+    """A random SAELens transcoder at layer TRANSCODER_LAYER: reads the MLP input, writes
+    the MLP output (`hook_name_out`), as the trainer's transcoder sets do."""
+    from sae_lens import Transcoder, TranscoderConfig
+    from sae_lens.saes.sae import SAEMetadata
+
+    torch.manual_seed(5)
+    metadata = SAEMetadata(
+        model_name=MODEL,
+        hook_name=f"blocks.{TRANSCODER_LAYER}.mlp.hook_in",
+        hook_name_out=f"blocks.{TRANSCODER_LAYER}.mlp.hook_out",
+        prepend_bos=True,
+    )
+    config = TranscoderConfig(
+        d_in=576, d_sae=64, d_out=576, apply_b_dec_to_input=False, metadata=metadata
+    )
+    Transcoder(config).save_model(folder)
     return folder
 
 
@@ -278,6 +300,66 @@ def test_large_strength_raises_top_logit_lens_tokens(server: tuple[str, object])
     assert default["output"].endswith(" Paris")
     assert mass(steered) > mass(default) + 0.5, (mass(steered), mass(default))
     assert steered["output"].endswith(" London")
+
+
+def test_transcoder_feature_steers_at_the_mlp_output(server: tuple[str, object]) -> None:
+    """Steering a transcoder feature adds its decoder row where the transcoder writes (the
+    MLP's output), not where it reads: the served logprobs equal a plain forward with the
+    row added to that layer's MLP output by a hand-made hook."""
+    base, app = server
+    engine = app.state.engine
+    source, index, strength = f"{TRANSCODER_LAYER}-res-it", 7, 20.0
+    transcoder = engine.registry.get(source)
+    assert transcoder.hook_name == f"blocks.{TRANSCODER_LAYER}.mlp.hook_in"
+    assert transcoder.steer_hook == f"blocks.{TRANSCODER_LAYER}.mlp.hook_out"
+    body = {
+        "prompt": PROMPT,
+        "model": MODEL,
+        "types": ["STEERED", "DEFAULT"],
+        "features": [{"model": MODEL, "source": source, "index": index, "strength": strength}],
+        "n_completion_tokens": 1,
+        "temperature": 0,
+        "seed": 1,
+        "strength_multiplier": 1,
+        "n_logprobs": 5,
+        "freq_penalty": 0,
+        "steer_method": "SIMPLE_ADDITIVE",
+        "normalize_steering": False,
+    }
+    steered, default = _post(base, "/v1/steer/completion", body).json()["outputs"]
+
+    hf = engine.model.hf_model
+    row = transcoder.decoder_vector(index).float()
+    ids = torch.tensor([engine.tokenize(PROMPT)])
+
+    def next_logprobs(module: torch.nn.Module | None) -> torch.Tensor:
+        handle = (
+            module.register_forward_hook(lambda _m, _a, out: out + strength * row)
+            if module is not None
+            else None
+        )
+        try:
+            with torch.no_grad():
+                return hf(ids).logits[0, -1].float().log_softmax(-1)
+        finally:
+            if handle is not None:
+                handle.remove()
+
+    def top(logprobs: torch.Tensor) -> list[tuple[str, float]]:
+        values, top_ids = logprobs.topk(5)
+        decode = engine.model.tokenizer.decode
+        return [(decode([i]), v) for v, i in zip(values.tolist(), top_ids.tolist(), strict=True)]
+
+    def served(output: dict) -> list[tuple[str, float]]:
+        return [(t["token"], t["logprob"]) for t in output["logprobs"][0]["top_logprobs"]]
+
+    expected = top(next_logprobs(hf.model.layers[TRANSCODER_LAYER].mlp))
+    assert [t for t, _ in served(steered)] == [t for t, _ in expected]
+    for (_, got), (_, want) in zip(served(steered), expected, strict=True):
+        assert abs(got - want) < 1e-3, (served(steered), expected)
+    unsteered = top(next_logprobs(None))
+    assert [t for t, _ in served(default)] == [t for t, _ in unsteered]
+    assert served(steered) != served(default)  # the feature changed the output
 
 
 def test_concurrent_burst_equals_sequential(server: tuple[str, object]) -> None:

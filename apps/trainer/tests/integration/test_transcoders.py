@@ -113,6 +113,7 @@ def test_each_layer_loads_with_saelens_and_predicts_the_mlp_output(
         sae = SAE.load_from_disk(str(saelens_layer_dir(topk_set.folder, layer)))
         assert isinstance(sae, JumpReLUTranscoder)
         assert sae.cfg.metadata.hook_name == f"blocks.{layer}.mlp.hook_in"
+        assert sae.cfg.metadata.hook_name_out == f"blocks.{layer}.mlp.hook_out"
         x = smollm.loaded.run_hooks(tokens, [f"blocks.{layer}.mlp.hook_in"])[
             f"blocks.{layer}.mlp.hook_in"
         ][0, 1:]
@@ -143,6 +144,7 @@ def test_the_inference_runtime_serves_a_layer(
         )
     )
     loaded = registry.get("3-tc-topk")
+    assert loaded.steer_hook == "blocks.3.mlp.hook_out"  # features write the MLP output
     tokens = smollm.tokenizer("We will build roads and schools", return_tensors="pt").input_ids
     acts = encode_tokens(smollm.loaded, [loaded], tokens)["3-tc-topk"]
     assert acts.shape == (1, tokens.shape[1], 128)
