@@ -16,10 +16,16 @@ not timed: the first trace of a model costs more than the next ones on both side
 the ratios of the medians (goal ≤ 1.1×) of wall time and of CPU time (this process's for
 the bare call, the worker process's for the service: under load from other processes the
 CPU time is the steadier figure), and for the fixed 8-token prompt the bare call's wall and
-CPU time, its active features and the feature nodes traced. Runs in the graph service's
-environment (it re-runs itself there).
+CPU time, its active features and the feature nodes traced.
 
-    .venv/bin/python bench/graph/run.py [--rounds 3] [--max-feature-nodes 256]
+Then the set's fidelity: the replacement model's (every MLP replaced by its transcoder)
+top next token against the real model's on a few fixed demo prompts, circuit-tracer's
+replacement and completeness scores (`compute_graph_scores`) of the example graph (the
+8-token prompt's), and each layer's FVU on held-out SOTU tokens (the ones right after the
+fit's). `--fidelity-only` skips the timing (no Postgres, no service) and traces once.
+Runs in the graph service's environment (it re-runs itself there).
+
+    .venv/bin/python bench/graph/run.py [--rounds 3] [--max-feature-nodes 256] [--fidelity-only]
 """
 
 import importlib.util
@@ -54,7 +60,12 @@ from interpedia_db import migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.embedded import EmbeddedPostgres
 from interpedia_db.transcoder_sets import register_transcoder_set
-from interpedia_formats.transcoder_set import CONFIG_NAME, write_transcoder_set
+from interpedia_formats.transcoder_set import (
+    CONFIG_NAME,
+    layer_paths,
+    read_set_config,
+    write_transcoder_set,
+)
 from interpedia_graph import attribution, prompts, transcoder_sets
 from interpedia_graph.replacement import load_replacement_model, load_tokenizer, model_folder
 from interpedia_testing.graph import GraphService, graph_env
@@ -64,6 +75,16 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m"
 PROMPT = "The capital of France is Paris, and"  # 8 tokens
 SET = "tc-bench"
+DEMO_PROMPTS = [  # the fidelity check's: short prompts whose next token is clear
+    PROMPT,
+    "The capital of France is",
+    "The Eiffel Tower is located in the city of",
+    "Mr. Speaker, the state of our Union is",
+    "One, two, three, four,",
+    "The opposite of hot is",
+    "The United States of",
+    "She opened the door and walked into the",
+]
 
 
 def fitted_set(d_transcoder: int, tokens: int) -> tuple[Path, int, int]:
@@ -126,35 +147,92 @@ def through_service(client: httpx.Client, slug: str, options: dict) -> tuple[flo
         time.sleep(0.05)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-feature-nodes", type=int, default=256)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--d-transcoder", type=int, default=512)
-    parser.add_argument("--calibration-tokens", type=int, default=16_384)
-    args = parser.parse_args()
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    torch.set_flush_denormal(True)
+@torch.no_grad()
+def top_next_tokens(hf_model: Any, transcoders: Any, ids: torch.Tensor) -> tuple[int, int]:
+    """(real model's, replacement model's) top next token for `ids` ([n_tokens]).
+
+    The replacement model replaces every layer's MLP output by its transcoder's prediction
+    from that MLP's actual input (attention unchanged, no error terms), at every position
+    but the special token's, which attribution leaves out too and the fit never saw.
+    """
+    real = int(hf_model(ids[None]).logits[0, -1].argmax())
+
+    def replace(layer: int) -> Any:
+        def hook(module: Any, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> Any:
+            # The MLP's one input is its pre-MLP norm's output: the transcoder's hook_in.
+            predicted = transcoders[layer](inputs[0][:, 1:])  # [1, n_tokens - 1, d_model]
+            return torch.cat([out[:, :1], predicted.to(out.dtype)], dim=1)
+
+        return hook
+
+    mlps = [mlp for _, mlp in transcoder_sets.mlp_modules(hf_model, len(transcoders))]
+    handles = [mlp.register_forward_hook(replace(layer)) for layer, mlp in enumerate(mlps)]
+    try:
+        replaced = int(hf_model(ids[None]).logits[0, -1].argmax())
+    finally:
+        for handle in handles:
+            handle.remove()
+    return real, replaced
+
+
+@torch.no_grad()
+def fidelity(graph: Any, folder: Path, args: argparse.Namespace) -> None:
+    """Print how faithful the replacement model is: top next token on the demo prompts,
+    circuit-tracer's replacement and completeness scores of the example graph, and each
+    layer's FVU on SOTU tokens the set was not fitted on."""
+    from circuit_tracer.graph import compute_graph_scores
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    replacement, completeness = compute_graph_scores(graph)
     print(
-        f"cpu cores: {os.cpu_count()}, torch threads {torch.get_num_threads()}, load average "
-        f"{os.getloadavg()[0]:.1f}; torch {torch.__version__}, device cpu, float32",
+        f"example graph ({PROMPT!r}): replacement score {replacement:.3f}, "
+        f"completeness score {completeness:.3f}",
         flush=True,
-    )
-    folder, n_layers, d_model = fitted_set(args.d_transcoder, args.calibration_tokens)
-    options = attribution.AttributionOptions(
-        max_feature_nodes=args.max_feature_nodes, batch_size=args.batch_size
     )
     tokenizer = load_tokenizer(MODEL)
-    ids = prompts.prompt_ids(tokenizer, PROMPT)
+    hf_model = AutoModelForCausalLM.from_pretrained(model_folder(MODEL)).eval()
+    transcoders = transcoder_sets.load_transcoder_set(folder)  # plain modules, not nnsight's
+    agree = 0
+    for text in DEMO_PROMPTS:
+        real, replaced = top_next_tokens(hf_model, transcoders, prompts.prompt_ids(tokenizer, text))
+        agree += real == replaced
+        print(
+            f"  {text!r}: real {tokenizer.decode([real])!r}, "
+            f"replacement {tokenizer.decode([replaced])!r}"
+        )
+    print(f"top next token agrees on {agree} of {len(DEMO_PROMPTS)} demo prompts", flush=True)
+    # calibration_batches reads the corpus from its start, ⌈n / 63⌉ rows of 63 tokens (plus the
+    # special token) for n tokens: the rows after the fit's are held out.
+    fitted_rows = -(-args.calibration_tokens // 63)
+    corpus = ROOT / ".cache/corpora/sotu"
+    n_tokens = args.calibration_tokens + args.heldout_tokens
+    rows = torch.cat(transcoder_sets.calibration_batches(tokenizer, corpus, n_tokens, context=64))
+    rows = rows[fitted_rows:]  # [n_rows, 64]
+    mlp_in, mlp_out = transcoder_sets.collect_mlp_pairs(hf_model, rows.split(16))
+    fvus = [
+        transcoder_sets.fraction_of_variance_unexplained(
+            load_file(str(path)), mlp_in[layer], mlp_out[layer]
+        )
+        for layer, path in sorted(layer_paths(folder, read_set_config(folder)).items())
+    ]
     print(
-        f"prompt {PROMPT!r}: {len(ids) - 1} tokens (+ the tracer's special token); set "
-        f"{n_layers} layers × {args.d_transcoder} features; {args.max_feature_nodes} feature "
-        f"nodes, batch {args.batch_size}",
-        flush=True,
+        f"held-out FVU ({mlp_in[0].shape[0]} tokens): median {statistics.median(fvus):.3f}, "
+        f"min {min(fvus):.3f}, max {max(fvus):.3f}; by layer "
+        + " ".join(f"{fvu:.2f}" for fvu in fvus)
     )
-    model = load_replacement_model(MODEL, folder, "cpu")
 
+
+def time_service_vs_bare(
+    model: Any,
+    ids: torch.Tensor,
+    options: attribution.AttributionOptions,
+    folder: Path,
+    n_layers: int,
+    d_model: int,
+    args: argparse.Namespace,
+) -> Any:
+    """The timing rounds (see the module doc); returns the bare call's last graph."""
     root = Path(tempfile.mkdtemp(prefix="interpedia-bench-"))
     server = EmbeddedPostgres(root / "postgres", free_port())
     service = None
@@ -229,6 +307,49 @@ def main() -> None:
             service.stop()
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+    return graph
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-feature-nodes", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--d-transcoder", type=int, default=512)
+    parser.add_argument("--calibration-tokens", type=int, default=16_384)
+    parser.add_argument("--heldout-tokens", type=int, default=4_096)
+    parser.add_argument(
+        "--fidelity-only",
+        action="store_true",
+        help="skip the timing rounds: trace the example graph once and print the fidelity",
+    )
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    torch.set_flush_denormal(True)
+    print(
+        f"cpu cores: {os.cpu_count()}, torch threads {torch.get_num_threads()}, load average "
+        f"{os.getloadavg()[0]:.1f}; torch {torch.__version__}, device cpu, float32",
+        flush=True,
+    )
+    folder, n_layers, d_model = fitted_set(args.d_transcoder, args.calibration_tokens)
+    options = attribution.AttributionOptions(
+        max_feature_nodes=args.max_feature_nodes, batch_size=args.batch_size
+    )
+    tokenizer = load_tokenizer(MODEL)
+    ids = prompts.prompt_ids(tokenizer, PROMPT)
+    print(
+        f"prompt {PROMPT!r}: {len(ids) - 1} tokens (+ the tracer's special token); set "
+        f"{n_layers} layers × {args.d_transcoder} features; {args.max_feature_nodes} feature "
+        f"nodes, batch {args.batch_size}",
+        flush=True,
+    )
+    model = load_replacement_model(MODEL, folder, "cpu")
+
+    if args.fidelity_only:
+        graph = attribution.trace(model, ids, options, lambda *a: None)
+    else:
+        graph = time_service_vs_bare(model, ids, options, folder, n_layers, d_model, args)
+    fidelity(graph, folder, args)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -79,7 +79,7 @@ def fit_of(folder: Path) -> dict[str, Any] | None:
 # --- a quick set fitted in seconds ---------------------------------------------------------
 
 
-def _mlp_modules(hf_model: Any, n_layers: int) -> list[tuple[Any, Any]]:
+def mlp_modules(hf_model: Any, n_layers: int) -> list[tuple[Any, Any]]:
     """(module whose output is the MLP input, the MLP) per layer, by circuit-tracer's mapping."""
     from circuit_tracer.utils.tl_nnsight_mapping import get_mapping
 
@@ -126,7 +126,7 @@ def collect_mlp_pairs(
     ins: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
     outs: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
     handles = []
-    for layer, (norm, mlp) in enumerate(_mlp_modules(hf_model, n_layers)):
+    for layer, (norm, mlp) in enumerate(mlp_modules(hf_model, n_layers)):
         # [batch, seq, d_model] → [batch * (seq - 1), d_model]: position 0 is the special token
         # circuit-tracer leaves out of attribution.
         handles.append(
