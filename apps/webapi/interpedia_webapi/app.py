@@ -28,6 +28,7 @@ from interpedia_webapi.routes import (
     pages,
     steer,
     users,
+    vectors,
 )
 from interpedia_webapi.settings import WebapiSettings
 from interpedia_webapi.upstream import Upstreams
@@ -97,6 +98,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         inference_search,
         steer,
         lists,
+        vectors,
         users,
         admin_import,
         graphs,

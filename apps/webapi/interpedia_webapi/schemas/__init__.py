@@ -480,3 +480,61 @@ class ModelEvalsResponse(Schema):
 
     modelId: str
     sources: list[EvalsSourceRow]
+
+
+# --- custom steering vectors (Neuronpedia's /api/vector/*) --------------------------------
+
+MAX_VECTOR_LENGTH = 24_576  # Neuronpedia's limit; the model's dimension decides the rest
+
+
+class VectorNewRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layerNumber: int = Field(ge=0, le=1000)
+    hookType: Literal["hook_resid_pre", "hook_resid_post"]
+    vector: list[float] = Field(min_length=1, max_length=MAX_VECTOR_LENGTH)
+    vectorDefaultSteerStrength: float = Field(default=10, ge=-100, le=100)
+    vectorLabel: str = Field(min_length=1, max_length=256)
+
+
+class VectorKey(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+
+
+class VectorCreated(Schema):
+    modelId: str
+    source: str
+    index: str
+    label: str
+    createdAt: str
+    defaultSteerStrength: float
+    hookName: str
+    values: list[float]
+
+
+class VectorNewResponse(Schema):
+    message: str
+    url: str
+    vector: VectorCreated
+
+
+class VectorInfo(Schema):
+    """A vector with Neuronpedia's `Neuron` field names (`layer` is the source id)."""
+
+    modelId: str
+    layer: str
+    index: str
+    vectorLabel: str
+    vectorDefaultSteerStrength: float
+    hookName: str
+    vector: list[float]
+    createdAt: str
+
+
+class VectorGetResponse(Schema):
+    vector: VectorInfo
+
+
+class VectorListOwnedResponse(Schema):
+    vectors: list[VectorInfo]
