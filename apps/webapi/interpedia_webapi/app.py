@@ -27,6 +27,7 @@ from interpedia_webapi.routes import (
     models,
     pages,
     steer,
+    uploads,
     users,
     vectors,
 )
@@ -99,6 +100,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         steer,
         lists,
         vectors,
+        uploads,
         users,
         admin_import,
         graphs,

@@ -73,6 +73,7 @@ class Model(Base):
     d_model: Mapped[int] = mapped_column(Integer)
     instruct: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     inference_url: Mapped[str | None] = mapped_column(String(512))
+    website: Mapped[str | None] = mapped_column(String(512))
     creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created_at()
 
@@ -108,6 +109,7 @@ class SourceSet(Base):
         Boolean, default=True, server_default="true"
     )
     creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    urls: Mapped[list[str]] = mapped_column(TextArray, default=list, server_default="{}")
     created_at: Mapped[datetime] = _created_at()
 
 

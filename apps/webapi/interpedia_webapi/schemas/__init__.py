@@ -21,6 +21,8 @@ from interpedia_core.wire import (
     Offset,
     Seed,
 )
+from interpedia_webapi.uploads import MAX_TOKENS as MAX_TOKENS_PER_ACTIVATION
+from interpedia_webapi.uploads import MAX_UPLOAD_ACTIVATIONS, MAX_UPLOAD_BYTES
 
 MAX_TEXT_CHARS = 4000  # longest text sent to inference
 MAX_TEXTS = 32  # texts in one activation request
@@ -538,3 +540,114 @@ class VectorGetResponse(Schema):
 
 class VectorListOwnedResponse(Schema):
     vectors: list[VectorInfo]
+
+
+# --- bring your own model and SAEs -----------------------------------------------------------
+
+
+class ModelNewRequest(Schema):
+    id: str = Field(min_length=1, max_length=32)
+    layers: int = Field(ge=1, le=127)
+    displayName: str | None = Field(default=None, min_length=1, max_length=64)
+    url: str | None = Field(default=None, max_length=512)
+    dimension: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_VECTOR_LENGTH,
+        description="The residual stream's width (Interpedia's addition: custom vectors "
+        "on the model are checked against it).",
+    )
+
+
+class ModelNewResponse(Schema):
+    id: str
+    displayName: str
+    layers: int
+    dimension: int | None
+    website: str | None
+    creatorId: str | None
+    visibility: str = "UNLISTED"
+
+
+class SourceSetNewRequest(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    modelId: str = Field(max_length=128)
+    description: str | None = Field(default=None, max_length=128)
+    url: str | None = Field(default=None, max_length=512)
+
+
+class SourceSetSource(Schema):
+    id: str
+    modelId: str
+    setName: str
+    hookName: str
+    hasDashboards: bool
+    inferenceEnabled: bool
+
+
+class SourceSetResponse(Schema):
+    """A source set with its sources, in Neuronpedia's `SourceSet` fields."""
+
+    name: str
+    modelId: str
+    description: str
+    type: str
+    urls: list[str]
+    creatorId: str | None
+    visibility: str = "UNLISTED"
+    sources: list[SourceSetSource]
+
+
+MAX_UPLOAD_FEATURES = 128  # the `neuronpedia` client's MAX_FEATURES_PER_BATCH
+MAX_ACTIVATIONS_PER_FEATURE = 1000
+
+
+class UploadActivation(Schema):
+    tokens: list[str] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
+    values: list[float] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
+
+
+class UploadExplanation(Schema):
+    text: str = Field(min_length=1, max_length=10_000)
+    methodName: str = Field(default="uploaded", min_length=1, max_length=128)
+    modelName: str | None = Field(default=None, max_length=256)
+
+
+class UploadLogit(Schema):
+    token: str = Field(max_length=256)
+    value: float
+
+
+class UploadFeature(Schema):
+    index: Index
+    density: float | None = Field(default=None, ge=0, le=1)
+    activations: list[UploadActivation] = Field(
+        default_factory=list, max_length=MAX_ACTIVATIONS_PER_FEATURE
+    )
+    explanations: list[UploadExplanation] = Field(default_factory=list, max_length=100)
+    topLogits: list[UploadLogit] | None = Field(default=None, max_length=100)
+    bottomLogits: list[UploadLogit] | None = Field(default=None, max_length=100)
+
+
+class FeatureUploadBatchRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    features: list[UploadFeature] = Field(min_length=1, max_length=MAX_UPLOAD_FEATURES)
+
+
+class ActivationUploadBatchRequest(Schema):
+    """What `activation/upload-batch` reads, streamed: the header fields first."""
+
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+    activations: list[UploadActivation] = Field(
+        max_length=MAX_UPLOAD_ACTIVATIONS,
+        description=f"At most {MAX_UPLOAD_ACTIVATIONS:,} rows in a body of at most "
+        f"{MAX_UPLOAD_BYTES:,} bytes.",
+    )
+
+
+class UploadBatchResponse(Schema):
+    message: str
+    count: int

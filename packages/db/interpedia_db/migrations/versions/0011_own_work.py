@@ -1,4 +1,5 @@
-"""own work: who created a model, release, source set or steering vector, and vector labels.
+"""own work: who created a model, release, source set or steering vector; vector labels;
+a model's website and a source set's links (what `model/new` and `source-set/new` take).
 
 Neuronpedia keeps `creatorId` on `Model`, `SourceRelease`, `SourceSet` and `Neuron`; a
 custom steering vector is a `Neuron` row with `vector`, `vectorLabel` and `hookName` set,
@@ -12,6 +13,7 @@ Revises: 0008_explore
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0011_own_work"
 down_revision = "0008_explore"
@@ -33,6 +35,11 @@ def upgrade() -> None:
             ondelete="SET NULL",
         )
     op.add_column("features", sa.Column("vector_label", sa.String(length=256), nullable=True))
+    op.add_column("models", sa.Column("website", sa.String(length=512), nullable=True))
+    op.add_column(
+        "source_sets",
+        sa.Column("urls", postgresql.ARRAY(sa.Text()), server_default="{}", nullable=False),
+    )
     op.create_index(
         "uq_features_vector_label",
         "features",
@@ -45,6 +52,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("uq_features_vector_label", table_name="features")
     op.drop_column("features", "vector_label")
+    op.drop_column("models", "website")
+    op.drop_column("source_sets", "urls")
     for table in OWNED:
         op.drop_constraint(op.f(f"fk_{table}_creator_id_users"), table, type_="foreignkey")
         op.drop_column(table, "creator_id")
