@@ -31,6 +31,10 @@ class WebapiClient(ServiceClient):
         """Every active feature of one source on each token of custom text."""
         return self._call("POST", "/api/activation/source", body, models.ActivationSourceResponse)
 
+    def activation_upload_batch(self, body: Any) -> models.UploadBatchResponse:
+        """Activations of one feature, read and stored as the body streams in (see."""
+        return self._call("POST", "/api/activation/upload-batch", body, models.UploadBatchResponse)
+
     def import_available(self, location: str | None | None = None) -> list[models.AvailableSource]:
         """Exports found under `location` (or every configured import root)."""
         return self._call(
@@ -124,6 +128,12 @@ class WebapiClient(ServiceClient):
         return self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
+
+    def feature_upload_batch(
+        self, body: models.FeatureUploadBatchRequest
+    ) -> models.UploadBatchResponse:
+        """New features (dashboards computed elsewhere) into a source of the caller's set."""
+        return self._call("POST", "/api/feature/upload-batch", body, models.UploadBatchResponse)
 
     def feature_get(self, model_id: str, source_id: str, index: str) -> Any:
         """A feature's whole dashboard, with Neuronpedia's field names."""
@@ -279,6 +289,10 @@ class WebapiClient(ServiceClient):
         """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
         return self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
+    def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
+        """Register a model of the caller's (no inference: its dashboards are uploaded)."""
+        return self._call("POST", "/api/model/new", body, models.ModelNewResponse)
+
     def models_list(self) -> list[models.ModelInfo]:
         """The same as `/api/model/list`, under a plural name."""
         return self._call("GET", "/api/models", None, list[models.ModelInfo])
@@ -296,6 +310,16 @@ class WebapiClient(ServiceClient):
             "/api/search-topk-by-token",
             body,
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
+        )
+
+    def source_set_new(self, body: models.SourceSetNewRequest) -> models.SourceSetResponse:
+        """A source set of the caller's with one empty source per layer, `<layer>-<name>`."""
+        return self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
+
+    def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
+        """A source set and its sources."""
+        return self._call(
+            "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
 
     def stream_steer(self, body: models.SteerRequest) -> Iterator[models.SteerStreamEvent]:
@@ -332,6 +356,22 @@ class WebapiClient(ServiceClient):
             "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
         )
 
+    def vector_delete(self, body: models.VectorKey) -> Any:
+        """Delete one of the caller's vectors."""
+        return self._call("POST", "/api/vector/delete", body, Any)
+
+    def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
+        """A vector by (model, source, index)."""
+        return self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
+
+    def vector_list_owned(self) -> models.VectorListOwnedResponse:
+        """The caller's vectors, oldest first."""
+        return self._call("POST", "/api/vector/list-owned", None, models.VectorListOwnedResponse)
+
+    def vector_new(self, body: models.VectorNewRequest) -> models.VectorNewResponse:
+        """Store a steering vector for the caller at `blocks.<layerNumber>.<hookType>`."""
+        return self._call("POST", "/api/vector/new", body, models.VectorNewResponse)
+
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return self._call("GET", "/health", None, models.HealthResponse)
@@ -357,6 +397,12 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Every active feature of one source on each token of custom text."""
         return await self._call(
             "POST", "/api/activation/source", body, models.ActivationSourceResponse
+        )
+
+    async def activation_upload_batch(self, body: Any) -> models.UploadBatchResponse:
+        """Activations of one feature, read and stored as the body streams in (see."""
+        return await self._call(
+            "POST", "/api/activation/upload-batch", body, models.UploadBatchResponse
         )
 
     async def import_available(
@@ -458,6 +504,14 @@ class AsyncWebapiClient(AsyncServiceClient):
         """`explanation/search` within one release's sources (`releaseName` is required)."""
         return await self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
+        )
+
+    async def feature_upload_batch(
+        self, body: models.FeatureUploadBatchRequest
+    ) -> models.UploadBatchResponse:
+        """New features (dashboards computed elsewhere) into a source of the caller's set."""
+        return await self._call(
+            "POST", "/api/feature/upload-batch", body, models.UploadBatchResponse
         )
 
     async def feature_get(self, model_id: str, source_id: str, index: str) -> Any:
@@ -628,6 +682,10 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
         return await self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
+    async def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
+        """Register a model of the caller's (no inference: its dashboards are uploaded)."""
+        return await self._call("POST", "/api/model/new", body, models.ModelNewResponse)
+
     async def models_list(self) -> list[models.ModelInfo]:
         """The same as `/api/model/list`, under a plural name."""
         return await self._call("GET", "/api/models", None, list[models.ModelInfo])
@@ -645,6 +703,16 @@ class AsyncWebapiClient(AsyncServiceClient):
             "/api/search-topk-by-token",
             body,
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
+        )
+
+    async def source_set_new(self, body: models.SourceSetNewRequest) -> models.SourceSetResponse:
+        """A source set of the caller's with one empty source per layer, `<layer>-<name>`."""
+        return await self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
+
+    async def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
+        """A source set and its sources."""
+        return await self._call(
+            "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
 
     async def stream_steer(
@@ -686,6 +754,24 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call(
             "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
         )
+
+    async def vector_delete(self, body: models.VectorKey) -> Any:
+        """Delete one of the caller's vectors."""
+        return await self._call("POST", "/api/vector/delete", body, Any)
+
+    async def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
+        """A vector by (model, source, index)."""
+        return await self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
+
+    async def vector_list_owned(self) -> models.VectorListOwnedResponse:
+        """The caller's vectors, oldest first."""
+        return await self._call(
+            "POST", "/api/vector/list-owned", None, models.VectorListOwnedResponse
+        )
+
+    async def vector_new(self, body: models.VectorNewRequest) -> models.VectorNewResponse:
+        """Store a steering vector for the caller at `blocks.<layerNumber>.<hookType>`."""
+        return await self._call("POST", "/api/vector/new", body, models.VectorNewResponse)
 
     async def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""

@@ -378,6 +378,29 @@ class ModelEvalsResponse(BaseModel):
     sources: list[EvalsSourceRow] = Field(..., title="Sources")
 
 
+class ModelNewRequest(BaseModel):
+    dimension: conint(ge=1, le=24576) | None = Field(None, title="Dimension")
+    """
+    The residual stream's width (Interpedia's addition: custom vectors on the model are checked against it).
+    """
+    displayName: constr(min_length=1, max_length=64) | None = Field(
+        None, title="Displayname"
+    )
+    id: constr(min_length=1, max_length=32) = Field(..., title="Id")
+    layers: conint(ge=1, le=127) = Field(..., title="Layers")
+    url: constr(max_length=512) | None = Field(None, title="Url")
+
+
+class ModelNewResponse(BaseModel):
+    creatorId: str | None = Field(..., title="Creatorid")
+    dimension: int | None = Field(..., title="Dimension")
+    displayName: str = Field(..., title="Displayname")
+    id: str = Field(..., title="Id")
+    layers: int = Field(..., title="Layers")
+    visibility: str | None = Field("UNLISTED", title="Visibility")
+    website: str | None = Field(..., title="Website")
+
+
 class SalientLogit(BaseModel):
     probability: float = Field(..., title="Probability")
     token: str = Field(..., title="Token")
@@ -482,6 +505,22 @@ class SourceInfo(BaseModel):
     id: str = Field(..., title="Id")
     inferenceEnabled: bool = Field(..., title="Inferenceenabled")
     layer: int = Field(..., title="Layer")
+    setName: str = Field(..., title="Setname")
+
+
+class SourceSetNewRequest(BaseModel):
+    description: constr(max_length=128) | None = Field(None, title="Description")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    name: constr(min_length=1, max_length=128) = Field(..., title="Name")
+    url: constr(max_length=512) | None = Field(None, title="Url")
+
+
+class SourceSetSource(BaseModel):
+    hasDashboards: bool = Field(..., title="Hasdashboards")
+    hookName: str = Field(..., title="Hookname")
+    id: str = Field(..., title="Id")
+    inferenceEnabled: bool = Field(..., title="Inferenceenabled")
+    modelId: str = Field(..., title="Modelid")
     setName: str = Field(..., title="Setname")
 
 
@@ -693,6 +732,29 @@ class UmapRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class UploadActivation(BaseModel):
+    tokens: list[str] = Field(..., max_length=4096, min_length=1, title="Tokens")
+    values: list[float] = Field(..., max_length=4096, min_length=1, title="Values")
+
+
+class UploadBatchResponse(BaseModel):
+    count: int = Field(..., title="Count")
+    message: str = Field(..., title="Message")
+
+
+class UploadExplanation(BaseModel):
+    methodName: constr(min_length=1, max_length=128) | None = Field(
+        "uploaded", title="Methodname"
+    )
+    modelName: constr(max_length=256) | None = Field(None, title="Modelname")
+    text: constr(min_length=1, max_length=10000) = Field(..., title="Text")
+
+
+class UploadLogit(BaseModel):
+    token: constr(max_length=256) = Field(..., title="Token")
+    value: float = Field(..., title="Value")
+
+
 class UserCreateRequest(BaseModel):
     isAdmin: bool | None = Field(False, title="Isadmin")
     name: constr(min_length=1, max_length=128) = Field(..., title="Name")
@@ -733,6 +795,66 @@ class ValidationErrorResponse(BaseModel):
     Every problem in one line: `field: message; ...`.
     """
     errors: list[ValidationErrorItem] = Field(..., title="Errors")
+
+
+class VectorCreated(BaseModel):
+    createdAt: str = Field(..., title="Createdat")
+    defaultSteerStrength: float = Field(..., title="Defaultsteerstrength")
+    hookName: str = Field(..., title="Hookname")
+    index: str = Field(..., title="Index")
+    label: str = Field(..., title="Label")
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+    values: list[float] = Field(..., title="Values")
+
+
+class VectorInfo(BaseModel):
+    """
+    A vector with Neuronpedia's `Neuron` field names (`layer` is the source id).
+    """
+
+    createdAt: str = Field(..., title="Createdat")
+    hookName: str = Field(..., title="Hookname")
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    vector: list[float] = Field(..., title="Vector")
+    vectorDefaultSteerStrength: float = Field(..., title="Vectordefaultsteerstrength")
+    vectorLabel: str = Field(..., title="Vectorlabel")
+
+
+class VectorKey(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
+
+
+class VectorListOwnedResponse(BaseModel):
+    vectors: list[VectorInfo] = Field(..., title="Vectors")
+
+
+class HookType(StrEnum):
+    hook_resid_pre = "hook_resid_pre"
+    hook_resid_post = "hook_resid_post"
+
+
+class VectorNewRequest(BaseModel):
+    hookType: HookType = Field(..., title="Hooktype")
+    layerNumber: conint(ge=0, le=1000) = Field(..., title="Layernumber")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    vector: list[float] = Field(..., max_length=24576, min_length=1, title="Vector")
+    vectorDefaultSteerStrength: confloat(ge=-100.0, le=100.0) | None = Field(
+        10, title="Vectordefaultsteerstrength"
+    )
+    vectorLabel: constr(min_length=1, max_length=256) = Field(..., title="Vectorlabel")
+
+
+class VectorNewResponse(BaseModel):
+    message: str = Field(..., title="Message")
+    url: str = Field(..., title="Url")
+    vector: VectorCreated
 
 
 class VerifyResponse(BaseModel):
@@ -841,6 +963,21 @@ class SearchAllResponse(BaseModel):
     tokens: list[str] = Field(..., title="Tokens")
 
 
+class SourceSetResponse(BaseModel):
+    """
+    A source set with its sources, in Neuronpedia's `SourceSet` fields.
+    """
+
+    creatorId: str | None = Field(..., title="Creatorid")
+    description: str = Field(..., title="Description")
+    modelId: str = Field(..., title="Modelid")
+    name: str = Field(..., title="Name")
+    sources: list[SourceSetSource] = Field(..., title="Sources")
+    type: str = Field(..., title="Type")
+    urls: list[str] = Field(..., title="Urls")
+    visibility: str | None = Field("UNLISTED", title="Visibility")
+
+
 class SteerChatRequest(BaseModel):
     defaultChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Defaultchatmessages"
@@ -894,6 +1031,33 @@ class TopkTokenResult(BaseModel):
     position: int = Field(..., title="Position")
     token: str = Field(..., title="Token")
     topFeatures: list[TopkFeature] = Field(..., title="Topfeatures")
+
+
+class UploadFeature(BaseModel):
+    activations: list[UploadActivation] | None = Field(
+        None, max_length=1000, title="Activations"
+    )
+    bottomLogits: list[UploadLogit] | None = Field(None, title="Bottomlogits")
+    density: confloat(ge=0.0, le=1.0) | None = Field(None, title="Density")
+    explanations: list[UploadExplanation] | None = Field(
+        None, max_length=100, title="Explanations"
+    )
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    topLogits: list[UploadLogit] | None = Field(None, title="Toplogits")
+
+
+class VectorGetResponse(BaseModel):
+    vector: VectorInfo
+
+
+class FeatureUploadBatchRequest(BaseModel):
+    features: list[UploadFeature] = Field(
+        ..., max_length=128, min_length=1, title="Features"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
 
 
 class SearchTopkByTokenResponse(BaseModel):
