@@ -72,6 +72,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         "Reads are public; writes need an `x-api-key`; admin routes need an admin key.",
         lifespan=lifespan,
         internal=False,
+        streamed_paths=uploads.STREAMED_PATHS,
     )
     app.state.settings = settings
     app.state.ready = False

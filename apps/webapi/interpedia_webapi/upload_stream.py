@@ -2,9 +2,11 @@
 
 The body is Neuronpedia's `{"modelId", "source", "index", "activations": [{"tokens",
 "values"}, ...]}`. Parsing it whole would hold the raw bytes and the parsed rows at once
-(a 100k-row upload is hundreds of MB); here the header fields are read first, then each
-activation is built and handed on while the next bytes are still on the wire. So the
-header fields must come before `activations` (the `neuronpedia` client sends them so).
+(a 100k-row upload is hundreds of MB); here each chunk is pushed into ijson's C parser as
+it arrives, which hands back the activations completed so far, so only one chunk's rows
+are held at a time. The header fields are read from the same chunks by a second parser
+that stops at `activations`, so they must come first (the `neuronpedia` client sends
+them so): the caller checks who may upload before any row is stored.
 """
 
 from collections.abc import AsyncIterator
@@ -17,27 +19,6 @@ from interpedia_core.errors import InvalidInput
 from interpedia_webapi.uploads import UploadedActivation
 
 HEADER = ("modelId", "source", "index")
-OPENING = ("start_map", "start_array", "map_key")  # events inside an item, not its end
-
-
-class _Body:
-    """A file-like view of the request's chunks for ijson, refusing more than `limit` bytes."""
-
-    def __init__(self, chunks: AsyncIterator[bytes], limit: int) -> None:
-        self._chunks = chunks
-        self._limit = limit
-        self.size = 0
-
-    async def read(self, n: int = -1) -> bytes:
-        if n == 0:  # ijson asks for nothing to learn whether the stream is bytes
-            return b""
-        async for chunk in self._chunks:
-            self.size += len(chunk)
-            if self.size > self._limit:
-                raise InvalidInput(f"an upload's body has at most {self._limit:,} bytes")
-            if chunk:
-                return chunk
-        return b""
 
 
 @dataclass
@@ -48,12 +29,49 @@ class ActivationUpload:
     activations: AsyncIterator[UploadedActivation]
 
 
-async def _events(body: _Body) -> AsyncIterator[tuple[str, str, Any]]:
-    try:
-        async for event in ijson.parse_async(body, use_float=True):
-            yield event
-    except ijson.JSONError as exc:
-        raise InvalidInput(f"the body is not valid JSON ({exc})") from None
+class _Parsers:
+    """Both parsers fed from one stream of chunks, with the body's size limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.rows: list[Any] = ijson.sendable_list()
+        self._rows = ijson.items_coro(self.rows, "activations.item", use_float=True)
+        self.events: list[tuple[str, str, Any]] | None = ijson.sendable_list()
+        self._header = ijson.parse_coro(self.events)
+
+    def send(self, chunk: bytes) -> None:
+        if not chunk:  # an empty chunk would tell the parsers the body has ended
+            return
+        self.size += len(chunk)
+        if self.size > self.limit:
+            raise InvalidInput(f"an upload's body has at most {self.limit:,} bytes")
+        try:
+            self._rows.send(chunk)
+            if self.events is not None:
+                self._header.send(chunk)
+        except ijson.JSONError as exc:
+            raise InvalidInput(f"the body is not valid JSON ({exc})") from None
+
+    def close(self) -> None:
+        try:
+            self._rows.close()
+        except ijson.JSONError as exc:
+            raise InvalidInput(f"the body is not valid JSON ({exc})") from None
+
+    def header(self) -> dict[str, Any] | None:
+        """The header fields once `activations` (or the body's end) is reached, else None."""
+        assert self.events is not None
+        found: dict[str, Any] = {}
+        for prefix, event, value in self.events:
+            if prefix == "" and event not in ("start_map", "map_key", "end_map"):
+                raise InvalidInput("the body is a JSON object")
+            if prefix in HEADER and event in ("string", "number"):
+                found[prefix] = value
+            elif (prefix, event) in (("activations", "start_array"), ("", "end_map")):
+                self.events = None  # the header parser's work is done
+                return found
+        return None
 
 
 def _activation(item: Any, n: int) -> UploadedActivation:
@@ -72,15 +90,18 @@ def _activation(item: Any, n: int) -> UploadedActivation:
 
 async def read_activation_upload(chunks: AsyncIterator[bytes], limit: int) -> ActivationUpload:
     """The header now; the activations as an iterator that reads the rest of the body."""
-    events = _events(_Body(chunks, limit))
-    header: dict[str, Any] = {}
-    async for prefix, event, value in events:
-        if prefix == "" and event not in ("start_map", "map_key", "end_map"):
-            raise InvalidInput("the body is a JSON object")
-        if prefix in HEADER and event in ("string", "number"):
-            header[prefix] = value
-        elif (prefix, event) in (("activations", "start_array"), ("", "end_map")):
+    parsers = _Parsers(limit)
+    header: dict[str, Any] | None = None
+    ended = True
+    async for chunk in chunks:
+        parsers.send(chunk)
+        header = parsers.header()
+        if header is not None:
+            ended = False
             break
+    if header is None:
+        parsers.close()  # a truncated body says so
+        raise InvalidInput("the body is an object with modelId, source, index and activations")
     missing = [name for name in HEADER if name not in header]
     if missing:
         raise InvalidInput(
@@ -89,21 +110,29 @@ async def read_activation_upload(chunks: AsyncIterator[bytes], limit: int) -> Ac
         )
     if not isinstance(header["modelId"], str) or not isinstance(header["source"], str):
         raise InvalidInput("modelId and source are strings")
+    if any("\x00" in str(header[name]) for name in HEADER):
+        raise InvalidInput("modelId, source and index may not contain NUL characters")
 
     async def activations() -> AsyncIterator[UploadedActivation]:
-        builder: ijson.ObjectBuilder | None = None
         n = 0
-        async for prefix, event, value in events:
-            if builder is None:
-                if prefix == "activations" and event == "end_array":
-                    break
-                builder = ijson.ObjectBuilder()
-            builder.event(event, value)
-            if prefix == "activations.item" and event not in OPENING:
-                yield _activation(builder.value, n)
-                builder, n = None, n + 1
-        async for _ in events:  # the rest must still be well-formed JSON
-            pass
+
+        def drain() -> list[UploadedActivation]:
+            nonlocal n
+            done = [_activation(item, n + k) for k, item in enumerate(parsers.rows)]
+            n += len(done)
+            parsers.rows.clear()
+            return done
+
+        for row in drain():
+            yield row
+        if not ended:
+            async for chunk in chunks:
+                parsers.send(chunk)
+                for row in drain():
+                    yield row
+        parsers.close()
+        for row in drain():
+            yield row
 
     return ActivationUpload(
         model_id=header["modelId"],

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from interpedia_core.wire import INT32_MAX
 from interpedia_db.bulk import ActivationRow, copy_activations
 from interpedia_db.models import Explanation, Feature, Model, Source, SourceSet, User
 
@@ -140,12 +141,15 @@ async def _uploadable_source(
 class UploadedActivation:
     tokens: list[str]
     values: list[float]
+    bin_min: float | None = None  # the quantile interval it was drawn from, if any
+    bin_max: float | None = None
+    bin_contains: float | None = None
 
 
 @dataclass(frozen=True)
 class UploadedExplanation:
     text: str
-    method: str
+    method: str | None  # None: stored as "uploaded"
     model_name: str | None
 
 
@@ -184,9 +188,9 @@ def activation_row(
         max_value=float(values[top]),
         max_value_token_index=top,
         min_value=float(min(values)),
-        bin_min=None,
-        bin_max=None,
-        bin_contains=None,
+        bin_min=activation.bin_min,
+        bin_max=activation.bin_max,
+        bin_contains=activation.bin_contains,
         data_index=None,
         data_source=None,
     )
@@ -242,7 +246,7 @@ async def upload_features(
                 neg_values=[v for _, v in feature.bottom_logits],
             )
         )
-    source.d_sae = max(source.d_sae, max(indices) + 1)
+    source.d_sae = max(source.d_sae, min(max(indices) + 1, INT32_MAX))
     source.has_dashboards = True
     await session.flush()  # features before what refers to them (no ORM relationship orders it)
     session.add_all(
@@ -251,7 +255,7 @@ async def upload_features(
             source_id=source_id,
             index=feature.index,
             description=e.text,
-            type_name=e.method,
+            type_name=e.method or "uploaded",
             explanation_model_name=e.model_name,
             author_id=user.id,
         )

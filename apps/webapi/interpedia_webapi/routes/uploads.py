@@ -22,6 +22,8 @@ from interpedia_webapi.schemas import (
 from interpedia_webapi.upload_stream import read_activation_upload
 
 router = APIRouter(tags=["uploads"])
+# Read as the body arrives, so `RefuseNul` leaves their bodies to the route (app.py).
+STREAMED_PATHS = ("/api/activation/upload-batch",)
 UPLOAD_ERRORS = KEY_ERRORS | error_responses(InvalidInput, NotFound, Forbidden)
 
 
@@ -97,7 +99,12 @@ async def feature_upload_batch(
         uploads.UploadedFeature(
             index=parse_index(f.index),
             density=f.density,
-            activations=[uploads.UploadedActivation(a.tokens, a.values) for a in f.activations],
+            activations=[
+                uploads.UploadedActivation(
+                    a.tokens, a.values, a.quantileMin, a.quantileMax, a.quantileFraction
+                )
+                for a in f.activations
+            ],
             explanations=[
                 uploads.UploadedExplanation(e.text, e.methodName, e.modelName)
                 for e in f.explanations

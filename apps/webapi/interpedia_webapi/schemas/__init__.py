@@ -605,11 +605,15 @@ MAX_ACTIVATIONS_PER_FEATURE = 1000
 class UploadActivation(Schema):
     tokens: list[str] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
     values: list[float] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
+    # SAEDashboard's quantile interval the example was drawn from (the dashboard's bins).
+    quantileMin: float | None = None
+    quantileMax: float | None = None
+    quantileFraction: float | None = Field(default=None, ge=0, le=1)
 
 
 class UploadExplanation(Schema):
     text: str = Field(min_length=1, max_length=10_000)
-    methodName: str = Field(default="uploaded", min_length=1, max_length=128)
+    methodName: str | None = Field(default=None, min_length=1, max_length=128)
     modelName: str | None = Field(default=None, max_length=256)
 
 

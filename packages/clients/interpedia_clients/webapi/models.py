@@ -733,6 +733,11 @@ class UmapRequest(BaseModel):
 
 
 class UploadActivation(BaseModel):
+    quantileFraction: confloat(ge=0.0, le=1.0) | None = Field(
+        None, title="Quantilefraction"
+    )
+    quantileMax: float | None = Field(None, title="Quantilemax")
+    quantileMin: float | None = Field(None, title="Quantilemin")
     tokens: list[str] = Field(..., max_length=4096, min_length=1, title="Tokens")
     values: list[float] = Field(..., max_length=4096, min_length=1, title="Values")
 
@@ -744,7 +749,7 @@ class UploadBatchResponse(BaseModel):
 
 class UploadExplanation(BaseModel):
     methodName: constr(min_length=1, max_length=128) | None = Field(
-        "uploaded", title="Methodname"
+        None, title="Methodname"
     )
     modelName: constr(max_length=256) | None = Field(None, title="Modelname")
     text: constr(min_length=1, max_length=10000) = Field(..., title="Text")
