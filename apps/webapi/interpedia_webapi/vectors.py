@@ -175,3 +175,12 @@ async def steering_vectors(
         )
     ).scalars()
     return {(f.model_id, f.source_id, f.index): f for f in rows}
+
+
+async def decoder_direction(
+    session: AsyncSession, model_id: str, source_id: str, index: int
+) -> list[float] | None:
+    """A custom vector's values (None for an SAE feature: the inference service has its row)."""
+    found = await steering_vectors(session, [(model_id, source_id, index)])
+    vector = found.get((model_id, source_id, index))
+    return None if vector is None else list(vector.vector or [])

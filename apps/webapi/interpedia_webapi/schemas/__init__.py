@@ -655,3 +655,44 @@ class ActivationUploadBatchRequest(Schema):
 class UploadBatchResponse(Schema):
     message: str
     count: int
+
+
+# --- features in bulk, and similar features ----------------------------------------------
+
+FEATURES_PER_OFFSET_PAGE = 25  # Neuronpedia's NEURONS_TO_LOAD_PER_REQUEST
+
+
+class FeaturesBatchItem(FeatureKey):
+    maxActsToReturn: int | None = Field(default=None, ge=0, le=100)
+
+
+class FeaturesOffsetRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layer: str = Field(max_length=128)
+    offset: Offset = 0
+
+
+class CossimRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+    targetModelId: str = Field(max_length=128)
+    targetSourceId: str = Field(max_length=128)
+
+
+class CossimFeatureRef(Schema):
+    model: str
+    source: str
+    index: int
+
+
+class CossimFeature(Schema):
+    feature: CossimFeatureRef
+    cosine_similarity: float
+
+
+class CossimResponse(Schema):
+    """The inference service's answer: the target source's features nearest by decoder cosine."""
+
+    feature: CossimFeatureRef | None = None
+    topk_decoder_cossim_features: list[CossimFeature]

@@ -81,6 +81,10 @@ class WebapiClient(ServiceClient):
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        return self._call("POST", "/api/cossim", body, models.CossimResponse)
+
     def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
         """Every source of a model with its metrics side by side (the model page's table)."""
         return self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
@@ -144,6 +148,14 @@ class WebapiClient(ServiceClient):
         return self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
+
+    def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
+        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        return self._call("POST", "/api/features", body, list[Any])
+
+    def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
+        """A page of a source's features that fired, by index, from `offset`."""
+        return self._call("POST", "/api/features-offset", body, list[Any])
 
     def graph_delete(self, body: models.GraphKey) -> models.MessageResponse:
         """Delete one of the caller's graphs (with its subgraphs)."""
@@ -456,6 +468,10 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    async def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        return await self._call("POST", "/api/cossim", body, models.CossimResponse)
+
     async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
         """Every source of a model with its metrics side by side (the model page's table)."""
         return await self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
@@ -523,6 +539,14 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
+
+    async def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
+        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        return await self._call("POST", "/api/features", body, list[Any])
+
+    async def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
+        """A page of a source's features that fired, by index, from `offset`."""
+        return await self._call("POST", "/api/features-offset", body, list[Any])
 
     async def graph_delete(self, body: models.GraphKey) -> models.MessageResponse:
         """Delete one of the caller's graphs (with its subgraphs)."""

@@ -66,6 +66,22 @@ class ChatMessage(BaseModel):
     role: Role = Field(..., title="Role")
 
 
+class CossimFeatureRef(BaseModel):
+    index: int = Field(..., title="Index")
+    model: str = Field(..., title="Model")
+    source: str = Field(..., title="Source")
+
+
+class CossimRequest(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
+    targetModelId: constr(max_length=128) = Field(..., title="Targetmodelid")
+    targetSourceId: constr(max_length=128) = Field(..., title="Targetsourceid")
+
+
 class ErrorResponse(BaseModel):
     """
     Every error answer: what went wrong, in words the caller can act on.
@@ -153,6 +169,27 @@ class FeatureKey(BaseModel):
     The source id, e.g. 6-res-jb.
     """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class FeaturesBatchItem(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    """
+    The source id, e.g. 6-res-jb.
+    """
+    maxActsToReturn: conint(ge=0, le=100) | None = Field(None, title="Maxactstoreturn")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class FeaturesOffsetRequest(BaseModel):
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    offset: conint(ge=0, le=10000) | None = Field(0, title="Offset")
+    """
+    Results to skip.
+    """
 
 
 class GraphChatMessage(BaseModel):
@@ -881,6 +918,22 @@ class ActivationNewRequest(BaseModel):
 
 class ActivationSourceResponse(BaseModel):
     results: list[ActivationSourceResult] = Field(..., title="Results")
+
+
+class CossimFeature(BaseModel):
+    cosine_similarity: float = Field(..., title="Cosine Similarity")
+    feature: CossimFeatureRef
+
+
+class CossimResponse(BaseModel):
+    """
+    The inference service's answer: the target source's features nearest by decoder cosine.
+    """
+
+    feature: CossimFeatureRef | None = None
+    topk_decoder_cossim_features: list[CossimFeature] = Field(
+        ..., title="Topk Decoder Cossim Features"
+    )
 
 
 class GraphMetadata(BaseModel):
