@@ -21,7 +21,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from interpedia_core.wire import INT32_MAX
 from interpedia_db.bulk import ActivationRow, copy_activations
-from interpedia_db.models import Explanation, Feature, Model, Source, SourceSet, User
+from interpedia_db.models import (
+    Explanation,
+    Feature,
+    Model,
+    Source,
+    SourceRelease,
+    SourceSet,
+    User,
+)
 
 MODEL_ID = re.compile(r"^[a-z][a-z0-9.-]*[a-z0-9]$|^[a-z]$")
 SET_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
@@ -108,6 +116,63 @@ async def create_source_set(
     session.add_all(sources)
     await session.flush()
     return source_set, sources
+
+
+async def create_release(
+    session: AsyncSession,
+    owner: User,
+    name: str,
+    description: str,
+    urls: list[str],
+    creator_name: str,
+) -> SourceRelease:
+    """A release (a published group of source sets); admins make them, as on Neuronpedia."""
+    if await session.get(SourceRelease, name) is not None:
+        raise Conflict(f"a release {name!r} exists")
+    release = SourceRelease(
+        name=name,
+        description=description,
+        urls=urls,
+        creator_name=creator_name or owner.name,
+        creator_id=owner.id,
+    )
+    session.add(release)
+    await session.flush()
+    return release
+
+
+async def create_source(
+    session: AsyncSession,
+    model_id: str,
+    source_id: str,
+    set_name: str,
+    hook_name: str,
+    saelens_config: dict[str, object],
+) -> Source:
+    """One source in an existing set, named `<layer>-<set>` like every source."""
+    layer, _, suffix = source_id.partition("-")
+    if not layer.isdigit() or suffix != set_name:
+        raise InvalidInput(f"a source of set {set_name!r} is named <layer>-{set_name}")
+    if await session.get(SourceSet, (model_id, set_name)) is None:
+        raise NotFound(f"no source set {model_id}/{set_name}")
+    if await session.get(Source, (model_id, source_id)) is not None:
+        raise Conflict(f"a source {model_id}/{source_id} exists")
+    d_sae = saelens_config.get("d_sae")
+    architecture = saelens_config.get("architecture")
+    source = Source(
+        model_id=model_id,
+        id=source_id,
+        set_name=set_name,
+        hook_name=hook_name or str(saelens_config.get("hook_name") or ""),
+        layer=int(layer),
+        architecture=architecture if isinstance(architecture, str) else CUSTOM_ARCHITECTURE,
+        d_sae=d_sae if isinstance(d_sae, int) and 0 <= d_sae <= INT32_MAX else 0,
+        saelens_config=saelens_config,
+        inference_enabled=False,
+    )
+    session.add(source)
+    await session.flush()
+    return source
 
 
 async def get_source_set(

@@ -7,12 +7,16 @@ from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_db.models import Source, SourceSet
 from interpedia_webapi import uploads
-from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, SessionDep
+from interpedia_webapi.deps import ADMIN_ERRORS, KEY_ERRORS, AdminUser, CurrentUser, SessionDep
 from interpedia_webapi.schemas import (
     ActivationUploadBatchRequest,
     FeatureUploadBatchRequest,
     ModelNewRequest,
     ModelNewResponse,
+    SourceNewRequest,
+    SourceNewResponse,
+    SourceReleaseNewRequest,
+    SourceReleaseResponse,
     SourceSetNewRequest,
     SourceSetResponse,
     SourceSetSource,
@@ -67,6 +71,47 @@ async def model_new(
         dimension=model.d_model or None,
         website=model.website,
         creatorId=str(user.id),
+    )
+
+
+@router.post("/source-release/new", responses=ADMIN_ERRORS | error_responses(Conflict))
+async def source_release_new(
+    body: SourceReleaseNewRequest, session: SessionDep, user: AdminUser
+) -> SourceReleaseResponse:
+    """A release grouping source sets (admins only, as on Neuronpedia)."""
+    release = await uploads.create_release(
+        session, user, body.name, body.description, body.urls, body.creatorName
+    )
+    await session.commit()
+    return SourceReleaseResponse(
+        name=release.name,
+        description=release.description,
+        urls=release.urls,
+        creatorName=release.creator_name,
+        creatorId=str(user.id),
+    )
+
+
+@router.post(
+    "/source/new", responses=ADMIN_ERRORS | error_responses(InvalidInput, NotFound, Conflict)
+)
+async def source_new(
+    body: SourceNewRequest, session: SessionDep, user: AdminUser
+) -> SourceNewResponse:
+    """One source in an existing set (admins only, as on Neuronpedia); `source-set/new`
+    already makes one per layer."""
+    source = await uploads.create_source(
+        session, body.modelId, body.id, body.setName, body.hookName, body.saelensConfig or {}
+    )
+    await session.commit()
+    return SourceNewResponse(
+        modelId=source.model_id,
+        id=source.id,
+        setName=source.set_name,
+        hookName=source.hook_name,
+        layer=source.layer,
+        architecture=source.architecture,
+        d_sae=source.d_sae,
     )
 
 

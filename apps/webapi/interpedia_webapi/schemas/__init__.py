@@ -696,3 +696,38 @@ class CossimResponse(Schema):
 
     feature: CossimFeatureRef | None = None
     topk_decoder_cossim_features: list[CossimFeature]
+
+
+class SourceReleaseNewRequest(Schema):
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = Field(default="", max_length=10_000)
+    urls: list[Annotated[str, StringConstraints(max_length=512)]] = Field(
+        default_factory=list, max_length=16
+    )
+    creatorName: str = Field(default="", max_length=256)
+
+
+class SourceReleaseResponse(Schema):
+    name: str
+    description: str
+    urls: list[str]
+    creatorName: str
+    creatorId: str | None
+
+
+class SourceNewRequest(Schema):
+    modelId: str = Field(max_length=128)
+    id: str = Field(min_length=3, max_length=128)
+    setName: str = Field(min_length=1, max_length=128)
+    hookName: str = Field(default="", max_length=256)
+    saelensConfig: dict[str, Any] | None = None
+
+
+class SourceNewResponse(Schema):
+    modelId: str
+    id: str
+    setName: str
+    hookName: str
+    layer: int
+    architecture: str
+    d_sae: int

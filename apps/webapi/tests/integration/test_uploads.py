@@ -220,3 +220,33 @@ async def test_a_vector_takes_activations_from_its_creator_only(api, seeded) -> 
         await client.get(f"/api/feature/{SERVED_MODEL}/{vector['source']}/{vector['index']}")
     ).json()
     assert len(feature["activations"]) == 4
+
+
+async def test_admins_add_releases_and_single_sources(api, seeded) -> None:
+    client, _ = api
+    admin, alice = {"x-api-key": seeded["admin"]}, {"x-api-key": seeded["alice"]}
+    await _own_set(client, alice, "lab-model-c")
+    release = {"name": "lab-release", "description": "our release", "urls": ["https://x.example"]}
+    assert (
+        await client.post("/api/source-release/new", json=release, headers=alice)
+    ).status_code == 403
+    made = await client.post("/api/source-release/new", json=release, headers=admin)
+    assert made.status_code == 200 and made.json()["urls"] == ["https://x.example"]
+    again = await client.post("/api/source-release/new", json=release, headers=admin)
+    assert again.status_code == 409
+    source = {
+        "modelId": "lab-model-c",
+        "id": "7-lab-res",
+        "setName": "lab-res",
+        "saelensConfig": {"d_sae": 4096, "hook_name": "blocks.7.hook_resid_post"},
+    }
+    assert (await client.post("/api/source/new", json=source, headers=alice)).status_code == 403
+    made = await client.post("/api/source/new", json=source, headers=admin)
+    assert made.status_code == 200, made.text
+    assert made.json()["layer"] == 7 and made.json()["d_sae"] == 4096
+    assert made.json()["hookName"] == "blocks.7.hook_resid_post"
+    sources = (await client.get("/api/source-set/lab-model-c/lab-res")).json()["sources"]
+    assert "7-lab-res" in [s["id"] for s in sources]
+    assert (await client.post("/api/source/new", json=source, headers=admin)).status_code == 409
+    misnamed = await client.post("/api/source/new", json=source | {"id": "x-other"}, headers=admin)
+    assert misnamed.status_code == 400 and "<layer>-lab-res" in misnamed.json()["detail"]

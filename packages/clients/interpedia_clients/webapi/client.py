@@ -324,6 +324,12 @@ class WebapiClient(ServiceClient):
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
 
+    def source_release_new(
+        self, body: models.SourceReleaseNewRequest
+    ) -> models.SourceReleaseResponse:
+        """A release grouping source sets (admins only, as on Neuronpedia)."""
+        return self._call("POST", "/api/source-release/new", body, models.SourceReleaseResponse)
+
     def source_set_new(self, body: models.SourceSetNewRequest) -> models.SourceSetResponse:
         """A source set of the caller's with one empty source per layer, `<layer>-<name>`."""
         return self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
@@ -333,6 +339,10 @@ class WebapiClient(ServiceClient):
         return self._call(
             "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
+
+    def source_new(self, body: models.SourceNewRequest) -> models.SourceNewResponse:
+        """One source in an existing set (admins only, as on Neuronpedia); `source-set/new`."""
+        return self._call("POST", "/api/source/new", body, models.SourceNewResponse)
 
     def stream_steer(self, body: models.SteerRequest) -> Iterator[models.SteerStreamEvent]:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
@@ -729,6 +739,14 @@ class AsyncWebapiClient(AsyncServiceClient):
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
 
+    async def source_release_new(
+        self, body: models.SourceReleaseNewRequest
+    ) -> models.SourceReleaseResponse:
+        """A release grouping source sets (admins only, as on Neuronpedia)."""
+        return await self._call(
+            "POST", "/api/source-release/new", body, models.SourceReleaseResponse
+        )
+
     async def source_set_new(self, body: models.SourceSetNewRequest) -> models.SourceSetResponse:
         """A source set of the caller's with one empty source per layer, `<layer>-<name>`."""
         return await self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
@@ -738,6 +756,10 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call(
             "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
+
+    async def source_new(self, body: models.SourceNewRequest) -> models.SourceNewResponse:
+        """One source in an existing set (admins only, as on Neuronpedia); `source-set/new`."""
+        return await self._call("POST", "/api/source/new", body, models.SourceNewResponse)
 
     async def stream_steer(
         self, body: models.SteerRequest

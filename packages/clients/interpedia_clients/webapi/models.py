@@ -545,6 +545,45 @@ class SourceInfo(BaseModel):
     setName: str = Field(..., title="Setname")
 
 
+class SourceNewRequest(BaseModel):
+    hookName: constr(max_length=256) | None = Field("", title="Hookname")
+    id: constr(min_length=3, max_length=128) = Field(..., title="Id")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    saelensConfig: dict[str, Any] | None = Field(None, title="Saelensconfig")
+    setName: constr(min_length=1, max_length=128) = Field(..., title="Setname")
+
+
+class SourceNewResponse(BaseModel):
+    architecture: str = Field(..., title="Architecture")
+    d_sae: int = Field(..., title="D Sae")
+    hookName: str = Field(..., title="Hookname")
+    id: str = Field(..., title="Id")
+    layer: int = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    setName: str = Field(..., title="Setname")
+
+
+class Url(RootModel[constr(max_length=512)]):
+    root: constr(max_length=512)
+
+
+class SourceReleaseNewRequest(BaseModel):
+    creatorName: constr(max_length=256) | None = Field("", title="Creatorname")
+    description: constr(max_length=10000) | None = Field("", title="Description")
+    name: constr(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length=1, max_length=256
+    ) = Field(..., title="Name")
+    urls: list[Url] | None = Field(None, max_length=16, title="Urls")
+
+
+class SourceReleaseResponse(BaseModel):
+    creatorId: str | None = Field(..., title="Creatorid")
+    creatorName: str = Field(..., title="Creatorname")
+    description: str = Field(..., title="Description")
+    name: str = Field(..., title="Name")
+    urls: list[str] = Field(..., title="Urls")
+
+
 class SourceSetNewRequest(BaseModel):
     description: constr(max_length=128) | None = Field(None, title="Description")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
