@@ -70,13 +70,18 @@ class FeatureKey(Schema):
 # --- models ---------------------------------------------------------------------------------
 
 
-class SourceInfo(Schema):
+class SourceFields(Schema):
+    """What every answer about a source says of it."""
+
     id: str
     setName: str
     hookName: str
     layer: int
     architecture: str
     d_sae: int
+
+
+class SourceInfo(SourceFields):
     features: int
     explanations: int
     inferenceEnabled: bool
@@ -723,11 +728,5 @@ class SourceNewRequest(Schema):
     saelensConfig: dict[str, Any] | None = None
 
 
-class SourceNewResponse(Schema):
+class SourceNewResponse(SourceFields):
     modelId: str
-    id: str
-    setName: str
-    hookName: str
-    layer: int
-    architecture: str
-    d_sae: int
