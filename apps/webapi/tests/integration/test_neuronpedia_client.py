@@ -189,7 +189,8 @@ def test_a_lab_brings_its_model_features_and_vectors_through_the_client(
     ActivationRequest(api_key=key).upload_batch(lab, source, "1", rows)
     feature = FeatureRequest(api_key=key).get(lab, source, 1)
     assert feature.explanations[0].text == "lab words 1" and feature.density == 0.02
-    assert len(feature.activations) == 51 and feature.activations[0].values == [0.5, 9.0, 0.1]
+    assert len(feature.activations) == 51
+    assert feature.activations[0].values == pytest.approx([0.5, 9.0, 0.1])  # stored as REAL
 
     # Search (every feature of a source on a text), on the served model.
     found = SourceActivationRequest(api_key=key).compute_top_features_for_text(

@@ -133,3 +133,24 @@ async def test_steering_with_a_vector_equals_steering_with_the_same_direction(
     )
     assert both.status_code == 200, both.text
     assert both.json()["STEERED"] == by_feature.json()["STEERED"]  # 30 + 30 of one direction
+
+
+async def test_a_vectors_page_offers_to_steer_with_it(api, seeded) -> None:
+    client, _ = api
+    made = await client.post(
+        "/api/vector/new",
+        json=_new("page vector", [0.2] * SERVED_D_MODEL),
+        headers={"x-api-key": seeded["alice"]},
+    )
+    vector = made.json()["vector"]
+    page = await client.get(f"/{SERVED_MODEL}/{vector['source']}/{vector['index']}")
+    assert page.status_code == 200
+    assert "Steering vector “page vector”" in page.text
+    steer_href = (
+        f"/steer?model={SERVED_MODEL}&source={vector['source']}"
+        f"&index={vector['index']}&strength=12.0"
+    )
+    assert steer_href in page.text and "steer with this vector" in page.text
+    steer = await client.get(steer_href)
+    assert steer.status_code == 200
+    assert f'"layer": "{vector["source"]}"' in steer.text and '"strength": 12.0' in steer.text
