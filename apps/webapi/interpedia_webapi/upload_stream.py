@@ -19,6 +19,7 @@ from interpedia_core.errors import InvalidInput
 from interpedia_webapi.uploads import UploadedActivation
 
 HEADER = ("modelId", "source", "index")
+NUMBERS = {int, float}  # what ijson gives for JSON numbers (bool is not one)
 
 
 @dataclass
@@ -79,11 +80,10 @@ def _activation(item: Any, n: int) -> UploadedActivation:
     if not isinstance(item, dict):
         raise InvalidInput(f"{where}: an activation is an object with tokens and values")
     tokens, values = item.get("tokens"), item.get("values")
-    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+    # Type sets rather than isinstance per item: this runs for every token of every row.
+    if not isinstance(tokens, list) or not {type(t) for t in tokens} <= {str}:
         raise InvalidInput(f"{where}: tokens is a list of strings")
-    if not isinstance(values, list) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in values
-    ):
+    if not isinstance(values, list) or not {type(v) for v in values} <= NUMBERS:
         raise InvalidInput(f"{where}: values is a list of numbers")
     return UploadedActivation(tokens=tokens, values=values)
 

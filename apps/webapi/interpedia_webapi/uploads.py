@@ -6,8 +6,8 @@ their activations (SAEDashboard output, Neuronpedia exports) into those sources.
 set's creator (or an admin) uploads into it; activations of a custom steering vector belong
 to the vector's creator. Each upload is one transaction: a bad row anywhere leaves nothing.
 
-Activation uploads stream: `upload_activations` takes an async iterator of rows and COPYs
-them in batches as they arrive, so a 100k-row upload holds one batch in memory, not the
+Activation uploads stream: `upload_activations` takes an async iterator of rows and feeds
+them to one COPY as they arrive, so a 100k-row upload holds one chunk in memory, not the
 payload parsed twice.
 """
 
@@ -37,7 +37,6 @@ CUSTOM_ARCHITECTURE = "custom"  # dashboards uploaded without weights: nothing t
 MAX_UPLOAD_ACTIVATIONS = 200_000  # rows in one activation upload
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # bytes of one activation upload's body
 MAX_TOKENS = 4096  # tokens in one activation row
-COPY_BATCH = 2000  # activation rows held before they are COPYed
 
 
 @dataclass(frozen=True)
@@ -243,15 +242,15 @@ def activation_row(
         raise InvalidInput(
             f"{where}: {len(tokens)} tokens but {len(values)} values; they pair one to one"
         )
-    top = max(range(len(values)), key=values.__getitem__)
+    top_value = max(values)
     return ActivationRow(
         model_id=model_id,
         source_id=source_id,
         index=index,
-        tokens=list(tokens),
-        values=[float(v) for v in values],
-        max_value=float(values[top]),
-        max_value_token_index=top,
+        tokens=tokens,
+        values=values,
+        max_value=float(top_value),
+        max_value_token_index=values.index(top_value),
         min_value=float(min(values)),
         bin_min=activation.bin_min,
         bin_max=activation.bin_max,
@@ -354,23 +353,23 @@ async def upload_activations(
     owner = feature.creator_id if feature.creator_id is not None else source_set.creator_id
     if owner != user.id and not user.is_admin:
         raise Forbidden(f"only the owner of {model_id}/{source_id}/{index} uploads activations")
-    batch: list[ActivationRow] = []
     count = 0
     best = feature.max_act or 0.0
-    async for activation in activations:
-        if count >= MAX_UPLOAD_ACTIVATIONS:
-            raise InvalidInput(
-                f"an upload has at most {MAX_UPLOAD_ACTIVATIONS:,} activations; split it"
-            )
-        row = activation_row(model_id, source_id, index, activation, f"activations[{count}]")
-        best = max(best, row.max_value)
-        batch.append(row)
-        count += 1
-        if len(batch) >= COPY_BATCH:
-            await copy_activations(session, batch)
-            batch = []
-    if batch:
-        await copy_activations(session, batch)
+
+    async def rows() -> AsyncIterator[ActivationRow]:
+        nonlocal count, best
+        async for activation in activations:
+            if count >= MAX_UPLOAD_ACTIVATIONS:
+                raise InvalidInput(
+                    f"an upload has at most {MAX_UPLOAD_ACTIVATIONS:,} activations; split it"
+                )
+            row = activation_row(model_id, source_id, index, activation, f"activations[{count}]")
+            best = max(best, row.max_value)
+            count += 1
+            yield row
+
+    # One COPY fed as rows arrive: the server stores a chunk while the next is read.
+    await copy_activations(session, rows())
     feature.max_act = best
     source.has_dashboards = True
     return count
