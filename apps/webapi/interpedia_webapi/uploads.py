@@ -236,7 +236,11 @@ def activation_row(
         raise InvalidInput(f"{where}: an activation has at least one token")
     if len(tokens) > MAX_TOKENS:
         raise InvalidInput(f"{where}: {len(tokens)} tokens; the limit is {MAX_TOKENS}")
-    if "\x00" in "".join(tokens):
+    try:
+        joined = "".join(tokens)  # in C; also refuses a token that is not a string
+    except TypeError:
+        raise InvalidInput(f"{where}: tokens is a list of strings") from None
+    if "\x00" in joined:
         raise InvalidInput(f"{where}: a token holds a NUL character, which cannot be stored")
     if len(tokens) != len(values):
         raise InvalidInput(

@@ -151,6 +151,12 @@ async def test_uploads_are_refused_whole_when_bad_oversize_or_not_yours(
         "/api/activation/upload-batch", json=rows | {"activations": not_numbers}, headers=alice
     )
     assert bad.status_code == 400 and "activations[7]" in bad.json()["detail"]
+    not_strings = _rows(10)
+    not_strings[3] = {"tokens": ["a", 5], "values": [1.0, 2.0]}
+    bad = await client.post(
+        "/api/activation/upload-batch", json=rows | {"activations": not_strings}, headers=alice
+    )
+    assert bad.status_code == 400 and "activations[3]: tokens" in bad.json()["detail"]
     nul = _rows(10)
     nul[4] = {"tokens": ["a\u0000"], "values": [1.0]}
     bad = await client.post(
