@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -84,6 +85,11 @@ async def create_vector(session: AsyncSession, owner: User, new: NewVector) -> F
         raise InvalidInput(f"hookType is one of {', '.join(HOOK_TYPES)}, not {new.hook_type!r}")
     if not 0 <= new.layer < model.layers:
         raise InvalidInput(f"{model.id} has layers 0 to {model.layers - 1}, not {new.layer}")
+    if not model.d_model:
+        raise InvalidInput(
+            f"{model.id}'s dimension is not known (give `dimension` to model/new), so a "
+            "vector on it cannot be checked"
+        )
     if len(new.values) != model.d_model:
         raise InvalidInput(
             f"the vector has {len(new.values)} values; {model.id}'s "
@@ -124,7 +130,10 @@ async def create_vector(session: AsyncSession, owner: User, new: NewVector) -> F
     )
     session.add(vector)
     source.d_sae = max(source.d_sae, index + 1)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:  # the same label made at the same moment (uq_features_vector_label)
+        raise Conflict(f"you already have a vector labelled {label!r} on {model.id}") from None
     return vector
 
 

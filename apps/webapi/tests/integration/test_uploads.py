@@ -104,6 +104,19 @@ async def test_a_lab_brings_its_model_sae_features_and_activations(
     async with db_sessionmaker() as session:
         top = await session.get(Feature, ("lab-model-a", "1-lab-res", 2))
         assert top.max_act == pytest.approx(7 + 4)
+    # A model registered without its dimension takes no vectors: they could not be checked.
+    vector = await client.post(
+        "/api/vector/new",
+        json={
+            "modelId": "lab-model-a",
+            "layerNumber": 0,
+            "hookType": "hook_resid_pre",
+            "vector": [1.0] * 8,
+            "vectorLabel": "unchecked",
+        },
+        headers=alice,
+    )
+    assert vector.status_code == 400 and "dimension is not known" in vector.json()["detail"]
 
 
 async def test_uploads_are_refused_whole_when_bad_oversize_or_not_yours(
