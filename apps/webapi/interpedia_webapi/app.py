@@ -26,8 +26,11 @@ from interpedia_webapi.routes import (
     lists,
     models,
     pages,
+    similar,
     steer,
+    uploads,
     users,
+    vectors,
 )
 from interpedia_webapi.settings import WebapiSettings
 from interpedia_webapi.upstream import Upstreams
@@ -70,6 +73,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         "Reads are public; writes need an `x-api-key`; admin routes need an admin key.",
         lifespan=lifespan,
         internal=False,
+        streamed_paths=uploads.STREAMED_PATHS,
     )
     app.state.settings = settings
     app.state.ready = False
@@ -96,7 +100,10 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         explore,
         inference_search,
         steer,
+        similar,
         lists,
+        vectors,
+        uploads,
         users,
         admin_import,
         graphs,

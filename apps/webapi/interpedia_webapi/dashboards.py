@@ -71,7 +71,11 @@ class Dashboard:
 
 
 async def get_dashboard(
-    session: AsyncSession, model_id: str, source_id: str, index: int
+    session: AsyncSession,
+    model_id: str,
+    source_id: str,
+    index: int,
+    max_activations: int = MAX_ACTIVATIONS,
 ) -> Dashboard:
     feature = await session.get(Feature, (model_id, source_id, index))
     if feature is None:
@@ -86,7 +90,7 @@ async def get_dashboard(
                     Activation.index == index,
                 )
                 .order_by(Activation.max_value.desc())
-                .limit(MAX_ACTIVATIONS)
+                .limit(min(max_activations, MAX_ACTIVATIONS))
             )
         )
         .scalars()
@@ -116,6 +120,41 @@ async def get_dashboard(
         if int(i) != index
     ]
     return Dashboard(feature, list(activations), list(explanations), similar)
+
+
+async def get_dashboards(
+    session: AsyncSession, keys: list[tuple[str, str, int]], max_activations: int
+) -> list[Dashboard]:
+    """The dashboards of `keys` that exist, in the order asked (Neuronpedia's `/api/features`
+    leaves unknown ones out)."""
+    found = []
+    for model_id, source_id, index in keys:
+        try:
+            found.append(await get_dashboard(session, model_id, source_id, index, max_activations))
+        except NotFound:
+            continue
+    return found
+
+
+async def fired_indices(
+    session: AsyncSession, model_id: str, source_id: str, offset: int, limit: int
+) -> list[int]:
+    """A page of the source's features that fired (`max_act > 0`), by index."""
+    return list(
+        (
+            await session.execute(
+                select(Feature.index)
+                .where(
+                    Feature.model_id == model_id,
+                    Feature.source_id == source_id,
+                    Feature.max_act > 0,
+                )
+                .order_by(Feature.index)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).scalars()
+    )
 
 
 async def first_descriptions(

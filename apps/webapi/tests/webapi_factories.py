@@ -32,6 +32,8 @@ def write_export(
     tokens_per_act: int = 16,
     embedding_dims: int = 256,
     seed: int = 0,
+    layers: int = 12,
+    dimension: int = 768,
 ) -> Path:
     """An export of `n_features` features; returns the export's root folder."""
     rng = random.Random(seed)
@@ -41,7 +43,7 @@ def write_export(
             NpSourceRelease(name=f"{model_id}-{set_name}", description="Test release")
         )
         writer.write_model(
-            NpModel(id=model_id, displayName=model_id.upper(), layers=12, dimension=768)
+            NpModel(id=model_id, displayName=model_id.upper(), layers=layers, dimension=dimension)
         )
         writer.write_sourceset(
             NpSourceSet(

@@ -21,6 +21,8 @@ from interpedia_core.wire import (
     Offset,
     Seed,
 )
+from interpedia_webapi.uploads import MAX_TOKENS as MAX_TOKENS_PER_ACTIVATION
+from interpedia_webapi.uploads import MAX_UPLOAD_ACTIVATIONS, MAX_UPLOAD_BYTES
 
 MAX_TEXT_CHARS = 4000  # longest text sent to inference
 MAX_TEXTS = 32  # texts in one activation request
@@ -68,13 +70,18 @@ class FeatureKey(Schema):
 # --- models ---------------------------------------------------------------------------------
 
 
-class SourceInfo(Schema):
+class SourceFields(Schema):
+    """What every answer about a source says of it."""
+
     id: str
     setName: str
     hookName: str
     layer: int
     architecture: str
     d_sae: int
+
+
+class SourceInfo(SourceFields):
     features: int
     explanations: int
     inferenceEnabled: bool
@@ -490,3 +497,246 @@ class ModelEvalsResponse(Schema):
 
     modelId: str
     sources: list[EvalsSourceRow]
+
+
+# --- custom steering vectors (Neuronpedia's /api/vector/*) --------------------------------
+
+MAX_VECTOR_LENGTH = 24_576  # Neuronpedia's limit; the model's dimension decides the rest
+
+
+class VectorNewRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layerNumber: int = Field(ge=0, le=1000)
+    hookType: Literal["hook_resid_pre", "hook_resid_post"]
+    vector: list[float] = Field(min_length=1, max_length=MAX_VECTOR_LENGTH)
+    vectorDefaultSteerStrength: float = Field(default=10, ge=-100, le=100)
+    vectorLabel: str = Field(min_length=1, max_length=256)
+
+
+class VectorKey(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+
+
+class VectorCreated(Schema):
+    modelId: str
+    source: str
+    index: str
+    label: str
+    createdAt: str
+    defaultSteerStrength: float
+    hookName: str
+    values: list[float]
+
+
+class VectorNewResponse(Schema):
+    message: str
+    url: str
+    vector: VectorCreated
+
+
+class VectorInfo(Schema):
+    """A vector with Neuronpedia's `Neuron` field names (`layer` is the source id)."""
+
+    modelId: str
+    layer: str
+    index: str
+    vectorLabel: str
+    vectorDefaultSteerStrength: float
+    hookName: str
+    vector: list[float]
+    createdAt: str
+
+
+class VectorGetResponse(Schema):
+    vector: VectorInfo
+
+
+class VectorListOwnedResponse(Schema):
+    vectors: list[VectorInfo]
+
+
+# --- bring your own model and SAEs -----------------------------------------------------------
+
+
+class ModelNewRequest(Schema):
+    id: str = Field(min_length=1, max_length=32)
+    layers: int = Field(ge=1, le=127)
+    displayName: str | None = Field(default=None, min_length=1, max_length=64)
+    url: str | None = Field(default=None, max_length=512)
+    dimension: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_VECTOR_LENGTH,
+        description="The residual stream's width (Interpedia's addition: custom vectors "
+        "on the model are checked against it).",
+    )
+
+
+class ModelNewResponse(Schema):
+    id: str
+    displayName: str
+    layers: int
+    dimension: int | None
+    website: str | None
+    creatorId: str | None
+    visibility: str = "UNLISTED"
+
+
+class SourceSetNewRequest(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    modelId: str = Field(max_length=128)
+    description: str | None = Field(default=None, max_length=128)
+    url: str | None = Field(default=None, max_length=512)
+
+
+class SourceSetSource(Schema):
+    id: str
+    modelId: str
+    setName: str
+    hookName: str
+    hasDashboards: bool
+    inferenceEnabled: bool
+
+
+class SourceSetResponse(Schema):
+    """A source set with its sources, in Neuronpedia's `SourceSet` fields."""
+
+    name: str
+    modelId: str
+    description: str
+    type: str
+    urls: list[str]
+    creatorId: str | None
+    visibility: str = "UNLISTED"
+    sources: list[SourceSetSource]
+
+
+MAX_UPLOAD_FEATURES = 128  # the `neuronpedia` client's MAX_FEATURES_PER_BATCH
+MAX_ACTIVATIONS_PER_FEATURE = 1000
+
+
+class UploadActivation(Schema):
+    tokens: list[str] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
+    values: list[float] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
+    # SAEDashboard's quantile interval the example was drawn from (the dashboard's bins).
+    quantileMin: float | None = None
+    quantileMax: float | None = None
+    quantileFraction: float | None = Field(default=None, ge=0, le=1)
+
+
+class UploadExplanation(Schema):
+    text: str = Field(min_length=1, max_length=10_000)
+    methodName: str | None = Field(default=None, min_length=1, max_length=128)
+    modelName: str | None = Field(default=None, max_length=256)
+
+
+class UploadLogit(Schema):
+    token: str = Field(max_length=256)
+    value: float
+
+
+class UploadFeature(Schema):
+    index: Index
+    density: float | None = Field(default=None, ge=0, le=1)
+    activations: list[UploadActivation] = Field(
+        default_factory=list, max_length=MAX_ACTIVATIONS_PER_FEATURE
+    )
+    explanations: list[UploadExplanation] = Field(default_factory=list, max_length=100)
+    topLogits: list[UploadLogit] | None = Field(default=None, max_length=100)
+    bottomLogits: list[UploadLogit] | None = Field(default=None, max_length=100)
+
+
+class FeatureUploadBatchRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    features: list[UploadFeature] = Field(min_length=1, max_length=MAX_UPLOAD_FEATURES)
+
+
+class ActivationUploadBatchRequest(Schema):
+    """What `activation/upload-batch` reads, streamed: the header fields first."""
+
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+    activations: list[UploadActivation] = Field(
+        max_length=MAX_UPLOAD_ACTIVATIONS,
+        description=f"At most {MAX_UPLOAD_ACTIVATIONS:,} rows in a body of at most "
+        f"{MAX_UPLOAD_BYTES:,} bytes.",
+    )
+
+
+class UploadBatchResponse(Schema):
+    message: str
+    count: int
+
+
+# --- features in bulk, and similar features ----------------------------------------------
+
+FEATURES_PER_OFFSET_PAGE = 25  # Neuronpedia's NEURONS_TO_LOAD_PER_REQUEST
+
+
+class FeaturesBatchItem(FeatureKey):
+    maxActsToReturn: int | None = Field(default=None, ge=0, le=100)
+
+
+class FeaturesOffsetRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layer: str = Field(max_length=128)
+    offset: Offset = 0
+
+
+class CossimRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+    targetModelId: str = Field(max_length=128)
+    targetSourceId: str = Field(max_length=128)
+
+
+class CossimFeatureRef(Schema):
+    model: str
+    source: str
+    index: int
+
+
+class CossimFeature(Schema):
+    feature: CossimFeatureRef
+    cosine_similarity: float
+
+
+class CossimResponse(Schema):
+    """The inference service's answer: the target source's features nearest by decoder cosine."""
+
+    feature: CossimFeatureRef | None = None
+    topk_decoder_cossim_features: list[CossimFeature]
+
+
+class SourceReleaseNewRequest(Schema):
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = Field(default="", max_length=10_000)
+    urls: list[Annotated[str, StringConstraints(max_length=512)]] = Field(
+        default_factory=list, max_length=16
+    )
+    creatorName: str = Field(default="", max_length=256)
+
+
+class SourceReleaseResponse(Schema):
+    name: str
+    description: str
+    urls: list[str]
+    creatorName: str
+    creatorId: str | None
+
+
+class SourceNewRequest(Schema):
+    modelId: str = Field(max_length=128)
+    id: str = Field(min_length=3, max_length=128)
+    setName: str = Field(min_length=1, max_length=128)
+    hookName: str = Field(default="", max_length=256)
+    saelensConfig: dict[str, Any] | None = None
+
+
+class SourceNewResponse(SourceFields):
+    modelId: str

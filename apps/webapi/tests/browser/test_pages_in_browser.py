@@ -305,3 +305,48 @@ def test_model_page_links_into_its_sources(page, explored) -> None:
     expect(page.locator("#evals-by-layer svg").first).to_be_visible()
     page.click(f"tr.source-row[data-source='{SOURCE}'] a")
     expect(page.locator("h1")).to_have_text(SOURCE)
+
+
+def test_steer_with_a_custom_vector_from_its_page(page, live_server, seeded, shots: Path) -> None:
+    """A vector made through the API has a page; its link opens the steer page with the
+    vector (and its default strength) picked, and generating sends it and shows the texts."""
+    import httpx
+    from playwright.sync_api import expect
+
+    made = httpx.post(
+        f"{live_server.url}/api/vector/new",
+        json={
+            "modelId": SERVED_MODEL,
+            "layerNumber": 4,
+            "hookType": "hook_resid_pre",
+            "vector": [0.05 * ((i % 7) - 3) for i in range(576)],
+            "vectorDefaultSteerStrength": 8,
+            "vectorLabel": "browser vector",
+        },
+        headers={"x-api-key": seeded["alice"]},
+        timeout=30,
+    )
+    assert made.status_code == 200, made.text
+    vector = made.json()["vector"]
+    page.goto(f"/{SERVED_MODEL}/{vector['source']}/{vector['index']}")
+    expect(page.locator("#vector-label")).to_contain_text("browser vector")
+    page.click("#steer-link")
+    expect(page.locator(".feature-row")).to_have_count(1)
+    expect(page.locator(".feature-row")).to_contain_text(vector["source"])
+    page.fill("#prompt", "The old house")
+    page.fill("#n-tokens", "6")
+    with page.expect_request(lambda r: r.url.endswith("/steer") and r.method == "POST") as sent:
+        page.click("#steer-button")
+    body = sent.value.post_data_json
+    assert body["features"] == [
+        {
+            "modelId": SERVED_MODEL,
+            "layer": vector["source"],
+            "index": vector["index"],
+            "strength": 8,
+        }
+    ]
+    expect(page.locator("#steer-status")).to_have_text("Done.", timeout=60_000)
+    expect(page.locator("#steer-error")).to_have_text("")
+    assert page.locator("#out-steered").inner_text().startswith("The old house")
+    page.screenshot(path=str(shots / "steer-vector.png"), full_page=True)

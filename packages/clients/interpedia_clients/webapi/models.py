@@ -66,6 +66,22 @@ class ChatMessage(BaseModel):
     role: Role = Field(..., title="Role")
 
 
+class CossimFeatureRef(BaseModel):
+    index: int = Field(..., title="Index")
+    model: str = Field(..., title="Model")
+    source: str = Field(..., title="Source")
+
+
+class CossimRequest(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
+    targetModelId: constr(max_length=128) = Field(..., title="Targetmodelid")
+    targetSourceId: constr(max_length=128) = Field(..., title="Targetsourceid")
+
+
 class ErrorResponse(BaseModel):
     """
     Every error answer: what went wrong, in words the caller can act on.
@@ -153,6 +169,27 @@ class FeatureKey(BaseModel):
     The source id, e.g. 6-res-jb.
     """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class FeaturesBatchItem(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    """
+    The source id, e.g. 6-res-jb.
+    """
+    maxActsToReturn: conint(ge=0, le=100) | None = Field(None, title="Maxactstoreturn")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class FeaturesOffsetRequest(BaseModel):
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    offset: conint(ge=0, le=10000) | None = Field(0, title="Offset")
+    """
+    Results to skip.
+    """
 
 
 class GraphChatMessage(BaseModel):
@@ -378,6 +415,29 @@ class ModelEvalsResponse(BaseModel):
     sources: list[EvalsSourceRow] = Field(..., title="Sources")
 
 
+class ModelNewRequest(BaseModel):
+    dimension: conint(ge=1, le=24576) | None = Field(None, title="Dimension")
+    """
+    The residual stream's width (Interpedia's addition: custom vectors on the model are checked against it).
+    """
+    displayName: constr(min_length=1, max_length=64) | None = Field(
+        None, title="Displayname"
+    )
+    id: constr(min_length=1, max_length=32) = Field(..., title="Id")
+    layers: conint(ge=1, le=127) = Field(..., title="Layers")
+    url: constr(max_length=512) | None = Field(None, title="Url")
+
+
+class ModelNewResponse(BaseModel):
+    creatorId: str | None = Field(..., title="Creatorid")
+    dimension: int | None = Field(..., title="Dimension")
+    displayName: str = Field(..., title="Displayname")
+    id: str = Field(..., title="Id")
+    layers: int = Field(..., title="Layers")
+    visibility: str | None = Field("UNLISTED", title="Visibility")
+    website: str | None = Field(..., title="Website")
+
+
 class SalientLogit(BaseModel):
     probability: float = Field(..., title="Probability")
     token: str = Field(..., title="Token")
@@ -482,6 +542,61 @@ class SourceInfo(BaseModel):
     id: str = Field(..., title="Id")
     inferenceEnabled: bool = Field(..., title="Inferenceenabled")
     layer: int = Field(..., title="Layer")
+    setName: str = Field(..., title="Setname")
+
+
+class SourceNewRequest(BaseModel):
+    hookName: constr(max_length=256) | None = Field("", title="Hookname")
+    id: constr(min_length=3, max_length=128) = Field(..., title="Id")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    saelensConfig: dict[str, Any] | None = Field(None, title="Saelensconfig")
+    setName: constr(min_length=1, max_length=128) = Field(..., title="Setname")
+
+
+class SourceNewResponse(BaseModel):
+    architecture: str = Field(..., title="Architecture")
+    d_sae: int = Field(..., title="D Sae")
+    hookName: str = Field(..., title="Hookname")
+    id: str = Field(..., title="Id")
+    layer: int = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    setName: str = Field(..., title="Setname")
+
+
+class Url(RootModel[constr(max_length=512)]):
+    root: constr(max_length=512)
+
+
+class SourceReleaseNewRequest(BaseModel):
+    creatorName: constr(max_length=256) | None = Field("", title="Creatorname")
+    description: constr(max_length=10000) | None = Field("", title="Description")
+    name: constr(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length=1, max_length=256
+    ) = Field(..., title="Name")
+    urls: list[Url] | None = Field(None, max_length=16, title="Urls")
+
+
+class SourceReleaseResponse(BaseModel):
+    creatorId: str | None = Field(..., title="Creatorid")
+    creatorName: str = Field(..., title="Creatorname")
+    description: str = Field(..., title="Description")
+    name: str = Field(..., title="Name")
+    urls: list[str] = Field(..., title="Urls")
+
+
+class SourceSetNewRequest(BaseModel):
+    description: constr(max_length=128) | None = Field(None, title="Description")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    name: constr(min_length=1, max_length=128) = Field(..., title="Name")
+    url: constr(max_length=512) | None = Field(None, title="Url")
+
+
+class SourceSetSource(BaseModel):
+    hasDashboards: bool = Field(..., title="Hasdashboards")
+    hookName: str = Field(..., title="Hookname")
+    id: str = Field(..., title="Id")
+    inferenceEnabled: bool = Field(..., title="Inferenceenabled")
+    modelId: str = Field(..., title="Modelid")
     setName: str = Field(..., title="Setname")
 
 
@@ -708,6 +823,34 @@ class UmapRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class UploadActivation(BaseModel):
+    quantileFraction: confloat(ge=0.0, le=1.0) | None = Field(
+        None, title="Quantilefraction"
+    )
+    quantileMax: float | None = Field(None, title="Quantilemax")
+    quantileMin: float | None = Field(None, title="Quantilemin")
+    tokens: list[str] = Field(..., max_length=4096, min_length=1, title="Tokens")
+    values: list[float] = Field(..., max_length=4096, min_length=1, title="Values")
+
+
+class UploadBatchResponse(BaseModel):
+    count: int = Field(..., title="Count")
+    message: str = Field(..., title="Message")
+
+
+class UploadExplanation(BaseModel):
+    methodName: constr(min_length=1, max_length=128) | None = Field(
+        None, title="Methodname"
+    )
+    modelName: constr(max_length=256) | None = Field(None, title="Modelname")
+    text: constr(min_length=1, max_length=10000) = Field(..., title="Text")
+
+
+class UploadLogit(BaseModel):
+    token: constr(max_length=256) = Field(..., title="Token")
+    value: float = Field(..., title="Value")
+
+
 class UserCreateRequest(BaseModel):
     isAdmin: bool | None = Field(False, title="Isadmin")
     name: constr(min_length=1, max_length=128) = Field(..., title="Name")
@@ -750,6 +893,66 @@ class ValidationErrorResponse(BaseModel):
     errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
+class VectorCreated(BaseModel):
+    createdAt: str = Field(..., title="Createdat")
+    defaultSteerStrength: float = Field(..., title="Defaultsteerstrength")
+    hookName: str = Field(..., title="Hookname")
+    index: str = Field(..., title="Index")
+    label: str = Field(..., title="Label")
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+    values: list[float] = Field(..., title="Values")
+
+
+class VectorInfo(BaseModel):
+    """
+    A vector with Neuronpedia's `Neuron` field names (`layer` is the source id).
+    """
+
+    createdAt: str = Field(..., title="Createdat")
+    hookName: str = Field(..., title="Hookname")
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    vector: list[float] = Field(..., title="Vector")
+    vectorDefaultSteerStrength: float = Field(..., title="Vectordefaultsteerstrength")
+    vectorLabel: str = Field(..., title="Vectorlabel")
+
+
+class VectorKey(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
+
+
+class VectorListOwnedResponse(BaseModel):
+    vectors: list[VectorInfo] = Field(..., title="Vectors")
+
+
+class HookType(StrEnum):
+    hook_resid_pre = "hook_resid_pre"
+    hook_resid_post = "hook_resid_post"
+
+
+class VectorNewRequest(BaseModel):
+    hookType: HookType = Field(..., title="Hooktype")
+    layerNumber: conint(ge=0, le=1000) = Field(..., title="Layernumber")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    vector: list[float] = Field(..., max_length=24576, min_length=1, title="Vector")
+    vectorDefaultSteerStrength: confloat(ge=-100.0, le=100.0) | None = Field(
+        10, title="Vectordefaultsteerstrength"
+    )
+    vectorLabel: constr(min_length=1, max_length=256) = Field(..., title="Vectorlabel")
+
+
+class VectorNewResponse(BaseModel):
+    message: str = Field(..., title="Message")
+    url: str = Field(..., title="Url")
+    vector: VectorCreated
+
+
 class VerifyResponse(BaseModel):
     counts: dict[str, dict[str, int]] = Field(..., title="Counts")
     differences: list[str] = Field(..., title="Differences")
@@ -769,6 +972,22 @@ class ActivationNewRequest(BaseModel):
 
 class ActivationSourceResponse(BaseModel):
     results: list[ActivationSourceResult] = Field(..., title="Results")
+
+
+class CossimFeature(BaseModel):
+    cosine_similarity: float = Field(..., title="Cosine Similarity")
+    feature: CossimFeatureRef
+
+
+class CossimResponse(BaseModel):
+    """
+    The inference service's answer: the target source's features nearest by decoder cosine.
+    """
+
+    feature: CossimFeatureRef | None = None
+    topk_decoder_cossim_features: list[CossimFeature] = Field(
+        ..., title="Topk Decoder Cossim Features"
+    )
 
 
 class GraphMetadata(BaseModel):
@@ -856,6 +1075,21 @@ class SearchAllResponse(BaseModel):
     tokens: list[str] = Field(..., title="Tokens")
 
 
+class SourceSetResponse(BaseModel):
+    """
+    A source set with its sources, in Neuronpedia's `SourceSet` fields.
+    """
+
+    creatorId: str | None = Field(..., title="Creatorid")
+    description: str = Field(..., title="Description")
+    modelId: str = Field(..., title="Modelid")
+    name: str = Field(..., title="Name")
+    sources: list[SourceSetSource] = Field(..., title="Sources")
+    type: str = Field(..., title="Type")
+    urls: list[str] = Field(..., title="Urls")
+    visibility: str | None = Field("UNLISTED", title="Visibility")
+
+
 class SteerChatRequest(BaseModel):
     defaultChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Defaultchatmessages"
@@ -909,6 +1143,33 @@ class TopkTokenResult(BaseModel):
     position: int = Field(..., title="Position")
     token: str = Field(..., title="Token")
     topFeatures: list[TopkFeature] = Field(..., title="Topfeatures")
+
+
+class UploadFeature(BaseModel):
+    activations: list[UploadActivation] | None = Field(
+        None, max_length=1000, title="Activations"
+    )
+    bottomLogits: list[UploadLogit] | None = Field(None, title="Bottomlogits")
+    density: confloat(ge=0.0, le=1.0) | None = Field(None, title="Density")
+    explanations: list[UploadExplanation] | None = Field(
+        None, max_length=100, title="Explanations"
+    )
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    topLogits: list[UploadLogit] | None = Field(None, title="Toplogits")
+
+
+class VectorGetResponse(BaseModel):
+    vector: VectorInfo
+
+
+class FeatureUploadBatchRequest(BaseModel):
+    features: list[UploadFeature] = Field(
+        ..., max_length=128, min_length=1, title="Features"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
 
 
 class SearchTopkByTokenResponse(BaseModel):
