@@ -137,6 +137,18 @@ class ServiceClient:
             for event in _sse_events(response.iter_lines()):
                 yield _validate(event, response_type)
 
+    def _stream_lines(
+        self, method: str, path: str, body: Any = None, response_type: Any = None
+    ) -> Iterator[Any]:
+        """An NDJSON stream: each non-blank line one JSON frame."""
+        with self._http.stream(method, path, json=_stream_body(body)) as response:
+            if not response.is_success:
+                response.read()
+                _raise_for_status(response, self.service)
+            for line in response.iter_lines():
+                if line.strip():
+                    yield _validate(json.loads(line), response_type)
+
 
 class AsyncServiceClient:
     """Asynchronous client base; generated subclasses add one method per operation."""
@@ -197,6 +209,18 @@ class AsyncServiceClient:
                     buffer = []
             for event in _sse_events(iter(buffer)):
                 yield _validate(event, response_type)
+
+    async def _stream_lines(
+        self, method: str, path: str, body: Any = None, response_type: Any = None
+    ) -> AsyncIterator[Any]:
+        """An NDJSON stream: each frame as soon as its line has arrived."""
+        async with self._http.stream(method, path, json=_stream_body(body)) as response:
+            if not response.is_success:
+                await response.aread()
+                _raise_for_status(response, self.service)
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield _validate(json.loads(line), response_type)
 
 
 def _clean(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -100,6 +100,27 @@ class InferenceClient(ServiceClient):
         """What this server serves: model, limits, hook points, sources, endpoints."""
         return self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
 
+    def stream_lens_prompt(
+        self, body: models.LensPromptRequest
+    ) -> Iterator[
+        models.LensMetaMessage
+        | models.LensPromptTokensMessage
+        | models.LensTokenMessage
+        | models.LensDoneMessage
+        | models.LensErrorMessage
+    ]:
+        """The logit lens per layer and position; typed clients send `stream: false` (NDJSON frames)."""
+        yield from self._stream_lines(
+            "POST",
+            "/v1/lens/prompt",
+            body,
+            models.LensMetaMessage
+            | models.LensPromptTokensMessage
+            | models.LensTokenMessage
+            | models.LensDoneMessage
+            | models.LensErrorMessage,
+        )
+
     def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
         """The logit lens per layer and position; typed clients send `stream: false`."""
         return self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
@@ -259,6 +280,28 @@ class AsyncInferenceClient(AsyncServiceClient):
     async def capabilities(self) -> models.CapabilitiesResponse:
         """What this server serves: model, limits, hook points, sources, endpoints."""
         return await self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
+
+    async def stream_lens_prompt(
+        self, body: models.LensPromptRequest
+    ) -> AsyncIterator[
+        models.LensMetaMessage
+        | models.LensPromptTokensMessage
+        | models.LensTokenMessage
+        | models.LensDoneMessage
+        | models.LensErrorMessage
+    ]:
+        """The logit lens per layer and position; typed clients send `stream: false` (NDJSON frames)."""
+        async for event in self._stream_lines(
+            "POST",
+            "/v1/lens/prompt",
+            body,
+            models.LensMetaMessage
+            | models.LensPromptTokensMessage
+            | models.LensTokenMessage
+            | models.LensDoneMessage
+            | models.LensErrorMessage,
+        ):
+            yield event
 
     async def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
         """The logit lens per layer and position; typed clients send `stream: false`."""
