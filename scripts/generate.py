@@ -168,7 +168,7 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                     "body_required": op.get("requestBody", {}).get("required", False),
                     "response": _type_of(json_schema) if json_schema else None,
                     "streams": "text/event-stream" in content or ndjson,
-                    "reader": "_stream_lines" if ndjson else "_stream",
+                    "ndjson": ndjson,
                     # A route that only streams gets no plain method.
                     "answers_json": "application/json" in content or not content,
                     "event": _type_of(event_schema) if event_schema else None,
@@ -227,22 +227,28 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
             if op["streams"]:
                 # Each event is of the type the spec gives; else a whole answer so far.
                 event = op["event"] or op["response"] or "Any"
-                kind = "NDJSON frames" if op["reader"] == "_stream_lines" else "server-sent events"
+                kind = "NDJSON frames" if op["ndjson"] else "server-sent events"
                 ret = f"AsyncIterator[{event}]" if is_async else f"Iterator[{event}]"
                 prefix = "async def" if is_async else "def"
-                stream_body = ", ".join([*_call_args(op).split(", ")[:3], event])
+                stream_body = ", ".join(
+                    [
+                        *_call_args(op).split(", ")[:3],
+                        event,
+                        *(["ndjson=True"] if op["ndjson"] else []),
+                    ]
+                )
                 lines += [
                     f"    {prefix} stream_{op['name']}({_signature(op)}) -> {ret}:",
                     f'        """{op["doc"]} ({kind})."""',
                 ]
                 if is_async:
                     lines += [
-                        f"        async for event in self.{op['reader']}({stream_body}):",
+                        f"        async for event in self._stream({stream_body}):",
                         "            yield event",
                         "",
                     ]
                 else:
-                    lines += [f"        yield from self.{op['reader']}({stream_body})", ""]
+                    lines += [f"        yield from self._stream({stream_body})", ""]
             if not op["answers_json"]:
                 continue
             ret = op["response"] or "Any"

@@ -32,6 +32,7 @@ def write_export(
     tokens_per_act: int = 16,
     embedding_dims: int = 256,
     seed: int = 0,
+    hook_name: str = "blocks.6.hook_resid_pre",
 ) -> Path:
     """An export of `n_features` features; returns the export's root folder."""
     rng = random.Random(seed)
@@ -58,7 +59,7 @@ def write_export(
                 setName=set_name,
                 saelensConfig={
                     "d_sae": n_features,
-                    "hook_name": "blocks.6.hook_resid_pre",
+                    "hook_name": hook_name,
                     "architecture": "standard",
                 },
             )

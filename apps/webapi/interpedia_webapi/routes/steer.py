@@ -56,6 +56,7 @@ def _common(body: SteerRequest | SteerChatRequest) -> dict[str, Any]:
         "strength_multiplier": body.strength_multiplier,
         "freq_penalty": body.freq_penalty,
         "seed": body.seed,
+        "steer_method": inference.SteerMethod(body.steer_method),
     }
 
 
@@ -133,7 +134,6 @@ async def steer(
     client = upstreams.inference(body.modelId)
     request = inference.SteerCompletionRequest(
         prompt=body.prompt,
-        steer_method=inference.SteerMethod(body.steer_method),
         normalize_steering=body.normalize_steering,
         **_common(body),
     )

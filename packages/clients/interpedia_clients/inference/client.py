@@ -109,8 +109,8 @@ class InferenceClient(ServiceClient):
         | models.LensDoneMessage
         | models.LensErrorMessage
     ]:
-        """The logit lens per layer and position; typed clients send `stream: false` (NDJSON frames)."""
-        yield from self._stream_lines(
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object (NDJSON frames)."""
+        yield from self._stream(
             "POST",
             "/v1/lens/prompt",
             body,
@@ -119,10 +119,11 @@ class InferenceClient(ServiceClient):
             | models.LensTokenMessage
             | models.LensDoneMessage
             | models.LensErrorMessage,
+            ndjson=True,
         )
 
     def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
-        """The logit lens per layer and position; typed clients send `stream: false`."""
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object."""
         return self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     def stream_steer_completion(
@@ -290,8 +291,8 @@ class AsyncInferenceClient(AsyncServiceClient):
         | models.LensDoneMessage
         | models.LensErrorMessage
     ]:
-        """The logit lens per layer and position; typed clients send `stream: false` (NDJSON frames)."""
-        async for event in self._stream_lines(
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object (NDJSON frames)."""
+        async for event in self._stream(
             "POST",
             "/v1/lens/prompt",
             body,
@@ -300,11 +301,12 @@ class AsyncInferenceClient(AsyncServiceClient):
             | models.LensTokenMessage
             | models.LensDoneMessage
             | models.LensErrorMessage,
+            ndjson=True,
         ):
             yield event
 
     async def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
-        """The logit lens per layer and position; typed clients send `stream: false`."""
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object."""
         return await self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     async def stream_steer_completion(

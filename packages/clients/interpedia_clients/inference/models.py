@@ -793,7 +793,7 @@ class LensPromptRequest(BaseModel):
     """
     filter_non_word_tokens: bool | None = Field(False, title="Filter Non Word Tokens")
     """
-    Accepted for Neuronpedia's clients; read-outs here are never filtered
+    Rank only word-like tokens (the last layer's own top-1 always stays); probabilities are still over the whole vocabulary
     """
     input_token_ids: list[conint(ge=0, le=2147483647)] | None = Field(
         None, title="Input Token Ids"
