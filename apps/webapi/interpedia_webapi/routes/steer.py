@@ -57,6 +57,7 @@ def _common(body: SteerRequest | SteerChatRequest) -> dict[str, Any]:
         "freq_penalty": body.freq_penalty,
         "seed": body.seed,
         "steer_method": inference.SteerMethod(body.steer_method),
+        "n_logprobs": body.n_logprobs,
     }
 
 
@@ -94,7 +95,7 @@ async def _run(
         first = await anext(answers, None)  # refusals become statuses, not events
 
     async def events() -> AsyncGenerator[SteerStreamEvent, None]:
-        latest: dict[str, str] = {}
+        latest: dict[str, Any] = {}
         try:
             async with upstream_errors(client):
                 if first is not None:

@@ -296,6 +296,9 @@ class SteerFeature(Schema):
 
 
 SteerMethod = Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"]
+NLogprobs = Annotated[
+    int, Field(ge=0, le=10, description="Alternatives listed per generated token; 0: none")
+]
 
 
 class SteerRequest(Schema):
@@ -309,6 +312,7 @@ class SteerRequest(Schema):
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
     steer_method: SteerMethod = "SIMPLE_ADDITIVE"
     normalize_steering: bool = False
+    n_logprobs: NLogprobs = 0
     stream: bool = False
 
 
@@ -329,12 +333,33 @@ class SteerChatRequest(Schema):
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
     steer_special_tokens: bool = True
     steer_method: SteerMethod = "SIMPLE_ADDITIVE"
+    n_logprobs: NLogprobs = 0
     stream: bool = False
+
+
+class SteerLogprobTop(Schema):
+    token: str
+    logprob: float
+
+
+class SteerLogprob(Schema):
+    """A generated token, its log-probability and the likeliest alternatives."""
+
+    token: str
+    logprob: float
+    top_logprobs: list[SteerLogprobTop]
+
+
+SteerLogprobs = Annotated[
+    dict[str, list[SteerLogprob]] | None,
+    Field(description="Per output type (STEERED, DEFAULT), with `n_logprobs` > 0"),
+]
 
 
 class SteerResponse(Schema):
     DEFAULT: str | None = None
     STEERED: str | None = None
+    logprobs: SteerLogprobs = None
     id: str
     cached: bool
 
@@ -344,6 +369,7 @@ class SteerStreamEvent(Schema):
 
     DEFAULT: str | None = None
     STEERED: str | None = None
+    logprobs: SteerLogprobs = None
     done: bool = False
     id: str | None = None
     cached: bool | None = None

@@ -655,12 +655,21 @@ class SteerLogitsRequest(BaseModel):
     topK: conint(ge=1, le=20) | None = Field(5, title="Topk")
 
 
+class SteerLogprobTop(BaseModel):
+    logprob: float = Field(..., title="Logprob")
+    token: str = Field(..., title="Token")
+
+
 class SteerRequest(BaseModel):
     features: list[SteerFeature] = Field(
         ..., max_length=32, min_length=1, title="Features"
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    """
+    Alternatives listed per generated token; 0: none
+    """
     n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
     prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
@@ -678,26 +687,6 @@ class SteerRequest(BaseModel):
         4, title="Strength Multiplier"
     )
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
-
-
-class SteerResponse(BaseModel):
-    DEFAULT: str | None = Field(None, title="Default")
-    STEERED: str | None = Field(None, title="Steered")
-    cached: bool = Field(..., title="Cached")
-    id: str = Field(..., title="Id")
-
-
-class SteerStreamEvent(BaseModel):
-    """
-    One server-sent event of a streamed steer: the texts so far; the last has `done`.
-    """
-
-    DEFAULT: str | None = Field(None, title="Default")
-    STEERED: str | None = Field(None, title="Steered")
-    cached: bool | None = Field(None, title="Cached")
-    done: bool | None = Field(False, title="Done")
-    error: str | None = Field(None, title="Error")
-    id: str | None = Field(None, title="Id")
 
 
 class Subgraph(BaseModel):
@@ -1023,6 +1012,10 @@ class SteerChatRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    """
+    Alternatives listed per generated token; 0: none
+    """
     n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
         16, title="Seed"
@@ -1051,6 +1044,44 @@ class SteerLogitsResponse(BaseModel):
     STEERED_LOGITS_BY_TOKEN: list[LogitsByToken] = Field(
         ..., title="Steered Logits By Token"
     )
+
+
+class SteerLogprob(BaseModel):
+    """
+    A generated token, its log-probability and the likeliest alternatives.
+    """
+
+    logprob: float = Field(..., title="Logprob")
+    token: str = Field(..., title="Token")
+    top_logprobs: list[SteerLogprobTop] = Field(..., title="Top Logprobs")
+
+
+class SteerResponse(BaseModel):
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool = Field(..., title="Cached")
+    id: str = Field(..., title="Id")
+    logprobs: dict[str, list[SteerLogprob]] | None = Field(None, title="Logprobs")
+    """
+    Per output type (STEERED, DEFAULT), with `n_logprobs` > 0
+    """
+
+
+class SteerStreamEvent(BaseModel):
+    """
+    One server-sent event of a streamed steer: the texts so far; the last has `done`.
+    """
+
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool | None = Field(None, title="Cached")
+    done: bool | None = Field(False, title="Done")
+    error: str | None = Field(None, title="Error")
+    id: str | None = Field(None, title="Id")
+    logprobs: dict[str, list[SteerLogprob]] | None = Field(None, title="Logprobs")
+    """
+    Per output type (STEERED, DEFAULT), with `n_logprobs` > 0
+    """
 
 
 class TopkFeature(BaseModel):
