@@ -38,13 +38,13 @@ def cache_key(kind: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def cached(session: AsyncSession, key: str) -> dict[str, str] | None:
+async def cached(session: AsyncSession, key: str) -> dict[str, Any] | None:
     row = await session.get(SteerCache, key)
     return None if row is None else row.response
 
 
 async def store(
-    session: AsyncSession, key: str, request: dict[str, Any], response: dict[str, str]
+    session: AsyncSession, key: str, request: dict[str, Any], response: dict[str, Any]
 ) -> None:
     await session.execute(
         pg_insert(SteerCache)
@@ -53,12 +53,19 @@ async def store(
     )
 
 
-def outputs_by_type(answer: SteerAnswer) -> dict[str, str]:
-    """{"STEERED": text, "DEFAULT": text} from an inference answer (or one streamed event)."""
-    result: dict[str, str] = {}
+def outputs_by_type(answer: SteerAnswer) -> dict[str, Any]:
+    """{"STEERED": text, "DEFAULT": text} from an inference answer (or one streamed event),
+    with "logprobs" by type when the service sent them."""
+    result: dict[str, Any] = {}
+    logprobs: dict[str, list[dict[str, Any]]] = {}
     for output in answer.outputs:
         text = output.output if isinstance(output, inference.SteerCompletionOutput) else output.raw
-        result[str(output.type.value if output.type else "").upper()] = text
+        kind = str(output.type.value if output.type else "").upper()
+        result[kind] = text
+        if output.logprobs:
+            logprobs[kind] = [entry.model_dump(mode="json") for entry in output.logprobs]
+    if logprobs:
+        result["logprobs"] = logprobs
     return result
 
 

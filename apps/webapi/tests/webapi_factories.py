@@ -34,6 +34,7 @@ def write_export(
     seed: int = 0,
     layers: int = 12,
     dimension: int = 768,
+    hook_name: str = "blocks.6.hook_resid_pre",
 ) -> Path:
     """An export of `n_features` features; returns the export's root folder."""
     rng = random.Random(seed)
@@ -60,7 +61,7 @@ def write_export(
                 setName=set_name,
                 saelensConfig={
                     "d_sae": n_features,
-                    "hook_name": "blocks.6.hook_resid_pre",
+                    "hook_name": hook_name,
                     "architecture": "standard",
                 },
             )

@@ -59,6 +59,8 @@ async def _common(
         "strength_multiplier": body.strength_multiplier,
         "freq_penalty": body.freq_penalty,
         "seed": body.seed,
+        "steer_method": inference.SteerMethod(body.steer_method),
+        "n_logprobs": body.n_logprobs,
     }
 
 
@@ -96,7 +98,7 @@ async def _run(
         first = await anext(answers, None)  # refusals become statuses, not events
 
     async def events() -> AsyncGenerator[SteerStreamEvent, None]:
-        latest: dict[str, str] = {}
+        latest: dict[str, Any] = {}
         try:
             async with upstream_errors(client):
                 if first is not None:
@@ -136,7 +138,6 @@ async def steer(
     client = upstreams.inference(body.modelId)
     request = inference.SteerCompletionRequest(
         prompt=body.prompt,
-        steer_method=inference.SteerMethod(body.steer_method),
         normalize_steering=body.normalize_steering,
         **await _common(body, session, client),
     )

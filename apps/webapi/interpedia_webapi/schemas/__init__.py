@@ -130,6 +130,54 @@ class ActivationSourceResponse(Schema):
     results: list[ActivationSourceResult]
 
 
+class ActivationRawRequest(Schema):
+    """Raw hook activations of every token of `prompt` at `layers`, no SAE involved."""
+
+    modelId: str = Field(max_length=128)
+    prompt: Text
+    layers: list[Annotated[int, Field(ge=0, le=1023)]] = Field(min_length=1, max_length=64)
+    hookPoint: str = Field(
+        default="residual_stream",
+        max_length=128,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="`residual_stream` or a hook inside a block, e.g. `mlp.hook_post`",
+    )
+    format: Literal["json", "npy"] = Field(
+        default="json",
+        description="`npy`: one float32 array [layers, tokens, d_hook] as a NumPy .npy file",
+    )
+
+
+class ActivationRawResponse(Schema):
+    modelId: str
+    hookPoint: str
+    layers: list[int]
+    tokens: list[str]
+    tokenIds: list[int]
+    shape: list[int] = Field(description="[layers, tokens, d_hook]")
+    values: list[list[list[float]]] = Field(description="[layers, tokens, d_hook]")
+
+
+class ActivationAttentionRequest(Schema):
+    """One layer/head's attention pattern over a text (an attention SAE's feature page)."""
+
+    modelId: str = Field(max_length=128)
+    prompt: Text
+    layer: int = Field(ge=0, le=1023)
+    head: int = Field(ge=0, le=1023)
+
+
+class ActivationAttentionResponse(Schema):
+    """Sparse, as Neuronpedia returns it: per query row its strongest keys, each entry at
+    flat index `query * seqLen + key`."""
+
+    tokens: list[str]
+    seqLen: int
+    attentionIndices: list[int]
+    attentionValues: list[float]
+    maxActivation: float = Field(description="Largest weight outside row 0 and column 0 (BOS)")
+
+
 # --- explanations ---------------------------------------------------------------------------
 
 
@@ -254,6 +302,12 @@ class SteerFeature(Schema):
     strength: float = Field(ge=-10_000, le=10_000)
 
 
+SteerMethod = Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"]
+NLogprobs = Annotated[
+    int, Field(ge=0, le=10, description="Alternatives listed per generated token; 0: none")
+]
+
+
 class SteerRequest(Schema):
     modelId: str = Field(max_length=128)
     prompt: Text
@@ -263,10 +317,9 @@ class SteerRequest(Schema):
     freq_penalty: float = Field(default=2, ge=-2, le=2)
     seed: Seed = 16
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
-    steer_method: Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"] = (
-        "SIMPLE_ADDITIVE"
-    )
+    steer_method: SteerMethod = "SIMPLE_ADDITIVE"
     normalize_steering: bool = False
+    n_logprobs: NLogprobs = 0
     stream: bool = False
 
 
@@ -286,12 +339,34 @@ class SteerChatRequest(Schema):
     seed: Seed = 16
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
     steer_special_tokens: bool = True
+    steer_method: SteerMethod = "SIMPLE_ADDITIVE"
+    n_logprobs: NLogprobs = 0
     stream: bool = False
+
+
+class SteerLogprobTop(Schema):
+    token: str
+    logprob: float
+
+
+class SteerLogprob(Schema):
+    """A generated token, its log-probability and the likeliest alternatives."""
+
+    token: str
+    logprob: float
+    top_logprobs: list[SteerLogprobTop]
+
+
+SteerLogprobs = Annotated[
+    dict[str, list[SteerLogprob]] | None,
+    Field(description="Per output type (STEERED, DEFAULT), with `n_logprobs` > 0"),
+]
 
 
 class SteerResponse(Schema):
     DEFAULT: str | None = None
     STEERED: str | None = None
+    logprobs: SteerLogprobs = None
     id: str
     cached: bool
 
@@ -301,10 +376,64 @@ class SteerStreamEvent(Schema):
 
     DEFAULT: str | None = None
     STEERED: str | None = None
+    logprobs: SteerLogprobs = None
     done: bool = False
     id: str | None = None
     cached: bool | None = None
     error: str | None = None
+
+
+# --- lens -----------------------------------------------------------------------------------
+
+LensType = Literal["LOGIT_LENS", "JACOBIAN_LENS"]
+LensLayer = Annotated[int, Field(ge=0, le=1023)]
+
+
+class LensSteerToken(Schema):
+    """A read-out to steer on: the exact decoded token (whitespace kept, e.g. " cat")."""
+
+    token: str = Field(min_length=1, max_length=256)
+    type: LensType = "LOGIT_LENS"
+
+
+class LensPromptRequest(Schema):
+    """Neuronpedia's `/api/lens/prompt` body (its webapp's names); exactly one of `prompt`
+    or `chat`. The answer is always streamed."""
+
+    modelId: str = Field(max_length=128)
+    prompt: Text | None = None
+    chat: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=64)
+    type: list[LensType] = Field(default_factory=lambda: ["LOGIT_LENS"], min_length=1, max_length=2)
+    topN: int = Field(default=5, ge=1, le=20)
+    layers: list[LensLayer] = Field(
+        default_factory=list, max_length=1024, description="Layers to read; empty: all"
+    )
+    temperature: float = Field(default=0, ge=0, le=2)
+    numCompletionTokens: int = Field(default=0, ge=0, le=STEER_MAX_TOKENS)
+    prependBos: bool = True
+    seed: Seed = 0
+    filterNonWordTokens: bool = Field(
+        default=True,
+        description="Rank only word-like tokens (each position's own prediction always stays)",
+    )
+    steerTokens: list[LensSteerToken] = Field(default_factory=list, max_length=16)
+    steerLayers: list[LensLayer] = Field(
+        default_factory=list, max_length=1024, description="Empty: the read-out layers"
+    )
+    steerStrength: float = Field(default=0, ge=-50, le=50)
+    steerAblate: bool = False
+    swapToken: LensSteerToken | None = None
+    steerGeneratedTokens: bool = False
+
+
+class LensFrame(Schema):
+    """One NDJSON line of a streamed lens: the inference service's frame as it sent it, told
+    apart by `kind` (`meta`, `prompt`, `token`, `done`, `error`; the other fields as in the
+    inference spec's LensMetaMessage, LensPromptTokensMessage, LensTokenMessage,
+    LensDoneMessage and LensErrorMessage)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["meta", "prompt", "token", "done", "error"]
 
 
 class TokenizeRequest(Schema):

@@ -14,6 +14,14 @@ __all__ = ["AsyncWebapiClient", "WebapiClient", "models"]
 class WebapiClient(ServiceClient):
     service = "webapi"
 
+    def activation_attention(
+        self, body: models.ActivationAttentionRequest
+    ) -> models.ActivationAttentionResponse:
+        """One layer/head's attention pattern over a text, sparsified as Neuronpedia's."""
+        return self._call(
+            "POST", "/api/activation/attention", body, models.ActivationAttentionResponse
+        )
+
     def activation_new(
         self, body: models.ActivationNewRequest
     ) -> models.ActivationNewResponse | list[models.ActivationNewResponse]:
@@ -24,6 +32,10 @@ class WebapiClient(ServiceClient):
             body,
             models.ActivationNewResponse | list[models.ActivationNewResponse],
         )
+
+    def activation_raw(self, body: models.ActivationRawRequest) -> models.ActivationRawResponse:
+        """Raw hook activations of every token at chosen layers, as JSON or (`format: npy`) a."""
+        return self._call("POST", "/api/activation/raw", body, models.ActivationRawResponse)
 
     def activation_source(
         self, body: models.ActivationSourceRequest
@@ -257,6 +269,10 @@ class WebapiClient(ServiceClient):
         """The graph itself: what Neuronpedia's metadata `url` points at."""
         return self._call("GET", f"/api/graph/{modelId}/{slug}/json", None)
 
+    def stream_lens_prompt(self, body: models.LensPromptRequest) -> Iterator[models.LensFrame]:
+        """The logit lens per layer and token position of a prompt or chat, optionally steered (NDJSON frames)."""
+        yield from self._stream("POST", "/api/lens/prompt", body, models.LensFrame, ndjson=True)
+
     def list_add_features(self, body: models.ListAddFeaturesRequest) -> list[models.ListItemInfo]:
         """Add features (each must exist) to one of the caller's lists."""
         return self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
@@ -411,6 +427,14 @@ class WebapiClient(ServiceClient):
 class AsyncWebapiClient(AsyncServiceClient):
     service = "webapi"
 
+    async def activation_attention(
+        self, body: models.ActivationAttentionRequest
+    ) -> models.ActivationAttentionResponse:
+        """One layer/head's attention pattern over a text, sparsified as Neuronpedia's."""
+        return await self._call(
+            "POST", "/api/activation/attention", body, models.ActivationAttentionResponse
+        )
+
     async def activation_new(
         self, body: models.ActivationNewRequest
     ) -> models.ActivationNewResponse | list[models.ActivationNewResponse]:
@@ -421,6 +445,12 @@ class AsyncWebapiClient(AsyncServiceClient):
             body,
             models.ActivationNewResponse | list[models.ActivationNewResponse],
         )
+
+    async def activation_raw(
+        self, body: models.ActivationRawRequest
+    ) -> models.ActivationRawResponse:
+        """Raw hook activations of every token at chosen layers, as JSON or (`format: npy`) a."""
+        return await self._call("POST", "/api/activation/raw", body, models.ActivationRawResponse)
 
     async def activation_source(
         self, body: models.ActivationSourceRequest
@@ -678,6 +708,15 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def graph_json(self, modelId: str, slug: str) -> Any:
         """The graph itself: what Neuronpedia's metadata `url` points at."""
         return await self._call("GET", f"/api/graph/{modelId}/{slug}/json", None)
+
+    async def stream_lens_prompt(
+        self, body: models.LensPromptRequest
+    ) -> AsyncIterator[models.LensFrame]:
+        """The logit lens per layer and token position of a prompt or chat, optionally steered (NDJSON frames)."""
+        async for event in self._stream(
+            "POST", "/api/lens/prompt", body, models.LensFrame, ndjson=True
+        ):
+            yield event
 
     async def list_add_features(
         self, body: models.ListAddFeaturesRequest

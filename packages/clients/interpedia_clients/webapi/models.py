@@ -8,12 +8,42 @@ from typing import Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    ConfigDict,
     Field,
     RootModel,
     confloat,
     conint,
     constr,
 )
+
+
+class ActivationAttentionRequest(BaseModel):
+    """
+    One layer/head's attention pattern over a text (an attention SAE's feature page).
+    """
+
+    head: conint(ge=0, le=1023) = Field(..., title="Head")
+    layer: conint(ge=0, le=1023) = Field(..., title="Layer")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Prompt"
+    )
+
+
+class ActivationAttentionResponse(BaseModel):
+    """
+    Sparse, as Neuronpedia returns it: per query row its strongest keys, each entry at
+    flat index `query * seqLen + key`.
+    """
+
+    attentionIndices: list[int] = Field(..., title="Attentionindices")
+    attentionValues: list[float] = Field(..., title="Attentionvalues")
+    maxActivation: float = Field(..., title="Maxactivation")
+    """
+    Largest weight outside row 0 and column 0 (BOS)
+    """
+    seqLen: int = Field(..., title="Seqlen")
+    tokens: list[str] = Field(..., title="Tokens")
 
 
 class CustomTextItem(RootModel[constr(pattern=r"\S", min_length=1, max_length=4000)]):
@@ -26,6 +56,57 @@ class ActivationNewResponse(BaseModel):
     minValue: float = Field(..., title="Minvalue")
     tokens: list[str] = Field(..., title="Tokens")
     values: list[float] = Field(..., title="Values")
+
+
+class Format(StrEnum):
+    """
+    `npy`: one float32 array [layers, tokens, d_hook] as a NumPy .npy file
+    """
+
+    json = "json"
+    npy = "npy"
+
+
+class Layer(RootModel[conint(ge=0, le=1023)]):
+    root: conint(ge=0, le=1023)
+
+
+class ActivationRawRequest(BaseModel):
+    """
+    Raw hook activations of every token of `prompt` at `layers`, no SAE involved.
+    """
+
+    format: Format | None = Field("json", title="Format")
+    """
+    `npy`: one float32 array [layers, tokens, d_hook] as a NumPy .npy file
+    """
+    hookPoint: constr(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=128) | None = (
+        Field("residual_stream", title="Hookpoint")
+    )
+    """
+    `residual_stream` or a hook inside a block, e.g. `mlp.hook_post`
+    """
+    layers: list[Layer] = Field(..., max_length=64, min_length=1, title="Layers")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Prompt"
+    )
+
+
+class ActivationRawResponse(BaseModel):
+    hookPoint: str = Field(..., title="Hookpoint")
+    layers: list[int] = Field(..., title="Layers")
+    modelId: str = Field(..., title="Modelid")
+    shape: list[int] = Field(..., title="Shape")
+    """
+    [layers, tokens, d_hook]
+    """
+    tokenIds: list[int] = Field(..., title="Tokenids")
+    tokens: list[str] = Field(..., title="Tokens")
+    values: list[list[list[float]]] = Field(..., title="Values")
+    """
+    [layers, tokens, d_hook]
+    """
 
 
 class ActivationSourceRequest(BaseModel):
@@ -355,6 +436,51 @@ class KeyInfo(BaseModel):
     revoked: bool = Field(..., title="Revoked")
 
 
+class Kind(StrEnum):
+    meta = "meta"
+    prompt = "prompt"
+    token = "token"
+    done = "done"
+    error = "error"
+
+
+class LensFrame(BaseModel):
+    """
+    One NDJSON line of a streamed lens: the inference service's frame as it sent it, told
+    apart by `kind` (`meta`, `prompt`, `token`, `done`, `error`; the other fields as in the
+    inference spec's LensMetaMessage, LensPromptTokensMessage, LensTokenMessage,
+    LensDoneMessage and LensErrorMessage).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    kind: Kind = Field(..., title="Kind")
+
+
+class SteerLayer(RootModel[conint(ge=0, le=1023)]):
+    root: conint(ge=0, le=1023)
+
+
+class TypeEnum(StrEnum):
+    LOGIT_LENS = "LOGIT_LENS"
+    JACOBIAN_LENS = "JACOBIAN_LENS"
+
+
+class Type(StrEnum):
+    LOGIT_LENS = "LOGIT_LENS"
+    JACOBIAN_LENS = "JACOBIAN_LENS"
+
+
+class LensSteerToken(BaseModel):
+    """
+    A read-out to steer on: the exact decoded token (whitespace kept, e.g. " cat").
+    """
+
+    token: constr(min_length=1, max_length=256) = Field(..., title="Token")
+    type: Type | None = Field("LOGIT_LENS", title="Type")
+
+
 class ListFeatureToAdd(BaseModel):
     description: constr(max_length=2000) | None = Field("", title="Description")
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
@@ -600,6 +726,12 @@ class SourceSetSource(BaseModel):
     setName: str = Field(..., title="Setname")
 
 
+class SteerMethod(StrEnum):
+    SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
+    ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
+
+
 class SteerFeature(BaseModel):
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
         ..., title="Index"
@@ -638,10 +770,9 @@ class SteerLogitsRequest(BaseModel):
     topK: conint(ge=1, le=20) | None = Field(5, title="Topk")
 
 
-class SteerMethod(StrEnum):
-    SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
-    ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
-    PROJECTION_CAP = "PROJECTION_CAP"
+class SteerLogprobTop(BaseModel):
+    logprob: float = Field(..., title="Logprob")
+    token: str = Field(..., title="Token")
 
 
 class SteerRequest(BaseModel):
@@ -650,6 +781,10 @@ class SteerRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    """
+    Alternatives listed per generated token; 0: none
+    """
     n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
     prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
@@ -667,26 +802,6 @@ class SteerRequest(BaseModel):
         4, title="Strength Multiplier"
     )
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
-
-
-class SteerResponse(BaseModel):
-    DEFAULT: str | None = Field(None, title="Default")
-    STEERED: str | None = Field(None, title="Steered")
-    cached: bool = Field(..., title="Cached")
-    id: str = Field(..., title="Id")
-
-
-class SteerStreamEvent(BaseModel):
-    """
-    One server-sent event of a streamed steer: the texts so far; the last has `done`.
-    """
-
-    DEFAULT: str | None = Field(None, title="Default")
-    STEERED: str | None = Field(None, title="Steered")
-    cached: bool | None = Field(None, title="Cached")
-    done: bool | None = Field(False, title="Done")
-    error: str | None = Field(None, title="Error")
-    id: str | None = Field(None, title="Id")
 
 
 class Subgraph(BaseModel):
@@ -1039,6 +1154,53 @@ class ImportDetail(BaseModel):
     status: str = Field(..., title="Status")
 
 
+class LensPromptRequest(BaseModel):
+    """
+    Neuronpedia's `/api/lens/prompt` body (its webapp's names); exactly one of `prompt`
+    or `chat`. The answer is always streamed.
+    """
+
+    chat: list[ChatMessage] | None = Field(None, title="Chat")
+    filterNonWordTokens: bool | None = Field(True, title="Filternonwordtokens")
+    """
+    Rank only word-like tokens (each position's own prediction always stays)
+    """
+    layers: list[Layer] | None = Field(None, max_length=1024, title="Layers")
+    """
+    Layers to read; empty: all
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    numCompletionTokens: conint(ge=0, le=256) | None = Field(
+        0, title="Numcompletiontokens"
+    )
+    prependBos: bool | None = Field(True, title="Prependbos")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) | None = Field(
+        None, title="Prompt"
+    )
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
+    steerAblate: bool | None = Field(False, title="Steerablate")
+    steerGeneratedTokens: bool | None = Field(False, title="Steergeneratedtokens")
+    steerLayers: list[SteerLayer] | None = Field(
+        None, max_length=1024, title="Steerlayers"
+    )
+    """
+    Empty: the read-out layers
+    """
+    steerStrength: confloat(ge=-50.0, le=50.0) | None = Field(0, title="Steerstrength")
+    steerTokens: list[LensSteerToken] | None = Field(
+        None, max_length=16, title="Steertokens"
+    )
+    swapToken: LensSteerToken | None = None
+    temperature: confloat(ge=0.0, le=2.0) | None = Field(0, title="Temperature")
+    topN: conint(ge=1, le=20) | None = Field(5, title="Topn")
+    type: list[TypeEnum] | None = Field(None, max_length=2, min_length=1, title="Type")
+
+
 class ListAddFeaturesRequest(BaseModel):
     featuresToAdd: list[ListFeatureToAdd] = Field(
         ..., max_length=500, min_length=1, title="Featurestoadd"
@@ -1099,6 +1261,10 @@ class SteerChatRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    """
+    Alternatives listed per generated token; 0: none
+    """
     n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
         16, title="Seed"
@@ -1106,6 +1272,7 @@ class SteerChatRequest(BaseModel):
     """
     Sampling seed.
     """
+    steer_method: SteerMethod | None = Field("SIMPLE_ADDITIVE", title="Steer Method")
     steer_special_tokens: bool | None = Field(True, title="Steer Special Tokens")
     steeredChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Steeredchatmessages"
@@ -1126,6 +1293,44 @@ class SteerLogitsResponse(BaseModel):
     STEERED_LOGITS_BY_TOKEN: list[LogitsByToken] = Field(
         ..., title="Steered Logits By Token"
     )
+
+
+class SteerLogprob(BaseModel):
+    """
+    A generated token, its log-probability and the likeliest alternatives.
+    """
+
+    logprob: float = Field(..., title="Logprob")
+    token: str = Field(..., title="Token")
+    top_logprobs: list[SteerLogprobTop] = Field(..., title="Top Logprobs")
+
+
+class SteerResponse(BaseModel):
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool = Field(..., title="Cached")
+    id: str = Field(..., title="Id")
+    logprobs: dict[str, list[SteerLogprob]] | None = Field(None, title="Logprobs")
+    """
+    Per output type (STEERED, DEFAULT), with `n_logprobs` > 0
+    """
+
+
+class SteerStreamEvent(BaseModel):
+    """
+    One server-sent event of a streamed steer: the texts so far; the last has `done`.
+    """
+
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool | None = Field(None, title="Cached")
+    done: bool | None = Field(False, title="Done")
+    error: str | None = Field(None, title="Error")
+    id: str | None = Field(None, title="Id")
+    logprobs: dict[str, list[SteerLogprob]] | None = Field(None, title="Logprobs")
+    """
+    Per output type (STEERED, DEFAULT), with `n_logprobs` > 0
+    """
 
 
 class TopkFeature(BaseModel):
