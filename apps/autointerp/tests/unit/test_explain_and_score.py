@@ -39,6 +39,21 @@ def test_offline_explainer_names_the_feature(
     assert len(result.description) < 200
 
 
+def test_offline_explainer_names_whole_words_and_drops_fragments() -> None:
+    # SmolLM2's tokens of "a real pleasure to recollect the conducive simplicity".
+    tokens = ["Ġa", "Ġreal", "Ġpleasure", "Ġto", "Ġrecol", "lect", "Ġthe", "Ġconducive", "."]
+    fires = [0.0, 0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 0.0, 0.0]
+    quiet = ActivationRecord(["Ġthe", "Ġday", "."], [0.0, 0.0, 0.0])
+    result = offline_explanation(
+        [ActivationRecord(tokens, fires), quiet],
+        logit_tokens=["ducive", "Ġrecall", "plicity", "Ġthe", "fus", "Ġmemories"],
+    )
+    assert result.description == 'the word "recollect", before "recall" and "memories"'
+    assert result.type_name == OFFLINE_TYPE_NAME
+    newline = ActivationRecord(["Ġend", "Ċ", "ĠNext"], [0.0, 1.0, 0.0])
+    assert offline_explanation([newline]).description == "line breaks"
+
+
 def test_offline_explainer_refuses_nothing_to_explain() -> None:
     with pytest.raises(InvalidInput, match="no activations"):
         offline_explanation([])
