@@ -104,8 +104,9 @@ async def explanation_generate(
     user: CurrentUser,
     upstreams: UpstreamsDep,
 ) -> dict[str, Any]:
-    """Explain a feature from its top examples with the named explainer (autointerp) and
-    store the explanation under the type and model that really wrote it."""
+    """Explain a feature with the named explainer (autointerp) and store the explanation.
+
+    It is stored under the type and model that really wrote it, which autointerp reports."""
     explanation = await explaining.generate_explanation(
         session,
         upstreams.autointerp(),
@@ -123,8 +124,7 @@ async def explanation_generate(
 async def explanation_score(
     body: ExplanationScoreRequest, session: SessionDep, user: CurrentUser, upstreams: UpstreamsDep
 ) -> dict[str, Any]:
-    """Score an explanation with the named scorer against its feature's examples
-    (autointerp) and store the score."""
+    """Score an explanation with the named scorer (autointerp) and store the score."""
     score = await explaining.score_explanation(
         session,
         upstreams.autointerp(),
