@@ -12,7 +12,9 @@ examples, read the way the demo's own `interpedia score` reads them
 - random: "after" explanations handed to other features (a seeded derangement), the
   baseline an explanation must beat to say anything about its feature.
 
-All three share one embedding cache, so each example text is embedded once.
+All three share one embedding cache, so each example text is embedded once; the cache is
+kept in `--data-dir` (`embeddings.pkl`), so a rerun embeds only explanations it has not
+seen (the local model is slow on a shared CPU: about 5 texts/s under load 10).
 
 The demo SAE and its dashboards are built the demo's way (`interpedia_platform.demo`'s
 train and dashboard steps, the same commands with the same sizes) into `--data-dir`
@@ -27,6 +29,7 @@ import argparse
 import asyncio
 import importlib.util
 import os
+import pickle
 import random
 import signal
 import socket
@@ -74,12 +77,17 @@ def before_explainer() -> Callable[[list[ActivationRecord], list[str]], str]:
 class CachedEmbedder:
     """The local embedder with a cache by text: the three explainers share example vectors."""
 
-    def __init__(self, inner: LocalEmbedder) -> None:
+    def __init__(self, inner: LocalEmbedder, path: Path) -> None:
         self.inner = inner
         self.name = inner.name
         self.dimensions = inner.dimensions
-        self.cache: dict[str, np.ndarray] = {}
+        self.path = path
+        self.cache: dict[str, np.ndarray] = pickle.loads(path.read_bytes()) if path.exists() else {}
+        self.embedded = 0
         self.seconds = 0.0
+
+    def save(self) -> None:
+        self.path.write_bytes(pickle.dumps(self.cache))
 
     async def embed(self, texts: list[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
@@ -87,6 +95,7 @@ class CachedEmbedder:
             started = time.perf_counter()
             for text, vector in zip(missing, await self.inner.embed(missing), strict=True):
                 self.cache[text] = vector
+            self.embedded += len(missing)
             self.seconds += time.perf_counter() - started
         return np.stack([self.cache[t] for t in texts])
 
@@ -166,7 +175,7 @@ async def measure(url: str, settings: DemoSettings, args: argparse.Namespace) ->
         flush=True,
     )
 
-    embedder = CachedEmbedder(LocalEmbedder())
+    embedder = CachedEmbedder(LocalEmbedder(), args.data_dir / "embeddings.pkl")
     scores: dict[str, list[float]] = {name: [] for name in texts}
     started = time.perf_counter()
     for n, examples in enumerate(features.values()):
@@ -174,12 +183,14 @@ async def measure(url: str, settings: DemoSettings, args: argparse.Namespace) ->
             result = await scoring.embedding_score(embedder, column[n], examples.records)
             scores[name].append(result.value)
         if (n + 1) % 25 == 0:
+            embedder.save()
             means = ", ".join(f"{k} {statistics.mean(v):.3f}" for k, v in scores.items())
             elapsed = time.perf_counter() - started
             print(f"  {n + 1}/{len(indices)} scored, {elapsed:.0f} s; means {means}", flush=True)
+    embedder.save()
     print(
         f"scored {len(indices)} x 3 in {time.perf_counter() - started:.0f} s "
-        f"({len(embedder.cache)} texts embedded in {embedder.seconds:.0f} s)",
+        f"({embedder.embedded} texts embedded in {embedder.seconds:.0f} s, the rest cached)",
         flush=True,
     )
     for n in range(min(args.show, len(indices))):

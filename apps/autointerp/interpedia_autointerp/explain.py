@@ -157,14 +157,19 @@ def characteristic_words(
     return [(k, s) for k, s in ranked[:limit] if s >= 0.25 * best]
 
 
-def promoted_words(logit_tokens: Sequence[str], limit: int = 2) -> list[str]:
-    """Logit-lens tokens that are whole, uncommon words (a space before, 3+ letters): the
-    rest are sub-word pieces ("ducive", "plicity") that say nothing to a reader."""
+def promoted_words(
+    logit_tokens: Sequence[str], records: Sequence[ActivationRecord], limit: int = 2
+) -> list[str]:
+    """Logit-lens tokens that are whole, uncommon words: a space before, 3+ letters, and
+    seen as a whole word in the examples. The rest are sub-word pieces ("ducive",
+    "plicity", "earthqu") that say nothing to a reader, and the embedding scorer showed
+    that even real words the examples never contain only blur the description."""
+    known = {word.key for record in records for word in words(record)}
     found: list[str] = []
     for token in logit_tokens:
         text = token_text(token)
         word = text.strip().lower()
-        whole = text[:1].isspace() and word.isalpha() and len(word) >= 3
+        whole = text[:1].isspace() and word.isalpha() and len(word) >= 3 and word in known
         if whole and word not in COMMON_WORDS and word not in found:
             found.append(word)
     return found[:limit]
@@ -200,7 +205,9 @@ def offline_explanation(
     activating, non_activating = split_examples(records)
     found = characteristic_words(activating, non_activating, token_frequency=token_frequency)
     if found:
-        description = describe([k for k, _ in found], promoted_words(logit_tokens))
+        keys = [k for k, _ in found]
+        promoted = [w for w in promoted_words(logit_tokens, records) if w not in keys]
+        description = describe(keys, promoted)
     else:
         description = "varied tokens with no word in common"
     return GeneratedExplanation(description, OFFLINE_TYPE_NAME, OFFLINE_MODEL_NAME)
