@@ -7,9 +7,11 @@ at once with its last log lines (`up -d` returns 0 even when a container dies at
 Then one real call per service, in order (the trainer's jobs make the data the others
 read), and `down -v`, so every run starts from empty volumes.
 
-Calls go to each service's published port on 127.0.0.1. When the rendered compose config
-gives a service a secret (`SECRET` or `INTERPEDIA_<SERVICE>_SECRET`), its calls carry it as
-`X-SECRET-KEY`. Adding a service is one `Call` line in `STACKS`.
+Calls go to each service's published port on 127.0.0.1. A service's calls carry its secret as
+`X-SECRET-KEY`: the one the rendered compose config gives it (`INTERPEDIA_SECRET`, `SECRET`
+or `INTERPEDIA_<SERVICE>_SECRET`), else the one the stack generated, read from the file
+its `INTERPEDIA_SECRET_FILE` names inside the running container. Adding a service is one
+`Call` line in `STACKS`.
 
 Only the standard library and the `docker` CLI are needed:
 
@@ -47,6 +49,7 @@ class Stack:
         self.env = os.environ | env
         self.config = json.loads(self.compose("config", "--format", "json", capture=True))
         self.state: dict[str, Any] = {}  # what one call leaves for the next (a source id, ...)
+        self._secrets: dict[str, str] = {}  # generated secrets read from the containers
 
     def compose(self, *args: str, capture: bool = False) -> str:
         command = ["docker", "compose", *(a for f in self.files for a in ("-f", f)), *args]
@@ -134,7 +137,17 @@ class Stack:
 
     def secret(self, service: str) -> str | None:
         env = self.config["services"][service].get("environment") or {}
-        return env.get(f"INTERPEDIA_{service.upper()}_SECRET") or env.get("SECRET") or None
+        given = (
+            env.get(f"INTERPEDIA_{service.upper()}_SECRET")
+            or env.get("INTERPEDIA_SECRET")
+            or env.get("SECRET")
+        )
+        if given or not env.get("INTERPEDIA_SECRET_FILE"):
+            return given or None
+        if service not in self._secrets:  # generated inside the stack: ask the container
+            read = ("exec", "-T", service, "cat", env["INTERPEDIA_SECRET_FILE"])
+            self._secrets[service] = self.compose(*read, capture=True).strip()
+        return self._secrets[service]
 
     def request(self, service: str, method: str, path: str, body: Any = None) -> bytes:
         data = None if body is None else json.dumps(body).encode()

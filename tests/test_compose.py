@@ -246,10 +246,16 @@ INTERNAL = ("inference", "autointerp", "trainer", "graph")
 
 
 def test_internal_services_listening_beyond_loopback_get_the_shared_secret():
-    """They refuse to start on 0.0.0.0 without one; the web API must send the same one."""
+    """They refuse to start on 0.0.0.0 without one; the web API must send the same one.
+
+    Every service whose settings name the secret file must also mount it: settings refuse
+    a file that is missing, so a worker without the volume failed its first job (seen in
+    `make compose-check`)."""
     services = _compose("docker-compose.yaml")["services"]
     mount = services["secret"]["volumes"][0].split(":")
-    for service in (*INTERNAL, "webapi"):
+    named = {n for n, s in services.items() if "INTERPEDIA_SECRET_FILE" in s.get("environment", {})}
+    assert {*INTERNAL, "webapi", "worker", "graph-worker"} <= named
+    for service in named:
         spec = services[service]
         assert spec["environment"]["INTERPEDIA_SECRET_FILE"] == f"{mount[1]}/secret", service
         assert f"{mount[0]}:{mount[1]}:ro" in spec["volumes"], service

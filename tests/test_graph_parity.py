@@ -28,7 +28,8 @@ GRAPH_SIDE = textwrap.dedent(
     """
     import sys
     import torch
-    from interpedia_graph import prompts, steering, transcoder_sets
+    from interpedia_formats.transcoder_set import write_transcoder_set
+    from interpedia_graph import prompts, steering
     from interpedia_graph.replacement import load_replacement_model, load_tokenizer
 
     out, folder, texts = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -36,7 +37,7 @@ GRAPH_SIDE = textwrap.dedent(
         {"W_enc": torch.randn(8, 576), "W_dec": torch.randn(8, 576), "b_enc": torch.zeros(8),
          "b_dec": torch.zeros(576)} for _ in range(30)
     ]
-    transcoder_sets.write_transcoder_set(folder, layers, scan="parity", model_name="smollm2-135m")
+    write_transcoder_set(folder, layers, scan="parity", model_name="smollm2-135m")
     model = load_replacement_model("smollm2-135m", folder, "cpu")
     tokenizer = load_tokenizer("smollm2-135m")
     ids = [prompts.prompt_ids(tokenizer, text) for text in texts]

@@ -53,6 +53,8 @@ import torch
 from interpedia_db import migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.embedded import EmbeddedPostgres
+from interpedia_db.transcoder_sets import register_transcoder_set
+from interpedia_formats.transcoder_set import CONFIG_NAME, write_transcoder_set
 from interpedia_graph import attribution, prompts, transcoder_sets
 from interpedia_graph.replacement import load_replacement_model, load_tokenizer, model_folder
 from interpedia_testing.graph import GraphService, graph_env
@@ -70,7 +72,7 @@ def fitted_set(d_transcoder: int, tokens: int) -> tuple[Path, int, int]:
 
     folder = ROOT / ".cache" / "bench" / f"transcoders-{d_transcoder}-{tokens}"
     config = AutoConfig.from_pretrained(model_folder(MODEL))
-    if not (folder / transcoder_sets.CONFIG_NAME).exists():
+    if not (folder / CONFIG_NAME).exists():
         hf_model = AutoModelForCausalLM.from_pretrained(model_folder(MODEL))
         t = time.perf_counter()
         batches = transcoder_sets.calibration_batches(
@@ -80,7 +82,7 @@ def fitted_set(d_transcoder: int, tokens: int) -> tuple[Path, int, int]:
         layers = transcoder_sets.fit_quick_transcoders(
             mlp_in, mlp_out, d_transcoder=d_transcoder, density=0.01
         )
-        transcoder_sets.write_transcoder_set(folder, layers, scan=SET, model_name=MODEL)
+        write_transcoder_set(folder, layers, scan=SET, model_name=MODEL)
         print(f"fitted the quick set in {time.perf_counter() - t:.1f} s", flush=True)
     return folder, config.num_hidden_layers, config.hidden_size
 
@@ -88,13 +90,14 @@ def fitted_set(d_transcoder: int, tokens: int) -> tuple[Path, int, int]:
 async def register(url: str, folder: Path, n_layers: int, d_model: int, d_tc: int) -> None:
     engine = create_engine(url)
     async with create_sessionmaker(engine).begin() as session:
-        await transcoder_sets.register_transcoder_set(
+        await register_transcoder_set(
             session,
             model_id=MODEL,
             model_display_name="SmolLM2 135M Instruct",
             name=SET,
             folder=folder,
-            n_layers=n_layers,
+            layers=list(range(n_layers)),
+            n_model_layers=n_layers,
             d_model=d_model,
             d_transcoder=d_tc,
             description="bench",

@@ -6,10 +6,13 @@ unless --sae names a SAELens folder), through the real app (in-process ASGI):
   wall time of a burst of 8), next to one bare forward of one prompt, one bare padded
   forward of the same 8 prompts (to layer 6), and 8 requests served one at a time
   (Neuronpedia's global lock);
+- the logit lens over every layer of one prompt, next to one bare forward of it;
+- a burst of 8 mixed requests (lens, raw, activation/all) next to the bare work they need;
 - a 32-token `steer/completion` with STEERED+DEFAULT (one batch of two), next to one plain
   Hugging Face `generate` of 32 tokens and to STEERED then DEFAULT one after the other.
 
     .venv/bin/python bench/inference/run.py [--rounds 5] [--sae PATH] [--threads N]
+        [--only all|lens|mixed]
 """
 
 import argparse
@@ -18,6 +21,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged model is local; never ask the hub
@@ -116,8 +120,10 @@ async def bench(args: argparse.Namespace, scratch: Path) -> None:
                 return time.perf_counter() - start
 
             if args.only in ("all", "lens"):
-                await bench_lens(client, model, prompts[0], args.rounds)
-            if args.only == "lens":
+                await bench_lens(client, app.state.engine, prompts[0], args.rounds)
+            if args.only in ("all", "mixed"):
+                await bench_mixed(client, app.state.engine, prompts, body, args.rounds)
+            if args.only in ("lens", "mixed"):
                 return
             # warm up
             await one(prompts[0])
@@ -220,10 +226,13 @@ async def bench(args: argparse.Namespace, scratch: Path) -> None:
             )
 
 
-async def bench_lens(client: httpx.AsyncClient, model: object, prompt: str, rounds: int) -> None:
-    """The logit lens over every layer of a 64-token prompt vs one bare forward of it."""
+async def bench_lens(client: httpx.AsyncClient, engine: object, prompt: str, rounds: int) -> None:
+    """The logit lens over every layer of a 64-token prompt vs one bare forward of it, with
+    the bf16-candidate read-out (the default where bf16 is native) and the float32 one."""
+    model = engine.model  # type: ignore[attr-defined]
     ids = torch.tensor([model.tokenize(prompt)])
     body = {"model": "smollm2-135m", "prompt": prompt, "top_n": 10, "stream": False}
+    served = engine.lens_bf16  # type: ignore[attr-defined]
 
     def bare() -> float:
         start = time.perf_counter()
@@ -231,22 +240,100 @@ async def bench_lens(client: httpx.AsyncClient, model: object, prompt: str, roun
             model.hf_model(ids, use_cache=False)
         return time.perf_counter() - start
 
-    async def lens() -> float:
+    async def lens(bf16: bool) -> float:
+        engine.lens_bf16 = bf16  # type: ignore[attr-defined]
         start = time.perf_counter()
         r = await client.post("/v1/lens/prompt", json=body)
         assert r.status_code == 200, r.text
+        engine.lens_bf16 = served  # type: ignore[attr-defined]
         return time.perf_counter() - start
 
     bare()
-    await lens()
-    bare_times, lens_times = [], []
+    await lens(True)
+    bare_times, fast_times, exact_times = [], [], []
     for _ in range(rounds):
         bare_times.append(bare())
-        lens_times.append(await lens())
-    ratio = statistics.median(lens_times) / statistics.median(bare_times)
+        fast_times.append(await lens(True))
+        exact_times.append(await lens(False))
+    med = statistics.median
     print(f"\nlens/prompt, {ids.shape[1]} tokens, all {model.n_layers} layers, top 10")
     print(f"  bare forward (full logits)      {fmt(bare_times)}")
-    print(f"  lens, every layer               {fmt(lens_times)}  ({ratio:.2f}x bare; goal <= 1.5)")
+    print(
+        f"  lens, bf16 candidates           {fmt(fast_times)}  "
+        f"({med(fast_times) / med(bare_times):.2f}x bare; goal <= 1.5)"
+    )
+    print(
+        f"  lens, float32 read-out          {fmt(exact_times)}  "
+        f"({med(exact_times) / med(bare_times):.2f}x bare)"
+    )
+
+
+async def bench_mixed(
+    client: httpx.AsyncClient,
+    engine: object,
+    prompts: list[str],
+    all_body: Callable[[str], dict[str, object]],
+    rounds: int,
+) -> None:
+    """8 concurrent requests of three kinds (2 lens over every layer, 3 raw at layer 6, 3
+    activation/all at layer 6), each on its own 64-token prompt, against the bare work they
+    need: one padded forward of the 6 raw/all prompts to layer 6, one padded full forward
+    of the 2 lens prompts with every hidden state, and the lens read-out of those 2 prompts
+    (norm, unembedding, top-10, softmax; the service's own `LensReadout` over the same
+    chunks of positions, so bf16 where it serves bf16) called directly."""
+    from interpedia_inference.lens import CHUNK_POSITIONS, LensReadout
+
+    model = engine.model  # type: ignore[attr-defined]
+    lens_prompts, raw_prompts, all_prompts = prompts[:2], prompts[2:5], prompts[5:8]
+    requests = (
+        [("/v1/lens/prompt", {"prompt": p, "top_n": 10, "stream": False}) for p in lens_prompts]
+        + [("/v1/activation/raw", {"prompts": [p], "layers": [6]}) for p in raw_prompts]
+        + [("/v1/activation/all", all_body(p)) for p in all_prompts]
+    )
+
+    async def one(path: str, payload: dict[str, object]) -> None:
+        r = await client.post(path, json={"model": "smollm2-135m", **payload})
+        assert r.status_code == 200, r.text
+
+    short = torch.tensor([model.tokenize(p) for p in raw_prompts + all_prompts])
+    long = torch.tensor([model.tokenize(p) for p in lens_prompts])
+    readout = LensReadout(engine)  # type: ignore[arg-type]
+
+    def bare() -> tuple[float, float]:
+        """(forwards, forwards + lens read-out) seconds."""
+        start = time.perf_counter()
+        model.run_hooks(short, [HOOK])
+        with torch.no_grad():
+            out = model.hf_model(long, output_hidden_states=True, use_cache=False)
+        forwards = time.perf_counter() - start
+        layers = list(range(model.n_layers))
+        for row in range(long.shape[0]):
+            hidden = tuple(h[row : row + 1] for h in out.hidden_states)
+            for first in range(0, long.shape[1], CHUNK_POSITIONS):  # as the service does
+                chunk = slice(first, first + CHUNK_POSITIONS)
+                readout.top(hidden, out.logits[row], layers, chunk, 10)
+        return forwards, time.perf_counter() - start
+
+    bare()
+    await asyncio.gather(*(one(path, payload) for path, payload in requests))
+    forwards, with_readout, burst = [], [], []
+    for _ in range(rounds):
+        f, w = bare()
+        forwards.append(f)
+        with_readout.append(w)
+        start = time.perf_counter()
+        await asyncio.gather(*(one(path, payload) for path, payload in requests))
+        burst.append(time.perf_counter() - start)
+    med = statistics.median
+    print("\nmixed burst: 2 lens (30 layers) + 3 raw + 3 activation/all, 64-token prompts")
+    kind = "bf16 candidates" if readout.fast else "float32"
+    print(f"  bare forwards (padded, 2 batches)   {fmt(forwards)}")
+    print(f"  + bare lens read-out ({kind}) {fmt(with_readout)}")
+    print(
+        f"  8 concurrent requests, burst wall   {fmt(burst)}  "
+        f"({med(burst) / med(with_readout):.2f}x bare work; goal <= 1.3; "
+        f"{med(burst) / med(forwards):.2f}x the forwards alone)"
+    )
 
 
 def main() -> None:
@@ -258,7 +345,7 @@ def main() -> None:
         "--sae", default=None, help="a SAELens folder (default: random 4608-feature SAE at layer 6)"
     )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--only", choices=["all", "lens"], default="all")
+    parser.add_argument("--only", choices=["all", "lens", "mixed"], default="all")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="interpedia-bench-inference-") as scratch:

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from interpedia_core.errors import InterpediaError, InvalidInput
+from interpedia_core import stopping
+from interpedia_core.errors import InvalidInput
 
 app = typer.Typer(name="interpedia-graph", no_args_is_help=True, pretty_exceptions_enable=False)
 transcoders = typer.Typer(no_args_is_help=True, help="Transcoder sets: make and list them.")
@@ -58,18 +59,22 @@ def worker(
     settings = CommonSettings()
     configure_logging(settings.log_level)
     database_url = resolve_database_url(settings)
-    asyncio.run(
-        run_worker(
-            create_job_app(database_url),
-            settings,
-            database_url,
-            queues=[QUEUE],
-            concurrency=1,  # one graph at a time: a graph takes the machine's cores
-            name=name,
-            heartbeat_interval=heartbeat,
-            stalled_after=stalled_after,
+    # First SIGTERM/Ctrl-C: the running graph stops at its next batch and is requeued;
+    # second: exit at once (the shared stop mechanism of every worker).
+    with stopping.stop_on_signals() as stop:
+        asyncio.run(
+            run_worker(
+                create_job_app(database_url),
+                settings,
+                database_url,
+                queues=[QUEUE],
+                concurrency=1,  # one graph at a time: a graph takes the machine's cores
+                name=name,
+                heartbeat_interval=heartbeat,
+                stalled_after=stalled_after,
+            )
         )
-    )
+    stop.check()
 
 
 @transcoders.command("init")
@@ -98,6 +103,8 @@ def transcoders_init(
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from interpedia_db.connect import run_in_database
+    from interpedia_db.transcoder_sets import register_transcoder_set
+    from interpedia_formats.transcoder_set import write_transcoder_set
     from interpedia_graph import transcoder_sets
     from interpedia_graph.replacement import load_tokenizer, model_folder
     from interpedia_graph.settings import GraphSettings
@@ -133,20 +140,25 @@ def transcoders_init(
         for i, layer in enumerate(layers):
             fvu = transcoder_sets.fraction_of_variance_unexplained(layer, mlp_in[i], mlp_out[i])
             typer.echo(f"  layer {i:2d}: fraction of MLP-output variance unexplained {fvu:.3f}")
-        transcoder_sets.write_transcoder_set(
-            out, layers, scan=name, model_name=settings.model_id, fit=fit
+        write_transcoder_set(
+            out,
+            layers,
+            scan=name,
+            model_name=settings.model_id,
+            extra_config={"interpedia_fit": fit},
         )
     spec = resolve_model(settings.model_id)
 
     async def register(sessionmaker) -> None:
         async with sessionmaker.begin() as session:
-            await transcoder_sets.register_transcoder_set(
+            await register_transcoder_set(
                 session,
                 model_id=settings.model_id,
                 model_display_name=spec.display_name or settings.model_id,
                 name=name,
                 folder=out.resolve(),
-                n_layers=config.num_hidden_layers,
+                layers=list(range(config.num_hidden_layers)),
+                n_model_layers=config.num_hidden_layers,
                 d_model=config.hidden_size,
                 d_transcoder=d_transcoder,
                 description=f"Quick transcoders ({d_transcoder} features per layer, fired on "
@@ -221,8 +233,7 @@ def import_graph(
 
 
 def main() -> None:
-    try:
-        app()
-    except InterpediaError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise SystemExit(2) from exc
+    """One `error:` line (exit 2) for a domain error; a stopped worker exits 128+N."""
+    from interpedia_core.cli import run
+
+    run(app)

@@ -5,6 +5,10 @@ environment): the main environment's workers cannot import circuit-tracer, so th
 only the queues of the tasks they know. A graph worker runs one job at a time; the
 replacement model is built once per worker and transcoder set and kept in the worker's
 cache. The task is safe to run twice (see `generation`).
+
+A worker asked to stop (SIGTERM, Ctrl-C: `interpedia_core.stopping`, as every worker) stops
+its graph at the next attribution batch and raises `Stopped`; the retry strategy requeues
+it at once for the next graph worker, instead of the worker waiting minutes for the graph.
 """
 
 import asyncio
@@ -13,6 +17,7 @@ import logging
 import procrastinate
 from procrastinate.job_context import AbortReason
 
+from interpedia_core import stopping
 from interpedia_core.errors import InterpediaError
 from interpedia_graph import generation
 from interpedia_graph.replacement import ReplacementModels
@@ -43,7 +48,12 @@ async def generate_graph(context: procrastinate.JobContext, request: dict) -> No
     resources = resources_of(context)
     job_id = context.job.id
     graph_request = generation.GraphRequest.from_json(request)
-    progress = ThreadProgress(context, resources.sessionmaker)
+    reporter = ThreadProgress(context, resources.sessionmaker)
+
+    def progress(done: int, total: int | None, message: str = "") -> None:
+        stopping.check()  # the worker's stop, a safe point between attribution batches
+        reporter(done, total, message)
+
     async with resources.sessionmaker() as session:
         if await generation.stored_by_job(session, graph_request, job_id) is not None:
             logger.info("job %s: its graph was stored by an earlier attempt", job_id)
@@ -52,11 +62,11 @@ async def generate_graph(context: procrastinate.JobContext, request: dict) -> No
             session, graph_request.model_id, graph_request.transcoder_set, None
         )
     try:
-        await asyncio.to_thread(progress, 0, None, "loading the model and transcoders")
-        model = await asyncio.to_thread(
+        await stopping.to_thread(progress, 0, None, "loading the model and transcoders")
+        model = await stopping.to_thread(
             _models(resources).get, graph_request.model_id, record.folder
         )
-        document = await asyncio.to_thread(generation.make_graph, model, graph_request, progress)
+        document = await stopping.to_thread(generation.make_graph, model, graph_request, progress)
         async with resources.sessionmaker.begin() as session:
             graph = await generation.store(session, graph_request, document, job_id)
             await report_progress(
@@ -70,11 +80,14 @@ async def generate_graph(context: procrastinate.JobContext, request: dict) -> No
     except (procrastinate.exceptions.JobAborted, asyncio.CancelledError):
         # Cancelled by a user (or the worker shutting down): the attribution thread stops
         # at its next batch. A user's cancel ends the job; a shutdown's leaves it retried.
-        progress.stop()
+        reporter.stop()
         if context.abort_reason() == AbortReason.SHUTDOWN:
             raise
         await _note(resources, job_id, "cancelled")
         raise procrastinate.exceptions.JobAborted(f"job {job_id} was cancelled") from None
+    except stopping.Stopped:
+        await _note(resources, job_id, "stopped with its worker: queued again")
+        raise
     except InterpediaError as exc:
         await _note(resources, job_id, f"failed: {exc.message}")
         raise

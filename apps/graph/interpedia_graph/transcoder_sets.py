@@ -1,17 +1,13 @@
-"""Transcoder sets: circuit-tracer's on-disk layout, quick sets to start with, registration.
+"""Transcoder sets in the graph service: load them, fit quick ones, find registered ones.
 
-A set is a folder in circuit-tracer's transcoder-set layout:
+The on-disk layout (circuit-tracer's transcoder-set layout) is defined once, in
+`interpedia_formats.transcoder_set`, and registration in `interpedia_db.transcoder_sets`:
+the trainer writes and registers the sets it trains with the same code. Each set is a
+source set of type `transcoder` with one source per layer (`{layer}-{set}`), so a feature
+node of a graph links to that feature's page.
 
-    config.yaml          model_kind: transcoder_set, feature_input_hook: mlp.hook_in,
-                         feature_output_hook: mlp.hook_out, scan, transcoders: [files]
-    layer_{i}.safetensors  W_enc [d_transcoder, d_model], W_dec [d_transcoder, d_model],
-                         b_enc [d_transcoder], b_dec [d_model], optional
-                         activation_function.threshold [d_transcoder] (JumpReLU), W_skip
-
-`load_transcoder_set` is the one place a set is read, so any writer of this layout (the
-trainer's transcoder training, a set downloaded by hand) plugs in unchanged. Each set is
-registered in the database as a source set of type `transcoder` with one source per
-layer (`{layer}-{set}`), so a feature node of a graph links to that feature's page.
+`load_transcoder_set` is the one place a set is read, so any writer of the layout (the
+trainer's transcoder training, a set downloaded by hand) plugs in unchanged.
 
 Until trained sets exist, `fit_quick_transcoders` makes a cheap one from the model itself:
 random unit encoder directions, a JumpReLU threshold per feature at the quantile that
@@ -21,47 +17,45 @@ features and a replacement model whose error nodes carry what the fit misses.
 """
 
 import logging
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from safetensors.torch import save_file
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_core.errors import InvalidInput, NotFound
-from interpedia_db.models import Model, Source, SourceSet
+from interpedia_db.models import Source, SourceSet
+from interpedia_db.transcoder_sets import SET_TYPE
+from interpedia_formats.transcoder_set import (
+    CONFIG_NAME,
+    FEATURE_INPUT_HOOK,
+    FEATURE_OUTPUT_HOOK,
+    layer_paths,
+    read_set_config,
+)
 
 logger = logging.getLogger(__name__)
 
-CONFIG_NAME = "config.yaml"
-FEATURE_INPUT_HOOK = "mlp.hook_in"  # the output of the pre-MLP norm
-FEATURE_OUTPUT_HOOK = "mlp.hook_out"  # the MLP's output
-SET_TYPE = "transcoder"
 SET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-
-
-def layer_file(layer: int) -> str:
-    return f"layer_{layer}.safetensors"
 
 
 def load_transcoder_set(folder: Path, *, device: str = "cpu") -> Any:
     """circuit-tracer's `TranscoderSet` from a folder in its layout (weights in memory)."""
     from circuit_tracer.transcoder import load_transcoder_set as load_set
 
-    config_path = Path(folder) / CONFIG_NAME
-    if not config_path.is_file():
+    config = read_set_config(folder)
+    if config is None:
         raise NotFound(f"no transcoder set at {folder} (no {CONFIG_NAME})")
-    config = yaml.safe_load(config_path.read_text())
-    paths = {i: str(Path(folder) / name) for i, name in enumerate(config["transcoders"])}
+    paths = {layer: str(path) for layer, path in layer_paths(folder, config).items()}
+    if sorted(paths) != list(range(len(paths))):
+        raise InvalidInput(
+            f"the transcoder set at {folder} covers layers {sorted(paths)}; a replacement "
+            "model needs one transcoder for every layer from 0 (train with --layers all)"
+        )
     # Small sets are read faster whole than slice by slice from disk (circuit-tracer's lazy
     # loading is for sets larger than memory).
     return load_set(
@@ -78,47 +72,8 @@ def load_transcoder_set(folder: Path, *, device: str = "cpu") -> Any:
 
 def fit_of(folder: Path) -> dict[str, Any] | None:
     """How a quick set in `folder` was fitted (`interpedia_fit` in its config), if it was."""
-    config_path = Path(folder) / CONFIG_NAME
-    if not config_path.is_file():
-        return None
-    return yaml.safe_load(config_path.read_text()).get("interpedia_fit")
-
-
-def write_transcoder_set(
-    folder: Path,
-    layers: list[dict[str, torch.Tensor]],
-    *,
-    scan: str,
-    model_name: str,
-    fit: dict[str, Any] | None = None,
-) -> Path:
-    """Write the layers and config into `folder`, whole or not at all (renamed into place).
-
-    `fit` records how a quick set was made, so making it again the same way can reuse it.
-    """
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        for i, tensors in enumerate(layers):
-            save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp / layer_file(i)))
-        config = {
-            "model_kind": "transcoder_set",
-            "model_name": model_name,
-            "scan": scan,
-            "feature_input_hook": FEATURE_INPUT_HOOK,
-            "feature_output_hook": FEATURE_OUTPUT_HOOK,
-            "transcoders": [layer_file(i) for i in range(len(layers))],
-            **({"interpedia_fit": fit} if fit else {}),
-        }
-        (tmp / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return folder
+    config = read_set_config(folder)
+    return None if config is None else config.get("interpedia_fit")
 
 
 # --- a quick set fitted in seconds ---------------------------------------------------------
@@ -256,60 +211,6 @@ class TranscoderSetRecord:
     n_layers: int
     d_transcoder: int
     description: str
-
-
-async def register_transcoder_set(
-    session: AsyncSession,
-    *,
-    model_id: str,
-    model_display_name: str,
-    name: str,
-    folder: Path,
-    n_layers: int,
-    d_model: int,
-    d_transcoder: int,
-    description: str,
-) -> None:
-    """Record the set (`folder` absolute) as a source set of the model, a source per layer.
-
-    Idempotent. The sources are not inference-enabled: the inference service loads SAELens folders,
-    and this layout is circuit-tracer's.
-    """
-    await session.execute(
-        insert(Model)
-        .values(id=model_id, display_name=model_display_name, layers=n_layers, d_model=d_model)
-        .on_conflict_do_nothing()
-    )
-    set_values = {"description": description, "type": SET_TYPE, "allow_inference_search": False}
-    await session.execute(
-        insert(SourceSet)
-        .values(model_id=model_id, name=name, **set_values)
-        .on_conflict_do_update(index_elements=[SourceSet.model_id, SourceSet.name], set_=set_values)
-    )
-    for layer in range(n_layers):
-        values = {
-            "set_name": name,
-            "hook_name": f"blocks.{layer}.{FEATURE_INPUT_HOOK}",
-            "layer": layer,
-            "architecture": "jumprelu_transcoder",
-            "d_sae": d_transcoder,
-            "weights_uri": str(folder / layer_file(layer)),
-            "saelens_config": {
-                "transcoder_set": str(folder),
-                "hook_name": f"blocks.{layer}.{FEATURE_INPUT_HOOK}",
-                "hook_name_out": f"blocks.{layer}.{FEATURE_OUTPUT_HOOK}",
-                "d_in": d_model,
-                "d_sae": d_transcoder,
-                "d_out": d_model,
-            },
-            "inference_enabled": False,
-        }
-        statement = insert(Source).values(model_id=model_id, id=f"{layer}-{name}", **values)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[Source.model_id, Source.id], set_=values
-            )
-        )
 
 
 async def transcoder_sets_of(session: AsyncSession, model_id: str) -> list[TranscoderSetRecord]:

@@ -38,8 +38,10 @@ class Engine:
         limits: Limits,
         batch_window_s: float = 0.004,
         max_batch_size: int = 16,
+        lens_bf16: bool = True,
     ) -> None:
         self.model = model
+        self.lens_bf16 = lens_bf16
         self.registry = registry
         self.limits = limits
         self.batcher = ActivationBatcher(
@@ -166,4 +168,5 @@ def build_engine(settings: InferenceSettings) -> Engine:
         Limits(settings.token_limit, settings.max_completion_tokens),
         batch_window_s=settings.batch_window_ms / 1000.0,
         max_batch_size=settings.max_batch_size,
+        lens_bf16=settings.lens_bf16,
     )

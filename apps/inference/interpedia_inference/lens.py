@@ -40,6 +40,9 @@ from interpedia_inference.schemas.lens import (
 
 # Positions whose read-outs are computed (and streamed) together.
 CHUNK_POSITIONS = 16
+# bf16 candidates per (layer, position) that the fast read-out re-ranks in float32, beyond
+# top_n: a true top-N token would have to fall this many ranks in bf16 to be missed.
+CANDIDATE_MARGIN = 10
 
 
 @dataclass
@@ -99,8 +102,30 @@ def _final_norm(hf_model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     raise InvalidInput(f"the logit lens is not supported for {type(hf_model).__name__}")
 
 
+def bf16_matmul_is_fast(device: str) -> bool:
+    """Whether bf16 matmuls run natively here (CUDA, or a CPU with AVX-512 BF16 / AMX):
+    elsewhere torch emulates them, slower than float32."""
+    if device.startswith("cuda"):
+        return True
+    return torch.backends.mkldnn.is_available() and bool(
+        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    )
+
+
 class LensReadout:
-    """Norm + unembedding of the served model, read at chosen layers."""
+    """Norm + unembedding of the served model, read at chosen layers.
+
+    The unembedding of every layer is the lens's whole cost (30 layers x 64 positions x
+    49,152 tokens is ~5x the FLOPs of the forward itself), and it needs every logit: the
+    top-N and the softmax's normaliser. With `fast` (float32 models on hardware with native
+    bf16), the full unembedding runs in bf16 (about twice float32's speed on AVX-512 BF16)
+    and serves only to pick top_n + CANDIDATE_MARGIN candidates per row and to sum the
+    normaliser; the candidates' logits are then recomputed exactly in float32, re-ranked,
+    and replace their bf16 terms in the normaliser. The top-N tokens are float32's unless a
+    true top-N token falls more than CANDIDATE_MARGIN ranks in bf16; the probabilities
+    differ from float32's by the bf16 rounding of the other logits in the normaliser (a
+    few per mille; the packaged model's test bounds it).
+    """
 
     def __init__(self, engine: Engine) -> None:
         hf_model = engine.model.hf_model
@@ -108,6 +133,19 @@ class LensReadout:
         self.norm = _final_norm(hf_model)
         self.unembed = hf_model.get_output_embeddings()
         self.softcap = getattr(hf_model.config, "final_logit_softcapping", None)
+        self.fast = (
+            engine.lens_bf16
+            and self.model.dtype == torch.float32
+            and self.unembed.bias is None
+            and bf16_matmul_is_fast(self.model.device)
+        )
+        if self.fast:
+            # One bf16 copy of W_U [d_vocab, d_model] per loaded model, made on first use.
+            w_bf16 = self.model.extra.get("lens_unembed_bf16")
+            if w_bf16 is None:
+                w_bf16 = self.unembed.weight.detach().to(torch.bfloat16)
+                self.model.extra["lens_unembed_bf16"] = w_bf16
+            self.w_bf16 = w_bf16
 
     @torch.no_grad()
     def residuals(self, ids: list[int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
@@ -117,6 +155,36 @@ class LensReadout:
         batch = torch.tensor([ids], device=self.model.device)
         out = self.model.hf_model(batch, output_hidden_states=True, use_cache=False)
         return out.hidden_states, out.logits[0].float()
+
+    def _capped(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.softcap:
+            return torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    @staticmethod
+    def _exact_top(logits: torch.Tensor, top_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probs, ids) [rows, top_n] of float32 logits [rows, d_vocab]."""
+        values, ids = logits.topk(top_n, dim=-1)
+        # Probabilities over the whole vocabulary: the normaliser needs every logit.
+        return (values - torch.logsumexp(logits, dim=-1, keepdim=True)).exp(), ids
+
+    def _fast_top(self, normed: torch.Tensor, top_n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probs, ids) [rows, top_n] of normed residuals [rows, d]: bf16 candidates, exact
+        float32 re-rank (see the class docstring)."""
+        approx = self._capped(torch.nn.functional.linear(normed.to(torch.bfloat16), self.w_bf16))
+        n_candidates = min(top_n + CANDIDATE_MARGIN, approx.shape[-1])
+        candidates = approx.topk(n_candidates, dim=-1).indices  # [rows, C]
+        rows = self.unembed.weight[candidates]  # [rows, C, d]
+        exact = self._capped(torch.einsum("rd,rcd->rc", normed, rows))  # [rows, C]
+        peak = exact.amax(dim=-1, keepdim=True)  # [rows, 1]
+        # Σ_vocab exp(logit − peak): bf16 terms for the tail, exact ones for the candidates.
+        # In place on `approx`, which is not needed after this.
+        tail = approx.sub_(peak.to(torch.bfloat16)).exp_().sum(dim=-1, dtype=torch.float32)
+        tail = tail - approx.gather(-1, candidates).float().sum(-1)
+        total = tail.clamp_min(0) + (exact - peak).exp().sum(-1)
+        values, order = exact.topk(top_n, dim=-1)
+        probs = (values - peak - total.log().unsqueeze(-1)).exp()
+        return probs, candidates.gather(-1, order)
 
     @torch.no_grad()
     def top(
@@ -133,20 +201,21 @@ class LensReadout:
         self.model.use_torch_threads()
         last = self.model.n_layers - 1
         inner = [layer for layer in layers if layer != last]
-        parts = []
+        probs, ids = [], []
         if inner:
             resid = torch.stack([hidden[layer + 1][0, positions] for layer in inner])  # [L, P, d]
-            inner_logits = self.unembed(self.norm(resid)).float()  # [L, P, d_vocab]
-            if self.softcap:
-                inner_logits = torch.tanh(inner_logits / self.softcap) * self.softcap
-            parts.append(inner_logits)
+            normed = self.norm(resid).flatten(0, 1)  # [L * P, d]
+            if self.fast:
+                p, i = self._fast_top(normed, top_n)
+            else:
+                p, i = self._exact_top(self._capped(self.unembed(normed).float()), top_n)
+            probs.append(p.view(len(inner), -1, top_n))
+            ids.append(i.view(len(inner), -1, top_n))
         if last in layers:
-            parts.append(logits[positions].unsqueeze(0))
-        all_logits = torch.cat(parts)  # [len(layers), P, d_vocab]
-        values, ids = all_logits.topk(top_n, dim=-1)
-        # Probabilities over the whole vocabulary: the normaliser needs every logit.
-        probs = (values - torch.logsumexp(all_logits, dim=-1, keepdim=True)).exp()
-        return probs, ids
+            p, i = self._exact_top(logits[positions], top_n)
+            probs.append(p.unsqueeze(0))
+            ids.append(i.unsqueeze(0))
+        return torch.cat(probs), torch.cat(ids)
 
 
 @dataclass

@@ -88,6 +88,13 @@ class InferenceSettings(ServiceSettings):
         validation_alias=_env("max_batch_size"),
         description="Most prompts in one padded activation forward.",
     )
+    lens_bf16: bool = Field(
+        default=True,
+        validation_alias=_env("lens_bf16"),
+        description="Logit lens: pick each layer's top tokens and sum its softmax over the "
+        "vocabulary in bf16 where the hardware runs bf16 natively, then recompute the top "
+        "tokens exactly in float32 (same top tokens; probabilities within 1e-2).",
+    )
 
     wire_dialect: WireDialect = wire_dialect_field()
     torch_threads: int = Field(

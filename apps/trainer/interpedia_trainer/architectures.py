@@ -165,8 +165,13 @@ def build_training_sae(
     dtype: str = "float32",
     normalize_activations: str = "none",
     metadata: dict[str, Any] | None = None,
+    transcoder: bool = False,
 ) -> TrainingSAE[Any]:
-    """Build a freshly initialised SAELens training SAE (seed torch before calling)."""
+    """Build a freshly initialised SAELens training SAE (seed torch before calling).
+
+    `transcoder`: the decoder predicts another activation (`transcoders`), so its bias is
+    in the output's space and is not subtracted from the input.
+    """
     options = options or ArchitectureOptions()
     spec = validate_architecture(architecture, d_in, d_sae, options)
     common: dict[str, Any] = {
@@ -177,6 +182,8 @@ def build_training_sae(
         "normalize_activations": normalize_activations,
         "metadata": SAEMetadata(**(metadata or {})),
     }
+    if transcoder:
+        common["apply_b_dec_to_input"] = False
     return spec.sae_class(spec.build_cfg(common, options))
 
 

@@ -130,8 +130,21 @@ def train(
     hook: Annotated[str | None, typer.Option(help="Hook, e.g. blocks.6.hook_resid_post.")] = None,
     architecture: Annotated[
         str | None,
-        typer.Option(help="standard|topk|batchtopk|matryoshka_batchtopk|jumprelu"),
+        typer.Option(
+            help="standard|topk|batchtopk|matryoshka_batchtopk|jumprelu, or transcoder "
+            "(a per-layer transcoder set: --layers, --activation, --skip)"
+        ),
     ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option(help="Transcoder layers: all, 3, 0,2,5 or 0-3 (architecture transcoder)."),
+    ] = None,
+    activation: Annotated[
+        str, typer.Option(help="Transcoder activation: relu | jumprelu | topk.")
+    ] = "topk",
+    skip: Annotated[
+        bool, typer.Option(help="Transcoders with a linear skip connection (W_skip).")
+    ] = False,
     d_sae: Annotated[int | None, typer.Option()] = None,
     expansion_factor: Annotated[int | None, typer.Option()] = None,
     k: Annotated[float | None, typer.Option(help="Latents per token (TopK family).")] = None,
@@ -203,6 +216,8 @@ def train(
 
     settings = TrainerSettings()
     corpus = runs.validated_corpus(corpus, settings)  # before the heavy imports: fails fast
+    if architecture == "transcoder" and nproc_per_node is not None:
+        raise InvalidInput("transcoder sets train in one process: drop --nproc-per-node")
     if nproc_per_node is not None and not launched_by_torchrun():
         _relaunch_with_torchrun(nproc_per_node)
 
@@ -245,6 +260,24 @@ def train(
     }
     values.update({key: v for key, v in flags.items() if v is not None})
     values["device"] = device
+    if values.get("architecture") == "transcoder":
+        try:
+            _train_transcoders(
+                values,
+                model=model,
+                corpus=corpus,
+                out=out,
+                layers=layers or "all",
+                activation=activation,
+                skip=skip,
+                register=register,
+                max_contexts=max_contexts,
+                resume=resume,
+                settings=settings,
+            )
+        finally:
+            leave()
+        return
     _check_without_model(values)
     if register is not None:
         if not SOURCE_SET.match(register):
@@ -312,6 +345,122 @@ def train(
         echo(f"  {key:28s} {value:.5g}")
     if register is not None and main:
         echo(f"registered source {hooked.model_id}/{recorded.source_id}")
+
+
+def _train_transcoders(
+    values: dict[str, Any],
+    *,
+    model: str,
+    corpus: str,
+    out: Path,
+    layers: str,
+    activation: str,
+    skip: bool,
+    register: str | None,
+    max_contexts: int | None,
+    resume: bool,
+    settings: TrainerSettings,
+) -> None:
+    """`train --architecture transcoder`: one transcoder per layer from one pass over the
+    corpus (`transcoders`); with --register, a source set with dashboards queued."""
+    import torch
+
+    from interpedia_trainer import transcoders
+    from interpedia_trainer.training import TrainingConfig
+
+    if activation not in transcoders.ACTIVATIONS:
+        raise InvalidInput(
+            f"unknown transcoder activation {activation!r}; "
+            f"choose one of {sorted(transcoders.ACTIVATIONS)}"
+        )
+    if register is not None and not SOURCE_SET.match(register):
+        raise InvalidInput(
+            f"--register {register!r}: use lowercase letters, digits and dashes, e.g. tc-demo"
+        )
+    values = {k: v for k, v in values.items() if k not in ("hook_name", "architecture")}
+    torch.set_flush_denormal(True)  # denormals make CPU steps several times slower
+    typer.echo(f"loading {model}")
+    hooked = _load_model(model, values["device"])
+    chosen = transcoders.parse_layers(layers, hooked.n_layers)
+    values.setdefault("d_in", hooked.d_model)
+    values.setdefault("model_name", hooked.model_id)
+    values.setdefault("dataset_path", corpus)
+    base = TrainingConfig.from_dict(values)
+    bar, progress, stage = _train_bar(base.total_steps * base.batch_size)
+    try:
+        with stopping.stop_on_signals():
+            result = transcoders.train_transcoder_set(
+                base,
+                hooked,
+                corpus,
+                out,
+                layers=chosen,
+                activation=activation,
+                skip=skip,
+                max_contexts=max_contexts,
+                resume=resume,
+                scan=register or out.name,
+                on_progress=progress,
+                on_stage=stage,
+            )
+    except stopping.Stopped as exc:
+        raise exc.at("(rerun the same command to resume)") from None
+    finally:
+        bar.close()
+    typer.echo(
+        f"saved {result.folder} ({len(chosen)} layers, {result.n_tokens} tokens, "
+        f"{result.tokens_per_second:.0f} tokens/s for all layers, "
+        f"{result.forward_share:.0%} of the time in the model's forward)"
+    )
+    for layer, metrics in result.per_layer.items():
+        typer.echo(
+            f"  layer {layer:2d}: fvu {metrics.get('fvu', float('nan')):.3f}  "
+            f"l0 {metrics.get('l0', float('nan')):.1f}  dead {metrics['dead_fraction']:.3f}"
+        )
+    if register is not None:
+        ids = run_in_database(
+            settings,
+            lambda sessionmaker: _register_transcoders(
+                sessionmaker, hooked, result, register, activation, corpus
+            ),
+        )
+        typer.echo(
+            f"registered transcoder set {hooked.model_id}/{register} "
+            f"({len(ids)} sources; dashboards queued)"
+        )
+
+
+async def _register_transcoders(
+    sessionmaker: "async_sessionmaker[AsyncSession]",
+    hooked: "HookedModel",
+    result: Any,  # transcoders.TranscoderSetResult
+    name: str,
+    activation: str,
+    corpus: str,
+) -> list[str]:
+    from interpedia_db.transcoder_sets import register_transcoder_set
+    from interpedia_trainer import recorded
+
+    async with sessionmaker.begin() as session:
+        ids = await register_transcoder_set(
+            session,
+            model_id=hooked.model_id,
+            model_display_name=hooked.display_name,
+            name=name,
+            folder=result.folder.resolve(),
+            layers=result.layers,
+            n_model_layers=hooked.n_layers,
+            d_model=hooked.d_model,
+            d_transcoder=result.d_transcoder,
+            description=f"Transcoders trained by Interpedia ({activation}, "
+            f"{result.d_transcoder} features per layer, {result.n_tokens:,} tokens)",
+        )
+    follow_up = recorded.follow_ups(database_url_of(sessionmaker))
+    for source_id in ids:
+        await recorded.queue_dashboards(
+            follow_up, hooked.model_id, source_id, result.d_transcoder, corpus
+        )
+    return ids
 
 
 def _quiet(_message: str) -> None:

@@ -102,6 +102,29 @@ def tokenize_corpus(
     return _contexts(texts, str(source), tokenizer, context_size, prepend_bos, max_contexts)
 
 
+def training_contexts(
+    source: str | Path,
+    tokenizer: Any,
+    *,
+    context_size: int,
+    prepend_bos: bool,
+    max_contexts: int | None,
+    n_eval_contexts: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, held-out) contexts of a corpus: the last `n_eval_contexts` (at most a tenth,
+    at least one when there are two) are held out for a run's reconstruction metrics."""
+    contexts = tokenize_corpus(
+        source,
+        tokenizer,
+        context_size=context_size,
+        prepend_bos=prepend_bos,
+        max_contexts=max_contexts,
+    )
+    n = contexts.shape[0]
+    n_eval = min(n_eval_contexts, max(n // 10, 1)) if n > 1 else 0
+    return contexts[: n - n_eval], contexts[n - n_eval :]
+
+
 def tail_contexts(
     source: str | Path,
     tokenizer: Any,

@@ -117,8 +117,8 @@ class HookedModel:
         if replace is None:
             return float(self.bridge(tokens, return_type="loss"))
 
-        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor:
-            return replace(acts)
+        def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor | None:
+            return _per_token(replace, acts)
 
         return float(
             self.bridge.run_with_hooks(tokens, return_type="loss", fwd_hooks=[(hook_name, hook)])
@@ -135,11 +135,23 @@ class HookedModel:
         hook's output and may replace it (returning None keeps it: a read-only tap)."""
 
         def hook(acts: torch.Tensor, hook: Any) -> torch.Tensor | None:
-            return edit(acts)
+            return _per_token(edit, acts)
 
         return self.bridge.run_with_hooks(
             tokens.to(self.device), return_type="logits", fwd_hooks=[(hook_name, hook)]
         )
+
+
+def _per_token(
+    edit: Callable[[torch.Tensor], torch.Tensor | None], acts: torch.Tensor
+) -> torch.Tensor | None:
+    """`edit` on [batch, seq, d] whatever the hook's shape: `attn.hook_z` is
+    [batch, seq, n_heads, d_head] inside the forward, while an SAE on it (and every edit)
+    reads the heads concatenated, as `forward_to_hook` hands them out."""
+    if acts.ndim != 4:
+        return edit(acts)
+    out = edit(acts.flatten(-2))
+    return None if out is None else out.reshape(acts.shape)
 
 
 def _check_stop(acts: torch.Tensor, hook: Any) -> None:

@@ -23,7 +23,7 @@ from interpedia_trainer.activations import (
     stream_activations,
 )
 from interpedia_trainer.concepts import ConceptResult, score_concepts
-from interpedia_trainer.corpus import read_texts, tokenize_corpus
+from interpedia_trainer.corpus import read_texts, tokenize_corpus, training_contexts
 from interpedia_trainer.dashboards import DashboardOptions, FeatureDashboard, compute_dashboards
 from interpedia_trainer.distributed import SINGLE_PROCESS, DataParallel
 from interpedia_trainer.metrics import make_evaluator
@@ -75,18 +75,15 @@ def train_from_corpus(
     cfg.model_name = cfg.model_name or model.model_id
     cfg.dataset_path = cfg.dataset_path or str(corpus)
     cfg.validate()
-    contexts = tokenize_corpus(
+    train_ctx, eval_ctx = training_contexts(
         corpus,
         model.tokenizer,
         context_size=cfg.context_size,
         prepend_bos=cfg.prepend_bos,
         max_contexts=max_contexts,
+        n_eval_contexts=n_eval_contexts,
     )
-    n_eval = min(n_eval_contexts, max(contexts.shape[0] // 10, 1)) if contexts.shape[0] > 1 else 0
-    train_ctx, eval_ctx = (
-        contexts[: contexts.shape[0] - n_eval],
-        contexts[contexts.shape[0] - n_eval :],
-    )
+    n_eval = eval_ctx.shape[0]
     loop = SAETrainingLoop(cfg, out_dir, parallel)
     rank, world = parallel.rank, parallel.world_size
     train_ctx = train_ctx[rank::world]  # this rank's share of the stream

@@ -92,6 +92,38 @@ async def queue_feature_map(follow_up: FollowUp, model_id: str, source_id: str) 
     )
 
 
+async def queue_dashboards(
+    follow_up: FollowUp,
+    model_id: str,
+    source_id: str,
+    d_sae: int,
+    corpus: str,
+    *,
+    n_prompts: int = 2048,
+    context_size: int = 128,
+    features_per_job: int = 4096,
+) -> list[int | None]:
+    """Dashboard jobs over feature ranges of a new source (a transcoder set's layers), so
+    its features get pages like any SAE's; already-queued ranges are left as they are."""
+    return [
+        await follow_up(
+            "trainer:compute_dashboards",
+            f"dashboards:{model_id}:{source_id}:{start}",
+            0,
+            {
+                "model_id": model_id,
+                "source_id": source_id,
+                "start": start,
+                "stop": min(start + features_per_job, d_sae),
+                "n_prompts": n_prompts,
+                "context_size": context_size,
+                "corpus": corpus,
+            },
+        )
+        for start in range(0, d_sae, features_per_job)
+    ]
+
+
 async def queue_evaluations(
     follow_up: FollowUp, model_id: str, source_id: str, kinds: list[str], corpus: str
 ) -> int | None:

@@ -100,6 +100,7 @@ class TrainingConfig:
     eval_every_steps: int = 0  # 0: only at the end
     checkpoint_every_steps: int = 0  # 0: only the final folder
     fast: bool = True
+    transcoder: bool = False  # the decoder predicts another hook (`transcoders`)
     model_name: str = ""
     context_size: int = 128
     prepend_bos: bool = True
@@ -209,6 +210,7 @@ class SAETrainingLoop:
                 "prepend_bos": cfg.prepend_bos,
                 "dataset_path": cfg.dataset_path,
             },
+            transcoder=cfg.transcoder,
         )
         if cfg.architecture == "standard" and cfg.l1_warm_up_steps:
             self.sae.cfg.l1_warm_up_steps = cfg.l1_warm_up_steps
@@ -420,24 +422,39 @@ class SAETrainingLoop:
                 target=target,
                 parallel=self.parallel,
             )
-        if target is not None:
-            raise InvalidInput(f"{self.cfg.architecture} trains with the input as its target only")
-        out = self.sae.training_forward_pass(
-            TrainStepInput(
-                sae_in=x,
-                coefficients=coeffs,
-                dead_neuron_mask=self.dead_mask,
-                n_training_steps=self.n_steps,
-                is_logging_step=False,
-            )
+        step_input = TrainStepInput(
+            sae_in=x,
+            coefficients=coeffs,
+            dead_neuron_mask=self.dead_mask,
+            n_training_steps=self.n_steps,
+            is_logging_step=False,
         )
-        out.loss.backward()
+        if target is None:
+            out = self.sae.training_forward_pass(step_input)
+            loss, losses = out.loss, out.losses
+            feature_acts, sae_out = out.feature_acts, out.sae_out
+        else:
+            # SAELens's `training_forward_pass` reconstructs its input; a transcoder's
+            # decoder predicts `target`, with the architecture's own sparsity terms.
+            feature_acts, hidden_pre = self.sae.encode_with_hidden_pre(x)
+            sae_out = self.sae.decode(feature_acts)
+            losses = {
+                "mse_loss": (sae_out - target).pow(2).sum(dim=-1).mean(),
+                **self.sae.calculate_aux_loss(
+                    step_input=step_input,
+                    feature_acts=feature_acts,
+                    hidden_pre=hidden_pre,
+                    sae_out=sae_out,
+                ),
+            }
+            loss = sum(losses.values())
+        loss.backward()
         with torch.no_grad():
-            fired = (out.feature_acts > 0).sum(0)
+            fired = (feature_acts > 0).sum(0)
         return StepResult(
-            loss=float(out.loss.detach()),
-            losses={n: float(v.detach()) for n, v in out.losses.items()},
-            sae_out=out.sae_out.detach(),
+            loss=float(loss.detach()),
+            losses={n: float(v.detach()) for n, v in losses.items()},
+            sae_out=sae_out.detach(),
             fired=fired,
             l0=float(fired.sum()) / x.shape[0],
         )
@@ -511,7 +528,7 @@ class SAETrainingLoop:
                 self.save_checkpoint()
         seconds = time.perf_counter() - started
 
-        final = self._final_metrics()
+        final = self.final_metrics()
         if evaluator is not None:
             final.update({f"eval/{k}": v for k, v in self._evaluate(evaluator).items()})
         if on_metrics is not None:
@@ -566,7 +583,7 @@ class SAETrainingLoop:
         with torch.no_grad():
             return evaluator(self.inference_sae())
 
-    def _final_metrics(self) -> dict[str, float]:
+    def final_metrics(self) -> dict[str, float]:
         freq = self.act_freq / max(self.n_freq_tokens, 1)
         return {
             "dead_fraction": float(self.dead_mask.float().mean()),

@@ -127,32 +127,37 @@ async def feature_table(
     best explanation score (features without one last, whichever the direction)."""
     if sort not in SORTS:
         raise InvalidInput(f"sort by one of {', '.join(SORTS)}, not {sort!r}")
-    scores = (
+    best = (
         select(Explanation.index, func.max(ExplanationScore.value).label("score"))
         .join(ExplanationScore, ExplanationScore.explanation_id == Explanation.id)
         .where(Explanation.model_id == model_id, Explanation.source_id == source_id)
         .group_by(Explanation.index)
-        .subquery()
     )
-    column = {
-        "index": Feature.index,
-        "density": Feature.frac_nonzero,
-        "max_act": Feature.max_act,
-        "score": scores.c.score,
-    }[sort]
+    query = select(Feature.index, Feature.frac_nonzero, Feature.max_act).where(
+        Feature.model_id == model_id, Feature.source_id == source_id
+    )
+    # Every score is aggregated only to sort by it. Otherwise the page's rows come first and
+    # only their scores are read: joined to the whole source's aggregate, a planner whose
+    # statistics predate the rows (a source just imported) re-ran that aggregate once per
+    # row, seconds for a 65k source.
+    if sort == "score":
+        scores = best.subquery()
+        query = query.outerjoin(scores, scores.c.index == Feature.index)
+        column = scores.c.score
+    else:
+        column = {
+            "index": Feature.index,
+            "density": Feature.frac_nonzero,
+            "max_act": Feature.max_act,
+        }[sort]
     order = column.desc().nulls_last() if descending else column.asc().nulls_last()
     rows = (
-        await session.execute(
-            select(Feature.index, Feature.frac_nonzero, Feature.max_act, scores.c.score)
-            .outerjoin(scores, scores.c.index == Feature.index)
-            .where(Feature.model_id == model_id, Feature.source_id == source_id)
-            .order_by(order, Feature.index)
-            .limit(limit)
-            .offset(offset)
-        )
+        await session.execute(query.order_by(order, Feature.index).limit(limit).offset(offset))
     ).all()
-    descriptions = await first_descriptions(session, [(model_id, source_id, r[0]) for r in rows])
+    indices = [r[0] for r in rows]
+    score_of = dict((await session.execute(best.where(Explanation.index.in_(indices)))).all())
+    descriptions = await first_descriptions(session, [(model_id, source_id, i) for i in indices])
     return [
-        FeatureRow(i, density, top, score, descriptions.get((model_id, source_id, i)))
-        for i, density, top, score in rows
+        FeatureRow(i, density, top, score_of.get(i), descriptions.get((model_id, source_id, i)))
+        for i, density, top in rows
     ]

@@ -5,6 +5,7 @@ Graphs are traced with few feature nodes (they cost a backward pass each) on sho
 
 import gzip
 import json
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -268,6 +269,26 @@ def test_a_graph_whose_worker_dies_is_retried_by_another(
     done = _wait(client, job["job_id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
     assert _rows(database_url, "survivor") == 1
+
+
+def test_a_stopped_worker_requeues_its_graph_at_once(client, graph_service, database_url) -> None:
+    job = client.post("/v1/graphs", json=_graph_body("stopped", max_feature_nodes=256)).json()
+    _wait(client, job["job_id"], {"doing"})
+    deadline = time.monotonic() + 300
+    while client.get(f"/v1/jobs/{job['job_id']}").json()["done"] in (None, 0):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    worker = graph_service.workers[0]
+    worker.send_signal(signal.SIGTERM)  # the shared stop: the graph stops at its next batch
+    assert worker.wait(timeout=60) == 128 + signal.SIGTERM
+    graph_service.workers.remove(worker)
+    requeued = _wait(client, job["job_id"], {"todo", "failed", "succeeded"}, timeout=30)
+    assert requeued["status"] == "todo", requeued
+    assert _rows(database_url, "stopped") == 0
+    graph_service.start_worker()
+    done = _wait(client, job["job_id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert _rows(database_url, "stopped") == 1
 
 
 def test_chat_prompts_parse_back_into_turns(client) -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from interpedia_core.errors import InvalidInput, NotFound
+from interpedia_formats.transcoder_set import write_transcoder_set
 from interpedia_graph import transcoder_sets
 
 
@@ -37,9 +38,7 @@ def test_a_quick_fit_is_sparse_and_explains_part_of_the_mlp() -> None:
 def test_a_written_set_loads_as_circuit_tracers_transcoder_set(tmp_path: Path) -> None:
     ins, outs = _pairs(n_layers=3)
     layers = transcoder_sets.fit_quick_transcoders(ins, outs, d_transcoder=32, density=0.1)
-    folder = transcoder_sets.write_transcoder_set(
-        tmp_path / "tc-unit", layers, scan="tc-unit", model_name="m"
-    )
+    folder = write_transcoder_set(tmp_path / "tc-unit", layers, scan="tc-unit", model_name="m")
     assert sorted(p.name for p in folder.iterdir()) == [
         "config.yaml",
         "layer_0.safetensors",
@@ -64,8 +63,8 @@ def test_a_written_set_loads_as_circuit_tracers_transcoder_set(tmp_path: Path) -
 def test_writing_again_replaces_the_set_whole(tmp_path: Path) -> None:
     ins, outs = _pairs(n_layers=2)
     small = transcoder_sets.fit_quick_transcoders(ins, outs, d_transcoder=8, density=0.2)
-    transcoder_sets.write_transcoder_set(tmp_path / "s", small * 2, scan="s", model_name="m")
-    transcoder_sets.write_transcoder_set(tmp_path / "s", small, scan="s", model_name="m")
+    write_transcoder_set(tmp_path / "s", small * 2, scan="s", model_name="m")
+    write_transcoder_set(tmp_path / "s", small, scan="s", model_name="m")
     assert transcoder_sets.load_transcoder_set(tmp_path / "s").n_layers == 2
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
 
@@ -76,3 +75,11 @@ def test_bad_sets_and_densities_are_refused(tmp_path: Path) -> None:
     ins, outs = _pairs(n_layers=1)
     with pytest.raises(InvalidInput, match="density"):
         transcoder_sets.fit_quick_transcoders(ins, outs, d_transcoder=8, density=1.5)
+
+
+def test_a_set_with_a_gap_in_its_layers_is_refused(tmp_path: Path) -> None:
+    ins, outs = _pairs(n_layers=2)
+    layers = transcoder_sets.fit_quick_transcoders(ins, outs, d_transcoder=8, density=0.2)
+    write_transcoder_set(tmp_path / "gap", {0: layers[0], 2: layers[1]}, scan="g", model_name="m")
+    with pytest.raises(InvalidInput, match=r"covers layers \[0, 2\].*--layers all"):
+        transcoder_sets.load_transcoder_set(tmp_path / "gap")

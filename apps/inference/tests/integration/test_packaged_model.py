@@ -26,6 +26,7 @@ SOURCE = "6-res-it"
 PROMPT = "The Eiffel Tower is located in the city of"
 PLANTED = 17
 LONDON_ID = 4528  # " London" in SmolLM2's tokenizer
+ROOT = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture(scope="module")
@@ -324,3 +325,27 @@ def test_bad_inputs_on_real_server(server: tuple[str, object]) -> None:
     assert r.status_code == 401
     r = _post(base, "/v1/tokenize", {"model": MODEL, "text": "still serving"})
     assert r.status_code == 200
+
+
+def test_fast_lens_readout_matches_float32(server: tuple[str, object]) -> None:
+    """The bf16 lens read-out (candidates in bf16, re-ranked in float32) against the plain
+    float32 one over every layer of a real 64-token prompt: the same top tokens in the
+    same order, probabilities within a few per mille."""
+    from interpedia_inference.lens import LensReadout
+
+    _, app = server
+    engine = app.state.engine
+    fast = LensReadout(engine)
+    if not fast.fast:
+        pytest.skip("no native bf16 matmul here: the lens reads out in float32 only")
+    exact = LensReadout(engine)
+    exact.fast = False
+    text = (ROOT / ".cache/corpora/sotu/1790_george_washington_n.txt").read_text()
+    ids = engine.model.tokenize(text)[:64]
+    hidden, logits = fast.residuals(ids)
+    layers = list(range(engine.model.n_layers))
+    fast_probs, fast_ids = fast.top(hidden, logits, layers, slice(0, 64), 10)
+    exact_probs, exact_ids = exact.top(hidden, logits, layers, slice(0, 64), 10)
+    assert torch.equal(fast_ids, exact_ids)
+    assert torch.allclose(fast_probs, exact_probs, atol=1e-2, rtol=3e-2)
+    assert float((fast_probs - exact_probs).abs().mean()) < 1e-4

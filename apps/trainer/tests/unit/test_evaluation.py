@@ -173,3 +173,23 @@ def test_the_evaluation_set_is_the_corpus_tail(model, tmp_path: Path) -> None:
     assert "document 11" in text and "document 9 " not in text
     with pytest.raises(InvalidInput, match="fewer than the 500"):
         tail_contexts(tmp_path, model.tokenizer, n_contexts=500, context_size=32)
+
+
+def test_hook_z_edits_see_heads_concatenated(model) -> None:
+    """Splicing an SAE on attn.hook_z: the edit reads [batch, seq, n_heads * d_head], as
+    `forward_to_hook` hands the activations out, and what it returns goes back per head."""
+    hook = "blocks.1.attn.hook_z"
+    tokens = _tokens(model)[:2]
+    seen: list[torch.Tensor] = []
+
+    def tap(acts: torch.Tensor) -> None:
+        seen.append(acts.clone())
+
+    clean = model.logits_with_hook(tokens, hook, tap)
+    assert seen[0].shape == model.forward_to_hook(tokens, hook).shape  # [2, 16, 64]
+    assert torch.allclose(seen[0], model.forward_to_hook(tokens, hook), atol=1e-6)
+    assert model.loss_with_hook(tokens, hook, lambda acts: acts) == pytest.approx(
+        model.loss_with_hook(tokens, hook, None), abs=1e-5
+    )
+    zeroed = model.logits_with_hook(tokens, hook, torch.zeros_like)
+    assert not torch.allclose(zeroed, clean, atol=1e-3)

@@ -495,6 +495,16 @@ class UmapPointsResponse(Schema):
     description: list[str | None] = Field(description="The feature's explanation, if any.")
 
 
+class UmapExplanationsResponse(Schema):
+    """A mapped source's explanations, one per explained feature (index order): the text the
+    source page's map shows once its packed coordinates are drawn."""
+
+    modelId: str
+    source: str
+    index: list[int]
+    description: list[str] = Field(description="The feature's alphabetically first explanation.")
+
+
 class SourceEvalsResponse(Schema):
     """A source's evaluations: SAE-Bench outputs by type (`core`, `absorption_first_letter`)."""
 

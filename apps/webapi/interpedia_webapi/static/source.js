@@ -8,8 +8,10 @@ const dSae = Number(page.dataset.dSae);
 const featureUrl = index => `/${encodeURIComponent(modelId)}/${encodeURIComponent(sourceId)}/${index}`;
 const $ = id => document.getElementById(id);
 
+const mapUrl = `/api/umap/${encodeURIComponent(modelId)}/${encodeURIComponent(sourceId)}`;
+
 let map = null;
-let points = null; // the columnar /api/umap answer
+let points = null; // columns of typed arrays, one entry per point; descriptions come later
 let pointOf = new Map(); // feature index -> point number on the map
 let selected = new Set(); // point numbers
 
@@ -21,7 +23,7 @@ function densityColours() {
   const out = new Uint32Array(points.count);
   const dead = abgr(200, 200, 200);
   points.logDensity.forEach((v, i) => {
-    out[i] = v === null ? dead : abgr(...ramp((v - LOW) / (HIGH - LOW)));
+    out[i] = Number.isNaN(v) ? dead : abgr(...ramp((v - LOW) / (HIGH - LOW)));
   });
   return out;
 }
@@ -84,11 +86,15 @@ function colourBy(mode) {
   legend(mode);
 }
 
+let hovering = null; // [point, event] under the cursor, to fill in once explanations arrive
+
 function tooltip(i, event) {
   const tip = $("map-tooltip");
-  if (i < 0 || !event) { tip.hidden = true; return; }
-  const density = points.logDensity[i] === null ? "never fired" : `density ${Math.pow(10, points.logDensity[i]).toExponential(1)}`;
-  tip.innerHTML = `<b>#${points.index[i]}</b> <span class="muted">${density}</span><div>${Interpedia.escape(points.description[i] || "no explanation")}</div>`;
+  hovering = i < 0 || !event ? null : [i, event];
+  if (!hovering) { tip.hidden = true; return; }
+  const density = Number.isNaN(points.logDensity[i]) ? "never fired" : `density ${Math.pow(10, points.logDensity[i]).toExponential(1)}`;
+  const text = points.explained ? points.description[i] || "no explanation" : "loading explanation…";
+  tip.innerHTML = `<b>#${points.index[i]}</b> <span class="muted">${density}</span><div>${Interpedia.escape(text)}</div>`;
   const rect = map.canvas.getBoundingClientRect();
   tip.style.left = `${event.clientX - rect.left + 14}px`;
   tip.style.top = `${event.clientY - rect.top + 14}px`;
@@ -109,15 +115,52 @@ function showSelection() {
   map.setSelection(selected);
 }
 
+// The coordinates answer: for n points, n little-endian entries of each column in turn
+// (index int32, x, y float32, cluster int32, log10 density float32, NaN: never fired).
+function unpack(buffer) {
+  const n = buffer.byteLength / 20;
+  return {
+    count: n,
+    index: new Int32Array(buffer, 0, n),
+    x: new Float32Array(buffer, 4 * n, n),
+    y: new Float32Array(buffer, 8 * n, n),
+    cluster: new Int32Array(buffer, 12 * n, n),
+    logDensity: new Float32Array(buffer, 16 * n, n),
+    description: new Array(n).fill(null),
+    explained: false,
+  };
+}
+
+// The explanations (the larger part of the map's data) after the first paint: then
+// whatever shows them is refreshed (cluster labels, the highlight, the tooltip, the selection).
+async function loadExplanations() {
+  const response = await fetch(`${mapUrl}/explanations`, { credentials: "same-origin" });
+  const body = await response.json().catch(() => ({ detail: response.statusText }));
+  if (!response.ok) { $("map-status").textContent = body.detail || `HTTP ${response.status}`; return; }
+  body.index.forEach((index, k) => {
+    const i = pointOf.get(index);
+    if (i !== undefined) points.description[i] = body.description[k];
+  });
+  points.explained = true;
+  legend($("map-colour").value);
+  if ($("map-filter").value.trim()) $("map-filter").dispatchEvent(new Event("input"));
+  if (hovering) tooltip(...hovering);
+  if (selected.size) showSelection();
+  map.canvas.dataset.explained = "true"; // for the browser tests
+}
+
 async function loadMap() {
   const canvas = $("feature-map");
   if (!canvas) return;
   const status = $("map-status");
   // A plain GET (no key header), so the page's <link rel="preload"> of it is reused.
-  const response = await fetch(`/api/umap/${encodeURIComponent(modelId)}/${encodeURIComponent(sourceId)}`,
-    { credentials: "same-origin", mode: "cors" });
-  points = await response.json().catch(() => ({ detail: response.statusText }));
-  if (!response.ok) { status.textContent = points.detail || `HTTP ${response.status}`; return; }
+  const response = await fetch(`${mapUrl}/coordinates`, { credentials: "same-origin", mode: "cors" });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({ detail: response.statusText }));
+    status.textContent = body.detail || `HTTP ${response.status}`;
+    return;
+  }
+  points = unpack(await response.arrayBuffer());
   points.index.forEach((index, i) => pointOf.set(index, i));
   map = new FeatureMap(canvas, points, {
     onHover: tooltip,
@@ -142,8 +185,10 @@ async function loadMap() {
     const hits = new Set();
     if (needle) points.description.forEach((d, i) => { if (d && d.toLowerCase().includes(needle)) hits.add(i); });
     map.setHighlight(hits);
-    status.textContent = needle ? `${hits.size.toLocaleString()} features match “${e.target.value.trim()}”` : "";
+    status.textContent = !needle ? "" : points.explained
+      ? `${hits.size.toLocaleString()} features match “${e.target.value.trim()}”` : "explanations still loading…";
   });
+  loadExplanations();
 }
 
 function highlightFeatures(indices) {

@@ -250,6 +250,27 @@ def test_source_page_map_hover_click_select_and_search(page, explored, shots: Pa
     expect(page.locator("#feature-title")).to_contain_text(f"{SOURCE} · 5")
 
 
+def test_source_map_is_drawn_before_its_explanations_arrive(page, explored) -> None:
+    """The map is painted from the packed coordinates alone; the tooltip and the highlight
+    fill in once the explanations (held back here) arrive."""
+    from playwright.sync_api import expect
+
+    held = []
+    page.route(f"**/api/umap/{MODEL}/{SOURCE}/explanations", lambda r: held.append(r))
+    page.goto(f"/{MODEL}/{SOURCE}")
+    page.wait_for_function("window.featureMap && window.featureMap.frames > 0")
+    page.mouse.move(*_point_on_screen(page, 4))
+    expect(page.locator("#map-tooltip")).to_contain_text("#4")
+    expect(page.locator("#map-tooltip")).to_contain_text("loading explanation")
+    page.fill("#map-filter", "dogs")
+    expect(page.locator("#map-status")).to_contain_text("explanations still loading")
+    assert len(held) == 1 and page.locator("#feature-map[data-explained]").count() == 0
+    held[0].continue_()
+    expect(page.locator("#feature-map[data-explained]")).to_have_count(1)
+    expect(page.locator("#map-tooltip")).to_contain_text("mentions of cats #4")
+    expect(page.locator("#map-status")).to_contain_text("20 features match")
+
+
 def test_source_page_jump_search_and_features_on_text(page, explored) -> None:
     from playwright.sync_api import expect
 

@@ -2,6 +2,7 @@
 token, the sortable feature table, the model page and a dead feature's page."""
 
 import math
+import struct
 
 import httpx
 import pytest
@@ -69,6 +70,36 @@ async def test_umap_points_are_columnar_and_a_missing_map_says_how_to_make_one(
     missing = await client.get(f"/api/umap/{MODEL}/{BARE}")
     assert missing.status_code == 404
     assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
+
+
+async def test_umap_coordinates_and_explanations_split_the_columnar_map(
+    api, explored, bare_source
+) -> None:
+    """What the source page draws first, the columnar answer's points as little-endian
+    int32/float32 columns, then what it shows on hover: the explanations."""
+    client, _ = api
+    columnar = (await client.get(f"/api/umap/{MODEL}/{SOURCE}")).json()
+    response = await client.get(f"/api/umap/{MODEL}/{SOURCE}/coordinates")
+    assert response.headers["content-type"] == "application/octet-stream"
+    n = columnar["count"]
+    assert len(response.content) == 20 * n
+    index, x, y, cluster, log_density = (
+        struct.unpack_from(f"<{n}{kind}", response.content, k * 4 * n)
+        for k, kind in enumerate("iffif")
+    )
+    assert list(index) == columnar["index"] and list(cluster) == columnar["cluster"]
+    assert x == pytest.approx(columnar["x"], abs=1e-3)
+    assert y == pytest.approx(columnar["y"], abs=1e-3)
+    assert [None if math.isnan(v) else round(v, 3) for v in log_density] == pytest.approx(
+        columnar["logDensity"], abs=1e-3
+    )
+    explanations = (await client.get(f"/api/umap/{MODEL}/{SOURCE}/explanations")).json()
+    assert explanations["index"] == columnar["index"]  # every test feature is explained
+    assert explanations["description"] == columnar["description"]
+    for part in ("coordinates", "explanations"):
+        missing = await client.get(f"/api/umap/{MODEL}/{BARE}/{part}")
+        assert missing.status_code == 404
+        assert f"interpedia umap --model {MODEL} --source {BARE}" in missing.json()["detail"]
 
 
 async def test_evaluations_of_a_source_and_of_a_model(api, explored, bare_source) -> None:

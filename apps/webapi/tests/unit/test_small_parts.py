@@ -1,4 +1,8 @@
-"""Pure pieces: rate limiting, cache keys, settings, index parsing, search fusion, routes."""
+"""Pure pieces: rate limiting, cache keys, settings, index parsing, search fusion, routes,
+packed map coordinates."""
+
+import math
+import struct
 
 import pytest
 
@@ -7,6 +11,7 @@ from interpedia_core.errors import InvalidInput, RateLimited
 from interpedia_webapi import steering
 from interpedia_webapi.accounts import hash_key, new_key
 from interpedia_webapi.explanation_search import fuse
+from interpedia_webapi.feature_map import MapCoordinates, pack_coordinates
 from interpedia_webapi.rate_limit import TokenBuckets
 from interpedia_webapi.schemas import parse_index
 from interpedia_webapi.settings import WebapiSettings
@@ -99,3 +104,15 @@ def test_openapi_lists_the_neuronpedia_paths() -> None:
         "/api/model/list",
     ):
         assert path in paths, path
+
+
+def test_packed_coordinates_are_little_endian_columns_with_nan_for_never_fired() -> None:
+    packed = pack_coordinates(
+        MapCoordinates([3, 70_000], [0.5, -2.0], [1.0, 4.0], [-1, 7], [None, -2.5])
+    )
+    assert len(packed) == 2 * 20
+    index, x, y, cluster, log_density = (
+        struct.unpack_from("<2" + kind, packed, k * 8) for k, kind in enumerate("iffif")
+    )
+    assert (index, x, y, cluster) == ((3, 70_000), (0.5, -2.0), (1.0, 4.0), (-1, 7))
+    assert math.isnan(log_density[0]) and log_density[1] == -2.5

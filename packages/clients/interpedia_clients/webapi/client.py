@@ -364,6 +364,15 @@ class WebapiClient(ServiceClient):
             "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
         )
 
+    def umap_explanations(self, model_id: str, source_id: str) -> models.UmapExplanationsResponse:
+        """A mapped source's explanations without coordinates: what the source page's map shows."""
+        return self._call(
+            "GET",
+            f"/api/umap/{model_id}/{source_id}/explanations",
+            None,
+            models.UmapExplanationsResponse,
+        )
+
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return self._call("GET", "/health", None, models.HealthResponse)
@@ -749,6 +758,17 @@ class AsyncWebapiClient(AsyncServiceClient):
         """A source's whole feature map in one columnar answer (404 before it is computed)."""
         return await self._call(
             "GET", f"/api/umap/{model_id}/{source_id}", None, models.UmapPointsResponse
+        )
+
+    async def umap_explanations(
+        self, model_id: str, source_id: str
+    ) -> models.UmapExplanationsResponse:
+        """A mapped source's explanations without coordinates: what the source page's map shows."""
+        return await self._call(
+            "GET",
+            f"/api/umap/{model_id}/{source_id}/explanations",
+            None,
+            models.UmapExplanationsResponse,
         )
 
     async def health(self) -> models.HealthResponse:

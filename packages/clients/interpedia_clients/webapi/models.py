@@ -697,6 +697,21 @@ class TopkFeatureInfo(BaseModel):
     modelId: str = Field(..., title="Modelid")
 
 
+class UmapExplanationsResponse(BaseModel):
+    """
+    A mapped source's explanations, one per explained feature (index order): the text the
+    source page's map shows once its packed coordinates are drawn.
+    """
+
+    description: list[str] = Field(..., title="Description")
+    """
+    The feature's alphabetically first explanation.
+    """
+    index: list[int] = Field(..., title="Index")
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+
+
 class UmapPointsResponse(BaseModel):
     """
     A source's feature map, one array per field and one entry per feature (index order).
