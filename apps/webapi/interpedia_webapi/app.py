@@ -17,6 +17,7 @@ from interpedia_webapi.rate_limit import TokenBuckets
 from interpedia_webapi.routes import (
     activations,
     admin_import,
+    explanation_records,
     explanations,
     explore,
     features,
@@ -98,6 +99,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         features,
         activations,
         explanations,
+        explanation_records,
         explore,
         inference_search,
         steer,

@@ -105,13 +105,15 @@ async def get_dashboard(
                     Explanation.source_id == source_id,
                     Explanation.index == index,
                 )
-                .options(selectinload(Explanation.scores))
+                .options(selectinload(Explanation.scores), selectinload(Explanation.votes))
                 .order_by(Explanation.id)
             )
         )
         .scalars()
         .all()
     )
+    # People's votes order them: the most voted first, then the oldest.
+    explanations = sorted(explanations, key=lambda e: (-vote_count(e), e.id))
     similar = [
         (int(i), float(v))
         for i, v in zip(
@@ -196,7 +198,13 @@ def activation_json(a: Activation) -> dict[str, Any]:
     }
 
 
+def vote_count(e: Explanation) -> int:
+    """The explanation's points from votes (its `votes` must be loaded)."""
+    return sum(v.points for v in e.votes)
+
+
 def explanation_json(e: Explanation, *, with_scores: bool = True) -> dict[str, Any]:
+    """Neuronpedia's `Explanation` fields; `with_scores` when its scores and votes are loaded."""
     data: dict[str, Any] = {
         "id": str(e.id),
         "modelId": e.model_id,
@@ -219,6 +227,10 @@ def explanation_json(e: Explanation, *, with_scores: bool = True) -> dict[str, A
             }
             for s in e.scores
         ]
+        data["votes"] = [
+            {"id": str(v.id), "voterId": str(v.voter_id), "points": v.points} for v in e.votes
+        ]
+        data["voteCount"] = vote_count(e)
     return data
 
 

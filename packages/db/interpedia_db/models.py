@@ -307,6 +307,9 @@ class Explanation(Base):
     scores: Mapped[list["ExplanationScore"]] = relationship(
         back_populates="explanation", cascade="all, delete-orphan", passive_deletes=True
     )
+    votes: Mapped[list["ExplanationVote"]] = relationship(
+        back_populates="explanation", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class EmbeddingModel(Base):
@@ -352,6 +355,26 @@ class ExplanationScore(Base):
     created_at: Mapped[datetime] = _created_at()
 
     explanation: Mapped[Explanation] = relationship(back_populates="scores")
+
+
+class ExplanationVote(Base):
+    """A person's vote for an explanation (Neuronpedia's `Vote`): one per voter and
+    explanation; the count orders a feature's explanations."""
+
+    __tablename__ = "explanation_votes"
+    __table_args__ = (
+        UniqueConstraint("voter_id", "explanation_id", name="uq_explanation_votes_voter"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    voter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    explanation_id: Mapped[int] = mapped_column(
+        ForeignKey("explanations.id", ondelete="CASCADE"), index=True
+    )
+    points: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = _created_at()
+
+    explanation: Mapped[Explanation] = relationship(back_populates="votes")
 
 
 # --- people, lists, caches ------------------------------------------------------------------

@@ -200,14 +200,52 @@ class ExplanationSearchResponse(Schema):
 
 
 class ExplanationGenerateRequest(FeatureKey):
-    explanationType: str = Field(default="oai_token-act-pair", max_length=128)
-    explanationModelName: str | None = Field(default=None, max_length=256)
+    explanationType: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Explainer: offline or interpedia-offline-v2 (no LLM); llm, "
+        "interpedia-llm-v1 or one of Neuronpedia's LLM types (oai_token-act-pair, "
+        "eleuther_acts_top20, np_max-act-logits, np_max-act; 400 without an LLM); auto or "
+        "none: the LLM when autointerp has one, else offline. The stored explanation "
+        "carries the type and model that really wrote it.",
+    )
+    explanationModelName: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Accepted for Neuronpedia's clients; the LLM is autointerp's own.",
+    )
 
 
 class ExplanationScoreRequest(Schema):
     explanationId: ExplanationId
     scorerModel: str | None = Field(default=None, max_length=256)
-    scorer: Literal["embedding"] = "embedding"
+    scorerType: str = Field(
+        default="embedding",
+        max_length=64,
+        description="embedding (eleuther_embedding), fuzz (eleuther_fuzz), detection "
+        "(eleuther_recall) or simulation; the LLM ones need an LLM in autointerp (400 "
+        "without); recall_alt is not available (400).",
+    )
+
+
+class ExplanationNewFeature(FeatureKey):
+    explanation: Annotated[NonBlankText, StringConstraints(max_length=2000)]
+    explanationModel: str | None = Field(
+        default=None, max_length=256, description="What wrote it, if not the author alone."
+    )
+
+
+class ExplanationNewRequest(Schema):
+    """Neuronpedia's body: the explanation inside `feature`."""
+
+    feature: ExplanationNewFeature
+
+
+class ExplanationExportQuery(Schema):
+    modelId: str = Field(max_length=128)
+    layer: str = Field(max_length=128, description="The source id, e.g. 6-res-jb.")
+    limit: int = Field(default=1000, ge=1, le=10000)
+    offset: Offset = 0
 
 
 # --- inference search, steering, tokenize -----------------------------------------------------

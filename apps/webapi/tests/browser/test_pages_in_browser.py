@@ -350,3 +350,36 @@ def test_steer_with_a_custom_vector_from_its_page(page, live_server, seeded, sho
     expect(page.locator("#steer-error")).to_have_text("")
     assert page.locator("#out-steered").inner_text().startswith("The old house")
     page.screenshot(path=str(shots / "steer-vector.png"), full_page=True)
+
+
+def test_explanation_panel_write_generate_score_vote_delete(page, seeded, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"/{SERVED_MODEL}/{SERVED_SOURCE}/9")
+    _set_key(page, seeded["alice"])
+    page.reload()
+    page.fill("#explanation-text", "my own words for feature nine")
+    page.click("#explanation-write button")
+    mine = page.locator(".explanation", has_text="my own words for feature nine")
+    expect(mine).to_contain_text("human")
+
+    # The chosen explainer writes it, and the panel says which one did.
+    page.select_option("#explainer", "offline")
+    page.click("#explanation-generate button")
+    expect(page.locator(".explanation", has_text="interpedia-offline-v2")).to_have_count(1)
+
+    mine.locator("button.vote").click()
+    expect(mine.locator(".votes")).to_have_text("1")
+    expect(page.locator(".explanation").first).to_contain_text("my own words")  # most voted
+
+    mine.locator("select.scorer").select_option("embedding")
+    mine.locator("button.score-button").click()
+    expect(mine.locator(".score")).to_contain_text(re.compile(r"embedding [01]\.\d\d"))
+    mine.locator("select.scorer").select_option("fuzz")
+    mine.locator("button.score-button").click()
+    expect(page.locator("#explanation-error")).to_contain_text("LLM")
+    page.screenshot(path=str(shots / "feature-explanations.png"), full_page=True)
+
+    mine.locator("button.delete").click()
+    expect(mine).to_have_count(0)
+    expect(page.locator(".explanation", has_text="interpedia-offline-v2")).to_have_count(1)

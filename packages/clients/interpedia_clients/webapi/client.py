@@ -107,12 +107,28 @@ class WebapiClient(ServiceClient):
             "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
         )
 
+    def explanation_export(
+        self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
+    ) -> Any:
+        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        return self._call(
+            "GET",
+            "/api/explanation/export",
+            None,
+            Any,
+            params={"modelId": modelId, "layer": layer, "limit": limit, "offset": offset},
+        )
+
     def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
-        """Explain a feature from its top examples (autointerp) and store the explanation."""
+        """Explain a feature with the named explainer (autointerp) and store the explanation."""
         return self._call("POST", "/api/explanation/generate", body, Any)
 
+    def explanation_new(self, body: models.ExplanationNewRequest) -> Any:
+        """A person's own explanation of a stored feature, authored by the caller."""
+        return self._call("POST", "/api/explanation/new", body, Any)
+
     def explanation_score(self, body: models.ExplanationScoreRequest) -> Any:
-        """Score an explanation against its feature's examples (autointerp) and store the score."""
+        """Score an explanation with the named scorer (autointerp) and store the score."""
         return self._call("POST", "/api/explanation/score", body, Any)
 
     def explanation_search(
@@ -144,6 +160,22 @@ class WebapiClient(ServiceClient):
         return self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
+
+    def explanation_get(self, explanation_id: str) -> Any:
+        """One explanation with its scores and votes."""
+        return self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
+
+    def explanation_delete(self, explanation_id: str) -> Any:
+        """Delete an explanation (its scores, vectors and votes too): its author or an admin."""
+        return self._call("POST", f"/api/explanation/{explanation_id}/delete", None, Any)
+
+    def explanation_unvote(self, explanation_id: str) -> Any:
+        """Take back the caller's vote; 404 when there is none."""
+        return self._call("POST", f"/api/explanation/{explanation_id}/unvote", None, Any)
+
+    def explanation_vote(self, explanation_id: str) -> Any:
+        """Vote for an explanation; voting again is the same single vote."""
+        return self._call("POST", f"/api/explanation/{explanation_id}/vote", None, Any)
 
     def feature_upload_batch(
         self, body: models.FeatureUploadBatchRequest
@@ -531,12 +563,28 @@ class AsyncWebapiClient(AsyncServiceClient):
             "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
         )
 
+    async def explanation_export(
+        self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
+    ) -> Any:
+        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        return await self._call(
+            "GET",
+            "/api/explanation/export",
+            None,
+            Any,
+            params={"modelId": modelId, "layer": layer, "limit": limit, "offset": offset},
+        )
+
     async def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
-        """Explain a feature from its top examples (autointerp) and store the explanation."""
+        """Explain a feature with the named explainer (autointerp) and store the explanation."""
         return await self._call("POST", "/api/explanation/generate", body, Any)
 
+    async def explanation_new(self, body: models.ExplanationNewRequest) -> Any:
+        """A person's own explanation of a stored feature, authored by the caller."""
+        return await self._call("POST", "/api/explanation/new", body, Any)
+
     async def explanation_score(self, body: models.ExplanationScoreRequest) -> Any:
-        """Score an explanation against its feature's examples (autointerp) and store the score."""
+        """Score an explanation with the named scorer (autointerp) and store the score."""
         return await self._call("POST", "/api/explanation/score", body, Any)
 
     async def explanation_search(
@@ -570,6 +618,22 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call(
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
+
+    async def explanation_get(self, explanation_id: str) -> Any:
+        """One explanation with its scores and votes."""
+        return await self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
+
+    async def explanation_delete(self, explanation_id: str) -> Any:
+        """Delete an explanation (its scores, vectors and votes too): its author or an admin."""
+        return await self._call("POST", f"/api/explanation/{explanation_id}/delete", None, Any)
+
+    async def explanation_unvote(self, explanation_id: str) -> Any:
+        """Take back the caller's vote; 404 when there is none."""
+        return await self._call("POST", f"/api/explanation/{explanation_id}/unvote", None, Any)
+
+    async def explanation_vote(self, explanation_id: str) -> Any:
+        """Vote for an explanation; voting again is the same single vote."""
+        return await self._call("POST", f"/api/explanation/{explanation_id}/vote", None, Any)
 
     async def feature_upload_batch(
         self, body: models.FeatureUploadBatchRequest

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     AwareDatetime,
@@ -188,9 +188,15 @@ class ExplanationGenerateRequest(BaseModel):
     explanationModelName: constr(max_length=256) | None = Field(
         None, title="Explanationmodelname"
     )
+    """
+    Accepted for Neuronpedia's clients; the LLM is autointerp's own.
+    """
     explanationType: constr(max_length=128) | None = Field(
-        "oai_token-act-pair", title="Explanationtype"
+        None, title="Explanationtype"
     )
+    """
+    Explainer: offline or interpedia-offline-v2 (no LLM); llm, interpedia-llm-v1 or one of Neuronpedia's LLM types (oai_token-act-pair, eleuther_acts_top20, np_max-act-logits, np_max-act; 400 without an LLM); auto or none: the LLM when autointerp has one, else offline. The stored explanation carries the type and model that really wrote it.
+    """
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
         ..., title="Index"
     )
@@ -201,12 +207,43 @@ class ExplanationGenerateRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class ExplanationNewFeature(BaseModel):
+    explanation: constr(pattern=r"\S", min_length=1, max_length=2000) = Field(
+        ..., title="Explanation"
+    )
+    explanationModel: constr(max_length=256) | None = Field(
+        None, title="Explanationmodel"
+    )
+    """
+    What wrote it, if not the author alone.
+    """
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    """
+    The source id, e.g. 6-res-jb.
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class ExplanationNewRequest(BaseModel):
+    """
+    Neuronpedia's body: the explanation inside `feature`.
+    """
+
+    feature: ExplanationNewFeature
+
+
 class ExplanationScoreRequest(BaseModel):
     explanationId: conint(ge=1, le=9223372036854776000) | constr(
         pattern=r"^[0-9]{1,19}$"
     ) = Field(..., title="Explanationid")
-    scorer: Literal["embedding"] = Field("embedding", title="Scorer")
     scorerModel: constr(max_length=256) | None = Field(None, title="Scorermodel")
+    scorerType: constr(max_length=64) | None = Field("embedding", title="Scorertype")
+    """
+    embedding (eleuther_embedding), fuzz (eleuther_fuzz), detection (eleuther_recall) or simulation; the LLM ones need an LLM in autointerp (400 without); recall_alt is not available (400).
+    """
 
 
 class Mode(StrEnum):

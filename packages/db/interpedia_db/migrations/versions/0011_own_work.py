@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0011_own_work"
-down_revision = "0008_explore"
+down_revision = "0010_explanation_votes"
 branch_labels = None
 depends_on = None
 
