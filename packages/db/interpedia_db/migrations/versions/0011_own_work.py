@@ -8,7 +8,7 @@ in a source `<layer>-neuronpedia-<hook>` of its own. The same columns here let t
 labels are unique per model, so a script that uploads twice gets a clear 409.
 
 Revision ID: 0011_own_work
-Revises: 0008_explore
+Revises: 0010_explanation_votes
 """
 
 import sqlalchemy as sa
