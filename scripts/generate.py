@@ -151,6 +151,10 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
             json_schema = content.get("application/json", {}).get("schema")
             events = content.get("text/event-stream", {}).get("itemSchema", {})
             event_schema = events.get("properties", {}).get("data", {}).get("contentSchema")
+            # NDJSON (the lens): each line is one of the item schema's frames.
+            ndjson = "application/x-ndjson" in content
+            if ndjson:
+                event_schema = content["application/x-ndjson"].get("itemSchema")
             ops.append(
                 {
                     "name": op["operationId"],
@@ -163,7 +167,8 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                     "body": _type_of(body["schema"]) if body else None,
                     "body_required": op.get("requestBody", {}).get("required", False),
                     "response": _type_of(json_schema) if json_schema else None,
-                    "streams": "text/event-stream" in content,
+                    "streams": "text/event-stream" in content or ndjson,
+                    "ndjson": ndjson,
                     # A route that only streams gets no plain method.
                     "answers_json": "application/json" in content or not content,
                     "event": _type_of(event_schema) if event_schema else None,
@@ -222,12 +227,19 @@ def render_client(service: str, spec: dict[str, Any]) -> str:
             if op["streams"]:
                 # Each event is of the type the spec gives; else a whole answer so far.
                 event = op["event"] or op["response"] or "Any"
+                kind = "NDJSON frames" if op["ndjson"] else "server-sent events"
                 ret = f"AsyncIterator[{event}]" if is_async else f"Iterator[{event}]"
                 prefix = "async def" if is_async else "def"
-                stream_body = ", ".join([*_call_args(op).split(", ")[:3], event])
+                stream_body = ", ".join(
+                    [
+                        *_call_args(op).split(", ")[:3],
+                        event,
+                        *(["ndjson=True"] if op["ndjson"] else []),
+                    ]
+                )
                 lines += [
                     f"    {prefix} stream_{op['name']}({_signature(op)}) -> {ret}:",
-                    f'        """{op["doc"]} (server-sent events)."""',
+                    f'        """{op["doc"]} ({kind})."""',
                 ]
                 if is_async:
                     lines += [

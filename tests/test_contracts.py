@@ -63,14 +63,18 @@ def test_streams_are_read_as_their_event_models():
     plain method (it would read the stream as one JSON answer)."""
     import inspect
 
+    from interpedia_clients.inference import client as inference_client
     from interpedia_clients.webapi import client
 
     assert not hasattr(client.WebapiClient, "imports_events")
-    for method, event in (
-        ("stream_steer", "SteerStreamEvent"),
-        ("stream_imports_events", "ImportProgress"),
+    assert not hasattr(client.WebapiClient, "lens_prompt")  # NDJSON only
+    for owner, method, event in (
+        (client.WebapiClient, "stream_steer", "SteerStreamEvent"),
+        (client.WebapiClient, "stream_imports_events", "ImportProgress"),
+        (client.WebapiClient, "stream_lens_prompt", "LensFrame"),
+        (inference_client.InferenceClient, "stream_lens_prompt", "LensTokenMessage"),
     ):
-        returned = inspect.signature(getattr(client.WebapiClient, method)).return_annotation
+        returned = inspect.signature(getattr(owner, method)).return_annotation
         assert f"models.{event}" in str(returned), returned
 
 

@@ -29,7 +29,7 @@ from interpedia_autointerp.examples import (
 from interpedia_autointerp.llm import LLMClient
 from interpedia_core.errors import InvalidInput, UpstreamError
 
-OFFLINE_TYPE_NAME = "interpedia-offline-v1"
+OFFLINE_TYPE_NAME = "interpedia-offline-v2"
 OFFLINE_MODEL_NAME = "token-statistics"
 LLM_TYPE_NAME = "interpedia-llm-v1"
 
@@ -47,19 +47,22 @@ those very after before where why me us such here same while
 """
 COMMON_WORDS = frozenset(_COMMON_WORDS_TEXT.split())
 
+# Symbols a feature can fire on, named as a person would say them in a description.
 _SYMBOL_NAMES = {
-    "\n": "newline",
-    ".": "period",
-    ",": "comma",
-    "?": "question mark",
-    "!": "exclamation mark",
-    ":": "colon",
-    ";": "semicolon",
-    "(": "opening parenthesis",
-    ")": "closing parenthesis",
-    '"': "quotation mark",
-    "'": "apostrophe",
-    "-": "hyphen",
+    "\n": "line breaks",
+    ".": "periods",
+    ",": "commas",
+    "?": "question marks",
+    "!": "exclamation marks",
+    ":": "colons",
+    ";": "semicolons",
+    "(": "opening parentheses",
+    ")": "closing parentheses",
+    '"': "quotation marks",
+    "'": "apostrophes",
+    "-": "hyphens",
+    "$": "dollar signs",
+    "%": "percent signs",
 }
 
 
@@ -70,44 +73,75 @@ class GeneratedExplanation:
     explanation_model_name: str | None
 
 
-def _key(token: str) -> str:
-    text = token_text(token)
+def _key(text: str) -> str:
     return text.strip().lower() or text  # keep pure whitespace (a newline feature) as itself
 
 
-def _show(key: str) -> str:
-    if key in _SYMBOL_NAMES:
-        return _SYMBOL_NAMES[key]
-    if not key.strip():
-        return "whitespace"
-    return f'"{key}"'
+@dataclass(frozen=True)
+class Word:
+    """A whole word of an example, tokens `start:end`: sub-word pieces such as "recol" +
+    "lect" are counted and shown as the word a reader knows ("recollect")."""
+
+    key: str  # lower-cased text, or the symbol itself ("\n", ",")
+    start: int
+    end: int
 
 
-def characteristic_tokens(
+def words(record: ActivationRecord) -> list[Word]:
+    """The example's words: a token with no space before it that continues letters or
+    digits belongs to the word before it; anything else starts a new one."""
+    spans: list[tuple[int, int]] = []
+    previous = ""
+    for i, token in enumerate(record.tokens):
+        text = token_text(token)
+        if spans and previous[-1:].isalnum() and text[:1].isalnum():
+            spans[-1] = (spans[-1][0], i + 1)
+        else:
+            spans.append((i, i + 1))
+        previous = text
+    return [
+        Word(_key("".join(token_text(t) for t in record.tokens[start:end])), start, end)
+        for start, end in spans
+    ]
+
+
+def meaningful(key: str) -> bool:
+    """A word a reader can act on: a named symbol, a number, or letters (not a lone letter
+    or a run of punctuation); what fails this is noise in a description."""
+    if key in _SYMBOL_NAMES or key.isdigit():
+        return True
+    letters = sum(c.isalpha() for c in key)
+    return letters >= 2 and letters >= len(key) - 1
+
+
+def characteristic_words(
     activating: Sequence[ActivationRecord],
     non_activating: Sequence[ActivationRecord] = (),
     *,
     token_frequency: Mapping[str, float] | None = None,
-    limit: int = 4,
+    limit: int = 3,
 ) -> list[tuple[str, float]]:
-    """The tokens that best characterise where the feature fires, with their scores.
+    """The words that best characterise where the feature fires, with their scores.
 
-    score = activation mass × sqrt(share of the token's occurrences that fire) × rarity,
-    where the mass sums value / example-max over marked positions and rarity is 0.35 for
-    common English words (or -log10 of `token_frequency`, scaled, when given).
+    score = activation mass × sqrt(share of the word's occurrences that fire) × rarity,
+    where the mass sums (strongest marked value in the word) / example-max over the
+    words holding a marked token, and rarity is 0.35 for common English words (or
+    -log10 of `token_frequency`, scaled, when given). Words that carry no meaning on
+    their own (see `meaningful`) are left out.
     """
     mass: dict[str, float] = defaultdict(float)
     fired: Counter[str] = Counter()
     seen: Counter[str] = Counter()
     for record in activating:
         peak = record.max_value
-        for i in record.marked_positions():
-            key = _key(record.tokens[i])
-            mass[key] += record.values[i] / peak
-            fired[key] += 1
+        marked = set(record.marked_positions())
+        for word in words(record):
+            hits = [record.values[i] for i in range(word.start, word.end) if i in marked]
+            if hits and meaningful(word.key):
+                mass[word.key] += max(hits) / peak
+                fired[word.key] += 1
     for record in [*activating, *non_activating]:
-        for token in record.tokens:
-            seen[_key(token)] += 1
+        seen.update(word.key for word in words(record))
     scores = {}
     for key, m in mass.items():
         precision = fired[key] / max(seen[key], fired[key])
@@ -120,22 +154,45 @@ def characteristic_tokens(
     if not ranked:
         return []
     best = ranked[0][1]
-    return [(k, s) for k, s in ranked[:limit] if s >= 0.15 * best]
+    return [(k, s) for k, s in ranked[:limit] if s >= 0.25 * best]
 
 
-def typical_phrase(activating: Sequence[ActivationRecord], before: int = 3) -> str | None:
-    """The most frequent short phrase ending at an example's strongest token."""
-    phrases: Counter[str] = Counter()
-    for record in activating:
-        peak = max(range(len(record.values)), key=lambda i: record.values[i])
-        start = max(0, peak - before)
-        text = "".join(token_text(t) for t in record.tokens[start : peak + 2])
-        text = " ".join(text.split())
-        if len(text) >= 3:
-            phrases[text] += 1
-    if not phrases:
-        return None
-    return phrases.most_common(1)[0][0]
+def promoted_words(
+    logit_tokens: Sequence[str], records: Sequence[ActivationRecord], limit: int = 2
+) -> list[str]:
+    """Logit-lens tokens that are whole, uncommon words: a space before, 3+ letters, and
+    seen as a whole word in the examples. The rest are sub-word pieces ("ducive",
+    "plicity", "earthqu") that say nothing to a reader, and the embedding scorer showed
+    that even real words the examples never contain only blur the description."""
+    known = {word.key for record in records for word in words(record)}
+    found: list[str] = []
+    for token in logit_tokens:
+        text = token_text(token)
+        word = text.strip().lower()
+        whole = text[:1].isspace() and word.isalpha() and len(word) >= 3 and word in known
+        if whole and word not in COMMON_WORDS and word not in found:
+            found.append(word)
+    return found[:limit]
+
+
+def _listing(items: Sequence[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def describe(keys: Sequence[str], promoted: Sequence[str] = ()) -> str:
+    """'the word "tax"', 'the words "recollect" and "recall"', 'commas', combined with
+    'and', then what the feature makes the model say next."""
+    quoted = [f'"{k}"' for k in keys if k not in _SYMBOL_NAMES]
+    named = [_SYMBOL_NAMES[k] for k in keys if k in _SYMBOL_NAMES]
+    parts = []
+    if quoted:
+        parts.append(("the word " if len(quoted) == 1 else "the words ") + _listing(quoted))
+    if named:
+        parts.append(_listing(named))
+    text = " and ".join(parts)
+    if promoted:
+        text += ", before " + _listing([f'"{w}"' for w in promoted])
+    return text
 
 
 def offline_explanation(
@@ -144,17 +201,15 @@ def offline_explanation(
     *,
     token_frequency: Mapping[str, float] | None = None,
 ) -> GeneratedExplanation:
-    """A short description from token statistics and the logit lens; needs no LLM."""
+    """A short phrase naming the words the feature fires on; needs no LLM."""
     activating, non_activating = split_examples(records)
-    tokens = characteristic_tokens(activating, non_activating, token_frequency=token_frequency)
-    parts = [", ".join(_show(k) for k, _ in tokens)] if tokens else []
-    phrase = typical_phrase(activating)
-    if phrase:
-        parts.append(f'as in "{phrase}"')
-    promoted = [_show(_key(t)) for t in logit_tokens if _key(t).strip()][:3]
-    if promoted:
-        parts.append("then " + ", ".join(promoted))
-    description = "; ".join(parts) if parts else "fires on varied tokens"
+    found = characteristic_words(activating, non_activating, token_frequency=token_frequency)
+    if found:
+        keys = [k for k, _ in found]
+        promoted = [w for w in promoted_words(logit_tokens, records) if w not in keys]
+        description = describe(keys, promoted)
+    else:
+        description = "varied tokens with no word in common"
     return GeneratedExplanation(description, OFFLINE_TYPE_NAME, OFFLINE_MODEL_NAME)
 
 

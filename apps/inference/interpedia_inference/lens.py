@@ -12,11 +12,16 @@ the steering hooks' thread-local plan, so they never leak into concurrent reques
 - ablate: h ← h − (h·d̂)·d̂;
 - swap: h ← h − (h·ŝ)·ŝ + (h·ŝ)·t̂ (source steer_tokens[0], target swap_token).
 
+With `filter_non_word_tokens` (Neuronpedia's option) the top-N skips tokens that are not
+word-like (punctuation, whitespace, special tokens), except the model's own top-1 at the last
+layer; probabilities stay over the whole vocabulary.
+
 Generation (num_completion_tokens > 0) samples from the last layer's read-out and reruns
 the forward over the grown sequence for each new token.
 """
 
 import asyncio
+import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +107,28 @@ def _final_norm(hf_model: Any) -> Callable[[torch.Tensor], torch.Tensor]:
     raise InvalidInput(f"the logit lens is not supported for {type(hf_model).__name__}")
 
 
+def is_word_like(token: str) -> bool:
+    """Letters and digits only once trimmed (`'`, `-` and `’` allowed inside), not a special
+    token: the rule of Neuronpedia's lens filter, so both keep the same read-outs."""
+    text = token.strip()
+    if not text or "<|" in text or (text.startswith("<") and text.endswith(">")):
+        return False
+    return all(
+        unicodedata.category(ch)[0] in "LN" or (0 < i < len(text) - 1 and ch in "'-\u2019")
+        for i, ch in enumerate(text)
+    )
+
+
+def word_mask(engine: Engine) -> torch.Tensor:
+    """[d_vocab] bool, True for word-like tokens; built once per model (one vocab decode)."""
+    mask = engine.model.extra.get("lens_word_mask")
+    if mask is None:
+        strings = engine.model.token_strings(list(range(engine.model.d_vocab)))
+        mask = torch.tensor([is_word_like(s) for s in strings], device=engine.model.device)
+        engine.model.extra["lens_word_mask"] = mask
+    return mask
+
+
 def bf16_matmul_is_fast(device: str) -> bool:
     """Whether bf16 matmuls run natively here (CUDA, or a CPU with AVX-512 BF16 / AMX):
     elsewhere torch emulates them, slower than float32."""
@@ -162,9 +189,19 @@ class LensReadout:
         return logits
 
     @staticmethod
-    def _exact_top(logits: torch.Tensor, top_n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(probs, ids) [rows, top_n] of float32 logits [rows, d_vocab]."""
-        values, ids = logits.topk(top_n, dim=-1)
+    def _exact_top(
+        logits: torch.Tensor, top_n: int, keep: torch.Tensor | None = None, own: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probs, ids) [rows, top_n] of float32 logits [rows, d_vocab]; with `keep`
+        ([d_vocab] bool) only those tokens are ranked, and with `own` each row's top-1 too."""
+        ranked = logits
+        if keep is not None:
+            ranked = logits.masked_fill(~keep, float("-inf"))
+            if own:  # the model's own prediction stays, word-like or not
+                top1 = logits.argmax(dim=-1, keepdim=True)  # [rows, 1]
+                ranked.scatter_(-1, top1, logits.gather(-1, top1))
+        ids = ranked.topk(top_n, dim=-1).indices
+        values = logits.gather(-1, ids)  # a masked-out filler is still its real logit
         # Probabilities over the whole vocabulary: the normaliser needs every logit.
         return (values - torch.logsumexp(logits, dim=-1, keepdim=True)).exp(), ids
 
@@ -194,10 +231,14 @@ class LensReadout:
         layers: list[int],
         positions: slice,
         top_n: int,
+        keep: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(probs, token ids), each [len(layers), positions, top_n], of the lens at each of
         the ascending `layers` (the model's own output at the last layer). All layers go
-        through the norm and unembedding as one matmul."""
+        through the norm and unembedding as one matmul. With `keep` ([d_vocab] bool) only
+        those tokens are ranked, besides the last layer's own top-1; that read-out is
+        float32's: the bf16 one sums the normaliser exactly only over its candidates, and
+        the filtered-out tokens it would leave to bf16 are often the likeliest."""
         self.model.use_torch_threads()
         last = self.model.n_layers - 1
         inner = [layer for layer in layers if layer != last]
@@ -205,14 +246,14 @@ class LensReadout:
         if inner:
             resid = torch.stack([hidden[layer + 1][0, positions] for layer in inner])  # [L, P, d]
             normed = self.norm(resid).flatten(0, 1)  # [L * P, d]
-            if self.fast:
+            if self.fast and keep is None:
                 p, i = self._fast_top(normed, top_n)
             else:
-                p, i = self._exact_top(self._capped(self.unembed(normed).float()), top_n)
+                p, i = self._exact_top(self._capped(self.unembed(normed).float()), top_n, keep)
             probs.append(p.view(len(inner), -1, top_n))
             ids.append(i.view(len(inner), -1, top_n))
         if last in layers:
-            p, i = self._exact_top(logits[positions], top_n)
+            p, i = self._exact_top(logits[positions], top_n, keep, own=True)
             probs.append(p.unsqueeze(0))
             ids.append(i.unsqueeze(0))
         return torch.cat(probs), torch.cat(ids)
@@ -320,6 +361,7 @@ async def lens_frames(
         0 if plan is not None else min(_common_prefix(ids, request.cached_token_ids), prompt_len)
     )
     readout = LensReadout(engine)
+    keep = word_mask(engine) if request.filter_non_word_tokens else None
     strings = engine.token_strings(ids)
 
     def frame_token(position: int, token_id: int, text: str, generated: bool) -> dict[str, Any]:
@@ -358,7 +400,7 @@ async def lens_frames(
         hidden: tuple[torch.Tensor, ...], logits: torch.Tensor, start: int, stop: int
     ) -> list[LensTypeSlice]:
         """Per position in [start, stop): its slice (top tokens and probs per layer)."""
-        probs, ids_ = readout.top(hidden, logits, layers, slice(start, stop), request.top_n)
+        probs, ids_ = readout.top(hidden, logits, layers, slice(start, stop), request.top_n, keep)
         slices = []
         for row in range(stop - start):
             slices.append(

@@ -17,17 +17,22 @@ from interpedia_webapi.rate_limit import TokenBuckets
 from interpedia_webapi.routes import (
     activations,
     admin_import,
+    explanation_records,
     explanations,
     explore,
     features,
     graph_pages,
     graphs,
     inference_search,
+    lens,
     lists,
     models,
     pages,
+    similar,
     steer,
+    uploads,
     users,
+    vectors,
 )
 from interpedia_webapi.settings import WebapiSettings
 from interpedia_webapi.upstream import Upstreams
@@ -70,6 +75,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         "Reads are public; writes need an `x-api-key`; admin routes need an admin key.",
         lifespan=lifespan,
         internal=False,
+        streamed_paths=uploads.STREAMED_PATHS,
     )
     app.state.settings = settings
     app.state.ready = False
@@ -93,10 +99,15 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         features,
         activations,
         explanations,
+        explanation_records,
         explore,
         inference_search,
         steer,
+        similar,
+        lens,
         lists,
+        vectors,
+        uploads,
         users,
         admin_import,
         graphs,

@@ -71,7 +71,11 @@ class Dashboard:
 
 
 async def get_dashboard(
-    session: AsyncSession, model_id: str, source_id: str, index: int
+    session: AsyncSession,
+    model_id: str,
+    source_id: str,
+    index: int,
+    max_activations: int = MAX_ACTIVATIONS,
 ) -> Dashboard:
     feature = await session.get(Feature, (model_id, source_id, index))
     if feature is None:
@@ -86,7 +90,7 @@ async def get_dashboard(
                     Activation.index == index,
                 )
                 .order_by(Activation.max_value.desc())
-                .limit(MAX_ACTIVATIONS)
+                .limit(min(max_activations, MAX_ACTIVATIONS))
             )
         )
         .scalars()
@@ -101,13 +105,15 @@ async def get_dashboard(
                     Explanation.source_id == source_id,
                     Explanation.index == index,
                 )
-                .options(selectinload(Explanation.scores))
+                .options(selectinload(Explanation.scores), selectinload(Explanation.votes))
                 .order_by(Explanation.id)
             )
         )
         .scalars()
         .all()
     )
+    # People's votes order them: the most voted first, then the oldest.
+    explanations = sorted(explanations, key=lambda e: (-vote_count(e), e.id))
     similar = [
         (int(i), float(v))
         for i, v in zip(
@@ -116,6 +122,41 @@ async def get_dashboard(
         if int(i) != index
     ]
     return Dashboard(feature, list(activations), list(explanations), similar)
+
+
+async def get_dashboards(
+    session: AsyncSession, keys: list[tuple[str, str, int]], max_activations: int
+) -> list[Dashboard]:
+    """The dashboards of `keys` that exist, in the order asked (Neuronpedia's `/api/features`
+    leaves unknown ones out)."""
+    found = []
+    for model_id, source_id, index in keys:
+        try:
+            found.append(await get_dashboard(session, model_id, source_id, index, max_activations))
+        except NotFound:
+            continue
+    return found
+
+
+async def fired_indices(
+    session: AsyncSession, model_id: str, source_id: str, offset: int, limit: int
+) -> list[int]:
+    """A page of the source's features that fired (`max_act > 0`), by index."""
+    return list(
+        (
+            await session.execute(
+                select(Feature.index)
+                .where(
+                    Feature.model_id == model_id,
+                    Feature.source_id == source_id,
+                    Feature.max_act > 0,
+                )
+                .order_by(Feature.index)
+                .offset(offset)
+                .limit(limit)
+            )
+        ).scalars()
+    )
 
 
 async def first_descriptions(
@@ -157,7 +198,13 @@ def activation_json(a: Activation) -> dict[str, Any]:
     }
 
 
+def vote_count(e: Explanation) -> int:
+    """The explanation's points from votes (its `votes` must be loaded)."""
+    return sum(v.points for v in e.votes)
+
+
 def explanation_json(e: Explanation, *, with_scores: bool = True) -> dict[str, Any]:
+    """Neuronpedia's `Explanation` fields; `with_scores` when its scores and votes are loaded."""
     data: dict[str, Any] = {
         "id": str(e.id),
         "modelId": e.model_id,
@@ -180,6 +227,10 @@ def explanation_json(e: Explanation, *, with_scores: bool = True) -> dict[str, A
             }
             for s in e.scores
         ]
+        data["votes"] = [
+            {"id": str(v.id), "voterId": str(v.voter_id), "points": v.points} for v in e.votes
+        ]
+        data["voteCount"] = vote_count(e)
     return data
 
 

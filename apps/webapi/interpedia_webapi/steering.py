@@ -3,18 +3,25 @@
 Generation is slow and, with a seed, deterministic, so the same request answers
 from `steer_cache` the second time. The key is a SHA-256 of the inference request
 with keys sorted, so field order does not matter.
+
+A feature to steer with is an SAE's (the inference service reads its decoder row) or a
+custom vector's (its stored values go to the service as a raw vector). The service takes
+one kind per request, so a mix sends the SAE features' decoder rows as vectors too.
 """
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from interpedia_clients.inference import AsyncInferenceClient
 from interpedia_clients.inference import models as inference
 from interpedia_db.models import SteerCache
+from interpedia_webapi import vectors
 
 SteerAnswer = inference.SteerCompletionResponse | inference.SteerCompletionChatResponse
 
@@ -31,13 +38,13 @@ def cache_key(kind: str, request: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def cached(session: AsyncSession, key: str) -> dict[str, str] | None:
+async def cached(session: AsyncSession, key: str) -> dict[str, Any] | None:
     row = await session.get(SteerCache, key)
     return None if row is None else row.response
 
 
 async def store(
-    session: AsyncSession, key: str, request: dict[str, Any], response: dict[str, str]
+    session: AsyncSession, key: str, request: dict[str, Any], response: dict[str, Any]
 ) -> None:
     await session.execute(
         pg_insert(SteerCache)
@@ -46,10 +53,57 @@ async def store(
     )
 
 
-def outputs_by_type(answer: SteerAnswer) -> dict[str, str]:
-    """{"STEERED": text, "DEFAULT": text} from an inference answer (or one streamed event)."""
-    result: dict[str, str] = {}
+def outputs_by_type(answer: SteerAnswer) -> dict[str, Any]:
+    """{"STEERED": text, "DEFAULT": text} from an inference answer (or one streamed event),
+    with "logprobs" by type when the service sent them."""
+    result: dict[str, Any] = {}
+    logprobs: dict[str, list[dict[str, Any]]] = {}
     for output in answer.outputs:
         text = output.output if isinstance(output, inference.SteerCompletionOutput) else output.raw
-        result[str(output.type.value if output.type else "").upper()] = text
+        kind = str(output.type.value if output.type else "").upper()
+        result[kind] = text
+        if output.logprobs:
+            logprobs[kind] = [entry.model_dump(mode="json") for entry in output.logprobs]
+    if logprobs:
+        result["logprobs"] = logprobs
     return result
+
+
+@dataclass(frozen=True)
+class SteerBy:
+    """A feature to steer with, addressed as Neuronpedia does (model, source, index)."""
+
+    model_id: str
+    source_id: str
+    index: int
+    strength: float
+
+
+async def steer_targets(
+    session: AsyncSession, client: AsyncInferenceClient, wanted: list[SteerBy]
+) -> dict[str, list[inference.SteerFeature] | list[inference.SteerVector]]:
+    """The inference request's `features` or `vectors` for `wanted` (see the module's note)."""
+    stored = await vectors.steering_vectors(
+        session, [(w.model_id, w.source_id, w.index) for w in wanted]
+    )
+    if not stored:
+        return {
+            "features": [
+                inference.SteerFeature(
+                    model=w.model_id, source=w.source_id, index=w.index, strength=w.strength
+                )
+                for w in wanted
+            ]
+        }
+    raw: list[inference.SteerVector] = []
+    for w in wanted:
+        vector = stored.get((w.model_id, w.source_id, w.index))
+        if vector is not None:
+            hook, values = vector.hook_name or "", list(vector.vector or [])
+        else:
+            row = await client.util_sae_vector(
+                inference.UtilSaeVectorRequest(model=w.model_id, source=w.source_id, index=w.index)
+            )
+            hook, values = row.hookName, row.vector
+        raw.append(inference.SteerVector(hook=hook, steering_vector=values, strength=w.strength))
+    return {"vectors": raw}

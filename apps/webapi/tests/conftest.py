@@ -33,6 +33,7 @@ ADMIN_KEY = "admin-key-for-tests-0123456789"
 
 SERVED_MODEL, SERVED_SOURCE, SERVED_SET = "smollm2-135m", "6-res-it", "res-it"
 SERVED_D_SAE = 256
+SERVED_LAYERS, SERVED_D_MODEL = 30, 576  # SmolLM2-135M: custom vectors are checked against them
 # The database knows a few features more than the served SAE has: asking the inference
 # service for one of those gets its 404, which the web API must pass on.
 SERVED_FEATURES = SERVED_D_SAE + 8
@@ -50,7 +51,13 @@ async def seeded(db_sessionmaker, tmp_path_factory) -> dict[str, Any]:
     export = write_export(root, MODEL, SOURCE, n_features=N_FEATURES, embedding_dims=256)
     served_root = tmp_path_factory.mktemp("served-export")
     served = write_export(
-        served_root, SERVED_MODEL, SERVED_SOURCE, n_features=SERVED_FEATURES, acts_per_feature=1
+        served_root,
+        SERVED_MODEL,
+        SERVED_SOURCE,
+        n_features=SERVED_FEATURES,
+        acts_per_feature=1,
+        layers=SERVED_LAYERS,
+        dimension=SERVED_D_MODEL,
     )
     for location, work in ((export, root / "work"), (served, served_root / "work")):
         await import_export(db_sessionmaker, location, work)

@@ -32,6 +32,9 @@ def write_export(
     tokens_per_act: int = 16,
     embedding_dims: int = 256,
     seed: int = 0,
+    layers: int = 12,
+    dimension: int = 768,
+    hook_name: str = "blocks.6.hook_resid_pre",
 ) -> Path:
     """An export of `n_features` features; returns the export's root folder."""
     rng = random.Random(seed)
@@ -41,7 +44,7 @@ def write_export(
             NpSourceRelease(name=f"{model_id}-{set_name}", description="Test release")
         )
         writer.write_model(
-            NpModel(id=model_id, displayName=model_id.upper(), layers=12, dimension=768)
+            NpModel(id=model_id, displayName=model_id.upper(), layers=layers, dimension=dimension)
         )
         writer.write_sourceset(
             NpSourceSet(
@@ -58,7 +61,7 @@ def write_export(
                 setName=set_name,
                 saelensConfig={
                     "d_sae": n_features,
-                    "hook_name": "blocks.6.hook_resid_pre",
+                    "hook_name": hook_name,
                     "architecture": "standard",
                 },
             )

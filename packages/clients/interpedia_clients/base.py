@@ -85,6 +85,11 @@ def _sse_events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
         yield json.loads("\n".join(data))
 
 
+def _ndjson_frames(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    """Each non-blank line of an NDJSON stream as a JSON object."""
+    return (json.loads(line) for line in lines if line.strip())
+
+
 class ServiceClient:
     """Synchronous client base; generated subclasses add one method per operation."""
 
@@ -128,13 +133,21 @@ class ServiceClient:
         return _parse(response, response_type)
 
     def _stream(
-        self, method: str, path: str, body: Any = None, response_type: Any = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        response_type: Any = None,
+        *,
+        ndjson: bool = False,
     ) -> Iterator[Any]:
+        """Server-sent events, or with `ndjson` one JSON frame a line (the lens)."""
         with self._http.stream(method, path, json=_stream_body(body)) as response:
             if not response.is_success:
                 response.read()
                 _raise_for_status(response, self.service)
-            for event in _sse_events(response.iter_lines()):
+            frames = _ndjson_frames if ndjson else _sse_events
+            for event in frames(response.iter_lines()):
                 yield _validate(event, response_type)
 
 
@@ -181,21 +194,29 @@ class AsyncServiceClient:
         return _parse(response, response_type)
 
     async def _stream(
-        self, method: str, path: str, body: Any = None, response_type: Any = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        response_type: Any = None,
+        *,
+        ndjson: bool = False,
     ) -> AsyncIterator[Any]:
-        """Each event as soon as its blank line arrives (not when the stream ends)."""
+        """Each event as soon as its blank line arrives (not when the stream ends); with
+        `ndjson` each frame as soon as its line has."""
         async with self._http.stream(method, path, json=_stream_body(body)) as response:
             if not response.is_success:
                 await response.aread()
                 _raise_for_status(response, self.service)
+            frames = _ndjson_frames if ndjson else _sse_events
             buffer: list[str] = []
             async for line in response.aiter_lines():
                 buffer.append(line)
-                if not line.strip():
-                    for event in _sse_events(iter(buffer)):
+                if ndjson or not line.strip():  # a frame's line, or an event's blank line
+                    for event in frames(iter(buffer)):
                         yield _validate(event, response_type)
                     buffer = []
-            for event in _sse_events(iter(buffer)):
+            for event in frames(iter(buffer)):
                 yield _validate(event, response_type)
 
 

@@ -8,7 +8,7 @@ operations, check their secret and document all of that the same way.
 import hmac
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Literal
 
@@ -131,11 +131,14 @@ class RefuseNul:
     one fails deep inside a query or an `open` as a 500. No field of any service has a
     use for them, so they are refused here, once, before any route sees the request.
     Plain ASGI rather than `@app.middleware`: the body read here is handed on unchanged,
-    and streaming answers (and their disconnect checks) are left alone.
+    and streaming answers (and their disconnect checks) are left alone. Bodies of
+    `streamed_paths` are not read here (that would hold a large upload whole): their
+    routes parse as the body arrives and refuse NUL themselves.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, streamed_paths: Collection[str] = ()) -> None:
         self.app = app
+        self.streamed_paths = frozenset(streamed_paths)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -143,7 +146,7 @@ class RefuseNul:
         if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             return await self._refuse("path", scope, receive, send)
         headers = dict(scope.get("headers", ()))
-        if b"json" not in headers.get(b"content-type", b""):
+        if b"json" not in headers.get(b"content-type", b"") or scope["path"] in self.streamed_paths:
             return await self.app(scope, receive, send)
         messages, body = [], b""
         while True:
@@ -247,6 +250,7 @@ def create_service_app(
     secret: str | None = None,
     internal: bool = True,
     wire_dialect: WireDialect | None = None,
+    streamed_paths: Collection[str] = (),
 ) -> FastAPI:
     """A FastAPI app with Interpedia's error handlers, operation ids, secret check and /health.
 
@@ -255,7 +259,8 @@ def create_service_app(
     public web API) checks `secret` when one is set, and its spec documents the 401. With
     `wire_dialect` it reads snake_case and camelCase bodies and answers in the request's
     dialect, that one when the request doesn't say (`interpedia_core.dialect`; its models
-    must derive from `WireSchema`).
+    must derive from `WireSchema`). Routes at `streamed_paths` read their JSON bodies as
+    they arrive and check them for NUL themselves (see `RefuseNul`).
     """
     app = FastAPI(
         title=title,
@@ -268,7 +273,7 @@ def create_service_app(
     install_error_handlers(app)
     if wire_dialect is not None:  # innermost: it reads only bodies the checks let through
         app.add_middleware(DialectMiddleware, default=wire_dialect)
-    app.add_middleware(RefuseNul)
+    app.add_middleware(RefuseNul, streamed_paths=streamed_paths)
     if internal:  # added last, so it runs first: a stranger learns nothing about the input
         install_secret_check(app, secret)
     app.include_router(health_router)

@@ -65,28 +65,57 @@ def line(row: Iterable[Any]) -> str:
     return "\t".join(map(field, row)) + "\n"
 
 
+class _Chunker:
+    """Gathers COPY lines into chunks of about `size` bytes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.buffer: list[str] = []
+        self.length = 0
+
+    def add(self, row: tuple) -> bytes | None:
+        """The chunk that `row` completes, if it completes one."""
+        text = line(row)
+        self.buffer.append(text)
+        self.length += len(text)
+        if self.length < self.size:
+            return None
+        return self.rest()
+
+    def rest(self) -> bytes | None:
+        chunk = "".join(self.buffer).encode() if self.buffer else None
+        self.buffer, self.length = [], 0
+        return chunk
+
+
 def chunks(rows: Iterator[tuple], size: int = CHUNK_BYTES) -> Iterator[bytes]:
     """COPY input in chunks of about `size` bytes."""
-    buffer: list[str] = []
-    length = 0
+    chunker = _Chunker(size)
     for row in rows:
-        text = line(row)
-        buffer.append(text)
-        length += len(text)
-        if length >= size:
-            yield "".join(buffer).encode()
-            buffer, length = [], 0
-    if buffer:
-        yield "".join(buffer).encode()
+        if (chunk := chunker.add(row)) is not None:
+            yield chunk
+    if (chunk := chunker.rest()) is not None:
+        yield chunk
 
 
-async def async_chunks(rows: Iterator[tuple]) -> AsyncIterator[bytes]:
+async def async_chunks(rows: Iterator[tuple] | AsyncIterator[tuple]) -> AsyncIterator[bytes]:
     """`chunks` for asyncpg's COPY; a stop request ends the COPY between chunks.
 
-    `Stopped` raised here aborts the COPY, and its transaction rolls back.
+    Rows may arrive over time (an upload being read): each chunk is sent as soon as it is
+    full, so the server stores one while the next is still being read. `Stopped` raised
+    here, or any error raised by `rows`, aborts the COPY, and its transaction rolls back.
     """
-    for chunk in chunks(rows):
-        stopping.check()
+    if not isinstance(rows, AsyncIterator):
+        for chunk in chunks(rows):
+            stopping.check()
+            yield chunk
+        return
+    chunker = _Chunker(CHUNK_BYTES)
+    async for row in rows:
+        if (chunk := chunker.add(row)) is not None:
+            stopping.check()
+            yield chunk
+    if (chunk := chunker.rest()) is not None:
         yield chunk
 
 
@@ -113,17 +142,23 @@ ACTIVATION_COLUMNS: tuple[str, ...] = ActivationRow._fields
 
 
 async def copy_rows(
-    session: AsyncSession, table: str, columns: Sequence[str], rows: Iterable[tuple]
+    session: AsyncSession,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[tuple] | AsyncIterator[tuple],
 ) -> None:
     """COPY `rows` into `table` inside the session's transaction, streamed in chunks."""
     driver = await driver_connection(session)
+    source = rows if isinstance(rows, AsyncIterator) else iter(rows)
     await driver.copy_to_table(
-        table, source=async_chunks(iter(rows)), columns=list(columns), format="text"
+        table, source=async_chunks(source), columns=list(columns), format="text"
     )
 
 
 async def copy_activations(
-    session: AsyncSession, rows: Iterable[ActivationRow], table: str = "activations"
+    session: AsyncSession,
+    rows: Iterable[ActivationRow] | AsyncIterator[ActivationRow],
+    table: str = "activations",
 ) -> None:
     """COPY activation rows into `activations` (or a temp table of the same columns)."""
     await copy_rows(session, table, ACTIVATION_COLUMNS, rows)

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -72,6 +73,8 @@ class Model(Base):
     d_model: Mapped[int] = mapped_column(Integer)
     instruct: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     inference_url: Mapped[str | None] = mapped_column(String(512))
+    website: Mapped[str | None] = mapped_column(String(512))
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -84,6 +87,7 @@ class SourceRelease(Base):
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
     urls: Mapped[list[str]] = mapped_column(TextArray, default=list, server_default="{}")
     creator_name: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -104,6 +108,8 @@ class SourceSet(Base):
     allow_inference_search: Mapped[bool] = mapped_column(
         Boolean, default=True, server_default="true"
     )
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    urls: Mapped[list[str]] = mapped_column(TextArray, default=list, server_default="{}")
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -151,6 +157,14 @@ class Feature(Base):
         ForeignKeyConstraint(
             ["model_id", "source_id"], ["sources.model_id", "sources.id"], ondelete="CASCADE"
         ),
+        Index(
+            "uq_features_vector_label",
+            "creator_id",
+            "model_id",
+            "vector_label",
+            unique=True,
+            postgresql_where=text("vector_label IS NOT NULL"),
+        ),
     )
 
     model_id: Mapped[str] = mapped_column(String(128), primary_key=True)
@@ -178,6 +192,9 @@ class Feature(Base):
     vector: Mapped[list[float] | None] = mapped_column(FloatArray)
     hook_name: Mapped[str | None] = mapped_column(String(256))
     default_steer_strength: Mapped[float] = mapped_column(Float, default=10.0, server_default="10")
+    # A custom steering vector (vector/new) has a label, unique per creator and model.
+    vector_label: Mapped[str | None] = mapped_column(String(256))
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     topk_cos_sim_indices: Mapped[list[int]] = mapped_column(
         IntArray, default=list, server_default="{}"
     )
@@ -290,6 +307,9 @@ class Explanation(Base):
     scores: Mapped[list["ExplanationScore"]] = relationship(
         back_populates="explanation", cascade="all, delete-orphan", passive_deletes=True
     )
+    votes: Mapped[list["ExplanationVote"]] = relationship(
+        back_populates="explanation", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class EmbeddingModel(Base):
@@ -335,6 +355,26 @@ class ExplanationScore(Base):
     created_at: Mapped[datetime] = _created_at()
 
     explanation: Mapped[Explanation] = relationship(back_populates="scores")
+
+
+class ExplanationVote(Base):
+    """A person's vote for an explanation (Neuronpedia's `Vote`): one per voter and
+    explanation; the count orders a feature's explanations."""
+
+    __tablename__ = "explanation_votes"
+    __table_args__ = (
+        UniqueConstraint("voter_id", "explanation_id", name="uq_explanation_votes_voter"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    voter_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    explanation_id: Mapped[int] = mapped_column(
+        ForeignKey("explanations.id", ondelete="CASCADE"), index=True
+    )
+    points: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    created_at: Mapped[datetime] = _created_at()
+
+    explanation: Mapped[Explanation] = relationship(back_populates="votes")
 
 
 # --- people, lists, caches ------------------------------------------------------------------

@@ -21,7 +21,7 @@ def test_explain_answers_in_the_request_dialect(offline_client: TestClient, cat_
         "/v1/explain/activations", json={"activations": acts, "logitTokens": ["Ġmeow"]}
     )
     assert snake.status_code == 200 == camel.status_code, camel.text
-    assert snake.json()["type_name"] == camel.json()["typeName"] == "interpedia-offline-v1"
+    assert snake.json()["type_name"] == camel.json()["typeName"] == "interpedia-offline-v2"
     assert "type_name" not in camel.json() and "typeName" not in snake.json()
     assert snake.json()["description"] == camel.json()["description"]
     assert camel.json()["explanationModelName"] == snake.json()["explanation_model_name"]

@@ -35,8 +35,24 @@ def test_offline_explainer_names_the_feature(
     result = offline_explanation([*cat_records, *other_records], logit_tokens=["Ġmeow", "Ġpurr"])
     assert result.type_name == OFFLINE_TYPE_NAME
     assert '"cat"' in result.description and '"kitten"' in result.description
-    assert "meow" in result.description
+    assert "meow" not in result.description  # the examples never say it: left out
     assert len(result.description) < 200
+
+
+def test_offline_explainer_names_whole_words_and_drops_fragments() -> None:
+    # SmolLM2's tokens of "a real pleasure to recollect the conducive simplicity".
+    tokens = ["Ġa", "Ġreal", "Ġpleasure", "Ġto", "Ġrecol", "lect", "Ġthe", "Ġconducive", "."]
+    fires = [0.0, 0.0, 0.0, 0.0, 2.0, 3.0, 0.0, 0.0, 0.0]
+    quiet = ActivationRecord(["Ġthe", "Ġday", "Ġwe", "Ġrecall", "."], [0.0] * 5)
+    result = offline_explanation(
+        [ActivationRecord(tokens, fires), quiet],
+        # sub-word pieces, a common word, a word the examples never contain, then one they do
+        logit_tokens=["ducive", "plicity", "Ġthe", "Ġmemories", "Ġrecall"],
+    )
+    assert result.description == 'the word "recollect", before "recall"'
+    assert result.type_name == OFFLINE_TYPE_NAME
+    newline = ActivationRecord(["Ġend", "Ċ", "ĠNext"], [0.0, 1.0, 0.0])
+    assert offline_explanation([newline]).description == "line breaks"
 
 
 def test_offline_explainer_refuses_nothing_to_explain() -> None:

@@ -90,7 +90,7 @@ def test_explain_activations_says_how_it_was_made(offline_client, cat_records) -
         "/v1/explain/activations",
         json={"activations": _activations(cat_records), "logit_tokens": ["Ġmeow"]},
     )
-    assert response.json()["type_name"] == "interpedia-offline-v1"
+    assert response.json()["type_name"] == "interpedia-offline-v2"
     llm = offline_client.post(
         "/v1/explain/activations", json={"activations": _activations(cat_records), "method": "llm"}
     )

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from interpedia_core.sse import NDJSON, ndjson_stream_content
 from interpedia_inference import lens
 from interpedia_inference.deps import EngineDep
 from interpedia_inference.schemas.lens import (
@@ -15,12 +16,12 @@ from interpedia_inference.schemas.lens import (
     LensMetaMessage,
     LensPromptRequest,
     LensPromptResponse,
+    LensPromptTokensMessage,
     LensTokenMessage,
 )
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/lens", tags=["lens"])
-NDJSON = "application/x-ndjson"
 
 _DOC: dict[int | str, dict[str, Any]] = {
     200: {
@@ -29,14 +30,20 @@ _DOC: dict[int | str, dict[str, Any]] = {
             "`token` frame per position (LensTokenMessage) and `done` (or `error`); with "
             "`stream: false` one LensPromptResponse."
         ),
-        "content": {NDJSON: {"schema": {"type": "string"}}},
+        "content": ndjson_stream_content(
+            LensMetaMessage,
+            LensPromptTokensMessage,
+            LensTokenMessage,
+            LensDoneMessage,
+            LensErrorMessage,
+        ),
     }
 }
 
 
 @router.post("/prompt", response_model=LensPromptResponse, responses=_DOC)
 async def lens_prompt(body: LensPromptRequest, engine: EngineDep) -> Any:
-    """The logit lens per layer and position; typed clients send `stream: false`.
+    """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object.
 
     Over a prompt, a chat or token ids, optionally continuing it, with steering, ablation or
     a swap along token directions."""

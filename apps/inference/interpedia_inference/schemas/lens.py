@@ -74,7 +74,8 @@ class LensPromptRequest(BaseSchema):
     )
     filter_non_word_tokens: bool = Field(
         default=False,
-        description="Accepted for Neuronpedia's clients; read-outs here are never filtered",
+        description="Rank only word-like tokens (the last layer's own top-1 always stays); "
+        "probabilities are still over the whole vocabulary",
     )
 
 

@@ -413,7 +413,7 @@ def test_fast_lens_readout_matches_float32(server: tuple[str, object]) -> None:
     """The bf16 lens read-out (candidates in bf16, re-ranked in float32) against the plain
     float32 one over every layer of a real 64-token prompt: the same top tokens in the
     same order, probabilities within a few per mille."""
-    from interpedia_inference.lens import LensReadout
+    from interpedia_inference.lens import LensReadout, word_mask
 
     _, app = server
     engine = app.state.engine
@@ -431,3 +431,9 @@ def test_fast_lens_readout_matches_float32(server: tuple[str, object]) -> None:
     assert torch.equal(fast_ids, exact_ids)
     assert torch.allclose(fast_probs, exact_probs, atol=1e-2, rtol=3e-2)
     assert float((fast_probs - exact_probs).abs().mean()) < 1e-4
+    # with Neuronpedia's non-word filter: word-like candidates only, the same answer
+    keep = word_mask(engine)
+    fast_probs, fast_ids = fast.top(hidden, logits, layers, slice(0, 64), 10, keep)
+    exact_probs, exact_ids = exact.top(hidden, logits, layers, slice(0, 64), 10, keep)
+    assert torch.equal(fast_ids, exact_ids) and bool(keep[fast_ids[:-1]].all())
+    assert torch.allclose(fast_probs, exact_probs, atol=1e-2, rtol=3e-2)

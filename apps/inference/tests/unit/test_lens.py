@@ -9,6 +9,7 @@ import torch
 from fastapi import FastAPI
 
 from interpedia_inference.engine import Engine
+from interpedia_inference.lens import is_word_like
 
 MODEL = "tiny-random"
 PROMPT = "The capital of France is"
@@ -54,6 +55,34 @@ async def test_last_layer_is_the_model_prediction_and_others_match_brute_force(
         probs, top = brute[position].topk(5)
         assert result["top_tokens"][0] == model.token_strings(top.tolist())
         assert result["top_probs"][0] == pytest.approx(probs.tolist(), abs=1e-5)
+
+
+async def test_filter_non_word_tokens_ranks_word_like_tokens_at_unchanged_probabilities(
+    tiny_app: tuple[FastAPI, httpx.AsyncClient],
+) -> None:
+    _, client = tiny_app
+    body = {"model": MODEL, "prompt": PROMPT, "top_n": 8, "stream": False}
+    plain = (await client.post("/v1/lens/prompt", json=body)).json()
+    kept = (
+        await client.post("/v1/lens/prompt", json={**body, "filter_non_word_tokens": True})
+    ).json()
+    assert kept["tokens"] != plain["tokens"]  # the tiny model does rank non-word tokens
+    for frame, filtered in zip(plain["tokens"], kept["tokens"], strict=True):
+        (before,), (after,) = frame["results"], filtered["results"]
+        # the last layer's own top-1 stays first, whatever it is
+        assert after["top_tokens"][-1][0] == before["top_tokens"][-1][0]
+        for layer, tokens in enumerate(after["top_tokens"]):
+            start = 1 if layer == len(after["top_tokens"]) - 1 else 0
+            assert all(is_word_like(t) for t in tokens[start:]), tokens
+            probs = after["top_probs"][layer]
+            assert probs == sorted(probs, reverse=True)
+            # a word-like token ranked in both runs has the same probability in both
+            ranked = zip(before["top_tokens"][layer], before["top_probs"][layer], strict=True)
+            for token, p in ranked:
+                if token in tokens:
+                    assert probs[tokens.index(token)] == pytest.approx(p, abs=1e-6)
+    assert is_word_like(" cat") and is_word_like("don't") and not is_word_like(" .")
+    assert not is_word_like("<|endoftext|>") and not is_word_like("-a") and not is_word_like("")
 
 
 async def test_generation_continues_greedily_and_frames_stay_snake_case(

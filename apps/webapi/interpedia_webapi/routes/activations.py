@@ -1,13 +1,20 @@
-"""Activations of custom text: one feature (`/activation/new`) or a whole source."""
+"""Activations of custom text: one feature (`/activation/new`), a whole source, the raw
+hook values (`/activation/raw`, JSON or .npy) or one head's attention pattern."""
+
+from fastapi import Response
 
 from interpedia_clients.inference import models as inference
 from interpedia_core.errors import NotFound, UpstreamError
-from interpedia_webapi import catalog, dashboards
+from interpedia_webapi import activation_export, catalog, dashboards
 from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
 from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import (
+    ActivationAttentionRequest,
+    ActivationAttentionResponse,
     ActivationNewRequest,
     ActivationNewResponse,
+    ActivationRawRequest,
+    ActivationRawResponse,
     ActivationSourceRequest,
     ActivationSourceResponse,
     parse_index,
@@ -67,4 +74,62 @@ async def activation_source(
         )
     return ActivationSourceResponse(
         results=[result.model_dump(by_alias=True) for result in answer.results]
+    )
+
+
+NPY = "application/octet-stream"
+
+
+@router.post(
+    "/activation/raw",
+    response_model=ActivationRawResponse,
+    responses={200: {"content": {NPY: {"schema": {"type": "string", "format": "binary"}}}}},
+)
+async def activation_raw(
+    body: ActivationRawRequest, settings: SettingsDep, upstreams: UpstreamsDep
+) -> ActivationRawResponse | Response:
+    """Raw hook activations of every token at chosen layers, as JSON or (`format: npy`) a
+    downloadable float32 .npy array [layers, tokens, d_hook]."""
+    check_texts(settings, body.prompt)
+    client = upstreams.inference(body.modelId)
+    async with upstream_errors(client):
+        answer = await client.activation_raw(
+            inference.ActivationRawRequest(
+                prompts=[body.prompt],
+                model=body.modelId,
+                layers=body.layers,
+                hook_point=body.hookPoint,
+                type=inference.Type.all_tokens,
+            )
+        )
+    export = activation_export.raw_response(body.modelId, body.hookPoint, answer)
+    if body.format == "json":
+        return export
+    name = f"{body.modelId}-{body.hookPoint}-{'_'.join(map(str, export.layers))}.npy"
+    return Response(
+        activation_export.npy_bytes(export),
+        media_type=NPY,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.post("/activation/attention")
+async def activation_attention(
+    body: ActivationAttentionRequest, settings: SettingsDep, upstreams: UpstreamsDep
+) -> ActivationAttentionResponse:
+    """One layer/head's attention pattern over a text, sparsified as Neuronpedia's."""
+    check_texts(settings, body.prompt)
+    client = upstreams.inference(body.modelId)
+    async with upstream_errors(client):
+        answer = await client.activation_attention(
+            inference.ActivationAttentionRequest(
+                prompt=body.prompt, model=body.modelId, layer=body.layer, head=body.head
+            )
+        )
+    return ActivationAttentionResponse(
+        tokens=answer.tokens,
+        seqLen=answer.seq_len,
+        attentionIndices=answer.attention_indices,
+        attentionValues=answer.attention_values,
+        maxActivation=answer.max_activation,
     )

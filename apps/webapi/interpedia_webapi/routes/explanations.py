@@ -104,15 +104,16 @@ async def explanation_generate(
     user: CurrentUser,
     upstreams: UpstreamsDep,
 ) -> dict[str, Any]:
-    """Explain a feature from its top examples (autointerp) and store the explanation."""
+    """Explain a feature with the named explainer (autointerp) and store the explanation.
+
+    It is stored under the type and model that really wrote it, which autointerp reports."""
     explanation = await explaining.generate_explanation(
         session,
         upstreams.autointerp(),
         body.modelId,
         body.layer,
         parse_index(body.index),
-        type_name=body.explanationType,
-        explainer_model=body.explanationModelName,
+        explainer=body.explanationType,
         author=user,
     )
     await session.commit()
@@ -123,11 +124,12 @@ async def explanation_generate(
 async def explanation_score(
     body: ExplanationScoreRequest, session: SessionDep, user: CurrentUser, upstreams: UpstreamsDep
 ) -> dict[str, Any]:
-    """Score an explanation against its feature's examples (autointerp) and store the score."""
+    """Score an explanation with the named scorer (autointerp) and store the score."""
     score = await explaining.score_explanation(
         session,
         upstreams.autointerp(),
         parse_explanation_id(body.explanationId),
+        scorer=body.scorerType,
         scorer_model=body.scorerModel,
     )
     await session.commit()

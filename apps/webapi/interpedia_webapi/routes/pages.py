@@ -105,6 +105,18 @@ async def steer_page(
     )
 
 
+@router.get("/lens", response_class=HTMLResponse)
+async def lens_page(
+    request: Request, session: SessionDep, upstreams: UpstreamsDep, model: str = ""
+) -> HTMLResponse:
+    """The logit lens of a prompt or chat on a served model (the chosen one, else the first)."""
+    served = [m.model.id for m in await _served(upstreams, await catalog.list_models(session))]
+    selected = model if model in served else next(iter(served), None)
+    return TEMPLATES.TemplateResponse(
+        request, "lens.html", {"served": served, "selected": selected}
+    )
+
+
 @router.get("/lists", response_class=HTMLResponse)
 async def lists_page(request: Request, session: SessionDep) -> HTMLResponse:
     lists = await feature_lists.recent_lists(session)

@@ -40,22 +40,27 @@ STEER_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _common(body: SteerRequest | SteerChatRequest) -> dict[str, Any]:
+async def _common(
+    body: SteerRequest | SteerChatRequest, session: SessionDep, client: AsyncInferenceClient
+) -> dict[str, Any]:
     """The inference request fields both kinds of steering share."""
+    wanted = [
+        steering.SteerBy(f.modelId, f.layer, parse_index(f.index), f.strength)
+        for f in body.features
+    ]
+    async with upstream_errors(client, session):
+        targets = await steering.steer_targets(session, client, wanted)
     return {
         "model": body.modelId,
         "types": [inference.SteerType.STEERED, inference.SteerType.DEFAULT],
-        "features": [
-            inference.SteerFeature(
-                model=f.modelId, source=f.layer, index=parse_index(f.index), strength=f.strength
-            )
-            for f in body.features
-        ],
+        **targets,
         "n_completion_tokens": body.n_tokens,
         "temperature": body.temperature,
         "strength_multiplier": body.strength_multiplier,
         "freq_penalty": body.freq_penalty,
         "seed": body.seed,
+        "steer_method": inference.SteerMethod(body.steer_method),
+        "n_logprobs": body.n_logprobs,
     }
 
 
@@ -93,7 +98,7 @@ async def _run(
         first = await anext(answers, None)  # refusals become statuses, not events
 
     async def events() -> AsyncGenerator[SteerStreamEvent, None]:
-        latest: dict[str, str] = {}
+        latest: dict[str, Any] = {}
         try:
             async with upstream_errors(client):
                 if first is not None:
@@ -133,9 +138,8 @@ async def steer(
     client = upstreams.inference(body.modelId)
     request = inference.SteerCompletionRequest(
         prompt=body.prompt,
-        steer_method=inference.SteerMethod(body.steer_method),
         normalize_steering=body.normalize_steering,
-        **_common(body),
+        **await _common(body, session, client),
     )
     return await _run(
         "completion",
@@ -164,7 +168,7 @@ async def steer_chat(
     request = inference.SteerCompletionChatRequest(
         prompt=[inference.ChatMessage(**m.model_dump()) for m in body.steeredChatMessages],
         steer_special_tokens=body.steer_special_tokens,
-        **_common(body),
+        **await _common(body, session, client),
     )
     return await _run(
         "chat",

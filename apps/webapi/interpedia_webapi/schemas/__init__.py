@@ -21,6 +21,8 @@ from interpedia_core.wire import (
     Offset,
     Seed,
 )
+from interpedia_webapi.uploads import MAX_TOKENS as MAX_TOKENS_PER_ACTIVATION
+from interpedia_webapi.uploads import MAX_UPLOAD_ACTIVATIONS, MAX_UPLOAD_BYTES
 
 MAX_TEXT_CHARS = 4000  # longest text sent to inference
 MAX_TEXTS = 32  # texts in one activation request
@@ -68,13 +70,18 @@ class FeatureKey(Schema):
 # --- models ---------------------------------------------------------------------------------
 
 
-class SourceInfo(Schema):
+class SourceFields(Schema):
+    """What every answer about a source says of it."""
+
     id: str
     setName: str
     hookName: str
     layer: int
     architecture: str
     d_sae: int
+
+
+class SourceInfo(SourceFields):
     features: int
     explanations: int
     inferenceEnabled: bool
@@ -123,6 +130,54 @@ class ActivationSourceResponse(Schema):
     results: list[ActivationSourceResult]
 
 
+class ActivationRawRequest(Schema):
+    """Raw hook activations of every token of `prompt` at `layers`, no SAE involved."""
+
+    modelId: str = Field(max_length=128)
+    prompt: Text
+    layers: list[Annotated[int, Field(ge=0, le=1023)]] = Field(min_length=1, max_length=64)
+    hookPoint: str = Field(
+        default="residual_stream",
+        max_length=128,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$",
+        description="`residual_stream` or a hook inside a block, e.g. `mlp.hook_post`",
+    )
+    format: Literal["json", "npy"] = Field(
+        default="json",
+        description="`npy`: one float32 array [layers, tokens, d_hook] as a NumPy .npy file",
+    )
+
+
+class ActivationRawResponse(Schema):
+    modelId: str
+    hookPoint: str
+    layers: list[int]
+    tokens: list[str]
+    tokenIds: list[int]
+    shape: list[int] = Field(description="[layers, tokens, d_hook]")
+    values: list[list[list[float]]] = Field(description="[layers, tokens, d_hook]")
+
+
+class ActivationAttentionRequest(Schema):
+    """One layer/head's attention pattern over a text (an attention SAE's feature page)."""
+
+    modelId: str = Field(max_length=128)
+    prompt: Text
+    layer: int = Field(ge=0, le=1023)
+    head: int = Field(ge=0, le=1023)
+
+
+class ActivationAttentionResponse(Schema):
+    """Sparse, as Neuronpedia returns it: per query row its strongest keys, each entry at
+    flat index `query * seqLen + key`."""
+
+    tokens: list[str]
+    seqLen: int
+    attentionIndices: list[int]
+    attentionValues: list[float]
+    maxActivation: float = Field(description="Largest weight outside row 0 and column 0 (BOS)")
+
+
 # --- explanations ---------------------------------------------------------------------------
 
 
@@ -145,14 +200,52 @@ class ExplanationSearchResponse(Schema):
 
 
 class ExplanationGenerateRequest(FeatureKey):
-    explanationType: str = Field(default="oai_token-act-pair", max_length=128)
-    explanationModelName: str | None = Field(default=None, max_length=256)
+    explanationType: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Explainer: offline or interpedia-offline-v2 (no LLM); llm, "
+        "interpedia-llm-v1 or one of Neuronpedia's LLM types (oai_token-act-pair, "
+        "eleuther_acts_top20, np_max-act-logits, np_max-act; 400 without an LLM); auto or "
+        "none: the LLM when autointerp has one, else offline. The stored explanation "
+        "carries the type and model that really wrote it.",
+    )
+    explanationModelName: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Accepted for Neuronpedia's clients; the LLM is autointerp's own.",
+    )
 
 
 class ExplanationScoreRequest(Schema):
     explanationId: ExplanationId
     scorerModel: str | None = Field(default=None, max_length=256)
-    scorer: Literal["embedding"] = "embedding"
+    scorerType: str = Field(
+        default="embedding",
+        max_length=64,
+        description="embedding (eleuther_embedding), fuzz (eleuther_fuzz), detection "
+        "(eleuther_recall) or simulation; the LLM ones need an LLM in autointerp (400 "
+        "without); recall_alt is not available (400).",
+    )
+
+
+class ExplanationNewFeature(FeatureKey):
+    explanation: Annotated[NonBlankText, StringConstraints(max_length=2000)]
+    explanationModel: str | None = Field(
+        default=None, max_length=256, description="What wrote it, if not the author alone."
+    )
+
+
+class ExplanationNewRequest(Schema):
+    """Neuronpedia's body: the explanation inside `feature`."""
+
+    feature: ExplanationNewFeature
+
+
+class ExplanationExportQuery(Schema):
+    modelId: str = Field(max_length=128)
+    layer: str = Field(max_length=128, description="The source id, e.g. 6-res-jb.")
+    limit: int = Field(default=1000, ge=1, le=10000)
+    offset: Offset = 0
 
 
 # --- inference search, steering, tokenize -----------------------------------------------------
@@ -247,6 +340,12 @@ class SteerFeature(Schema):
     strength: float = Field(ge=-10_000, le=10_000)
 
 
+SteerMethod = Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"]
+NLogprobs = Annotated[
+    int, Field(ge=0, le=10, description="Alternatives listed per generated token; 0: none")
+]
+
+
 class SteerRequest(Schema):
     modelId: str = Field(max_length=128)
     prompt: Text
@@ -256,10 +355,9 @@ class SteerRequest(Schema):
     freq_penalty: float = Field(default=2, ge=-2, le=2)
     seed: Seed = 16
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
-    steer_method: Literal["SIMPLE_ADDITIVE", "ORTHOGONAL_DECOMP", "PROJECTION_CAP"] = (
-        "SIMPLE_ADDITIVE"
-    )
+    steer_method: SteerMethod = "SIMPLE_ADDITIVE"
     normalize_steering: bool = False
+    n_logprobs: NLogprobs = 0
     stream: bool = False
 
 
@@ -279,12 +377,34 @@ class SteerChatRequest(Schema):
     seed: Seed = 16
     strength_multiplier: float = Field(default=4, ge=-1000, le=1000)
     steer_special_tokens: bool = True
+    steer_method: SteerMethod = "SIMPLE_ADDITIVE"
+    n_logprobs: NLogprobs = 0
     stream: bool = False
+
+
+class SteerLogprobTop(Schema):
+    token: str
+    logprob: float
+
+
+class SteerLogprob(Schema):
+    """A generated token, its log-probability and the likeliest alternatives."""
+
+    token: str
+    logprob: float
+    top_logprobs: list[SteerLogprobTop]
+
+
+SteerLogprobs = Annotated[
+    dict[str, list[SteerLogprob]] | None,
+    Field(description="Per output type (STEERED, DEFAULT), with `n_logprobs` > 0"),
+]
 
 
 class SteerResponse(Schema):
     DEFAULT: str | None = None
     STEERED: str | None = None
+    logprobs: SteerLogprobs = None
     id: str
     cached: bool
 
@@ -294,10 +414,64 @@ class SteerStreamEvent(Schema):
 
     DEFAULT: str | None = None
     STEERED: str | None = None
+    logprobs: SteerLogprobs = None
     done: bool = False
     id: str | None = None
     cached: bool | None = None
     error: str | None = None
+
+
+# --- lens -----------------------------------------------------------------------------------
+
+LensType = Literal["LOGIT_LENS", "JACOBIAN_LENS"]
+LensLayer = Annotated[int, Field(ge=0, le=1023)]
+
+
+class LensSteerToken(Schema):
+    """A read-out to steer on: the exact decoded token (whitespace kept, e.g. " cat")."""
+
+    token: str = Field(min_length=1, max_length=256)
+    type: LensType = "LOGIT_LENS"
+
+
+class LensPromptRequest(Schema):
+    """Neuronpedia's `/api/lens/prompt` body (its webapp's names); exactly one of `prompt`
+    or `chat`. The answer is always streamed."""
+
+    modelId: str = Field(max_length=128)
+    prompt: Text | None = None
+    chat: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=64)
+    type: list[LensType] = Field(default_factory=lambda: ["LOGIT_LENS"], min_length=1, max_length=2)
+    topN: int = Field(default=5, ge=1, le=20)
+    layers: list[LensLayer] = Field(
+        default_factory=list, max_length=1024, description="Layers to read; empty: all"
+    )
+    temperature: float = Field(default=0, ge=0, le=2)
+    numCompletionTokens: int = Field(default=0, ge=0, le=STEER_MAX_TOKENS)
+    prependBos: bool = True
+    seed: Seed = 0
+    filterNonWordTokens: bool = Field(
+        default=True,
+        description="Rank only word-like tokens (each position's own prediction always stays)",
+    )
+    steerTokens: list[LensSteerToken] = Field(default_factory=list, max_length=16)
+    steerLayers: list[LensLayer] = Field(
+        default_factory=list, max_length=1024, description="Empty: the read-out layers"
+    )
+    steerStrength: float = Field(default=0, ge=-50, le=50)
+    steerAblate: bool = False
+    swapToken: LensSteerToken | None = None
+    steerGeneratedTokens: bool = False
+
+
+class LensFrame(Schema):
+    """One NDJSON line of a streamed lens: the inference service's frame as it sent it, told
+    apart by `kind` (`meta`, `prompt`, `token`, `done`, `error`; the other fields as in the
+    inference spec's LensMetaMessage, LensPromptTokensMessage, LensTokenMessage,
+    LensDoneMessage and LensErrorMessage)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["meta", "prompt", "token", "done", "error"]
 
 
 class TokenizeRequest(Schema):
@@ -490,3 +664,246 @@ class ModelEvalsResponse(Schema):
 
     modelId: str
     sources: list[EvalsSourceRow]
+
+
+# --- custom steering vectors (Neuronpedia's /api/vector/*) --------------------------------
+
+MAX_VECTOR_LENGTH = 24_576  # Neuronpedia's limit; the model's dimension decides the rest
+
+
+class VectorNewRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layerNumber: int = Field(ge=0, le=1000)
+    hookType: Literal["hook_resid_pre", "hook_resid_post"]
+    vector: list[float] = Field(min_length=1, max_length=MAX_VECTOR_LENGTH)
+    vectorDefaultSteerStrength: float = Field(default=10, ge=-100, le=100)
+    vectorLabel: str = Field(min_length=1, max_length=256)
+
+
+class VectorKey(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+
+
+class VectorCreated(Schema):
+    modelId: str
+    source: str
+    index: str
+    label: str
+    createdAt: str
+    defaultSteerStrength: float
+    hookName: str
+    values: list[float]
+
+
+class VectorNewResponse(Schema):
+    message: str
+    url: str
+    vector: VectorCreated
+
+
+class VectorInfo(Schema):
+    """A vector with Neuronpedia's `Neuron` field names (`layer` is the source id)."""
+
+    modelId: str
+    layer: str
+    index: str
+    vectorLabel: str
+    vectorDefaultSteerStrength: float
+    hookName: str
+    vector: list[float]
+    createdAt: str
+
+
+class VectorGetResponse(Schema):
+    vector: VectorInfo
+
+
+class VectorListOwnedResponse(Schema):
+    vectors: list[VectorInfo]
+
+
+# --- bring your own model and SAEs -----------------------------------------------------------
+
+
+class ModelNewRequest(Schema):
+    id: str = Field(min_length=1, max_length=32)
+    layers: int = Field(ge=1, le=127)
+    displayName: str | None = Field(default=None, min_length=1, max_length=64)
+    url: str | None = Field(default=None, max_length=512)
+    dimension: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_VECTOR_LENGTH,
+        description="The residual stream's width (Interpedia's addition: custom vectors "
+        "on the model are checked against it).",
+    )
+
+
+class ModelNewResponse(Schema):
+    id: str
+    displayName: str
+    layers: int
+    dimension: int | None
+    website: str | None
+    creatorId: str | None
+    visibility: str = "UNLISTED"
+
+
+class SourceSetNewRequest(Schema):
+    name: str = Field(min_length=1, max_length=128)
+    modelId: str = Field(max_length=128)
+    description: str | None = Field(default=None, max_length=128)
+    url: str | None = Field(default=None, max_length=512)
+
+
+class SourceSetSource(Schema):
+    id: str
+    modelId: str
+    setName: str
+    hookName: str
+    hasDashboards: bool
+    inferenceEnabled: bool
+
+
+class SourceSetResponse(Schema):
+    """A source set with its sources, in Neuronpedia's `SourceSet` fields."""
+
+    name: str
+    modelId: str
+    description: str
+    type: str
+    urls: list[str]
+    creatorId: str | None
+    visibility: str = "UNLISTED"
+    sources: list[SourceSetSource]
+
+
+MAX_UPLOAD_FEATURES = 128  # the `neuronpedia` client's MAX_FEATURES_PER_BATCH
+MAX_ACTIVATIONS_PER_FEATURE = 1000
+
+
+class UploadActivation(Schema):
+    tokens: list[str] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
+    values: list[float] = Field(min_length=1, max_length=MAX_TOKENS_PER_ACTIVATION)
+    # SAEDashboard's quantile interval the example was drawn from (the dashboard's bins).
+    quantileMin: float | None = None
+    quantileMax: float | None = None
+    quantileFraction: float | None = Field(default=None, ge=0, le=1)
+
+
+class UploadExplanation(Schema):
+    text: str = Field(min_length=1, max_length=10_000)
+    methodName: str | None = Field(default=None, min_length=1, max_length=128)
+    modelName: str | None = Field(default=None, max_length=256)
+
+
+class UploadLogit(Schema):
+    token: str = Field(max_length=256)
+    value: float
+
+
+class UploadFeature(Schema):
+    index: Index
+    density: float | None = Field(default=None, ge=0, le=1)
+    activations: list[UploadActivation] = Field(
+        default_factory=list, max_length=MAX_ACTIVATIONS_PER_FEATURE
+    )
+    explanations: list[UploadExplanation] = Field(default_factory=list, max_length=100)
+    topLogits: list[UploadLogit] | None = Field(default=None, max_length=100)
+    bottomLogits: list[UploadLogit] | None = Field(default=None, max_length=100)
+
+
+class FeatureUploadBatchRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    features: list[UploadFeature] = Field(min_length=1, max_length=MAX_UPLOAD_FEATURES)
+
+
+class ActivationUploadBatchRequest(Schema):
+    """What `activation/upload-batch` reads, streamed: the header fields first."""
+
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+    activations: list[UploadActivation] = Field(
+        max_length=MAX_UPLOAD_ACTIVATIONS,
+        description=f"At most {MAX_UPLOAD_ACTIVATIONS:,} rows in a body of at most "
+        f"{MAX_UPLOAD_BYTES:,} bytes.",
+    )
+
+
+class UploadBatchResponse(Schema):
+    message: str
+    count: int
+
+
+# --- features in bulk, and similar features ----------------------------------------------
+
+FEATURES_PER_OFFSET_PAGE = 25  # Neuronpedia's NEURONS_TO_LOAD_PER_REQUEST
+
+
+class FeaturesBatchItem(FeatureKey):
+    maxActsToReturn: int | None = Field(default=None, ge=0, le=100)
+
+
+class FeaturesOffsetRequest(Schema):
+    modelId: str = Field(max_length=128)
+    layer: str = Field(max_length=128)
+    offset: Offset = 0
+
+
+class CossimRequest(Schema):
+    modelId: str = Field(max_length=128)
+    source: str = Field(max_length=128)
+    index: Index
+    targetModelId: str = Field(max_length=128)
+    targetSourceId: str = Field(max_length=128)
+
+
+class CossimFeatureRef(Schema):
+    model: str
+    source: str
+    index: int
+
+
+class CossimFeature(Schema):
+    feature: CossimFeatureRef
+    cosine_similarity: float
+
+
+class CossimResponse(Schema):
+    """The inference service's answer: the target source's features nearest by decoder cosine."""
+
+    feature: CossimFeatureRef | None = None
+    topk_decoder_cossim_features: list[CossimFeature]
+
+
+class SourceReleaseNewRequest(Schema):
+    name: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = Field(default="", max_length=10_000)
+    urls: list[Annotated[str, StringConstraints(max_length=512)]] = Field(
+        default_factory=list, max_length=16
+    )
+    creatorName: str = Field(default="", max_length=256)
+
+
+class SourceReleaseResponse(Schema):
+    name: str
+    description: str
+    urls: list[str]
+    creatorName: str
+    creatorId: str | None
+
+
+class SourceNewRequest(Schema):
+    modelId: str = Field(max_length=128)
+    id: str = Field(min_length=3, max_length=128)
+    setName: str = Field(min_length=1, max_length=128)
+    hookName: str = Field(default="", max_length=256)
+    saelensConfig: dict[str, Any] | None = None
+
+
+class SourceNewResponse(SourceFields):
+    modelId: str

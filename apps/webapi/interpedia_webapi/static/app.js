@@ -16,8 +16,8 @@ const Interpedia = {
     return data;
   },
 
-  // Reads a server-sent event stream from fetch (EventSource cannot send headers).
-  async stream(path, body, onEvent, method) {
+  // POSTs `body` and returns the response once its status is known (an error's detail thrown).
+  async open(path, body, method) {
     const headers = { "content-type": "application/json" };
     if (Interpedia.key()) headers["x-api-key"] = Interpedia.key();
     const response = await fetch("/api" + path, {
@@ -28,6 +28,11 @@ const Interpedia = {
       const data = await response.json().catch(() => ({}));
       throw new Error(data.detail || ("HTTP " + response.status));
     }
+    return response;
+  },
+
+  // Calls `onChunk` with the text before each `separator` as soon as it has arrived.
+  async read(response, separator, onChunk) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffer = "";
@@ -36,13 +41,28 @@ const Interpedia = {
       if (done) break;
       buffer += decoder.decode(value, { stream: true });
       let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const chunk = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-        const data = chunk.split("\n").filter(l => l.startsWith("data:"))
-          .map(l => l.slice(5).trim()).join("\n");
-        if (data) onEvent(JSON.parse(data));
+      while ((cut = buffer.indexOf(separator)) >= 0) {
+        const chunk = buffer.slice(0, cut); buffer = buffer.slice(cut + separator.length);
+        onChunk(chunk);
       }
     }
+    if (buffer.trim()) onChunk(buffer);
+  },
+
+  // Reads a server-sent event stream from fetch (EventSource cannot send headers).
+  async stream(path, body, onEvent, method) {
+    const response = await Interpedia.open(path, body, method);
+    await Interpedia.read(response, "\n\n", chunk => {
+      const data = chunk.split("\n").filter(l => l.startsWith("data:"))
+        .map(l => l.slice(5).trim()).join("\n");
+      if (data) onEvent(JSON.parse(data));
+    });
+  },
+
+  // Reads an NDJSON stream (one JSON object a line), as the lens answers.
+  async lines(path, body, onFrame) {
+    const response = await Interpedia.open(path, body);
+    await Interpedia.read(response, "\n", line => { if (line.trim()) onFrame(JSON.parse(line)); });
   },
 
   shade(value, top) {
@@ -63,6 +83,19 @@ const Interpedia = {
       span.style.background = Interpedia.shade(values[i], max);
       container.appendChild(span);
     });
+  },
+
+  // Chat messages from "role: text" lines (the lens and steer pages); a line without a role
+  // continues the message before it.
+  parseChat(text) {
+    const messages = [];
+    for (const line of text.split("\n")) {
+      const m = line.match(/^\s*(system|user|assistant)\s*:\s?(.*)$/);
+      if (m) messages.push({ role: m[1], content: m[2] });
+      else if (messages.length) messages[messages.length - 1].content += "\n" + line;
+      else if (line.trim()) throw new Error("start each message with system:, user: or assistant:");
+    }
+    return messages;
   },
 
   escape(text) {

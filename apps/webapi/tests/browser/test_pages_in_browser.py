@@ -305,3 +305,81 @@ def test_model_page_links_into_its_sources(page, explored) -> None:
     expect(page.locator("#evals-by-layer svg").first).to_be_visible()
     page.click(f"tr.source-row[data-source='{SOURCE}'] a")
     expect(page.locator("h1")).to_have_text(SOURCE)
+
+
+def test_steer_with_a_custom_vector_from_its_page(page, live_server, seeded, shots: Path) -> None:
+    """A vector made through the API has a page; its link opens the steer page with the
+    vector (and its default strength) picked, and generating sends it and shows the texts."""
+    import httpx
+    from playwright.sync_api import expect
+
+    made = httpx.post(
+        f"{live_server.url}/api/vector/new",
+        json={
+            "modelId": SERVED_MODEL,
+            "layerNumber": 4,
+            "hookType": "hook_resid_pre",
+            "vector": [0.05 * ((i % 7) - 3) for i in range(576)],
+            "vectorDefaultSteerStrength": 8,
+            "vectorLabel": "browser vector",
+        },
+        headers={"x-api-key": seeded["alice"]},
+        timeout=30,
+    )
+    assert made.status_code == 200, made.text
+    vector = made.json()["vector"]
+    page.goto(f"/{SERVED_MODEL}/{vector['source']}/{vector['index']}")
+    expect(page.locator("#vector-label")).to_contain_text("browser vector")
+    page.click("#steer-link")
+    expect(page.locator(".feature-row")).to_have_count(1)
+    expect(page.locator(".feature-row")).to_contain_text(vector["source"])
+    page.fill("#prompt", "The old house")
+    page.fill("#n-tokens", "6")
+    with page.expect_request(lambda r: r.url.endswith("/steer") and r.method == "POST") as sent:
+        page.click("#steer-button")
+    body = sent.value.post_data_json
+    assert body["features"] == [
+        {
+            "modelId": SERVED_MODEL,
+            "layer": vector["source"],
+            "index": vector["index"],
+            "strength": 8,
+        }
+    ]
+    expect(page.locator("#steer-status")).to_have_text("Done.", timeout=60_000)
+    expect(page.locator("#steer-error")).to_have_text("")
+    assert page.locator("#out-steered").inner_text().startswith("The old house")
+    page.screenshot(path=str(shots / "steer-vector.png"), full_page=True)
+
+
+def test_explanation_panel_write_generate_score_vote_delete(page, seeded, shots: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"/{SERVED_MODEL}/{SERVED_SOURCE}/9")
+    _set_key(page, seeded["alice"])
+    page.reload()
+    page.fill("#explanation-text", "my own words for feature nine")
+    page.click("#explanation-write button")
+    mine = page.locator(".explanation", has_text="my own words for feature nine")
+    expect(mine).to_contain_text("human")
+
+    # The chosen explainer writes it, and the panel says which one did.
+    page.select_option("#explainer", "offline")
+    page.click("#explanation-generate button")
+    expect(page.locator(".explanation", has_text="interpedia-offline-v2")).to_have_count(1)
+
+    mine.locator("button.vote").click()
+    expect(mine.locator(".votes")).to_have_text("1")
+    expect(page.locator(".explanation").first).to_contain_text("my own words")  # most voted
+
+    mine.locator("select.scorer").select_option("embedding")
+    mine.locator("button.score-button").click()
+    expect(mine.locator(".score")).to_contain_text(re.compile(r"embedding [01]\.\d\d"))
+    mine.locator("select.scorer").select_option("fuzz")
+    mine.locator("button.score-button").click()
+    expect(page.locator("#explanation-error")).to_contain_text("LLM")
+    page.screenshot(path=str(shots / "feature-explanations.png"), full_page=True)
+
+    mine.locator("button.delete").click()
+    expect(mine).to_have_count(0)
+    expect(page.locator(".explanation", has_text="interpedia-offline-v2")).to_have_count(1)

@@ -223,23 +223,45 @@ def test_steer_streams_token_by_token_to_the_caller(live_server) -> None:
 async def test_generated_and_scored_explanations_come_from_autointerp(real_api, seeded) -> None:
     client, _ = real_api
     alice = {"x-api-key": seeded["alice"]}
-    made = await client.post(
-        "/api/explanation/generate",
-        headers=alice,
-        json={"modelId": SERVED_MODEL, "layer": SERVED_SOURCE, "index": 7},
-    )
+    feature = {"modelId": SERVED_MODEL, "layer": SERVED_SOURCE, "index": 7}
+    made = await client.post("/api/explanation/generate", headers=alice, json=feature)
     assert made.status_code == 200, made.text
     explanation = made.json()["explanation"]
     assert explanation["description"].strip()
+    # No LLM here: the offline explainer wrote it, and the record says so.
+    assert explanation["typeName"] == "interpedia-offline-v2"
+    assert explanation["explanationModelName"] == "token-statistics"
+    # Naming an LLM explainer is honoured: without an LLM that is a clear 400, not offline text.
+    refused = await client.post(
+        "/api/explanation/generate",
+        headers=alice,
+        json=feature | {"explanationType": "oai_token-act-pair"},
+    )
+    assert refused.status_code == 400 and "LLM" in refused.json()["detail"]
+    unknown = await client.post(
+        "/api/explanation/generate", headers=alice, json=feature | {"explanationType": "nope"}
+    )
+    assert unknown.status_code == 400 and "unknown explainer" in unknown.json()["detail"]
+
     scored = await client.post(
-        "/api/explanation/score", headers=alice, json={"explanationId": explanation["id"]}
+        "/api/explanation/score",
+        headers=alice,
+        json={"explanationId": explanation["id"], "scorerType": "eleuther_embedding"},
     )
     assert scored.status_code == 200, scored.text
-    value = scored.json()["score"]["value"]
-    assert 0.0 <= value <= 1.0
-    feature = (await client.get(f"/api/feature/{SERVED_MODEL}/{SERVED_SOURCE}/7")).json()
-    mine = next(e for e in feature["explanations"] if e["id"] == explanation["id"])
-    assert mine["scores"][0]["value"] == pytest.approx(value)
+    score = scored.json()["score"]
+    assert score["explanationScoreTypeName"] == "embedding"
+    assert 0.0 <= score["value"] <= 1.0
+    for scorer, detail in (("recall_alt", "not available"), ("eleuther_fuzz", "LLM")):
+        answer = await client.post(
+            "/api/explanation/score",
+            headers=alice,
+            json={"explanationId": explanation["id"], "scorerType": scorer},
+        )
+        assert answer.status_code == 400 and detail in answer.json()["detail"], answer.text
+    dashboard = (await client.get(f"/api/feature/{SERVED_MODEL}/{SERVED_SOURCE}/7")).json()
+    mine = next(e for e in dashboard["explanations"] if e["id"] == explanation["id"])
+    assert [s["value"] for s in mine["scores"]] == [pytest.approx(score["value"])]
 
 
 async def test_semantic_and_hybrid_search_through_autointerp(real_api, locally_embedded) -> None:

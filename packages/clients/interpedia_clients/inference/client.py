@@ -100,8 +100,30 @@ class InferenceClient(ServiceClient):
         """What this server serves: model, limits, hook points, sources, endpoints."""
         return self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
 
+    def stream_lens_prompt(
+        self, body: models.LensPromptRequest
+    ) -> Iterator[
+        models.LensMetaMessage
+        | models.LensPromptTokensMessage
+        | models.LensTokenMessage
+        | models.LensDoneMessage
+        | models.LensErrorMessage
+    ]:
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object (NDJSON frames)."""
+        yield from self._stream(
+            "POST",
+            "/v1/lens/prompt",
+            body,
+            models.LensMetaMessage
+            | models.LensPromptTokensMessage
+            | models.LensTokenMessage
+            | models.LensDoneMessage
+            | models.LensErrorMessage,
+            ndjson=True,
+        )
+
     def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
-        """The logit lens per layer and position; typed clients send `stream: false`."""
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object."""
         return self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     def stream_steer_completion(
@@ -260,8 +282,31 @@ class AsyncInferenceClient(AsyncServiceClient):
         """What this server serves: model, limits, hook points, sources, endpoints."""
         return await self._call("GET", "/v1/capabilities", None, models.CapabilitiesResponse)
 
+    async def stream_lens_prompt(
+        self, body: models.LensPromptRequest
+    ) -> AsyncIterator[
+        models.LensMetaMessage
+        | models.LensPromptTokensMessage
+        | models.LensTokenMessage
+        | models.LensDoneMessage
+        | models.LensErrorMessage
+    ]:
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object (NDJSON frames)."""
+        async for event in self._stream(
+            "POST",
+            "/v1/lens/prompt",
+            body,
+            models.LensMetaMessage
+            | models.LensPromptTokensMessage
+            | models.LensTokenMessage
+            | models.LensDoneMessage
+            | models.LensErrorMessage,
+            ndjson=True,
+        ):
+            yield event
+
     async def lens_prompt(self, body: models.LensPromptRequest) -> models.LensPromptResponse:
-        """The logit lens per layer and position; typed clients send `stream: false`."""
+        """The logit lens per layer and position, as NDJSON frames or (`stream: false`) one object."""
         return await self._call("POST", "/v1/lens/prompt", body, models.LensPromptResponse)
 
     async def stream_steer_completion(

@@ -362,6 +362,28 @@ class LensDoneMessage(BaseModel):
     vocab_size: int = Field(..., title="Vocab Size")
 
 
+class LensErrorMessage(BaseModel):
+    error: str = Field(..., title="Error")
+    kind: Literal["error"] = Field("error", title="Kind")
+
+
+class LensPromptToken(BaseModel):
+    channel: str | None = Field(None, title="Channel")
+    id: int = Field(..., title="Id")
+    is_char_continuation: bool | None = Field(False, title="Is Char Continuation")
+    is_generated: bool | None = Field(False, title="Is Generated")
+    message_index: int | None = Field(None, title="Message Index")
+    position: int = Field(..., title="Position")
+    role: str | None = Field(None, title="Role")
+    section: str | None = Field(None, title="Section")
+    token: str = Field(..., title="Token")
+
+
+class LensPromptTokensMessage(BaseModel):
+    kind: Literal["prompt"] = Field("prompt", title="Kind")
+    tokens: list[LensPromptToken] = Field(..., title="Tokens")
+
+
 class LensType(StrEnum):
     LOGIT_LENS = "LOGIT_LENS"
     JACOBIAN_LENS = "JACOBIAN_LENS"
@@ -771,7 +793,7 @@ class LensPromptRequest(BaseModel):
     """
     filter_non_word_tokens: bool | None = Field(False, title="Filter Non Word Tokens")
     """
-    Accepted for Neuronpedia's clients; read-outs here are never filtered
+    Rank only word-like tokens (the last layer's own top-1 always stays); probabilities are still over the whole vocabulary
     """
     input_token_ids: list[conint(ge=0, le=2147483647)] | None = Field(
         None, title="Input Token Ids"

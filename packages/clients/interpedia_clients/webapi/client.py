@@ -14,6 +14,14 @@ __all__ = ["AsyncWebapiClient", "WebapiClient", "models"]
 class WebapiClient(ServiceClient):
     service = "webapi"
 
+    def activation_attention(
+        self, body: models.ActivationAttentionRequest
+    ) -> models.ActivationAttentionResponse:
+        """One layer/head's attention pattern over a text, sparsified as Neuronpedia's."""
+        return self._call(
+            "POST", "/api/activation/attention", body, models.ActivationAttentionResponse
+        )
+
     def activation_new(
         self, body: models.ActivationNewRequest
     ) -> models.ActivationNewResponse | list[models.ActivationNewResponse]:
@@ -25,11 +33,19 @@ class WebapiClient(ServiceClient):
             models.ActivationNewResponse | list[models.ActivationNewResponse],
         )
 
+    def activation_raw(self, body: models.ActivationRawRequest) -> models.ActivationRawResponse:
+        """Raw hook activations of every token at chosen layers, as JSON or (`format: npy`) a."""
+        return self._call("POST", "/api/activation/raw", body, models.ActivationRawResponse)
+
     def activation_source(
         self, body: models.ActivationSourceRequest
     ) -> models.ActivationSourceResponse:
         """Every active feature of one source on each token of custom text."""
         return self._call("POST", "/api/activation/source", body, models.ActivationSourceResponse)
+
+    def activation_upload_batch(self, body: Any) -> models.UploadBatchResponse:
+        """Activations of one feature, read and stored as the body streams in (see."""
+        return self._call("POST", "/api/activation/upload-batch", body, models.UploadBatchResponse)
 
     def import_available(self, location: str | None | None = None) -> list[models.AvailableSource]:
         """Exports found under `location` (or every configured import root)."""
@@ -77,6 +93,10 @@ class WebapiClient(ServiceClient):
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        return self._call("POST", "/api/cossim", body, models.CossimResponse)
+
     def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
         """Every source of a model with its metrics side by side (the model page's table)."""
         return self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
@@ -87,12 +107,28 @@ class WebapiClient(ServiceClient):
             "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
         )
 
+    def explanation_export(
+        self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
+    ) -> Any:
+        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        return self._call(
+            "GET",
+            "/api/explanation/export",
+            None,
+            Any,
+            params={"modelId": modelId, "layer": layer, "limit": limit, "offset": offset},
+        )
+
     def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
-        """Explain a feature from its top examples (autointerp) and store the explanation."""
+        """Explain a feature with the named explainer (autointerp) and store the explanation."""
         return self._call("POST", "/api/explanation/generate", body, Any)
 
+    def explanation_new(self, body: models.ExplanationNewRequest) -> Any:
+        """A person's own explanation of a stored feature, authored by the caller."""
+        return self._call("POST", "/api/explanation/new", body, Any)
+
     def explanation_score(self, body: models.ExplanationScoreRequest) -> Any:
-        """Score an explanation against its feature's examples (autointerp) and store the score."""
+        """Score an explanation with the named scorer (autointerp) and store the score."""
         return self._call("POST", "/api/explanation/score", body, Any)
 
     def explanation_search(
@@ -125,6 +161,28 @@ class WebapiClient(ServiceClient):
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
 
+    def explanation_get(self, explanation_id: str) -> Any:
+        """One explanation with its scores and votes."""
+        return self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
+
+    def explanation_delete(self, explanation_id: str) -> Any:
+        """Delete an explanation (its scores, vectors and votes too): its author or an admin."""
+        return self._call("POST", f"/api/explanation/{explanation_id}/delete", None, Any)
+
+    def explanation_unvote(self, explanation_id: str) -> Any:
+        """Take back the caller's vote; 404 when there is none."""
+        return self._call("POST", f"/api/explanation/{explanation_id}/unvote", None, Any)
+
+    def explanation_vote(self, explanation_id: str) -> Any:
+        """Vote for an explanation; voting again is the same single vote."""
+        return self._call("POST", f"/api/explanation/{explanation_id}/vote", None, Any)
+
+    def feature_upload_batch(
+        self, body: models.FeatureUploadBatchRequest
+    ) -> models.UploadBatchResponse:
+        """New features (dashboards computed elsewhere) into a source of the caller's set."""
+        return self._call("POST", "/api/feature/upload-batch", body, models.UploadBatchResponse)
+
     def feature_get(self, model_id: str, source_id: str, index: str) -> Any:
         """A feature's whole dashboard, with Neuronpedia's field names."""
         return self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
@@ -134,6 +192,14 @@ class WebapiClient(ServiceClient):
         return self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
+
+    def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
+        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        return self._call("POST", "/api/features", body, list[Any])
+
+    def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
+        """A page of a source's features that fired, by index, from `offset`."""
+        return self._call("POST", "/api/features-offset", body, list[Any])
 
     def graph_delete(self, body: models.GraphKey) -> models.MessageResponse:
         """Delete one of the caller's graphs (with its subgraphs)."""
@@ -235,6 +301,10 @@ class WebapiClient(ServiceClient):
         """The graph itself: what Neuronpedia's metadata `url` points at."""
         return self._call("GET", f"/api/graph/{modelId}/{slug}/json", None)
 
+    def stream_lens_prompt(self, body: models.LensPromptRequest) -> Iterator[models.LensFrame]:
+        """The logit lens per layer and token position of a prompt or chat, optionally steered (NDJSON frames)."""
+        yield from self._stream("POST", "/api/lens/prompt", body, models.LensFrame, ndjson=True)
+
     def list_add_features(self, body: models.ListAddFeaturesRequest) -> list[models.ListItemInfo]:
         """Add features (each must exist) to one of the caller's lists."""
         return self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
@@ -279,6 +349,10 @@ class WebapiClient(ServiceClient):
         """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
         return self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
+    def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
+        """Register a model of the caller's (no inference: its dashboards are uploaded)."""
+        return self._call("POST", "/api/model/new", body, models.ModelNewResponse)
+
     def models_list(self) -> list[models.ModelInfo]:
         """The same as `/api/model/list`, under a plural name."""
         return self._call("GET", "/api/models", None, list[models.ModelInfo])
@@ -297,6 +371,26 @@ class WebapiClient(ServiceClient):
             body,
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
+
+    def source_release_new(
+        self, body: models.SourceReleaseNewRequest
+    ) -> models.SourceReleaseResponse:
+        """A release grouping source sets (admins only, as on Neuronpedia)."""
+        return self._call("POST", "/api/source-release/new", body, models.SourceReleaseResponse)
+
+    def source_set_new(self, body: models.SourceSetNewRequest) -> models.SourceSetResponse:
+        """A source set of the caller's with one empty source per layer, `<layer>-<name>`."""
+        return self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
+
+    def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
+        """A source set and its sources."""
+        return self._call(
+            "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
+        )
+
+    def source_new(self, body: models.SourceNewRequest) -> models.SourceNewResponse:
+        """One source in an existing set (admins only, as on Neuronpedia); `source-set/new`."""
+        return self._call("POST", "/api/source/new", body, models.SourceNewResponse)
 
     def stream_steer(self, body: models.SteerRequest) -> Iterator[models.SteerStreamEvent]:
         """Complete `prompt` with and without the features added; `stream: true` answers SSE (server-sent events)."""
@@ -341,6 +435,22 @@ class WebapiClient(ServiceClient):
             models.UmapExplanationsResponse,
         )
 
+    def vector_delete(self, body: models.VectorKey) -> Any:
+        """Delete one of the caller's vectors."""
+        return self._call("POST", "/api/vector/delete", body, Any)
+
+    def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
+        """A vector by (model, source, index)."""
+        return self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
+
+    def vector_list_owned(self) -> models.VectorListOwnedResponse:
+        """The caller's vectors, oldest first."""
+        return self._call("POST", "/api/vector/list-owned", None, models.VectorListOwnedResponse)
+
+    def vector_new(self, body: models.VectorNewRequest) -> models.VectorNewResponse:
+        """Store a steering vector for the caller at `blocks.<layerNumber>.<hookType>`."""
+        return self._call("POST", "/api/vector/new", body, models.VectorNewResponse)
+
     def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return self._call("GET", "/health", None, models.HealthResponse)
@@ -348,6 +458,14 @@ class WebapiClient(ServiceClient):
 
 class AsyncWebapiClient(AsyncServiceClient):
     service = "webapi"
+
+    async def activation_attention(
+        self, body: models.ActivationAttentionRequest
+    ) -> models.ActivationAttentionResponse:
+        """One layer/head's attention pattern over a text, sparsified as Neuronpedia's."""
+        return await self._call(
+            "POST", "/api/activation/attention", body, models.ActivationAttentionResponse
+        )
 
     async def activation_new(
         self, body: models.ActivationNewRequest
@@ -360,12 +478,24 @@ class AsyncWebapiClient(AsyncServiceClient):
             models.ActivationNewResponse | list[models.ActivationNewResponse],
         )
 
+    async def activation_raw(
+        self, body: models.ActivationRawRequest
+    ) -> models.ActivationRawResponse:
+        """Raw hook activations of every token at chosen layers, as JSON or (`format: npy`) a."""
+        return await self._call("POST", "/api/activation/raw", body, models.ActivationRawResponse)
+
     async def activation_source(
         self, body: models.ActivationSourceRequest
     ) -> models.ActivationSourceResponse:
         """Every active feature of one source on each token of custom text."""
         return await self._call(
             "POST", "/api/activation/source", body, models.ActivationSourceResponse
+        )
+
+    async def activation_upload_batch(self, body: Any) -> models.UploadBatchResponse:
+        """Activations of one feature, read and stored as the body streams in (see."""
+        return await self._call(
+            "POST", "/api/activation/upload-batch", body, models.UploadBatchResponse
         )
 
     async def import_available(
@@ -419,6 +549,10 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    async def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        return await self._call("POST", "/api/cossim", body, models.CossimResponse)
+
     async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
         """Every source of a model with its metrics side by side (the model page's table)."""
         return await self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
@@ -429,12 +563,28 @@ class AsyncWebapiClient(AsyncServiceClient):
             "GET", f"/api/evals/{model_id}/{source_id}", None, models.SourceEvalsResponse
         )
 
+    async def explanation_export(
+        self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
+    ) -> Any:
+        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        return await self._call(
+            "GET",
+            "/api/explanation/export",
+            None,
+            Any,
+            params={"modelId": modelId, "layer": layer, "limit": limit, "offset": offset},
+        )
+
     async def explanation_generate(self, body: models.ExplanationGenerateRequest) -> Any:
-        """Explain a feature from its top examples (autointerp) and store the explanation."""
+        """Explain a feature with the named explainer (autointerp) and store the explanation."""
         return await self._call("POST", "/api/explanation/generate", body, Any)
 
+    async def explanation_new(self, body: models.ExplanationNewRequest) -> Any:
+        """A person's own explanation of a stored feature, authored by the caller."""
+        return await self._call("POST", "/api/explanation/new", body, Any)
+
     async def explanation_score(self, body: models.ExplanationScoreRequest) -> Any:
-        """Score an explanation against its feature's examples (autointerp) and store the score."""
+        """Score an explanation with the named scorer (autointerp) and store the score."""
         return await self._call("POST", "/api/explanation/score", body, Any)
 
     async def explanation_search(
@@ -469,6 +619,30 @@ class AsyncWebapiClient(AsyncServiceClient):
             "POST", "/api/explanation/search-release", body, models.ExplanationSearchResponse
         )
 
+    async def explanation_get(self, explanation_id: str) -> Any:
+        """One explanation with its scores and votes."""
+        return await self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
+
+    async def explanation_delete(self, explanation_id: str) -> Any:
+        """Delete an explanation (its scores, vectors and votes too): its author or an admin."""
+        return await self._call("POST", f"/api/explanation/{explanation_id}/delete", None, Any)
+
+    async def explanation_unvote(self, explanation_id: str) -> Any:
+        """Take back the caller's vote; 404 when there is none."""
+        return await self._call("POST", f"/api/explanation/{explanation_id}/unvote", None, Any)
+
+    async def explanation_vote(self, explanation_id: str) -> Any:
+        """Vote for an explanation; voting again is the same single vote."""
+        return await self._call("POST", f"/api/explanation/{explanation_id}/vote", None, Any)
+
+    async def feature_upload_batch(
+        self, body: models.FeatureUploadBatchRequest
+    ) -> models.UploadBatchResponse:
+        """New features (dashboards computed elsewhere) into a source of the caller's set."""
+        return await self._call(
+            "POST", "/api/feature/upload-batch", body, models.UploadBatchResponse
+        )
+
     async def feature_get(self, model_id: str, source_id: str, index: str) -> Any:
         """A feature's whole dashboard, with Neuronpedia's field names."""
         return await self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
@@ -478,6 +652,14 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call(
             "GET", f"/api/feature/{model_id}/{source_id}/{index}/activations", None, list[Any]
         )
+
+    async def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
+        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        return await self._call("POST", "/api/features", body, list[Any])
+
+    async def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
+        """A page of a source's features that fired, by index, from `offset`."""
+        return await self._call("POST", "/api/features-offset", body, list[Any])
 
     async def graph_delete(self, body: models.GraphKey) -> models.MessageResponse:
         """Delete one of the caller's graphs (with its subgraphs)."""
@@ -591,6 +773,15 @@ class AsyncWebapiClient(AsyncServiceClient):
         """The graph itself: what Neuronpedia's metadata `url` points at."""
         return await self._call("GET", f"/api/graph/{modelId}/{slug}/json", None)
 
+    async def stream_lens_prompt(
+        self, body: models.LensPromptRequest
+    ) -> AsyncIterator[models.LensFrame]:
+        """The logit lens per layer and token position of a prompt or chat, optionally steered (NDJSON frames)."""
+        async for event in self._stream(
+            "POST", "/api/lens/prompt", body, models.LensFrame, ndjson=True
+        ):
+            yield event
+
     async def list_add_features(
         self, body: models.ListAddFeaturesRequest
     ) -> list[models.ListItemInfo]:
@@ -637,6 +828,10 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
         return await self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
+    async def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
+        """Register a model of the caller's (no inference: its dashboards are uploaded)."""
+        return await self._call("POST", "/api/model/new", body, models.ModelNewResponse)
+
     async def models_list(self) -> list[models.ModelInfo]:
         """The same as `/api/model/list`, under a plural name."""
         return await self._call("GET", "/api/models", None, list[models.ModelInfo])
@@ -655,6 +850,28 @@ class AsyncWebapiClient(AsyncServiceClient):
             body,
             models.SearchTopkByTokenResponse | models.SearchTopkByTokenBatchResponse,
         )
+
+    async def source_release_new(
+        self, body: models.SourceReleaseNewRequest
+    ) -> models.SourceReleaseResponse:
+        """A release grouping source sets (admins only, as on Neuronpedia)."""
+        return await self._call(
+            "POST", "/api/source-release/new", body, models.SourceReleaseResponse
+        )
+
+    async def source_set_new(self, body: models.SourceSetNewRequest) -> models.SourceSetResponse:
+        """A source set of the caller's with one empty source per layer, `<layer>-<name>`."""
+        return await self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
+
+    async def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
+        """A source set and its sources."""
+        return await self._call(
+            "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
+        )
+
+    async def source_new(self, body: models.SourceNewRequest) -> models.SourceNewResponse:
+        """One source in an existing set (admins only, as on Neuronpedia); `source-set/new`."""
+        return await self._call("POST", "/api/source/new", body, models.SourceNewResponse)
 
     async def stream_steer(
         self, body: models.SteerRequest
@@ -706,6 +923,24 @@ class AsyncWebapiClient(AsyncServiceClient):
             None,
             models.UmapExplanationsResponse,
         )
+
+    async def vector_delete(self, body: models.VectorKey) -> Any:
+        """Delete one of the caller's vectors."""
+        return await self._call("POST", "/api/vector/delete", body, Any)
+
+    async def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
+        """A vector by (model, source, index)."""
+        return await self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
+
+    async def vector_list_owned(self) -> models.VectorListOwnedResponse:
+        """The caller's vectors, oldest first."""
+        return await self._call(
+            "POST", "/api/vector/list-owned", None, models.VectorListOwnedResponse
+        )
+
+    async def vector_new(self, body: models.VectorNewRequest) -> models.VectorNewResponse:
+        """Store a steering vector for the caller at `blocks.<layerNumber>.<hookType>`."""
+        return await self._call("POST", "/api/vector/new", body, models.VectorNewResponse)
 
     async def health(self) -> models.HealthResponse:
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""

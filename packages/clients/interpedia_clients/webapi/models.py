@@ -3,17 +3,47 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    ConfigDict,
     Field,
     RootModel,
     confloat,
     conint,
     constr,
 )
+
+
+class ActivationAttentionRequest(BaseModel):
+    """
+    One layer/head's attention pattern over a text (an attention SAE's feature page).
+    """
+
+    head: conint(ge=0, le=1023) = Field(..., title="Head")
+    layer: conint(ge=0, le=1023) = Field(..., title="Layer")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Prompt"
+    )
+
+
+class ActivationAttentionResponse(BaseModel):
+    """
+    Sparse, as Neuronpedia returns it: per query row its strongest keys, each entry at
+    flat index `query * seqLen + key`.
+    """
+
+    attentionIndices: list[int] = Field(..., title="Attentionindices")
+    attentionValues: list[float] = Field(..., title="Attentionvalues")
+    maxActivation: float = Field(..., title="Maxactivation")
+    """
+    Largest weight outside row 0 and column 0 (BOS)
+    """
+    seqLen: int = Field(..., title="Seqlen")
+    tokens: list[str] = Field(..., title="Tokens")
 
 
 class CustomTextItem(RootModel[constr(pattern=r"\S", min_length=1, max_length=4000)]):
@@ -26,6 +56,57 @@ class ActivationNewResponse(BaseModel):
     minValue: float = Field(..., title="Minvalue")
     tokens: list[str] = Field(..., title="Tokens")
     values: list[float] = Field(..., title="Values")
+
+
+class Format(StrEnum):
+    """
+    `npy`: one float32 array [layers, tokens, d_hook] as a NumPy .npy file
+    """
+
+    json = "json"
+    npy = "npy"
+
+
+class Layer(RootModel[conint(ge=0, le=1023)]):
+    root: conint(ge=0, le=1023)
+
+
+class ActivationRawRequest(BaseModel):
+    """
+    Raw hook activations of every token of `prompt` at `layers`, no SAE involved.
+    """
+
+    format: Format | None = Field("json", title="Format")
+    """
+    `npy`: one float32 array [layers, tokens, d_hook] as a NumPy .npy file
+    """
+    hookPoint: constr(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=128) | None = (
+        Field("residual_stream", title="Hookpoint")
+    )
+    """
+    `residual_stream` or a hook inside a block, e.g. `mlp.hook_post`
+    """
+    layers: list[Layer] = Field(..., max_length=64, min_length=1, title="Layers")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
+        ..., title="Prompt"
+    )
+
+
+class ActivationRawResponse(BaseModel):
+    hookPoint: str = Field(..., title="Hookpoint")
+    layers: list[int] = Field(..., title="Layers")
+    modelId: str = Field(..., title="Modelid")
+    shape: list[int] = Field(..., title="Shape")
+    """
+    [layers, tokens, d_hook]
+    """
+    tokenIds: list[int] = Field(..., title="Tokenids")
+    tokens: list[str] = Field(..., title="Tokens")
+    values: list[list[list[float]]] = Field(..., title="Values")
+    """
+    [layers, tokens, d_hook]
+    """
 
 
 class ActivationSourceRequest(BaseModel):
@@ -66,6 +147,22 @@ class ChatMessage(BaseModel):
     role: Role = Field(..., title="Role")
 
 
+class CossimFeatureRef(BaseModel):
+    index: int = Field(..., title="Index")
+    model: str = Field(..., title="Model")
+    source: str = Field(..., title="Source")
+
+
+class CossimRequest(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
+    targetModelId: constr(max_length=128) = Field(..., title="Targetmodelid")
+    targetSourceId: constr(max_length=128) = Field(..., title="Targetsourceid")
+
+
 class ErrorResponse(BaseModel):
     """
     Every error answer: what went wrong, in words the caller can act on.
@@ -91,9 +188,15 @@ class ExplanationGenerateRequest(BaseModel):
     explanationModelName: constr(max_length=256) | None = Field(
         None, title="Explanationmodelname"
     )
+    """
+    Accepted for Neuronpedia's clients; the LLM is autointerp's own.
+    """
     explanationType: constr(max_length=128) | None = Field(
-        "oai_token-act-pair", title="Explanationtype"
+        None, title="Explanationtype"
     )
+    """
+    Explainer: offline or interpedia-offline-v2 (no LLM); llm, interpedia-llm-v1 or one of Neuronpedia's LLM types (oai_token-act-pair, eleuther_acts_top20, np_max-act-logits, np_max-act; 400 without an LLM); auto or none: the LLM when autointerp has one, else offline. The stored explanation carries the type and model that really wrote it.
+    """
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
         ..., title="Index"
     )
@@ -104,12 +207,43 @@ class ExplanationGenerateRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class ExplanationNewFeature(BaseModel):
+    explanation: constr(pattern=r"\S", min_length=1, max_length=2000) = Field(
+        ..., title="Explanation"
+    )
+    explanationModel: constr(max_length=256) | None = Field(
+        None, title="Explanationmodel"
+    )
+    """
+    What wrote it, if not the author alone.
+    """
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    """
+    The source id, e.g. 6-res-jb.
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class ExplanationNewRequest(BaseModel):
+    """
+    Neuronpedia's body: the explanation inside `feature`.
+    """
+
+    feature: ExplanationNewFeature
+
+
 class ExplanationScoreRequest(BaseModel):
     explanationId: conint(ge=1, le=9223372036854776000) | constr(
         pattern=r"^[0-9]{1,19}$"
     ) = Field(..., title="Explanationid")
-    scorer: Literal["embedding"] = Field("embedding", title="Scorer")
     scorerModel: constr(max_length=256) | None = Field(None, title="Scorermodel")
+    scorerType: constr(max_length=64) | None = Field("embedding", title="Scorertype")
+    """
+    embedding (eleuther_embedding), fuzz (eleuther_fuzz), detection (eleuther_recall) or simulation; the LLM ones need an LLM in autointerp (400 without); recall_alt is not available (400).
+    """
 
 
 class Mode(StrEnum):
@@ -153,6 +287,27 @@ class FeatureKey(BaseModel):
     The source id, e.g. 6-res-jb.
     """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class FeaturesBatchItem(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    """
+    The source id, e.g. 6-res-jb.
+    """
+    maxActsToReturn: conint(ge=0, le=100) | None = Field(None, title="Maxactstoreturn")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class FeaturesOffsetRequest(BaseModel):
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    offset: conint(ge=0, le=10000) | None = Field(0, title="Offset")
+    """
+    Results to skip.
+    """
 
 
 class GraphChatMessage(BaseModel):
@@ -318,6 +473,51 @@ class KeyInfo(BaseModel):
     revoked: bool = Field(..., title="Revoked")
 
 
+class Kind(StrEnum):
+    meta = "meta"
+    prompt = "prompt"
+    token = "token"
+    done = "done"
+    error = "error"
+
+
+class LensFrame(BaseModel):
+    """
+    One NDJSON line of a streamed lens: the inference service's frame as it sent it, told
+    apart by `kind` (`meta`, `prompt`, `token`, `done`, `error`; the other fields as in the
+    inference spec's LensMetaMessage, LensPromptTokensMessage, LensTokenMessage,
+    LensDoneMessage and LensErrorMessage).
+    """
+
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    kind: Kind = Field(..., title="Kind")
+
+
+class SteerLayer(RootModel[conint(ge=0, le=1023)]):
+    root: conint(ge=0, le=1023)
+
+
+class TypeEnum(StrEnum):
+    LOGIT_LENS = "LOGIT_LENS"
+    JACOBIAN_LENS = "JACOBIAN_LENS"
+
+
+class Type(StrEnum):
+    LOGIT_LENS = "LOGIT_LENS"
+    JACOBIAN_LENS = "JACOBIAN_LENS"
+
+
+class LensSteerToken(BaseModel):
+    """
+    A read-out to steer on: the exact decoded token (whitespace kept, e.g. " cat").
+    """
+
+    token: constr(min_length=1, max_length=256) = Field(..., title="Token")
+    type: Type | None = Field("LOGIT_LENS", title="Type")
+
+
 class ListFeatureToAdd(BaseModel):
     description: constr(max_length=2000) | None = Field("", title="Description")
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
@@ -376,6 +576,29 @@ class ModelEvalsResponse(BaseModel):
 
     modelId: str = Field(..., title="Modelid")
     sources: list[EvalsSourceRow] = Field(..., title="Sources")
+
+
+class ModelNewRequest(BaseModel):
+    dimension: conint(ge=1, le=24576) | None = Field(None, title="Dimension")
+    """
+    The residual stream's width (Interpedia's addition: custom vectors on the model are checked against it).
+    """
+    displayName: constr(min_length=1, max_length=64) | None = Field(
+        None, title="Displayname"
+    )
+    id: constr(min_length=1, max_length=32) = Field(..., title="Id")
+    layers: conint(ge=1, le=127) = Field(..., title="Layers")
+    url: constr(max_length=512) | None = Field(None, title="Url")
+
+
+class ModelNewResponse(BaseModel):
+    creatorId: str | None = Field(..., title="Creatorid")
+    dimension: int | None = Field(..., title="Dimension")
+    displayName: str = Field(..., title="Displayname")
+    id: str = Field(..., title="Id")
+    layers: int = Field(..., title="Layers")
+    visibility: str | None = Field("UNLISTED", title="Visibility")
+    website: str | None = Field(..., title="Website")
 
 
 class SalientLogit(BaseModel):
@@ -485,6 +708,67 @@ class SourceInfo(BaseModel):
     setName: str = Field(..., title="Setname")
 
 
+class SourceNewRequest(BaseModel):
+    hookName: constr(max_length=256) | None = Field("", title="Hookname")
+    id: constr(min_length=3, max_length=128) = Field(..., title="Id")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    saelensConfig: dict[str, Any] | None = Field(None, title="Saelensconfig")
+    setName: constr(min_length=1, max_length=128) = Field(..., title="Setname")
+
+
+class SourceNewResponse(BaseModel):
+    architecture: str = Field(..., title="Architecture")
+    d_sae: int = Field(..., title="D Sae")
+    hookName: str = Field(..., title="Hookname")
+    id: str = Field(..., title="Id")
+    layer: int = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    setName: str = Field(..., title="Setname")
+
+
+class Url(RootModel[constr(max_length=512)]):
+    root: constr(max_length=512)
+
+
+class SourceReleaseNewRequest(BaseModel):
+    creatorName: constr(max_length=256) | None = Field("", title="Creatorname")
+    description: constr(max_length=10000) | None = Field("", title="Description")
+    name: constr(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", min_length=1, max_length=256
+    ) = Field(..., title="Name")
+    urls: list[Url] | None = Field(None, max_length=16, title="Urls")
+
+
+class SourceReleaseResponse(BaseModel):
+    creatorId: str | None = Field(..., title="Creatorid")
+    creatorName: str = Field(..., title="Creatorname")
+    description: str = Field(..., title="Description")
+    name: str = Field(..., title="Name")
+    urls: list[str] = Field(..., title="Urls")
+
+
+class SourceSetNewRequest(BaseModel):
+    description: constr(max_length=128) | None = Field(None, title="Description")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    name: constr(min_length=1, max_length=128) = Field(..., title="Name")
+    url: constr(max_length=512) | None = Field(None, title="Url")
+
+
+class SourceSetSource(BaseModel):
+    hasDashboards: bool = Field(..., title="Hasdashboards")
+    hookName: str = Field(..., title="Hookname")
+    id: str = Field(..., title="Id")
+    inferenceEnabled: bool = Field(..., title="Inferenceenabled")
+    modelId: str = Field(..., title="Modelid")
+    setName: str = Field(..., title="Setname")
+
+
+class SteerMethod(StrEnum):
+    SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
+    ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
+    PROJECTION_CAP = "PROJECTION_CAP"
+
+
 class SteerFeature(BaseModel):
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
         ..., title="Index"
@@ -523,10 +807,9 @@ class SteerLogitsRequest(BaseModel):
     topK: conint(ge=1, le=20) | None = Field(5, title="Topk")
 
 
-class SteerMethod(StrEnum):
-    SIMPLE_ADDITIVE = "SIMPLE_ADDITIVE"
-    ORTHOGONAL_DECOMP = "ORTHOGONAL_DECOMP"
-    PROJECTION_CAP = "PROJECTION_CAP"
+class SteerLogprobTop(BaseModel):
+    logprob: float = Field(..., title="Logprob")
+    token: str = Field(..., title="Token")
 
 
 class SteerRequest(BaseModel):
@@ -535,6 +818,10 @@ class SteerRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    """
+    Alternatives listed per generated token; 0: none
+    """
     n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     normalize_steering: bool | None = Field(False, title="Normalize Steering")
     prompt: constr(pattern=r"\S", min_length=1, max_length=4000) = Field(
@@ -552,26 +839,6 @@ class SteerRequest(BaseModel):
         4, title="Strength Multiplier"
     )
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
-
-
-class SteerResponse(BaseModel):
-    DEFAULT: str | None = Field(None, title="Default")
-    STEERED: str | None = Field(None, title="Steered")
-    cached: bool = Field(..., title="Cached")
-    id: str = Field(..., title="Id")
-
-
-class SteerStreamEvent(BaseModel):
-    """
-    One server-sent event of a streamed steer: the texts so far; the last has `done`.
-    """
-
-    DEFAULT: str | None = Field(None, title="Default")
-    STEERED: str | None = Field(None, title="Steered")
-    cached: bool | None = Field(None, title="Cached")
-    done: bool | None = Field(False, title="Done")
-    error: str | None = Field(None, title="Error")
-    id: str | None = Field(None, title="Id")
 
 
 class Subgraph(BaseModel):
@@ -708,6 +975,34 @@ class UmapRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class UploadActivation(BaseModel):
+    quantileFraction: confloat(ge=0.0, le=1.0) | None = Field(
+        None, title="Quantilefraction"
+    )
+    quantileMax: float | None = Field(None, title="Quantilemax")
+    quantileMin: float | None = Field(None, title="Quantilemin")
+    tokens: list[str] = Field(..., max_length=4096, min_length=1, title="Tokens")
+    values: list[float] = Field(..., max_length=4096, min_length=1, title="Values")
+
+
+class UploadBatchResponse(BaseModel):
+    count: int = Field(..., title="Count")
+    message: str = Field(..., title="Message")
+
+
+class UploadExplanation(BaseModel):
+    methodName: constr(min_length=1, max_length=128) | None = Field(
+        None, title="Methodname"
+    )
+    modelName: constr(max_length=256) | None = Field(None, title="Modelname")
+    text: constr(min_length=1, max_length=10000) = Field(..., title="Text")
+
+
+class UploadLogit(BaseModel):
+    token: constr(max_length=256) = Field(..., title="Token")
+    value: float = Field(..., title="Value")
+
+
 class UserCreateRequest(BaseModel):
     isAdmin: bool | None = Field(False, title="Isadmin")
     name: constr(min_length=1, max_length=128) = Field(..., title="Name")
@@ -750,6 +1045,66 @@ class ValidationErrorResponse(BaseModel):
     errors: list[ValidationErrorItem] = Field(..., title="Errors")
 
 
+class VectorCreated(BaseModel):
+    createdAt: str = Field(..., title="Createdat")
+    defaultSteerStrength: float = Field(..., title="Defaultsteerstrength")
+    hookName: str = Field(..., title="Hookname")
+    index: str = Field(..., title="Index")
+    label: str = Field(..., title="Label")
+    modelId: str = Field(..., title="Modelid")
+    source: str = Field(..., title="Source")
+    values: list[float] = Field(..., title="Values")
+
+
+class VectorInfo(BaseModel):
+    """
+    A vector with Neuronpedia's `Neuron` field names (`layer` is the source id).
+    """
+
+    createdAt: str = Field(..., title="Createdat")
+    hookName: str = Field(..., title="Hookname")
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    vector: list[float] = Field(..., title="Vector")
+    vectorDefaultSteerStrength: float = Field(..., title="Vectordefaultsteerstrength")
+    vectorLabel: str = Field(..., title="Vectorlabel")
+
+
+class VectorKey(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
+
+
+class VectorListOwnedResponse(BaseModel):
+    vectors: list[VectorInfo] = Field(..., title="Vectors")
+
+
+class HookType(StrEnum):
+    hook_resid_pre = "hook_resid_pre"
+    hook_resid_post = "hook_resid_post"
+
+
+class VectorNewRequest(BaseModel):
+    hookType: HookType = Field(..., title="Hooktype")
+    layerNumber: conint(ge=0, le=1000) = Field(..., title="Layernumber")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    vector: list[float] = Field(..., max_length=24576, min_length=1, title="Vector")
+    vectorDefaultSteerStrength: confloat(ge=-100.0, le=100.0) | None = Field(
+        10, title="Vectordefaultsteerstrength"
+    )
+    vectorLabel: constr(min_length=1, max_length=256) = Field(..., title="Vectorlabel")
+
+
+class VectorNewResponse(BaseModel):
+    message: str = Field(..., title="Message")
+    url: str = Field(..., title="Url")
+    vector: VectorCreated
+
+
 class VerifyResponse(BaseModel):
     counts: dict[str, dict[str, int]] = Field(..., title="Counts")
     differences: list[str] = Field(..., title="Differences")
@@ -769,6 +1124,22 @@ class ActivationNewRequest(BaseModel):
 
 class ActivationSourceResponse(BaseModel):
     results: list[ActivationSourceResult] = Field(..., title="Results")
+
+
+class CossimFeature(BaseModel):
+    cosine_similarity: float = Field(..., title="Cosine Similarity")
+    feature: CossimFeatureRef
+
+
+class CossimResponse(BaseModel):
+    """
+    The inference service's answer: the target source's features nearest by decoder cosine.
+    """
+
+    feature: CossimFeatureRef | None = None
+    topk_decoder_cossim_features: list[CossimFeature] = Field(
+        ..., title="Topk Decoder Cossim Features"
+    )
 
 
 class GraphMetadata(BaseModel):
@@ -820,6 +1191,53 @@ class ImportDetail(BaseModel):
     status: str = Field(..., title="Status")
 
 
+class LensPromptRequest(BaseModel):
+    """
+    Neuronpedia's `/api/lens/prompt` body (its webapp's names); exactly one of `prompt`
+    or `chat`. The answer is always streamed.
+    """
+
+    chat: list[ChatMessage] | None = Field(None, title="Chat")
+    filterNonWordTokens: bool | None = Field(True, title="Filternonwordtokens")
+    """
+    Rank only word-like tokens (each position's own prediction always stays)
+    """
+    layers: list[Layer] | None = Field(None, max_length=1024, title="Layers")
+    """
+    Layers to read; empty: all
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    numCompletionTokens: conint(ge=0, le=256) | None = Field(
+        0, title="Numcompletiontokens"
+    )
+    prependBos: bool | None = Field(True, title="Prependbos")
+    prompt: constr(pattern=r"\S", min_length=1, max_length=4000) | None = Field(
+        None, title="Prompt"
+    )
+    seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
+        0, title="Seed"
+    )
+    """
+    Sampling seed.
+    """
+    steerAblate: bool | None = Field(False, title="Steerablate")
+    steerGeneratedTokens: bool | None = Field(False, title="Steergeneratedtokens")
+    steerLayers: list[SteerLayer] | None = Field(
+        None, max_length=1024, title="Steerlayers"
+    )
+    """
+    Empty: the read-out layers
+    """
+    steerStrength: confloat(ge=-50.0, le=50.0) | None = Field(0, title="Steerstrength")
+    steerTokens: list[LensSteerToken] | None = Field(
+        None, max_length=16, title="Steertokens"
+    )
+    swapToken: LensSteerToken | None = None
+    temperature: confloat(ge=0.0, le=2.0) | None = Field(0, title="Temperature")
+    topN: conint(ge=1, le=20) | None = Field(5, title="Topn")
+    type: list[TypeEnum] | None = Field(None, max_length=2, min_length=1, title="Type")
+
+
 class ListAddFeaturesRequest(BaseModel):
     featuresToAdd: list[ListFeatureToAdd] = Field(
         ..., max_length=500, min_length=1, title="Featurestoadd"
@@ -856,6 +1274,21 @@ class SearchAllResponse(BaseModel):
     tokens: list[str] = Field(..., title="Tokens")
 
 
+class SourceSetResponse(BaseModel):
+    """
+    A source set with its sources, in Neuronpedia's `SourceSet` fields.
+    """
+
+    creatorId: str | None = Field(..., title="Creatorid")
+    description: str = Field(..., title="Description")
+    modelId: str = Field(..., title="Modelid")
+    name: str = Field(..., title="Name")
+    sources: list[SourceSetSource] = Field(..., title="Sources")
+    type: str = Field(..., title="Type")
+    urls: list[str] = Field(..., title="Urls")
+    visibility: str | None = Field("UNLISTED", title="Visibility")
+
+
 class SteerChatRequest(BaseModel):
     defaultChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Defaultchatmessages"
@@ -865,6 +1298,10 @@ class SteerChatRequest(BaseModel):
     )
     freq_penalty: confloat(ge=-2.0, le=2.0) | None = Field(2, title="Freq Penalty")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+    n_logprobs: conint(ge=0, le=10) | None = Field(0, title="N Logprobs")
+    """
+    Alternatives listed per generated token; 0: none
+    """
     n_tokens: conint(ge=1, le=256) | None = Field(32, title="N Tokens")
     seed: conint(ge=-9223372036854776000, le=18446744073709552000) | None = Field(
         16, title="Seed"
@@ -872,6 +1309,7 @@ class SteerChatRequest(BaseModel):
     """
     Sampling seed.
     """
+    steer_method: SteerMethod | None = Field("SIMPLE_ADDITIVE", title="Steer Method")
     steer_special_tokens: bool | None = Field(True, title="Steer Special Tokens")
     steeredChatMessages: list[ChatMessage] = Field(
         ..., max_length=64, min_length=1, title="Steeredchatmessages"
@@ -894,6 +1332,44 @@ class SteerLogitsResponse(BaseModel):
     )
 
 
+class SteerLogprob(BaseModel):
+    """
+    A generated token, its log-probability and the likeliest alternatives.
+    """
+
+    logprob: float = Field(..., title="Logprob")
+    token: str = Field(..., title="Token")
+    top_logprobs: list[SteerLogprobTop] = Field(..., title="Top Logprobs")
+
+
+class SteerResponse(BaseModel):
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool = Field(..., title="Cached")
+    id: str = Field(..., title="Id")
+    logprobs: dict[str, list[SteerLogprob]] | None = Field(None, title="Logprobs")
+    """
+    Per output type (STEERED, DEFAULT), with `n_logprobs` > 0
+    """
+
+
+class SteerStreamEvent(BaseModel):
+    """
+    One server-sent event of a streamed steer: the texts so far; the last has `done`.
+    """
+
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    cached: bool | None = Field(None, title="Cached")
+    done: bool | None = Field(False, title="Done")
+    error: str | None = Field(None, title="Error")
+    id: str | None = Field(None, title="Id")
+    logprobs: dict[str, list[SteerLogprob]] | None = Field(None, title="Logprobs")
+    """
+    Per output type (STEERED, DEFAULT), with `n_logprobs` > 0
+    """
+
+
 class TopkFeature(BaseModel):
     activationValue: float = Field(..., title="Activationvalue")
     feature: TopkFeatureInfo | None = None
@@ -909,6 +1385,33 @@ class TopkTokenResult(BaseModel):
     position: int = Field(..., title="Position")
     token: str = Field(..., title="Token")
     topFeatures: list[TopkFeature] = Field(..., title="Topfeatures")
+
+
+class UploadFeature(BaseModel):
+    activations: list[UploadActivation] | None = Field(
+        None, max_length=1000, title="Activations"
+    )
+    bottomLogits: list[UploadLogit] | None = Field(None, title="Bottomlogits")
+    density: confloat(ge=0.0, le=1.0) | None = Field(None, title="Density")
+    explanations: list[UploadExplanation] | None = Field(
+        None, max_length=100, title="Explanations"
+    )
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    topLogits: list[UploadLogit] | None = Field(None, title="Toplogits")
+
+
+class VectorGetResponse(BaseModel):
+    vector: VectorInfo
+
+
+class FeatureUploadBatchRequest(BaseModel):
+    features: list[UploadFeature] = Field(
+        ..., max_length=128, min_length=1, title="Features"
+    )
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    source: constr(max_length=128) = Field(..., title="Source")
 
 
 class SearchTopkByTokenResponse(BaseModel):
