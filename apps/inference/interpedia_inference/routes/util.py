@@ -22,11 +22,12 @@ MAX_COSSIM_RESULTS = 128
 
 @router.post("/sae-vector", response_model=UtilSaeVectorResponse, response_model_by_alias=True)
 async def util_sae_vector(body: UtilSaeVectorRequest, engine: EngineDep) -> UtilSaeVectorResponse:
-    """A feature's decoder direction and the hook it lives at."""
+    """A feature's decoder direction and the hook it lives at (a transcoder's output hook),
+    so a caller that steers with the vector (the webapi) adds it where the feature writes."""
     engine.check_model(body.model)
     sae = await engine.sae(body.source)
     vector = sae.decoder_vector(body.index)
-    return UtilSaeVectorResponse(vector=vector.float().cpu().tolist(), hookName=sae.hook_name)
+    return UtilSaeVectorResponse(vector=vector.float().cpu().tolist(), hookName=sae.steer_hook)
 
 
 @router.post(

@@ -312,6 +312,9 @@ def test_transcoder_feature_steers_at_the_mlp_output(server: tuple[str, object])
     transcoder = engine.registry.get(source)
     assert transcoder.hook_name == f"blocks.{TRANSCODER_LAYER}.mlp.hook_in"
     assert transcoder.steer_hook == f"blocks.{TRANSCODER_LAYER}.mlp.hook_out"
+    # The webapi steers with this vector at this hook when it mixes features and vectors.
+    row = _post(base, "/v1/util/sae-vector", {"model": MODEL, "source": source, "index": index})
+    assert row.json()["hookName"] == f"blocks.{TRANSCODER_LAYER}.mlp.hook_out"
     body = {
         "prompt": PROMPT,
         "model": MODEL,
