@@ -176,7 +176,7 @@ class InferenceClient(ServiceClient):
         )
 
     def util_sae_vector(self, body: models.UtilSaeVectorRequest) -> models.UtilSaeVectorResponse:
-        """A feature's decoder direction and the hook it lives at."""
+        """A feature's decoder direction and the hook it lives at (a transcoder's output hook),."""
         return self._call("POST", "/v1/util/sae-vector", body, models.UtilSaeVectorResponse)
 
 
@@ -365,5 +365,5 @@ class AsyncInferenceClient(AsyncServiceClient):
     async def util_sae_vector(
         self, body: models.UtilSaeVectorRequest
     ) -> models.UtilSaeVectorResponse:
-        """A feature's decoder direction and the hook it lives at."""
+        """A feature's decoder direction and the hook it lives at (a transcoder's output hook),."""
         return await self._call("POST", "/v1/util/sae-vector", body, models.UtilSaeVectorResponse)
