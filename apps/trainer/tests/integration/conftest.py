@@ -70,9 +70,13 @@ def weightless_source(db_sessionmaker) -> Callable[..., Awaitable[str]]:
     again with the same ids reuses the rows.
     """
 
-    async def make(model_id: str, set_name: str, *, layer: int = 1, d_sae: int = 8) -> str:
+    async def make(
+        model_id: str, set_name: str, *, layer: int = 1, d_sae: int = 8, **model_shape: int
+    ) -> str:
         async with db_sessionmaker.begin() as session:
-            return await add_source(session, model_id, set_name, layer=layer, d_sae=d_sae)
+            return await add_source(
+                session, model_id, set_name, layer=layer, d_sae=d_sae, **model_shape
+            )
 
     return make
 
@@ -85,13 +89,22 @@ async def add_source(
     layer: int = 1,
     d_sae: int = 8,
     weights_uri: str | None = None,
+    n_layers: int | None = None,
+    d_model: int = 8,
 ) -> str:
-    """A source row `{layer}-{set_name}` (model and set too, if new); returns its id."""
+    """A source row `{layer}-{set_name}` (model and set too, if new); returns its id.
+
+    The session's database is shared by every suite: a row for a real model id must carry
+    that model's real shape (`n_layers`, `d_model`), or later suites that read it (vector
+    dimensions) see a model that does not exist."""
     source_id = f"{layer}-{set_name}"
     if await session.get(Source, (model_id, source_id)) is not None:
         return source_id
     if await session.get(LanguageModel, model_id) is None:
-        session.add(LanguageModel(id=model_id, display_name=model_id, layers=layer + 1, d_model=8))
+        layers = n_layers or layer + 1
+        session.add(
+            LanguageModel(id=model_id, display_name=model_id, layers=layers, d_model=d_model)
+        )
         await session.flush()
     session.add(SourceSet(model_id=model_id, name=set_name))
     await session.flush()

@@ -98,7 +98,7 @@ async def test_with_a_secret_strangers_cannot_queue_training(database_url, corpu
 
 async def test_training_under_an_existing_source_id_is_a_conflict(client, weightless_source):
     """A run's SAE becomes source `{layer}-{source_set}`: it must not replace a stored one."""
-    await weightless_source("smollm2-135m", "res-taken", layer=6)
+    await weightless_source("smollm2-135m", "res-taken", layer=6, n_layers=30, d_model=576)
     response = await client.post("/v1/train", json={"source_set": "res-taken"})
     assert response.status_code == 409, response.text
     assert "6-res-taken" in response.json()["detail"]

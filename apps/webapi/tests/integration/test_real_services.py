@@ -280,7 +280,9 @@ async def test_semantic_and_hybrid_search_through_autointerp(real_api, locally_e
         "/api/explanation/search-all", json={"query": "cats", "mode": "hybrid", "limit": 5}
     )
     assert hybrid.status_code == 200
-    assert all("cats" in r["description"] for r in hybrid.json()["results"])
+    # search-all spans every suite's models in the shared database: other suites' features
+    # are explained as "the words "cat" and …", so every hit is about cats, in any form
+    assert all("cat" in r["description"] for r in hybrid.json()["results"])
 
 
 @pytest.mark.parametrize("mode", ["semantic", "hybrid"])
