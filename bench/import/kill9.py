@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
-from run import MODEL, SOURCE, generate, with_postgres
+from run import MODEL, SOURCE, generate
 
 from interpedia_db import migrate
 from interpedia_db.embedded import EmbeddedPostgres
 from interpedia_formats.neuronpedia_export import sort_key
+from interpedia_testing.scratch import with_postgres
 from interpedia_webapi.feature_import import JOB_LOCK
 
 TABLES = "import_jobs, explanation_embeddings, explanations, activations, features, sources"

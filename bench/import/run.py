@@ -18,13 +18,7 @@ import argparse
 import asyncio
 import gzip
 import json
-import os
-import shutil
-import signal
-import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +38,7 @@ from interpedia_formats.neuronpedia_export import (
     NpSourceRelease,
     NpSourceSet,
 )
-from interpedia_testing.net import free_port
+from interpedia_testing.scratch import with_postgres
 from interpedia_webapi import feature_import
 
 MODEL, SOURCE = "gpt2-small", "6-res-jb"
@@ -339,33 +333,6 @@ async def bench(args: argparse.Namespace, root: Path, server: EmbeddedPostgres) 
             "(goal >= 50%)"
         )
     await engine.dispose()
-
-
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """Unwind through `finally`, so Postgres is stopped when `timeout` ends the run.
-
-    `timeout` signals the process and then its process group, so the second SIGTERM is
-    ignored: it must not interrupt the clean-up.
-    """
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(128 + signum)
-
-
-def with_postgres(name: str, work: Callable[[Path, EmbeddedPostgres], None]) -> None:
-    """Run `work(scratch folder, server)` on a throwaway embedded Postgres, always cleaned up."""
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    root = Path(tempfile.mkdtemp(prefix=f"interpedia-bench-{name}-"))
-    print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f}, scratch {root}"
-    )
-    server = EmbeddedPostgres(root / "pg", free_port())
-    try:
-        server.ensure_running()
-        work(root, server)
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main() -> None:

@@ -18,9 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +31,7 @@ from interpedia_db import bulk, migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.embedded import EmbeddedPostgres
 from interpedia_db.models import Feature
-from interpedia_testing.net import free_port
+from interpedia_testing.scratch import with_postgres
 from interpedia_testing.servers import running_services
 from interpedia_webapi import accounts, uploads
 
@@ -116,56 +113,50 @@ class PeakRss(threading.Thread):
             self.peak = max(self.peak, self.process.memory_info().rss)
 
 
+def bench(args: argparse.Namespace, root: Path, server: EmbeddedPostgres) -> None:
+    """Upload the rows through the web API, then COPY the same rows, on `server`."""
+    migrate.upgrade(server.url)
+    asyncio.run(seed(server.url))
+    tokens, values = make_rows(args.rows, args.tokens)
+    encoded = list(body(tokens, values, 0))
+    size = sum(len(chunk) for chunk in encoded)
+    print(f"{args.rows:,} activations x {args.tokens} tokens, body {size / 1e6:.0f} MB")
+    env = {"DATABASE_URL": server.url, "INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY": KEY}
+    with running_services(["webapi"], env, root / "logs") as urls:
+        pid = server_pid(int(urls["webapi"].rsplit(":", 1)[1]))
+        peak = PeakRss(pid)
+        idle = peak.peak
+        peak.start()
+        t0 = time.perf_counter()
+        answer = httpx.post(
+            urls["webapi"] + "/api/activation/upload-batch",
+            content=iter(encoded),
+            headers={"x-api-key": KEY, "content-type": "application/json"},
+            timeout=600,
+        )
+        upload_s = time.perf_counter() - t0
+        peak.done.set()
+        peak.join()
+    answer.raise_for_status()
+    assert answer.json()["count"] == args.rows, answer.text
+    copy_s = asyncio.run(raw_copy(server.url, tokens, values))
+    upload_rate, copy_rate = args.rows / upload_s, args.rows / copy_s
+    print(f"upload through the API: {upload_s:.1f} s = {upload_rate:,.0f} rows/s")
+    print(f"raw COPY of the same rows: {copy_s:.1f} s = {copy_rate:,.0f} rows/s")
+    print(f"upload / raw COPY = {upload_rate / copy_rate:.0%} (goal >= 50%)")
+    print(
+        f"web API peak RSS above idle during the upload: {(peak.peak - idle) / 1e6:.0f} MB "
+        f"(body {size / 1e6:.0f} MB)"
+    )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--tokens", type=int, default=64)
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="interpedia-bench-upload-"))
-    print(
-        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f}, scratch {root}"
-    )
-    server = EmbeddedPostgres(root / "pg", free_port())
-    try:
-        server.ensure_running()
-        migrate.upgrade(server.url)
-        asyncio.run(seed(server.url))
-        tokens, values = make_rows(args.rows, args.tokens)
-        encoded = list(body(tokens, values, 0))
-        size = sum(len(chunk) for chunk in encoded)
-        print(f"{args.rows:,} activations x {args.tokens} tokens, body {size / 1e6:.0f} MB")
-        env = {"DATABASE_URL": server.url, "INTERPEDIA_WEBAPI_ADMIN_BOOTSTRAP_KEY": KEY}
-        with running_services(["webapi"], env, root / "logs") as urls:
-            pid = server_pid(int(urls["webapi"].rsplit(":", 1)[1]))
-            peak = PeakRss(pid)
-            idle = peak.peak
-            peak.start()
-            t0 = time.perf_counter()
-            answer = httpx.post(
-                urls["webapi"] + "/api/activation/upload-batch",
-                content=iter(encoded),
-                headers={"x-api-key": KEY, "content-type": "application/json"},
-                timeout=600,
-            )
-            upload_s = time.perf_counter() - t0
-            peak.done.set()
-            peak.join()
-        answer.raise_for_status()
-        assert answer.json()["count"] == args.rows, answer.text
-        copy_s = asyncio.run(raw_copy(server.url, tokens, values))
-        upload_rate, copy_rate = args.rows / upload_s, args.rows / copy_s
-        print(f"upload through the API: {upload_s:.1f} s = {upload_rate:,.0f} rows/s")
-        print(f"raw COPY of the same rows: {copy_s:.1f} s = {copy_rate:,.0f} rows/s")
-        print(f"upload / raw COPY = {upload_rate / copy_rate:.0%} (goal >= 50%)")
-        print(
-            f"web API peak RSS above idle during the upload: {(peak.peak - idle) / 1e6:.0f} MB "
-            f"(body {size / 1e6:.0f} MB)"
-        )
-        print(f"load average after: {os.getloadavg()[0]:.1f}")
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with_postgres("upload", lambda root, server: bench(args, root, server))
 
 
 if __name__ == "__main__":
