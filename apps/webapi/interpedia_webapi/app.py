@@ -16,6 +16,7 @@ from interpedia_db.connect import open_database
 from interpedia_webapi.rate_limit import TokenBuckets
 from interpedia_webapi.routes import (
     activations,
+    admin_export,
     admin_import,
     bookmarks,
     comments,
@@ -29,6 +30,7 @@ from interpedia_webapi.routes import (
     lens,
     lists,
     models,
+    my_stuff,
     pages,
     similar,
     steer,
@@ -112,10 +114,12 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         lists,
         comments,
         bookmarks,
+        my_stuff,
         vectors,
         uploads,
         users,
         admin_import,
+        admin_export,
         graphs,
     ):
         app.include_router(module.router, prefix="/api")

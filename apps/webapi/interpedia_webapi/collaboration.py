@@ -59,13 +59,7 @@ async def add_comment(session: AsyncSession, user: User, ref: FeatureRef, text: 
 async def feature_comments(session: AsyncSession, ref: FeatureRef) -> list[Comment]:
     """A feature's comments, oldest first (a conversation reads down)."""
     rows = await session.execute(
-        select(Comment)
-        .where(
-            Comment.model_id == ref.model_id,
-            Comment.source_id == ref.source_id,
-            Comment.index == ref.index,
-        )
-        .order_by(Comment.created_at, Comment.id)
+        select(Comment).where(*ref.where(Comment)).order_by(Comment.created_at, Comment.id)
     )
     return list(rows.scalars())
 
@@ -123,12 +117,7 @@ async def delete_bookmark(session: AsyncSession, user: User, ref: FeatureRef) ->
     """Remove the caller's bookmark; one nobody made is a 404 (another person's
     bookmark of the same feature is theirs and is not touched)."""
     result = await session.execute(
-        delete(Bookmark).where(
-            Bookmark.user_id == user.id,
-            Bookmark.model_id == ref.model_id,
-            Bookmark.source_id == ref.source_id,
-            Bookmark.index == ref.index,
-        )
+        delete(Bookmark).where(Bookmark.user_id == user.id, *ref.where(Bookmark))
     )
     if not result.rowcount:
         raise NotFound(f"you have no bookmark of {ref.model_id}/{ref.source_id}/{ref.index}")

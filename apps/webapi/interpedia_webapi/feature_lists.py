@@ -2,8 +2,9 @@
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +20,14 @@ class FeatureRef:
     source_id: str
     index: int
     description: str = ""
+
+    def where(self, table: Any) -> list[ColumnElement[bool]]:
+        """The clauses that pick this feature's rows of `table` (keyed like `features`)."""
+        return [
+            table.model_id == self.model_id,
+            table.source_id == self.source_id,
+            table.index == self.index,
+        ]
 
 
 def _name_and_description(name: str, description: str) -> tuple[str, str]:
@@ -133,10 +142,7 @@ async def add_features(
 async def remove_feature(session: AsyncSession, feature_list: FeatureList, ref: FeatureRef) -> None:
     result = await session.execute(
         delete(FeatureListItem).where(
-            FeatureListItem.list_id == feature_list.id,
-            FeatureListItem.model_id == ref.model_id,
-            FeatureListItem.source_id == ref.source_id,
-            FeatureListItem.index == ref.index,
+            FeatureListItem.list_id == feature_list.id, *ref.where(FeatureListItem)
         )
     )
     if not result.rowcount:

@@ -252,6 +252,19 @@ class ExplanationExportQuery(Schema):
     offset: Offset = 0
 
 
+class AdminExportFeaturesRequest(Schema):
+    modelId: str = Field(max_length=128)
+    sourceId: str = Field(max_length=128)
+    beginIndex: FeatureIndex
+    endIndex: FeatureIndex = Field(description="Included, as on Neuronpedia")
+
+
+class AdminExportExplanationsRequest(Schema):
+    modelId: str = Field(max_length=128)
+    sourceId: str = Field(max_length=128)
+    maxResults: int | None = Field(default=None, ge=1, le=INT32_MAX, description="All if absent")
+
+
 # --- inference search, steering, tokenize -----------------------------------------------------
 
 

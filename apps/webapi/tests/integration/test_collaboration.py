@@ -239,3 +239,48 @@ async def test_a_saved_run_loads_by_its_id_and_becomes_a_preset(
     assert unknown.status_code == 404
     async with db_sessionmaker() as session:
         assert (await session.get(SteerCache, key)).creator_id is not None
+
+
+async def test_admin_exports_stream_a_source_as_one_array(api, seeded) -> None:
+    client, _ = api
+    alice, _, admin = _keys(seeded)
+    wanted = {"modelId": MODEL, "sourceId": SOURCE, "beginIndex": 5, "endIndex": 9}
+    refused = await client.post("/api/admin/export-features", json=wanted, headers=alice)
+    assert refused.status_code == 403
+    assert (await client.post("/api/admin/export-features", json=wanted)).status_code == 401
+    features = await client.post("/api/admin/export-features", json=wanted, headers=admin)
+    assert features.status_code == 200, features.text
+    rows = features.json()
+    assert [r["index"] for r in rows] == ["5", "6", "7", "8", "9"]  # both ends included
+    assert all(r["layer"] == SOURCE and r["activations"] for r in rows)
+    backwards = await client.post(
+        "/api/admin/export-features", json=wanted | {"beginIndex": 9, "endIndex": 5}, headers=admin
+    )
+    assert backwards.status_code == 400 and "endIndex" in backwards.json()["detail"]
+    unknown = await client.post(
+        "/api/admin/export-features", json=wanted | {"sourceId": "nope"}, headers=admin
+    )
+    assert unknown.status_code == 404 and "no source" in unknown.json()["detail"]
+    empty = await client.post(
+        "/api/admin/export-features",
+        json=wanted | {"beginIndex": 500, "endIndex": 600},
+        headers=admin,
+    )
+    assert empty.status_code == 200 and empty.json() == []
+
+    every = await client.post(
+        "/api/admin/export-explanations",
+        json={"modelId": MODEL, "sourceId": SOURCE},
+        headers=admin,
+    )
+    assert every.status_code == 200
+    explanations = every.json()
+    assert len(explanations) >= 40  # one per seeded feature, and any other tests added
+    assert [int(e["id"]) for e in explanations] == sorted(int(e["id"]) for e in explanations)
+    assert {"description", "typeName", "explanationModelName", "scores"} <= explanations[0].keys()
+    three = await client.post(
+        "/api/admin/export-explanations",
+        json={"modelId": MODEL, "sourceId": SOURCE, "maxResults": 3},
+        headers=admin,
+    )
+    assert [e["id"] for e in three.json()] == [e["id"] for e in explanations[:3]]
