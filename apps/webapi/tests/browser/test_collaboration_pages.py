@@ -66,12 +66,28 @@ def test_comment_on_a_list(page, live_server, seeded, shots: Path) -> None:
     )
     assert made.status_code == 200, made.text
     page.goto(made.json()["url"])
-    _as(page, seeded["bob"])
+    _as(page, seeded["alice"])  # the owner renames it and notes a feature
+    page.fill("#edit-name", "Discussed list, renamed")
+    page.fill("#edit-test-text", "my cat")
+    page.click("#list-edit button")
+    expect(page.locator("h1")).to_have_text("Discussed list, renamed")
+    expect(page.locator("#edit-test-text")).to_have_value("my cat")
+    page.fill("tr.list-item .note", "the main one")
+    with page.expect_navigation():  # saved, the page reloads from the server
+        page.click("tr.list-item .save-note")
+    expect(page.locator("tr.list-item .note")).to_have_value("the main one")
+
+    _as(page, seeded["bob"])  # another person comments, but may not edit
+    page.reload()
+    page.fill("tr.list-item .note", "bob's note")
+    page.click("tr.list-item .save-note")
+    expect(page.locator("#add-error")).to_contain_text("only the list's owner")
     page.fill(".comment-input", "Could add feature 5 too")
     page.click(".comment-form button")
     expect(page.locator(".comment")).to_contain_text("Could add feature 5 too")
     expect(page.locator(".comment .by")).to_contain_text("bob")
     expect(page.locator("tr.list-item")).to_have_count(1)
+    expect(page.locator("tr.list-item .note")).to_have_value("the main one")
     page.screenshot(path=str(shots / "list-comments.png"), full_page=True)
 
 
