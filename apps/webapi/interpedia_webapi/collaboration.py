@@ -36,9 +36,20 @@ async def _feature(session: AsyncSession, ref: FeatureRef) -> Feature:
     return feature
 
 
-def _may_delete(user: User, author_id: int, what: str) -> None:
-    if author_id != user.id and not user.is_admin:
-        raise Forbidden(f"only the {what}'s author (or an admin) may delete it")
+async def _delete_authored(
+    session: AsyncSession,
+    user: User,
+    table: type[Comment] | type[ListComment],
+    comment_id: int,
+    what: str,
+) -> None:
+    """Delete a comment of `table` if `user` wrote it or is an admin."""
+    comment = await session.get(table, comment_id)
+    if comment is None:
+        raise NotFound(f"no {what} {comment_id}")
+    if comment.user_id != user.id and not user.is_admin:
+        raise Forbidden("only the comment's author (or an admin) may delete it")
+    await session.delete(comment)
 
 
 async def add_comment(session: AsyncSession, user: User, ref: FeatureRef, text: str) -> Comment:
@@ -65,11 +76,7 @@ async def feature_comments(session: AsyncSession, ref: FeatureRef) -> list[Comme
 
 
 async def delete_comment(session: AsyncSession, user: User, comment_id: int) -> None:
-    comment = await session.get(Comment, comment_id)
-    if comment is None:
-        raise NotFound(f"no comment {comment_id}")
-    _may_delete(user, comment.user_id, "comment")
-    await session.delete(comment)
+    await _delete_authored(session, user, Comment, comment_id, "comment")
 
 
 async def add_list_comment(
@@ -93,11 +100,7 @@ async def list_comments(session: AsyncSession, list_id: str) -> list[ListComment
 
 
 async def delete_list_comment(session: AsyncSession, user: User, comment_id: int) -> None:
-    comment = await session.get(ListComment, comment_id)
-    if comment is None:
-        raise NotFound(f"no list comment {comment_id}")
-    _may_delete(user, comment.user_id, "comment")
-    await session.delete(comment)
+    await _delete_authored(session, user, ListComment, comment_id, "list comment")
 
 
 async def add_bookmark(session: AsyncSession, user: User, ref: FeatureRef) -> Bookmark:
