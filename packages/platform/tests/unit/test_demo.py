@@ -1,6 +1,12 @@
 """The demo runs only the steps whose results are not stored yet, so a rerun starts at once."""
 
-from interpedia_platform.demo import DemoSettings, DemoState, demo_steps, transcoder_command
+from interpedia_platform.demo import (
+    DemoSettings,
+    DemoState,
+    demo_steps,
+    start_transcoders,
+    transcoder_command,
+)
 
 
 def _titles(state: DemoState) -> list[str]:
@@ -59,3 +65,19 @@ def test_tests_size_the_transcoders_down_through_the_environment(monkeypatch) ->
     command = transcoder_command(DemoSettings())
     assert command[command.index("--d-sae") + 1] == "32"
     assert command[command.index("--max-contexts") + 1] == "24"
+
+
+def test_without_a_graph_service_the_demo_skips_its_transcoders_and_says_why(
+    monkeypatch,
+) -> None:
+    monkeypatch.delenv("INTERPEDIA_INFERENCE_SAE_SOURCES", raising=False)
+    monkeypatch.delenv("SAE_SOURCES", raising=False)
+    said: list[str] = []
+    # No database is touched: the URL points nowhere.
+    assert start_transcoders("postgresql://nowhere:1/x", {}, None, said.append) is None
+    assert said == ["==> demo transcoders skipped: no graph service (`make setup` builds its env)"]
+    monkeypatch.setenv("INTERPEDIA_DEMO_TRANSCODERS", "false")
+    said.clear()
+    nowhere = "http://127.0.0.1:1"
+    assert start_transcoders("postgresql://nowhere:1/x", {}, nowhere, said.append) is None
+    assert said == []
