@@ -837,7 +837,7 @@ class LensPromptRequest(BaseModel):
         0.0, title="Steer Strength"
     )
     """
-    Added along each steer token's direction, times the residual's norm
+    Added along each steer token's direction, times the residual's norm; each layer's step is capped at the norm (|strength| > 1 reads as 1), as Neuronpedia's
     """
     steer_tokens: list[LensSteerToken] | None = Field(None, title="Steer Tokens")
     stream: bool | None = Field(True, title="Stream")
