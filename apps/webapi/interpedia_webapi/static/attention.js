@@ -67,45 +67,44 @@ canvas.addEventListener("mousemove", event => {
 });
 canvas.addEventListener("mouseleave", () => { $("attention-tooltip").hidden = true; });
 
-$("attention-button").addEventListener("click", async () => {
-  $("attention-error").textContent = "";
-  const button = $("attention-button");
-  button.disabled = true;
-  try {
-    const answer = await Interpedia.api("/activation/attention", {
-      modelId: config.modelId, prompt: config.text, layer: config.layer,
-      head: Number($("attention-head").value),
-    });
-    const weights = new Map(answer.attentionIndices.map((flat, i) => [flat, answer.attentionValues[i]]));
-    shown = { tokens: answer.tokens, weights, max: answer.maxActivation || 1 };
-    draw(shown);
-  } catch (e) { $("attention-error").textContent = e.message; }
-  button.disabled = false;
+// `name`-button runs `show`, disabled meanwhile; a failure goes to `name`-error.
+function onButton(name, show) {
+  const button = $(`${name}-button`);
+  button.addEventListener("click", async () => {
+    $(`${name}-error`).textContent = "";
+    button.disabled = true;
+    try { await show(); } catch (e) { $(`${name}-error`).textContent = e.message; }
+    button.disabled = false;
+  });
+}
+
+onButton("attention", async () => {
+  const answer = await Interpedia.api("/activation/attention", {
+    modelId: config.modelId, prompt: config.text, layer: config.layer,
+    head: Number($("attention-head").value),
+  });
+  const weights = new Map(answer.attentionIndices.map((flat, i) => [flat, answer.attentionValues[i]]));
+  shown = { tokens: answer.tokens, weights, max: answer.maxActivation || 1 };
+  draw(shown);
 });
 
 const DFA_NEGATIVE = "59, 130, 246";
 
-$("dfa-button").addEventListener("click", async () => {
-  $("dfa-error").textContent = "";
-  const button = $("dfa-button");
-  button.disabled = true;
-  try {
-    const answer = await Interpedia.api("/activation/new", {
-      feature: { modelId: config.modelId, layer: config.source, index: config.index },
-      customText: config.text,
-    });
-    if (!answer.dfaValues) throw new Error("the inference service sent no DFA for this feature");
-    const values = answer.dfaValues;
-    const top = Math.max(...values.map(Math.abs));
-    const container = $("dfa-tokens");
-    Interpedia.renderTokens(container, answer.tokens, values, top);
-    container.querySelectorAll(".tok").forEach((span, i) => {
-      if (values[i] < 0 && top > 0) {
-        span.style.background = `rgba(${DFA_NEGATIVE}, ${Math.min(1, -values[i] / top).toFixed(3)})`;
-      }
-      if (i === answer.dfaTargetIndex) span.classList.add("dfa-target");
-    });
-    container.dataset.target = String(answer.dfaTargetIndex);
-  } catch (e) { $("dfa-error").textContent = e.message; }
-  button.disabled = false;
+onButton("dfa", async () => {
+  const answer = await Interpedia.api("/activation/new", {
+    feature: { modelId: config.modelId, layer: config.source, index: config.index },
+    customText: config.text,
+  });
+  if (!answer.dfaValues) throw new Error("the inference service sent no DFA for this feature");
+  const values = answer.dfaValues;
+  const top = Math.max(...values.map(Math.abs));
+  const container = $("dfa-tokens");
+  Interpedia.renderTokens(container, answer.tokens, values, top);
+  container.querySelectorAll(".tok").forEach((span, i) => {
+    if (values[i] < 0 && top > 0) {
+      span.style.background = `rgba(${DFA_NEGATIVE}, ${Math.min(1, -values[i] / top).toFixed(3)})`;
+    }
+    if (i === answer.dfaTargetIndex) span.classList.add("dfa-target");
+  });
+  container.dataset.target = String(answer.dfaTargetIndex);
 });
