@@ -134,7 +134,8 @@ async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
     bridge = _ThreadBridge(context)
     async with recorded.failing_run(resources.sessionmaker, run_id):
         model = await _model(resources, config["model_id"], settings.device)
-        cfg = training_config(config, model.d_model, settings.device)
+        d_in = await asyncio.to_thread(model.hook_width, config["hook_name"])
+        cfg = training_config(config, d_in, settings.device)
     await recorded.train_recorded(
         resources.sessionmaker,
         run_id,
