@@ -119,7 +119,7 @@ class CachedEmbedder:
         return np.stack([self.cache[t] for t in texts])
 
 
-def split_examples(records: list[ActivationRecord]) -> tuple[list, list]:
+def held_out_split(records: list[ActivationRecord]) -> tuple[list, list]:
     """(to explain from, to score on): the examples ranked by max activation, alternately,
     so an explanation is scored on examples it was not written from, of the same strength."""
     ranked = sorted(records, key=lambda r: -r.max_value)
@@ -178,7 +178,7 @@ async def measure(url: str, settings: DemoSettings, args: argparse.Namespace) ->
     finally:
         await engine.dispose()
     # A feature with one example has nothing left to score on once it is explained.
-    split = {i: split_examples(f.records) for i, f in features.items()}
+    split = {i: held_out_split(f.records) for i, f in features.items()}
     if args.window:
         split = {
             i: (explain_from, [window(r, args.window) for r in score_on])
