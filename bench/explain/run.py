@@ -27,6 +27,7 @@ there that the run stops on exit. Building them takes about 15 minutes on 2 quie
 
     .venv/bin/python bench/explain/run.py               # every fired feature
     .venv/bin/python bench/explain/run.py --sample 200  # quicker
+    .venv/bin/python bench/explain/run.py --window 32   # on 32-token windows, as delphi
 """
 
 import argparse
