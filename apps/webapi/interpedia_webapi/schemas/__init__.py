@@ -541,6 +541,34 @@ class UserInfo(Schema):
     id: int
     name: str
     isAdmin: bool
+    displayName: str = ""
+    disabled: bool = False
+    canSignIn: bool = Field(default=False, description="The user has a password.")
+
+
+class SignRequest(Schema):
+    """Sign up or sign in with a name and password."""
+
+    name: str = Field(min_length=1, max_length=128)
+    password: str = Field(max_length=1024)
+
+
+class ProfileRequest(Schema):
+    displayName: str = Field(max_length=128)
+
+
+class PasswordRequest(Schema):
+    currentPassword: str = Field(default="", max_length=1024)
+    newPassword: str = Field(max_length=1024)
+
+
+class UserManageRequest(Schema):
+    """What an admin changes about a user; fields left out stay as they are."""
+
+    isAdmin: bool | None = None
+    disabled: bool | None = Field(
+        default=None, description="A disabled user's keys and sessions stop working."
+    )
 
 
 class UserCreateResponse(UserInfo):
