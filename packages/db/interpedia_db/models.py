@@ -257,7 +257,6 @@ class Activation(Base):
     data_index: Mapped[int | None] = mapped_column(BigInteger)
     data_source: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # import dedup
-    visibility: Mapped[str] = _visibility()
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -316,6 +315,7 @@ class Explanation(Base):
     explanation_model_name: Mapped[str | None] = mapped_column(String(256))
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # import dedup
+    visibility: Mapped[str] = _visibility()
     search_vector: Mapped[str] = mapped_column(
         TSVECTOR, Computed("to_tsvector('english', description)", persisted=True)
     )

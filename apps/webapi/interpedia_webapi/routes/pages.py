@@ -9,8 +9,15 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.models import Feature
-from interpedia_webapi import catalog, charts, dashboards, evaluations, feature_lists
-from interpedia_webapi.deps import SessionDep, UpstreamsDep
+from interpedia_webapi import (
+    catalog,
+    charts,
+    dashboards,
+    evaluations,
+    feature_lists,
+    visibility,
+)
+from interpedia_webapi.deps import OptionalUser, SessionDep, UpstreamsDep
 from interpedia_webapi.schemas import parse_index
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -118,14 +125,16 @@ async def lens_page(
 
 
 @router.get("/lists", response_class=HTMLResponse)
-async def lists_page(request: Request, session: SessionDep) -> HTMLResponse:
-    lists = await feature_lists.recent_lists(session)
+async def lists_page(request: Request, session: SessionDep, viewer: OptionalUser) -> HTMLResponse:
+    lists = await feature_lists.recent_lists(session, viewer)
     return TEMPLATES.TemplateResponse(request, "lists.html", {"lists": lists})
 
 
 @router.get("/lists/{list_id}", response_class=HTMLResponse)
-async def list_page(list_id: str, request: Request, session: SessionDep) -> HTMLResponse:
-    feature_list = await feature_lists.get_list(session, list_id)
+async def list_page(
+    list_id: str, request: Request, session: SessionDep, viewer: OptionalUser
+) -> HTMLResponse:
+    feature_list = await feature_lists.get_list(session, list_id, viewer)
     items = await feature_lists.list_items(session, list_id)
     descriptions = await dashboards.first_descriptions(
         session, [(i.model_id, i.source_id, i.index) for i in items]
@@ -173,11 +182,13 @@ async def source_page(
     source_id: str,
     request: Request,
     session: SessionDep,
+    viewer: OptionalUser,
     page: int = 0,
     sort: str = "index",
     order: str = "asc",
 ) -> HTMLResponse:
     """The feature map, jump-to and search, evaluations, and the sortable feature table."""
+    await visibility.require_source(session, model_id, source_id, viewer)
     found = await evaluations.source_evals(session, model_id, source_id)
     page = max(0, min(page, 1_000_000))
     rows = await catalog.feature_table(
@@ -209,13 +220,19 @@ async def source_page(
 
 @router.get("/{model_id:model_segment}/{source_id}/{index}", response_class=HTMLResponse)
 async def feature_page(
-    model_id: str, source_id: str, index: str, request: Request, session: SessionDep
+    model_id: str,
+    source_id: str,
+    index: str,
+    request: Request,
+    session: SessionDep,
+    viewer: OptionalUser,
 ) -> HTMLResponse:
     try:
         number = parse_index(index)
     except InvalidInput:  # a bad index in a URL is simply not found
         raise NotFound(f"no feature {model_id}/{source_id}/{index}") from None
     dashboard = await dashboards.get_dashboard(session, model_id, source_id, number)
+    dashboard = await visibility.visible_dashboard(session, dashboard, viewer)
     source = await catalog.get_source(session, model_id, source_id)
     similar_descriptions = await dashboards.first_descriptions(
         session, [(model_id, source_id, i) for i, _ in dashboard.similar]

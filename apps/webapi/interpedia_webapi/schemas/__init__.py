@@ -9,7 +9,7 @@ tighten the inference ones, answering 400.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from interpedia_core.errors import InvalidInput
 from interpedia_core.wire import (
@@ -33,6 +33,16 @@ Index = FeatureIndex | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$"
 ExplanationId = BigRowId | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$")]
 Text = Annotated[NonBlankText, StringConstraints(max_length=MAX_TEXT_CHARS)]
 Texts = Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
+# Neuronpedia's `Visibility` enum, as it writes it (lower case is accepted too).
+WireVisibility = Annotated[
+    Literal["PUBLIC", "UNLISTED", "PRIVATE"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
+
+
+def visibility_of(wire: str) -> Literal["public", "unlisted", "private"]:
+    """The stored name of a wire visibility."""
+    return {"PUBLIC": "public", "UNLISTED": "unlisted", "PRIVATE": "private"}[wire]
 
 
 class Schema(BaseModel):
@@ -232,6 +242,9 @@ class ExplanationNewFeature(FeatureKey):
     explanation: Annotated[NonBlankText, StringConstraints(max_length=2000)]
     explanationModel: str | None = Field(
         default=None, max_length=256, description="What wrote it, if not the author alone."
+    )
+    visibility: WireVisibility = Field(
+        default="PUBLIC", description="PRIVATE: shown to you (and admins) only."
     )
 
 
@@ -492,6 +505,9 @@ class TokenizeResponse(Schema):
 class ListNewRequest(Schema):
     name: str = Field(min_length=1, max_length=256)
     description: str = Field(default="", max_length=10_000)
+    visibility: WireVisibility = Field(
+        default="PUBLIC", description="UNLISTED: only who has the link; PRIVATE: only you."
+    )
 
 
 class ListFeatureToAdd(FeatureKey):
@@ -516,6 +532,7 @@ class ListInfo(Schema):
     name: str
     description: str
     url: str
+    visibility: WireVisibility = "PUBLIC"
 
 
 class ListItemInfo(Schema):
@@ -706,6 +723,9 @@ class VectorNewRequest(Schema):
     vector: list[float] = Field(min_length=1, max_length=MAX_VECTOR_LENGTH)
     vectorDefaultSteerStrength: float = Field(default=10, ge=-100, le=100)
     vectorLabel: str = Field(min_length=1, max_length=256)
+    visibility: WireVisibility = Field(
+        default="UNLISTED", description="As on Neuronpedia, anyone with its key may read it."
+    )
 
 
 class VectorKey(Schema):
@@ -742,6 +762,7 @@ class VectorInfo(Schema):
     hookName: str
     vector: list[float]
     createdAt: str
+    visibility: WireVisibility = "UNLISTED"
 
 
 class VectorGetResponse(Schema):
@@ -784,6 +805,10 @@ class SourceSetNewRequest(Schema):
     modelId: str = Field(max_length=128)
     description: str | None = Field(default=None, max_length=128)
     url: str | None = Field(default=None, max_length=512)
+    visibility: WireVisibility = Field(
+        default="UNLISTED",
+        description="Neuronpedia's default: its features are read by link, not listed.",
+    )
 
 
 class SourceSetSource(Schema):

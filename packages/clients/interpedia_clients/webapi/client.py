@@ -14,6 +14,18 @@ __all__ = ["AsyncWebapiClient", "WebapiClient", "models"]
 class WebapiClient(ServiceClient):
     service = "webapi"
 
+    def account_signin(self, body: models.SignRequest) -> models.UserInfo:
+        """Sign this browser in (a session cookie and a CSRF cookie)."""
+        return self._call("POST", "/api/account/signin", body, models.UserInfo)
+
+    def account_signout(self) -> Any:
+        """End this browser's session (its cookie stops working at once)."""
+        return self._call("POST", "/api/account/signout", None, Any)
+
+    def account_signup(self, body: models.SignRequest) -> models.UserInfo:
+        """Make an account with a name and password, and sign this browser in."""
+        return self._call("POST", "/api/account/signup", body, models.UserInfo)
+
     def activation_attention(
         self, body: models.ActivationAttentionRequest
     ) -> models.ActivationAttentionResponse:
@@ -93,8 +105,12 @@ class WebapiClient(ServiceClient):
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    def admin_users_manage(self, user_id: int, body: models.UserManageRequest) -> models.UserInfo:
+        """Make or unmake an admin; disable a user (their keys and sessions stop working) or."""
+        return self._call("POST", f"/api/admin/users/{user_id}", body, models.UserInfo)
+
     def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
-        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine (404."""
         return self._call("POST", "/api/cossim", body, models.CossimResponse)
 
     def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
@@ -110,7 +126,7 @@ class WebapiClient(ServiceClient):
     def explanation_export(
         self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
     ) -> Any:
-        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        """A source's explanations with their scores and votes, a page at a time (id order);."""
         return self._call(
             "GET",
             "/api/explanation/export",
@@ -162,7 +178,7 @@ class WebapiClient(ServiceClient):
         )
 
     def explanation_get(self, explanation_id: str) -> Any:
-        """One explanation with its scores and votes."""
+        """One explanation with its scores and votes (404 for another's private one)."""
         return self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
 
     def explanation_delete(self, explanation_id: str) -> Any:
@@ -194,7 +210,7 @@ class WebapiClient(ServiceClient):
         )
 
     def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
-        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        """Several features' dashboards in the order asked; unknown ones (and those the caller."""
         return self._call("POST", "/api/features", body, list[Any])
 
     def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
@@ -314,7 +330,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/list/delete", body, Any)
 
     def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """A list and its features; anyone with the list's id may read it."""
+        """A list and its features; anyone with a public or unlisted list's id may read it,."""
         return self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     def list_list(self) -> list[models.ListInfo]:
@@ -330,7 +346,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/list/remove", body, Any)
 
     def me(self) -> models.UserInfo:
-        """The caller, by its API key."""
+        """The caller, by its API key or sign-in cookie."""
         return self._call("GET", "/api/me", None, models.UserInfo)
 
     def my_keys(self) -> list[models.KeyInfo]:
@@ -344,6 +360,14 @@ class WebapiClient(ServiceClient):
     def my_keys_revoke(self, key_id: int) -> Any:
         """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
+
+    def me_password(self, body: models.PasswordRequest) -> Any:
+        """Change (or, for a key-only user, set) the caller's password; every browser signed in."""
+        return self._call("POST", "/api/me/password", body, Any)
+
+    def me_profile(self, body: models.ProfileRequest) -> models.UserInfo:
+        """Change the caller's display name."""
+        return self._call("POST", "/api/me/profile", body, models.UserInfo)
 
     def model_list(self) -> list[models.ModelInfo]:
         """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
@@ -383,7 +407,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
 
     def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
-        """A source set and its sources."""
+        """A source set and its sources (404 for another's private set)."""
         return self._call(
             "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
@@ -440,7 +464,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/vector/delete", body, Any)
 
     def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
-        """A vector by (model, source, index)."""
+        """A vector by (model, source, index); another's private vector is 404."""
         return self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
 
     def vector_list_owned(self) -> models.VectorListOwnedResponse:
@@ -458,6 +482,18 @@ class WebapiClient(ServiceClient):
 
 class AsyncWebapiClient(AsyncServiceClient):
     service = "webapi"
+
+    async def account_signin(self, body: models.SignRequest) -> models.UserInfo:
+        """Sign this browser in (a session cookie and a CSRF cookie)."""
+        return await self._call("POST", "/api/account/signin", body, models.UserInfo)
+
+    async def account_signout(self) -> Any:
+        """End this browser's session (its cookie stops working at once)."""
+        return await self._call("POST", "/api/account/signout", None, Any)
+
+    async def account_signup(self, body: models.SignRequest) -> models.UserInfo:
+        """Make an account with a name and password, and sign this browser in."""
+        return await self._call("POST", "/api/account/signup", body, models.UserInfo)
 
     async def activation_attention(
         self, body: models.ActivationAttentionRequest
@@ -549,8 +585,14 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    async def admin_users_manage(
+        self, user_id: int, body: models.UserManageRequest
+    ) -> models.UserInfo:
+        """Make or unmake an admin; disable a user (their keys and sessions stop working) or."""
+        return await self._call("POST", f"/api/admin/users/{user_id}", body, models.UserInfo)
+
     async def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
-        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine (404."""
         return await self._call("POST", "/api/cossim", body, models.CossimResponse)
 
     async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
@@ -566,7 +608,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_export(
         self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
     ) -> Any:
-        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        """A source's explanations with their scores and votes, a page at a time (id order);."""
         return await self._call(
             "GET",
             "/api/explanation/export",
@@ -620,7 +662,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def explanation_get(self, explanation_id: str) -> Any:
-        """One explanation with its scores and votes."""
+        """One explanation with its scores and votes (404 for another's private one)."""
         return await self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
 
     async def explanation_delete(self, explanation_id: str) -> Any:
@@ -654,7 +696,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
-        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        """Several features' dashboards in the order asked; unknown ones (and those the caller."""
         return await self._call("POST", "/api/features", body, list[Any])
 
     async def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
@@ -793,7 +835,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/list/delete", body, Any)
 
     async def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """A list and its features; anyone with the list's id may read it."""
+        """A list and its features; anyone with a public or unlisted list's id may read it,."""
         return await self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     async def list_list(self) -> list[models.ListInfo]:
@@ -809,7 +851,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/list/remove", body, Any)
 
     async def me(self) -> models.UserInfo:
-        """The caller, by its API key."""
+        """The caller, by its API key or sign-in cookie."""
         return await self._call("GET", "/api/me", None, models.UserInfo)
 
     async def my_keys(self) -> list[models.KeyInfo]:
@@ -823,6 +865,14 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def my_keys_revoke(self, key_id: int) -> Any:
         """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return await self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
+
+    async def me_password(self, body: models.PasswordRequest) -> Any:
+        """Change (or, for a key-only user, set) the caller's password; every browser signed in."""
+        return await self._call("POST", "/api/me/password", body, Any)
+
+    async def me_profile(self, body: models.ProfileRequest) -> models.UserInfo:
+        """Change the caller's display name."""
+        return await self._call("POST", "/api/me/profile", body, models.UserInfo)
 
     async def model_list(self) -> list[models.ModelInfo]:
         """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
@@ -864,7 +914,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
 
     async def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
-        """A source set and its sources."""
+        """A source set and its sources (404 for another's private set)."""
         return await self._call(
             "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
@@ -929,7 +979,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/vector/delete", body, Any)
 
     async def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
-        """A vector by (model, source, index)."""
+        """A vector by (model, source, index); another's private vector is 404."""
         return await self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
 
     async def vector_list_owned(self) -> models.VectorListOwnedResponse:
