@@ -58,8 +58,8 @@ TEMPLATES.env.globals.update(shade=_shade, zip=zip)
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, session: SessionDep) -> HTMLResponse:
-    models = await catalog.list_models(session)
+async def home(request: Request, session: SessionDep, viewer: OptionalUser) -> HTMLResponse:
+    models = await catalog.list_models(session, viewer)
     return TEMPLATES.TemplateResponse(request, "home.html", {"models": models})
 
 
@@ -73,9 +73,13 @@ async def _served(
 
 @router.get("/search", response_class=HTMLResponse)
 async def search_page(
-    request: Request, session: SessionDep, upstreams: UpstreamsDep, q: str = ""
+    request: Request,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
+    q: str = "",
 ) -> HTMLResponse:
-    models = await catalog.list_models(session)
+    models = await catalog.list_models(session, viewer)
     return TEMPLATES.TemplateResponse(
         request,
         "search.html",
@@ -88,13 +92,14 @@ async def steer_page(
     request: Request,
     session: SessionDep,
     upstreams: UpstreamsDep,
+    viewer: OptionalUser,
     model: str = "",
     source: str = "",
     index: str = "",
     strength: float = 10.0,
 ) -> HTMLResponse:
     """Only served models are offered; the chosen one is the preset's, else the first served."""
-    served = await _served(upstreams, await catalog.list_models(session))
+    served = await _served(upstreams, await catalog.list_models(session, viewer))
     preset = None
     if model and source and index.isdigit():
         feature = await session.get(Feature, (model, source, int(index)))
@@ -114,10 +119,16 @@ async def steer_page(
 
 @router.get("/lens", response_class=HTMLResponse)
 async def lens_page(
-    request: Request, session: SessionDep, upstreams: UpstreamsDep, model: str = ""
+    request: Request,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
+    model: str = "",
 ) -> HTMLResponse:
     """The logit lens of a prompt or chat on a served model (the chosen one, else the first)."""
-    served = [m.model.id for m in await _served(upstreams, await catalog.list_models(session))]
+    served = [
+        m.model.id for m in await _served(upstreams, await catalog.list_models(session, viewer))
+    ]
     selected = model if model in served else next(iter(served), None)
     return TEMPLATES.TemplateResponse(
         request, "lens.html", {"served": served, "selected": selected}
@@ -154,11 +165,14 @@ async def admin_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/{model_id}", response_class=HTMLResponse)
-async def model_page(model_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+async def model_page(
+    model_id: str, request: Request, session: SessionDep, viewer: OptionalUser
+) -> HTMLResponse:
     """Every source set of a model, its sources' evaluations side by side and by layer."""
     rows = await evaluations.model_evals(session, model_id)
-    summary = next(m for m in await catalog.list_models(session) if m.model.id == model_id)
+    summary = next(m for m in await catalog.list_models(session, viewer) if m.model.id == model_id)
     counts = {s.id: s for s in summary.sources}
+    rows = [r for r in rows if r.source.id in counts]  # the sets the viewer sees listed
     return TEMPLATES.TemplateResponse(
         request,
         "model.html",

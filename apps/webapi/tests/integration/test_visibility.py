@@ -194,6 +194,13 @@ async def test_uploaded_sources(api, seeded) -> None:
     )
     assert batch.status_code == 200 and batch.json() == []
     assert (await client.get(f"/{model_id}/1-priv-res/0")).status_code == 404
+
+    def sets(models: list[dict]) -> list[str]:
+        return next(m["sourceSets"] for m in models if m["id"] == model_id)
+
+    assert sets((await client.get("/api/model/list", headers=bob)).json()) == []
+    assert sets((await client.get("/api/model/list", headers=alice)).json()) == ["priv-res"]
+    assert "1-priv-res" not in (await client.get(f"/{model_id}")).text
     assert (await client.get(set_url, headers=admin)).status_code == 200
     assert (await client.get(feature_url, headers=admin)).status_code == 200
 

@@ -370,7 +370,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/me/profile", body, models.UserInfo)
 
     def model_list(self) -> list[models.ModelInfo]:
-        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
+        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`): the."""
         return self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
     def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
@@ -875,7 +875,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/me/profile", body, models.UserInfo)
 
     async def model_list(self) -> list[models.ModelInfo]:
-        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
+        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`): the."""
         return await self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
     async def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
