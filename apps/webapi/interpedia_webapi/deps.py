@@ -59,6 +59,7 @@ async def get_optional_user(
     if not interpedia_session:
         return None
     found = await accounts.user_for_session(session, interpedia_session)
+    request.state.signed_in = found is not None  # the page header trusts this over the cookie
     if found is None:
         return None  # signed out, expired or disabled: the caller is anonymous
     user, csrf = found
@@ -66,7 +67,6 @@ async def get_optional_user(
         x_csrf_token and secrets.compare_digest(x_csrf_token, csrf)
     ):
         raise Forbidden(f"a signed-in browser's {request.method} needs the {CSRF_HEADER} header")
-    request.state.csrf = csrf
     return user
 
 

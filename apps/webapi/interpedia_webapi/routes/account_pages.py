@@ -5,7 +5,7 @@ not read as a model's or source's."""
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from interpedia_webapi.deps import OptionalUser
+from interpedia_webapi.deps import CSRF_COOKIE, SESSION_COOKIE, OptionalUser
 from interpedia_webapi.routes.pages import TEMPLATES
 
 router = APIRouter(include_in_schema=False)
@@ -23,7 +23,12 @@ async def signin_page(request: Request) -> HTMLResponse:
 
 @router.get("/account", response_class=HTMLResponse)
 async def account_page(request: Request, user: OptionalUser) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, "account.html", {"user": user})
+    """The signed-in user's profile and password forms; a dead session's cookies are dropped."""
+    page = TEMPLATES.TemplateResponse(request, "account.html", {"user": user})
+    if user is None and SESSION_COOKIE in request.cookies:
+        page.delete_cookie(SESSION_COOKIE, path="/")
+        page.delete_cookie(CSRF_COOKIE, path="/")
+    return page
 
 
 @router.get("/account/keys", response_class=HTMLResponse)

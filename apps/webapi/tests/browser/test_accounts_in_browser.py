@@ -95,6 +95,7 @@ def test_an_admin_disables_a_signed_in_user(browser, live_server, page, shots: P
 
     page.goto("/account")
     expect(page.locator("main")).to_contain_text("You are not signed in")
+    expect(page.locator("header a[href='/signin']")).to_be_visible()  # not "Sign out"
     assert _status(page, "/api/me") == 401
     _sign(page, "signin", name)
     expect(page.locator("#sign-error")).to_contain_text("disabled")
