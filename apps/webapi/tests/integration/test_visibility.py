@@ -46,11 +46,11 @@ async def test_lists(api, seeded) -> None:
     assert [n["index"] for n in read.json()["neurons"]] == ["1"]
 
     unlisted = await client.post(
-        "/api/list/new", json={"name": "by link only", "visibility": "unlisted"}, headers=alice
+        "/api/list/new", json={"name": "shared via link", "visibility": "unlisted"}, headers=alice
     )
     by_link = await client.post("/api/list/get", json={"listId": unlisted.json()["id"]})
     assert by_link.status_code == 200 and by_link.json()["visibility"] == "UNLISTED"
-    assert "by link only" not in (await client.get("/lists")).text
+    assert "shared via link" not in (await client.get("/lists")).text
     public = await client.post("/api/list/new", json={"name": "everyone's"}, headers=alice)
     assert public.json()["visibility"] == "PUBLIC"
     assert "everyone&#39;s" in (await client.get("/lists")).text
@@ -201,6 +201,11 @@ async def test_uploaded_sources(api, seeded) -> None:
     assert sets((await client.get("/api/model/list", headers=bob)).json()) == []
     assert sets((await client.get("/api/model/list", headers=alice)).json()) == ["priv-res"]
     assert "1-priv-res" not in (await client.get(f"/{model_id}")).text
+    evals = (await client.get(f"/api/evals/{model_id}", headers=bob)).json()["sources"]
+    assert "1-priv-res" not in [row["source"] for row in evals]
+    assert (await client.get(f"/api/evals/{model_id}/1-priv-res", headers=bob)).status_code == 404
+    run = {"modelId": model_id, "source": "1-priv-res", "customText": "hello"}
+    assert (await client.post("/api/activation/source", json=run, headers=bob)).status_code == 404
     assert (await client.get(set_url, headers=admin)).status_code == 200
     assert (await client.get(feature_url, headers=admin)).status_code == 200
 

@@ -114,7 +114,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/cossim", body, models.CossimResponse)
 
     def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
-        """Every source of a model with its metrics side by side (the model page's table)."""
+        """Every source of a model with its metrics side by side (the model page's table),."""
         return self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
 
     def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
@@ -451,7 +451,7 @@ class WebapiClient(ServiceClient):
         )
 
     def umap_explanations(self, model_id: str, source_id: str) -> models.UmapExplanationsResponse:
-        """A mapped source's explanations without coordinates: what the source page's map shows."""
+        """A mapped source's public explanations without coordinates: what the source page's."""
         return self._call(
             "GET",
             f"/api/umap/{model_id}/{source_id}/explanations",
@@ -596,7 +596,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/cossim", body, models.CossimResponse)
 
     async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
-        """Every source of a model with its metrics side by side (the model page's table)."""
+        """Every source of a model with its metrics side by side (the model page's table),."""
         return await self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
 
     async def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
@@ -966,7 +966,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def umap_explanations(
         self, model_id: str, source_id: str
     ) -> models.UmapExplanationsResponse:
-        """A mapped source's explanations without coordinates: what the source page's map shows."""
+        """A mapped source's public explanations without coordinates: what the source page's."""
         return await self._call(
             "GET",
             f"/api/umap/{model_id}/{source_id}/explanations",
