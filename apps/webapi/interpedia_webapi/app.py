@@ -15,6 +15,7 @@ from interpedia_core.service import create_service_app
 from interpedia_db.connect import open_database
 from interpedia_webapi.rate_limit import TokenBuckets
 from interpedia_webapi.routes import (
+    account_pages,
     activations,
     admin_export,
     admin_import,
@@ -77,7 +78,8 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
     app = create_service_app(
         title="Interpedia web API",
         description="Browse, search, test and steer sparse-autoencoder features. "
-        "Reads are public; writes need an `x-api-key`; admin routes need an admin key.",
+        "Reads are public; writes need an `x-api-key` (scripts) or a signed-in browser's "
+        "cookie with its `x-csrf-token` header; admin routes need an admin.",
         lifespan=lifespan,
         internal=False,
         streamed_paths=uploads.STREAMED_PATHS,
@@ -87,6 +89,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
     app.state.sessionmaker = None
     app.state.import_tasks = {}
     app.state.rate_limits = TokenBuckets(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.signin_limits = TokenBuckets(settings.signin_per_minute, burst=5)
     app.state.upstreams = Upstreams(
         settings.inference_urls,
         settings.inference_url,
@@ -123,6 +126,7 @@ def create_app(settings: WebapiSettings | None = None) -> FastAPI:
         graphs,
     ):
         app.include_router(module.router, prefix="/api")
+    app.include_router(account_pages.router)  # before pages: /account is not a model
     app.include_router(graph_pages.router)  # before pages: /{model}/graph is not a source
     app.include_router(pages.router)
     _render_page_errors(app)

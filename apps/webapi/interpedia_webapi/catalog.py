@@ -13,7 +13,9 @@ from interpedia_db.models import (
     Model,
     Source,
     SourceSet,
+    User,
 )
+from interpedia_webapi import visibility
 from interpedia_webapi.dashboards import first_descriptions
 
 
@@ -42,12 +44,19 @@ class ModelSummary:
         return sum(s.features for s in self.sources)
 
 
-async def list_models(session: AsyncSession) -> list[ModelSummary]:
+async def list_models(session: AsyncSession, viewer: User | None) -> list[ModelSummary]:
+    """Every model with the source sets the viewer sees listed (public ones and their own)."""
     models = (await session.execute(select(Model).order_by(Model.id))).scalars().all()
     summaries = {m.id: ModelSummary(m) for m in models}
+    shown: set[tuple[str, str]] = set()
     for source_set in (
-        await session.execute(select(SourceSet).order_by(SourceSet.model_id, SourceSet.name))
+        await session.execute(
+            select(SourceSet)
+            .where(visibility.listed(SourceSet.visibility, SourceSet.creator_id, viewer))
+            .order_by(SourceSet.model_id, SourceSet.name)
+        )
     ).scalars():
+        shown.add((source_set.model_id, source_set.name))
         if source_set.model_id in summaries:
             summaries[source_set.model_id].source_sets.append(source_set)
     feature_counts = dict(
@@ -73,7 +82,7 @@ async def list_models(session: AsyncSession) -> list[ModelSummary]:
     for source in (
         await session.execute(select(Source).order_by(Source.model_id, Source.layer, Source.id))
     ).scalars():
-        if source.model_id not in summaries:
+        if source.model_id not in summaries or (source.model_id, source.set_name) not in shown:
             continue
         key = (source.model_id, source.id)
         summaries[source.model_id].sources.append(

@@ -162,7 +162,8 @@ async def fired_indices(
 async def first_descriptions(
     session: AsyncSession, keys: list[tuple[str, str, int]]
 ) -> dict[tuple[str, str, int], str]:
-    """One explanation text per feature (the alphabetically first of several), for tables."""
+    """One public explanation text per feature (the alphabetically first of several), for
+    tables that anyone may see."""
     if not keys:
         return {}
     rows = await session.execute(
@@ -172,7 +173,10 @@ async def first_descriptions(
             Explanation.index,
             func.min(Explanation.description),
         )
-        .where(tuple_(Explanation.model_id, Explanation.source_id, Explanation.index).in_(keys))
+        .where(
+            tuple_(Explanation.model_id, Explanation.source_id, Explanation.index).in_(keys),
+            Explanation.visibility == "public",
+        )
         .group_by(Explanation.model_id, Explanation.source_id, Explanation.index)
     )
     return {(m, s, i): d for m, s, i, d in rows.all()}
@@ -215,6 +219,7 @@ def explanation_json(e: Explanation, *, with_scores: bool = True) -> dict[str, A
         "typeName": e.type_name,
         "explanationModelName": e.explanation_model_name,
         "authorId": None if e.author_id is None else str(e.author_id),
+        "visibility": e.visibility.upper(),
     }
     if with_scores:
         data["scores"] = [

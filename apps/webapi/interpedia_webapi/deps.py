@@ -1,9 +1,10 @@
 """Typed dependencies: a route's signature lists what it needs (session, caller, clients)."""
 
+import secrets
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Cookie, Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_core.errors import Forbidden, RateLimited, Unauthorized
@@ -33,16 +34,39 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 UpstreamsDep = Annotated[Upstreams, Depends(get_upstreams)]
 
 
+SESSION_COOKIE = "interpedia_session"  # HttpOnly: scripts on the page never see it
+CSRF_COOKIE = "interpedia_csrf"  # readable: app.js echoes it in the x-csrf-token header
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_optional_user(
+    request: Request,
     session: SessionDep,
     x_api_key: Annotated[str | None, Header(alias="x-api-key")] = None,
+    x_csrf_token: Annotated[str | None, Header(alias=CSRF_HEADER)] = None,
+    interpedia_session: Annotated[str | None, Cookie(alias=SESSION_COOKIE)] = None,
 ) -> User | None:
-    """The key's user; a key that is given but unknown is refused rather than ignored."""
-    if not x_api_key:
+    """The caller: by API key (scripts), else by the sign-in cookie (browsers). A key that is
+    given but unknown is refused rather than ignored. A cookie alone does not authorise an
+    unsafe request: another site can make the browser send it, but cannot read the CSRF
+    token that has to come back with it."""
+    if x_api_key:
+        user = await accounts.user_for_key(session, x_api_key)
+        if user is None:
+            raise Unauthorized("unknown, revoked or disabled API key")
+        return user
+    if not interpedia_session:
         return None
-    user = await accounts.user_for_key(session, x_api_key)
-    if user is None:
-        raise Unauthorized("unknown or revoked API key")
+    found = await accounts.user_for_session(session, interpedia_session)
+    request.state.signed_in = found is not None  # the page header trusts this over the cookie
+    if found is None:
+        return None  # signed out, expired or disabled: the caller is anonymous
+    user, csrf = found
+    if request.method not in SAFE_METHODS and not (
+        x_csrf_token and secrets.compare_digest(x_csrf_token, csrf)
+    ):
+        raise Forbidden(f"a signed-in browser's {request.method} needs the {CSRF_HEADER} header")
     return user
 
 
@@ -51,7 +75,7 @@ OptionalUser = Annotated[User | None, Depends(get_optional_user)]
 
 async def get_current_user(user: OptionalUser) -> User:
     if user is None:
-        raise Unauthorized("this needs an API key in the x-api-key header")
+        raise Unauthorized("sign in, or send an API key in the x-api-key header")
     return user
 
 
@@ -80,7 +104,7 @@ def rate_limited(request: Request, user: OptionalUser) -> None:
 
 RateLimitDep = Depends(rate_limited)
 
-# What the dependencies above answer, for routes' `responses=`.
-KEY_ERRORS = error_responses(Unauthorized)  # OptionalUser, CurrentUser
+# What the dependencies above answer, for routes' `responses=` (403: a missing CSRF token).
+KEY_ERRORS = error_responses(Unauthorized, Forbidden)  # OptionalUser, CurrentUser
 ADMIN_ERRORS = error_responses(Unauthorized, Forbidden)  # AdminUser
-RATE_ERRORS = error_responses(Unauthorized, RateLimited)  # RateLimitDep
+RATE_ERRORS = error_responses(Unauthorized, Forbidden, RateLimited)  # RateLimitDep

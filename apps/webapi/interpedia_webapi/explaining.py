@@ -8,15 +8,15 @@ refused with a message that lists what is available. Only the author or an admin
 delete an explanation; anyone with a key may vote, once per explanation.
 """
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from interpedia_clients.autointerp import AsyncAutointerpClient
 from interpedia_clients.autointerp import models as autointerp
-from interpedia_core.errors import Forbidden, InvalidInput, NotFound, UpstreamError
+from interpedia_core.errors import InvalidInput, NotFound, UpstreamError
 from interpedia_db.models import Explanation, ExplanationScore, ExplanationVote, Feature, User
-from interpedia_webapi import dashboards
+from interpedia_webapi import dashboards, visibility
 from interpedia_webapi.upstream import upstream_errors
 
 EXAMPLES = 20
@@ -130,6 +130,7 @@ async def new_explanation(
     *,
     explanation_model: str | None,
     author: User,
+    shown: visibility.Visibility = "public",
 ) -> Explanation:
     """A person's own explanation of a stored feature."""
     if await session.get(Feature, (model_id, source_id, index)) is None:
@@ -142,14 +143,18 @@ async def new_explanation(
         type_name=HUMAN_TYPE_NAME,
         explanation_model_name=explanation_model,
         author_id=author.id,
+        visibility=shown,
     )
     session.add(explanation)
     await session.flush()
     return explanation
 
 
-async def get_explanation(session: AsyncSession, explanation_id: int) -> Explanation:
-    """The explanation with its scores and votes loaded; `NotFound` if there is none."""
+async def get_explanation(
+    session: AsyncSession, explanation_id: int, viewer: User | None
+) -> Explanation:
+    """The explanation with its scores and votes loaded; `NotFound` if there is none or it is
+    another's private one."""
     explanation = (
         await session.execute(
             select(Explanation)
@@ -159,6 +164,9 @@ async def get_explanation(session: AsyncSession, explanation_id: int) -> Explana
     ).scalar_one_or_none()
     if explanation is None:
         raise NotFound(f"no explanation {explanation_id}")
+    visibility.require_read(
+        explanation.author_id, explanation.visibility, viewer, f"explanation {explanation_id}"
+    )
     return explanation
 
 
@@ -167,16 +175,19 @@ async def delete_explanation(session: AsyncSession, explanation_id: int, user: U
     explanation = await session.get(Explanation, explanation_id)
     if explanation is None:
         raise NotFound(f"no explanation {explanation_id}")
-    if explanation.author_id != user.id and not user.is_admin:
-        raise Forbidden("you can only delete explanations you wrote")
+    visibility.require_owner(explanation.author_id, user, "explanation")
     await session.delete(explanation)
     await session.flush()
 
 
 async def vote(session: AsyncSession, explanation_id: int, voter: User) -> ExplanationVote:
     """The voter's vote for the explanation, made if not there yet (voting twice is one vote)."""
-    if await session.get(Explanation, explanation_id) is None:
+    explanation = await session.get(Explanation, explanation_id)
+    if explanation is None:
         raise NotFound(f"no explanation {explanation_id}")
+    visibility.require_read(
+        explanation.author_id, explanation.visibility, voter, f"explanation {explanation_id}"
+    )
     existing = await _vote_of(session, explanation_id, voter)
     if existing is not None:
         return existing
@@ -208,15 +219,31 @@ async def _vote_of(
     ).scalar_one_or_none()
 
 
+def _exported(model_id: str, source_id: str, viewer: User | None) -> list[ColumnElement[bool]]:
+    """Conditions on a source's explanations that the viewer may export (not others'
+    private ones)."""
+    return [
+        Explanation.model_id == model_id,
+        Explanation.source_id == source_id,
+        visibility.readable(Explanation.visibility, Explanation.author_id, viewer),
+    ]
+
+
 async def export_explanations(
-    session: AsyncSession, model_id: str, source_id: str, *, limit: int, offset: int
+    session: AsyncSession,
+    model_id: str,
+    source_id: str,
+    viewer: User | None,
+    *,
+    limit: int,
+    offset: int,
 ) -> list[Explanation]:
     """A source's explanations in id order, a page at a time, with their scores and votes."""
     return list(
         (
             await session.execute(
                 select(Explanation)
-                .where(Explanation.model_id == model_id, Explanation.source_id == source_id)
+                .where(*_exported(model_id, source_id, viewer))
                 .options(selectinload(Explanation.scores), selectinload(Explanation.votes))
                 .order_by(Explanation.id)
                 .limit(limit)
@@ -243,12 +270,12 @@ async def explanations_by(session: AsyncSession, author: User, limit: int) -> li
     )
 
 
-async def count_explanations(session: AsyncSession, model_id: str, source_id: str) -> int:
+async def count_explanations(
+    session: AsyncSession, model_id: str, source_id: str, viewer: User | None
+) -> int:
     return (
         await session.scalar(
-            select(func.count(Explanation.id)).where(
-                Explanation.model_id == model_id, Explanation.source_id == source_id
-            )
+            select(func.count(Explanation.id)).where(*_exported(model_id, source_id, viewer))
         )
         or 0
     )

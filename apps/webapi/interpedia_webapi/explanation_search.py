@@ -17,7 +17,8 @@ from interpedia_clients.autointerp import AsyncAutointerpClient
 from interpedia_clients.autointerp import models as autointerp
 from interpedia_core.errors import InvalidInput
 from interpedia_core.wire import MAX_OFFSET
-from interpedia_db.models import Explanation, Feature, Source, SourceSet
+from interpedia_db.models import Explanation, Feature, Source, SourceSet, User
+from interpedia_webapi import visibility
 from interpedia_webapi.upstream import upstream_errors
 
 SearchMode = Literal["keyword", "semantic", "hybrid"]
@@ -155,7 +156,10 @@ async def search_explanations(
     autointerp_client: AsyncAutointerpClient | None,
     limit: int = 20,
     offset: int = 0,
+    viewer: User | None = None,
 ) -> list[SearchHit]:
+    """Hits in rank order; the viewer finds public explanations and their own, never what
+    sits in a source set or vector they may not read (so a page may come back short)."""
     query = query.strip()
     if not query:
         raise InvalidInput("the search query is empty")
@@ -187,7 +191,17 @@ async def search_explanations(
             & (Feature.source_id == Explanation.source_id)
             & (Feature.index == Explanation.index),
         )
-        .where(Explanation.id.in_(ids))
+        .where(
+            Explanation.id.in_(ids),
+            visibility.listed(Explanation.visibility, Explanation.author_id, viewer),
+            visibility.readable(Feature.visibility, Feature.creator_id, viewer),
+        )
     )
     found = {e.id: (e, fnz, mx) for e, fnz, mx in rows.all()}
+    hidden = await visibility.hidden_sources(
+        session, {(e.model_id, e.source_id) for e, _, _ in found.values()}, viewer
+    )
+    found = {
+        i: hit for i, hit in found.items() if (hit[0].model_id, hit[0].source_id) not in hidden
+    }
     return [SearchHit(found[i][0], s, found[i][1], found[i][2]) for i, s in ranked if i in found]

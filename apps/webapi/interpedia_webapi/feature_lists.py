@@ -8,8 +8,9 @@ from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interpedia_core.errors import Forbidden, InvalidInput, NotFound
+from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.models import Feature, FeatureList, FeatureListItem, User
+from interpedia_webapi import visibility
 
 MAX_ITEMS_PER_CALL = 500
 
@@ -45,6 +46,7 @@ async def create_list(
     name: str,
     description: str = "",
     default_test_text: str | None = None,
+    shown: visibility.Visibility = "public",
 ) -> FeatureList:
     name, description = _name_and_description(name, description)
     feature_list = FeatureList(
@@ -53,6 +55,7 @@ async def create_list(
         description=description,
         default_test_text=default_test_text,
         owner_id=owner.id,
+        visibility=shown,
     )
     session.add(feature_list)
     await session.flush()
@@ -83,17 +86,22 @@ async def edit_feature(
     return item
 
 
-async def get_list(session: AsyncSession, list_id: str) -> FeatureList:
+async def get_list(session: AsyncSession, list_id: str, viewer: User | None) -> FeatureList:
+    """The list, if the viewer may read it (another's private list is 404 like a missing one)."""
     feature_list = await session.get(FeatureList, list_id)
     if feature_list is None:
         raise NotFound(f"no list {list_id}")
+    visibility.require_read(
+        feature_list.owner_id, feature_list.visibility, viewer, f"list {list_id}"
+    )
     return feature_list
 
 
 async def owned_list(session: AsyncSession, list_id: str, user: User) -> FeatureList:
-    feature_list = await get_list(session, list_id)
-    if feature_list.owner_id != user.id and not user.is_admin:
-        raise Forbidden("only the list's owner may change it")
+    feature_list = await session.get(FeatureList, list_id)
+    if feature_list is None:
+        raise NotFound(f"no list {list_id}")
+    visibility.require_owner(feature_list.owner_id, user, "list")
     return feature_list
 
 
@@ -165,11 +173,17 @@ async def lists_of(session: AsyncSession, user: User) -> list[FeatureList]:
     )
 
 
-async def recent_lists(session: AsyncSession, limit: int = 50) -> list[FeatureList]:
+async def recent_lists(
+    session: AsyncSession, viewer: User | None, limit: int = 50
+) -> list[FeatureList]:
+    """The newest public lists, and the viewer's own."""
     return list(
         (
             await session.execute(
-                select(FeatureList).order_by(FeatureList.created_at.desc()).limit(limit)
+                select(FeatureList)
+                .where(visibility.listed(FeatureList.visibility, FeatureList.owner_id, viewer))
+                .order_by(FeatureList.created_at.desc())
+                .limit(limit)
             )
         ).scalars()
     )

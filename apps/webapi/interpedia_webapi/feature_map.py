@@ -82,7 +82,11 @@ class MapExplanations:
 async def _explanations(session: AsyncSession, model_id: str, source_id: str) -> MapExplanations:
     first = (
         select(Explanation.index, Explanation.id, Explanation.description)
-        .where(Explanation.model_id == model_id, Explanation.source_id == source_id)
+        .where(
+            Explanation.model_id == model_id,
+            Explanation.source_id == source_id,
+            Explanation.visibility == "public",  # one map is served to everyone
+        )
         .distinct(Explanation.index)
         .order_by(Explanation.index, Explanation.description, Explanation.id)
         .subquery()

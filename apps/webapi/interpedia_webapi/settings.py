@@ -69,6 +69,19 @@ class WebapiSettings(ServiceSettings):
     rate_limit_burst: int = Field(
         default=20, description="Heavy requests a key or address may make at once."
     )
+    allow_signup: bool = Field(
+        default=True, description="Anyone may make an account on the sign-up page."
+    )
+    session_days: float = Field(
+        default=14.0, gt=0, description="Days a browser stays signed in without signing in again."
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark the sign-in cookies Secure (set it when pages are served over https).",
+    )
+    signin_per_minute: float = Field(
+        default=5.0, gt=0, description="Sign-in attempts per address and user name (burst 5)."
+    )
     max_text_chars: int = Field(
         default=MAX_TEXT_CHARS,
         gt=0,

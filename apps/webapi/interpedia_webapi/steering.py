@@ -24,7 +24,7 @@ from interpedia_clients.inference import AsyncInferenceClient
 from interpedia_clients.inference import models as inference
 from interpedia_core.errors import NotFound
 from interpedia_db.models import SteerCache, User
-from interpedia_webapi import vectors
+from interpedia_webapi import vectors, visibility
 
 SteerAnswer = inference.SteerCompletionResponse | inference.SteerCompletionChatResponse
 
@@ -114,12 +114,24 @@ class SteerBy:
 
 
 async def steer_targets(
-    session: AsyncSession, client: AsyncInferenceClient, wanted: list[SteerBy]
+    session: AsyncSession,
+    client: AsyncInferenceClient,
+    wanted: list[SteerBy],
+    viewer: User | None,
 ) -> dict[str, list[inference.SteerFeature] | list[inference.SteerVector]]:
-    """The inference request's `features` or `vectors` for `wanted` (see the module's note)."""
-    stored = await vectors.steering_vectors(
-        session, [(w.model_id, w.source_id, w.index) for w in wanted]
-    )
+    """The inference request's `features` or `vectors` for `wanted` (see the module's note);
+    404 for another's private vector or a feature of a source set the viewer may not read."""
+    keys = [(w.model_id, w.source_id, w.index) for w in wanted]
+    if await visibility.hidden_sources(session, {(m, s) for m, s, _ in keys}, viewer):
+        raise NotFound("no such feature to steer with")
+    stored = await vectors.steering_vectors(session, keys)
+    for vector in stored.values():
+        visibility.require_read(
+            vector.creator_id,
+            vector.visibility,
+            viewer,
+            f"vector {vector.model_id}/{vector.source_id}/{vector.index}",
+        )
     if not stored:
         return {
             "features": [

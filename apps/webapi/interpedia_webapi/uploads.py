@@ -30,6 +30,7 @@ from interpedia_db.models import (
     SourceSet,
     User,
 )
+from interpedia_webapi.visibility import Visibility, require_read
 
 MODEL_ID = re.compile(r"^[a-z][a-z0-9.-]*[a-z0-9]$|^[a-z]$")
 SET_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$|^[a-z0-9]$")
@@ -76,6 +77,7 @@ async def create_source_set(
     name: str,
     description: str | None,
     url: str | None,
+    shown: Visibility = "unlisted",
 ) -> tuple[SourceSet, list[Source]]:
     """A custom source set with one empty source per layer of the model."""
     if not SET_NAME.match(name) or "--" in name or name == "neurons":
@@ -96,6 +98,7 @@ async def create_source_set(
         allow_inference_search=False,
         urls=[url] if url else [],
         creator_id=owner.id,
+        visibility=shown,
     )
     session.add(source_set)
     await session.flush()
@@ -175,11 +178,15 @@ async def create_source(
 
 
 async def get_source_set(
-    session: AsyncSession, model_id: str, name: str
+    session: AsyncSession, model_id: str, name: str, viewer: User | None
 ) -> tuple[SourceSet, list[Source]]:
+    """The set and its sources; another's private set is 404 like a missing one."""
     source_set = await session.get(SourceSet, (model_id, name))
     if source_set is None:
         raise NotFound(f"no source set {model_id}/{name}")
+    require_read(
+        source_set.creator_id, source_set.visibility, viewer, f"source set {model_id}/{name}"
+    )
     sources = (
         await session.execute(
             select(Source)

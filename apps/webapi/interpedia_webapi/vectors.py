@@ -14,8 +14,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from interpedia_core.errors import Conflict, InvalidInput, NotFound
 from interpedia_db.models import Feature, Model, Source, SourceSet, User
+from interpedia_webapi.visibility import Visibility, require_owner, require_read
 
 VECTOR_ARCHITECTURE = "steering_vector"
 # Neuronpedia's hook types for vectors and the suffix of the source set each lives in.
@@ -31,6 +32,7 @@ class NewVector:
     values: list[float]
     default_strength: float
     label: str
+    shown: Visibility = "unlisted"
 
 
 def source_id_for(layer: int, hook_type: str) -> str:
@@ -127,6 +129,7 @@ async def create_vector(session: AsyncSession, owner: User, new: NewVector) -> F
         hook_name=source.hook_name,
         default_steer_strength=new.default_strength,
         creator_id=owner.id,
+        visibility=new.shown,
     )
     session.add(vector)
     source.d_sae = max(source.d_sae, index + 1)
@@ -137,20 +140,32 @@ async def create_vector(session: AsyncSession, owner: User, new: NewVector) -> F
     return vector
 
 
-async def get_vector(session: AsyncSession, model_id: str, source_id: str, index: int) -> Feature:
+async def _stored_vector(
+    session: AsyncSession, model_id: str, source_id: str, index: int
+) -> Feature:
     feature = await session.get(Feature, (model_id, source_id, index))
     if feature is None or feature.vector is None:
         raise NotFound(f"no vector {model_id}/{source_id}/{index}")
     return feature
 
 
+async def get_vector(
+    session: AsyncSession, model_id: str, source_id: str, index: int, viewer: User | None
+) -> Feature:
+    """The vector; another's private one is 404 like a missing one."""
+    vector = await _stored_vector(session, model_id, source_id, index)
+    require_read(
+        vector.creator_id, vector.visibility, viewer, f"vector {model_id}/{source_id}/{index}"
+    )
+    return vector
+
+
 async def delete_vector(
     session: AsyncSession, user: User, model_id: str, source_id: str, index: int
 ) -> None:
     """Only the vector's creator (or an admin) may delete it."""
-    vector = await get_vector(session, model_id, source_id, index)
-    if vector.creator_id != user.id and not user.is_admin:
-        raise Forbidden("only the vector's creator may delete it")
+    vector = await _stored_vector(session, model_id, source_id, index)
+    require_owner(vector.creator_id, user, "vector")
     await session.delete(vector)
 
 

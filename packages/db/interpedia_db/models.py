@@ -19,6 +19,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Computed,
     DateTime,
     Float,
@@ -58,6 +59,19 @@ def _created_at() -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 
 
+# Neuronpedia's `Visibility`: public rows are listed and found; unlisted ones are read by
+# whoever has their id; private ones only by their owner and admins.
+VISIBILITIES = ("public", "unlisted", "private")
+
+
+def _visibility() -> Mapped[str]:
+    return mapped_column(String(16), default="public", server_default="public")
+
+
+def _visibility_check() -> CheckConstraint:
+    return CheckConstraint("visibility IN ('public', 'unlisted', 'private')", name="visibility")
+
+
 # --- models and sources ---------------------------------------------------------------------
 
 
@@ -95,6 +109,7 @@ class SourceSet(Base):
     """SAEs of one kind across layers of a model, e.g. `res-demo`."""
 
     __tablename__ = "source_sets"
+    __table_args__ = (_visibility_check(),)
 
     model_id: Mapped[str] = mapped_column(
         ForeignKey("models.id", ondelete="CASCADE"), primary_key=True
@@ -110,6 +125,7 @@ class SourceSet(Base):
     )
     creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     urls: Mapped[list[str]] = mapped_column(TextArray, default=list, server_default="{}")
+    visibility: Mapped[str] = _visibility()
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -154,6 +170,7 @@ class Feature(Base):
 
     __tablename__ = "features"
     __table_args__ = (
+        _visibility_check(),
         ForeignKeyConstraint(
             ["model_id", "source_id"], ["sources.model_id", "sources.id"], ondelete="CASCADE"
         ),
@@ -194,6 +211,7 @@ class Feature(Base):
     default_steer_strength: Mapped[float] = mapped_column(Float, default=10.0, server_default="10")
     # A custom steering vector (vector/new) has a label, unique per creator and model.
     vector_label: Mapped[str | None] = mapped_column(String(256))
+    visibility: Mapped[str] = _visibility()  # a steering vector's; SAE features follow their set
     creator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     topk_cos_sim_indices: Mapped[list[int]] = mapped_column(
         IntArray, default=list, server_default="{}"
@@ -278,6 +296,7 @@ class Explanation(Base):
 
     __tablename__ = "explanations"
     __table_args__ = (
+        _visibility_check(),
         ForeignKeyConstraint(
             ["model_id", "source_id", "index"],
             ["features.model_id", "features.source_id", "features.index"],
@@ -296,6 +315,7 @@ class Explanation(Base):
     explanation_model_name: Mapped[str | None] = mapped_column(String(256))
     author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     external_id: Mapped[str | None] = mapped_column(String(64), unique=True)  # import dedup
+    visibility: Mapped[str] = _visibility()
     search_vector: Mapped[str] = mapped_column(
         TSVECTOR, Computed("to_tsvector('english', description)", persisted=True)
     )
@@ -385,8 +405,24 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128), default="", server_default="")
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id; None: keys only
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created_at()
+
+
+class UserSession(Base):
+    """A signed-in browser: the SHA-256 of its cookie's token, and the CSRF token its
+    unsafe requests must send back (the cookie alone is sent by any site's form)."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _created_at()
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class ApiKey(Base):
@@ -406,6 +442,7 @@ class FeatureList(Base):
     """A named, shareable list of features (and optionally chosen activations)."""
 
     __tablename__ = "lists"
+    __table_args__ = (_visibility_check(),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, shareable
     name: Mapped[str] = mapped_column(String(256))
@@ -413,6 +450,7 @@ class FeatureList(Base):
     # Neuronpedia's `defaultTestText`: the list page runs it through every feature.
     default_test_text: Mapped[str | None] = mapped_column(Text)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    visibility: Mapped[str] = _visibility()
     created_at: Mapped[datetime] = _created_at()
 
     items: Mapped[list["FeatureListItem"]] = relationship(

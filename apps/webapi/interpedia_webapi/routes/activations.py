@@ -5,8 +5,8 @@ from fastapi import Response
 
 from interpedia_clients.inference import models as inference
 from interpedia_core.errors import NotFound, UpstreamError
-from interpedia_webapi import activation_export, catalog, dashboards
-from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi import activation_export, catalog, dashboards, visibility
+from interpedia_webapi.deps import OptionalUser, SessionDep, SettingsDep, UpstreamsDep
 from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import (
     ActivationAttentionRequest,
@@ -42,13 +42,18 @@ def _to_response(answer: inference.ActivationSingleResponse) -> ActivationNewRes
 
 @router.post("/activation/new")
 async def activation_new(
-    body: ActivationNewRequest, session: SessionDep, settings: SettingsDep, upstreams: UpstreamsDep
+    body: ActivationNewRequest,
+    session: SessionDep,
+    settings: SettingsDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
 ) -> ActivationNewResponse | list[ActivationNewResponse]:
     """The feature's value on every token of custom text (one text, or a list of texts)."""
     texts = check_texts(settings, body.customText)
     key = body.feature
     index = parse_index(key.index)
-    await dashboards.get_dashboard(session, key.modelId, key.layer, index)  # 404 if unknown
+    dashboard = await dashboards.get_dashboard(session, key.modelId, key.layer, index, 0)
+    await visibility.visible_dashboard(session, dashboard, viewer)  # 404 if unknown or hidden
     client = upstreams.inference(key.modelId)
     async with upstream_errors(client, session):
         answer = await client.activation_single_batch(
@@ -66,10 +71,12 @@ async def activation_source(
     session: SessionDep,
     settings: SettingsDep,
     upstreams: UpstreamsDep,
+    viewer: OptionalUser,
 ) -> ActivationSourceResponse:
     """Every active feature of one source on each token of custom text."""
     texts = check_texts(settings, body.customText)
     await catalog.get_source(session, body.modelId, body.source)
+    await visibility.require_source(session, body.modelId, body.source, viewer)
     client = upstreams.inference(body.modelId)
     async with upstream_errors(client, session):
         answer = await client.activation_source(

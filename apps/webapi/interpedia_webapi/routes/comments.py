@@ -76,7 +76,7 @@ async def list_comment_new(
     body: ListCommentNewRequest, session: SessionDep, user: CurrentUser
 ) -> ListCommentInfo:
     """Comment on a list; anyone with a key who can open the list may."""
-    feature_list = await feature_lists.get_list(session, body.listId)
+    feature_list = await feature_lists.get_list(session, body.listId, user)
     comment = await collaboration.add_list_comment(session, user, feature_list, body.text)
     await session.commit()
     return list_comment_info(comment)

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Query
 from interpedia_core.errors import Forbidden, InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_db.models import ExplanationVote
-from interpedia_webapi import dashboards, explaining
-from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, SessionDep
+from interpedia_webapi import dashboards, explaining, visibility
+from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, OptionalUser, SessionDep
 from interpedia_webapi.schemas import (
     ExplanationExportQuery,
     ExplanationNewRequest,
     parse_explanation_id,
     parse_index,
+    visibility_of,
 )
 
 router = APIRouter(prefix="/explanation", tags=["explanations"])
@@ -32,15 +33,17 @@ def _vote_json(vote: ExplanationVote) -> dict[str, Any]:
 
 
 # Declared before /{explanation_id}: "export" is not an id.
-@router.get("/export", responses=error_responses(InvalidInput))
+@router.get("/export", responses=KEY_ERRORS | error_responses(InvalidInput, NotFound))
 async def explanation_export(
-    query: Annotated[ExplanationExportQuery, Query()], session: SessionDep
+    query: Annotated[ExplanationExportQuery, Query()], session: SessionDep, viewer: OptionalUser
 ) -> dict[str, Any]:
-    """A source's explanations with their scores and votes, a page at a time (id order)."""
+    """A source's explanations with their scores and votes, a page at a time (id order);
+    others' private ones are left out."""
+    await visibility.require_source(session, query.modelId, query.layer, viewer)
     rows = await explaining.export_explanations(
-        session, query.modelId, query.layer, limit=query.limit, offset=query.offset
+        session, query.modelId, query.layer, viewer, limit=query.limit, offset=query.offset
     )
-    total = await explaining.count_explanations(session, query.modelId, query.layer)
+    total = await explaining.count_explanations(session, query.modelId, query.layer, viewer)
     return {
         "explanations": [dashboards.explanation_json(e) for e in rows],
         "total": total,
@@ -63,9 +66,10 @@ async def explanation_new(
         feature.explanation,
         explanation_model=feature.explanationModel,
         author=user,
+        shown=visibility_of(feature.visibility),
     )
     await session.commit()
-    explanation = await explaining.get_explanation(session, explanation.id)
+    explanation = await explaining.get_explanation(session, explanation.id, user)
     return {
         "message": "Explanation created",
         "url": f"/{feature.modelId}/{feature.layer}/{index}",
@@ -73,10 +77,14 @@ async def explanation_new(
     }
 
 
-@router.get("/{explanation_id}", responses=BY_ID)
-async def explanation_get(explanation_id: str, session: SessionDep) -> dict[str, Any]:
-    """One explanation with its scores and votes."""
-    explanation = await explaining.get_explanation(session, parse_explanation_id(explanation_id))
+@router.get("/{explanation_id}", responses=KEY_ERRORS | BY_ID)
+async def explanation_get(
+    explanation_id: str, session: SessionDep, viewer: OptionalUser
+) -> dict[str, Any]:
+    """One explanation with its scores and votes (404 for another's private one)."""
+    explanation = await explaining.get_explanation(
+        session, parse_explanation_id(explanation_id), viewer
+    )
     return dashboards.explanation_json(explanation)
 
 

@@ -5,8 +5,9 @@ from typing import Any
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_core.wire import MAX_OFFSET
+from interpedia_db.models import User
 from interpedia_webapi import dashboards, explaining
-from interpedia_webapi.deps import CurrentUser, SessionDep, UpstreamsDep
+from interpedia_webapi.deps import CurrentUser, OptionalUser, SessionDep, UpstreamsDep
 from interpedia_webapi.explanation_search import SearchHit, SearchScope, search_explanations
 from interpedia_webapi.routes import upstream_router
 from interpedia_webapi.schemas import (
@@ -36,7 +37,11 @@ def _hit_json(hit: SearchHit) -> dict[str, Any]:
 
 
 async def _search(
-    body: ExplanationSearchRequest, scope: SearchScope, session: SessionDep, upstreams: UpstreamsDep
+    body: ExplanationSearchRequest,
+    scope: SearchScope,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: User | None,
 ) -> ExplanationSearchResponse:
     autointerp = upstreams.autointerp() if upstreams.has_autointerp else None
     hits = await search_explanations(
@@ -47,6 +52,7 @@ async def _search(
         autointerp_client=autointerp,
         limit=body.limit + 1,
         offset=body.offset,
+        viewer=viewer,
     )
     hits, more = hits[: body.limit], hits[body.limit :]
     next_offset = body.offset + len(hits)
@@ -62,39 +68,53 @@ async def _search(
 
 @router.post("/explanation/search")
 async def explanation_search(
-    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+    body: ExplanationSearchRequest,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
 ) -> ExplanationSearchResponse:
     """Search explanations of one model's sources (`layers`), or everywhere if none given."""
     scope = SearchScope(model_id=body.modelId, source_ids=body.layers or None)
-    return await _search(body, scope, session, upstreams)
+    return await _search(body, scope, session, upstreams, viewer)
 
 
 @router.post("/explanation/search-model")
 async def explanation_search_model(
-    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+    body: ExplanationSearchRequest,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
 ) -> ExplanationSearchResponse:
     """`explanation/search` within one model (`modelId` is required)."""
     if not body.modelId:
         raise InvalidInput("modelId is required")
-    return await _search(body, SearchScope(model_id=body.modelId), session, upstreams)
+    return await _search(body, SearchScope(model_id=body.modelId), session, upstreams, viewer)
 
 
 @router.post("/explanation/search-release")
 async def explanation_search_release(
-    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+    body: ExplanationSearchRequest,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
 ) -> ExplanationSearchResponse:
     """`explanation/search` within one release's sources (`releaseName` is required)."""
     if not body.releaseName:
         raise InvalidInput("releaseName is required")
-    return await _search(body, SearchScope(release_name=body.releaseName), session, upstreams)
+    return await _search(
+        body, SearchScope(release_name=body.releaseName), session, upstreams, viewer
+    )
 
 
 @router.post("/explanation/search-all")
 async def explanation_search_all(
-    body: ExplanationSearchRequest, session: SessionDep, upstreams: UpstreamsDep
+    body: ExplanationSearchRequest,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
 ) -> ExplanationSearchResponse:
     """`explanation/search` over every model."""
-    return await _search(body, SearchScope(), session, upstreams)
+    return await _search(body, SearchScope(), session, upstreams, viewer)
 
 
 @router.post("/explanation/generate", responses=error_responses(NotFound))

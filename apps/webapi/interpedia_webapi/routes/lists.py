@@ -1,4 +1,5 @@
-"""Lists of features (Neuronpedia's `/api/list/*`); reading a list needs only its id."""
+"""Lists of features (Neuronpedia's `/api/list/*`); reading a public or unlisted list needs
+only its id, a private one is its owner's (and admins')."""
 
 from fastapi import APIRouter
 
@@ -6,7 +7,7 @@ from interpedia_core.errors import Forbidden, InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_db.models import FeatureList, FeatureListItem
 from interpedia_webapi import collaboration, feature_lists
-from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, SessionDep
+from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, OptionalUser, SessionDep
 from interpedia_webapi.feature_lists import FeatureRef
 from interpedia_webapi.routes.comments import list_comment_info
 from interpedia_webapi.schemas import (
@@ -22,6 +23,7 @@ from interpedia_webapi.schemas import (
     ListRemoveRequest,
     ListUpdateRequest,
     parse_index,
+    visibility_of,
 )
 
 router = APIRouter(prefix="/list", tags=["lists"])
@@ -36,6 +38,7 @@ def _info(feature_list: FeatureList) -> ListInfo:
         description=feature_list.description,
         url=f"/lists/{feature_list.id}",
         defaultTestText=feature_list.default_test_text,
+        visibility=feature_list.visibility.upper(),
     )
 
 
@@ -55,7 +58,9 @@ def _item(item: FeatureListItem) -> ListItemInfo:
 @router.post("/new", responses=KEY_ERRORS)
 async def list_new(body: ListNewRequest, session: SessionDep, user: CurrentUser) -> ListInfo:
     """A new, empty list owned by the caller."""
-    feature_list = await feature_lists.create_list(session, user, body.name, body.description)
+    feature_list = await feature_lists.create_list(
+        session, user, body.name, body.description, shown=visibility_of(body.visibility)
+    )
     await session.commit()
     return _info(feature_list)
 
@@ -71,10 +76,13 @@ async def list_add_features(
     return [_item(i) for i in items]
 
 
-@router.post("/get", responses=error_responses(NotFound))
-async def list_get(body: ListIdRequest, session: SessionDep) -> ListGetResponse:
-    """A list and its features; anyone with the list's id may read it."""
-    feature_list = await feature_lists.get_list(session, body.listId)
+@router.post("/get", responses=KEY_ERRORS | error_responses(NotFound))
+async def list_get(
+    body: ListIdRequest, session: SessionDep, viewer: OptionalUser
+) -> ListGetResponse:
+    """A list and its features; anyone with a public or unlisted list's id may read it,
+    another's private list is 404."""
+    feature_list = await feature_lists.get_list(session, body.listId, viewer)
     items = await feature_lists.list_items(session, feature_list.id)
     comments = await collaboration.list_comments(session, feature_list.id)
     return ListGetResponse(

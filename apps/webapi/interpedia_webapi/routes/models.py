@@ -2,14 +2,15 @@
 
 from fastapi import APIRouter
 
+from interpedia_db.models import User
 from interpedia_webapi import catalog
-from interpedia_webapi.deps import SessionDep
+from interpedia_webapi.deps import KEY_ERRORS, OptionalUser, SessionDep
 from interpedia_webapi.schemas import ModelInfo, SourceInfo
 
 router = APIRouter(tags=["models"])
 
 
-async def _models(session: SessionDep) -> list[ModelInfo]:
+async def _models(session: SessionDep, viewer: User | None) -> list[ModelInfo]:
     return [
         ModelInfo(
             id=s.model.id,
@@ -33,17 +34,18 @@ async def _models(session: SessionDep) -> list[ModelInfo]:
                 for x in s.sources
             ],
         )
-        for s in await catalog.list_models(session)
+        for s in await catalog.list_models(session, viewer)
     ]
 
 
-@router.get("/model/list")
-async def model_list(session: SessionDep) -> list[ModelInfo]:
-    """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
-    return await _models(session)
+@router.get("/model/list", responses=KEY_ERRORS)
+async def model_list(session: SessionDep, viewer: OptionalUser) -> list[ModelInfo]:
+    """Every model with its source sets and sources (Neuronpedia's `/api/model/list`): the
+    public ones and the caller's own."""
+    return await _models(session, viewer)
 
 
-@router.get("/models")
-async def models_list(session: SessionDep) -> list[ModelInfo]:
+@router.get("/models", responses=KEY_ERRORS)
+async def models_list(session: SessionDep, viewer: OptionalUser) -> list[ModelInfo]:
     """The same as `/api/model/list`, under a plural name."""
-    return await _models(session)
+    return await _models(session, viewer)

@@ -18,8 +18,9 @@ from interpedia_webapi import (
     evaluations,
     feature_lists,
     steering,
+    visibility,
 )
-from interpedia_webapi.deps import SessionDep, UpstreamsDep
+from interpedia_webapi.deps import OptionalUser, SessionDep, UpstreamsDep
 from interpedia_webapi.feature_lists import FeatureRef
 from interpedia_webapi.routes import steer_runs
 from interpedia_webapi.schemas import parse_index
@@ -62,8 +63,8 @@ TEMPLATES.env.globals.update(shade=_shade, zip=zip)
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, session: SessionDep) -> HTMLResponse:
-    models = await catalog.list_models(session)
+async def home(request: Request, session: SessionDep, viewer: OptionalUser) -> HTMLResponse:
+    models = await catalog.list_models(session, viewer)
     return TEMPLATES.TemplateResponse(request, "home.html", {"models": models})
 
 
@@ -77,9 +78,13 @@ async def _served(
 
 @router.get("/search", response_class=HTMLResponse)
 async def search_page(
-    request: Request, session: SessionDep, upstreams: UpstreamsDep, q: str = ""
+    request: Request,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
+    q: str = "",
 ) -> HTMLResponse:
-    models = await catalog.list_models(session)
+    models = await catalog.list_models(session, viewer)
     return TEMPLATES.TemplateResponse(
         request,
         "search.html",
@@ -92,13 +97,15 @@ async def steer_page(
     request: Request,
     session: SessionDep,
     upstreams: UpstreamsDep,
+    viewer: OptionalUser,
     model: str = "",
     source: str = "",
     index: str = "",
     strength: float = 10.0,
 ) -> HTMLResponse:
-    """Steer from a feature's or vector's page (the query names it) or from scratch."""
-    served = await _served(upstreams, await catalog.list_models(session))
+    """Steer from a feature's or vector's page (the query names it) or from scratch; only
+    served models are offered, the chosen one is the preset's, else the first served."""
+    served = await _served(upstreams, await catalog.list_models(session, viewer))
     preset = None
     if model and source and index.isdigit():
         feature = await session.get(Feature, (model, source, int(index)))
@@ -114,11 +121,15 @@ async def steer_page(
 
 @router.get("/steer/{run_id}", response_class=HTMLResponse)
 async def saved_steer_page(
-    run_id: str, request: Request, session: SessionDep, upstreams: UpstreamsDep
+    run_id: str,
+    request: Request,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
 ) -> HTMLResponse:
     """A saved run, shared by its link: its texts, and its request filled in to run again."""
     run = steer_runs.load_response(await steering.saved_run(session, run_id))
-    served = await _served(upstreams, await catalog.list_models(session))
+    served = await _served(upstreams, await catalog.list_models(session, viewer))
     return _steer_page(request, served, run.modelId, None, run.model_dump(mode="json"))
 
 
@@ -141,10 +152,16 @@ def _steer_page(
 
 @router.get("/lens", response_class=HTMLResponse)
 async def lens_page(
-    request: Request, session: SessionDep, upstreams: UpstreamsDep, model: str = ""
+    request: Request,
+    session: SessionDep,
+    upstreams: UpstreamsDep,
+    viewer: OptionalUser,
+    model: str = "",
 ) -> HTMLResponse:
     """The logit lens of a prompt or chat on a served model (the chosen one, else the first)."""
-    served = [m.model.id for m in await _served(upstreams, await catalog.list_models(session))]
+    served = [
+        m.model.id for m in await _served(upstreams, await catalog.list_models(session, viewer))
+    ]
     selected = model if model in served else next(iter(served), None)
     return TEMPLATES.TemplateResponse(
         request, "lens.html", {"served": served, "selected": selected}
@@ -152,15 +169,15 @@ async def lens_page(
 
 
 @router.get("/lists", response_class=HTMLResponse)
-async def lists_page(request: Request, session: SessionDep) -> HTMLResponse:
-    lists = await feature_lists.recent_lists(session)
+async def lists_page(request: Request, session: SessionDep, viewer: OptionalUser) -> HTMLResponse:
+    lists = await feature_lists.recent_lists(session, viewer)
     return TEMPLATES.TemplateResponse(request, "lists.html", {"lists": lists})
 
 
 @router.get("/vectors", response_class=HTMLResponse)
-async def vectors_page(request: Request, session: SessionDep) -> HTMLResponse:
-    """The caller's steering vectors (the page reads them with its key)."""
-    models = await catalog.list_models(session)
+async def vectors_page(request: Request, session: SessionDep, viewer: OptionalUser) -> HTMLResponse:
+    """The caller's steering vectors (the page reads them with its key or session)."""
+    models = await catalog.list_models(session, viewer)
     return TEMPLATES.TemplateResponse(request, "vectors.html", {"models": models})
 
 
@@ -177,8 +194,10 @@ async def my_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/lists/{list_id}", response_class=HTMLResponse)
-async def list_page(list_id: str, request: Request, session: SessionDep) -> HTMLResponse:
-    feature_list = await feature_lists.get_list(session, list_id)
+async def list_page(
+    list_id: str, request: Request, session: SessionDep, viewer: OptionalUser
+) -> HTMLResponse:
+    feature_list = await feature_lists.get_list(session, list_id, viewer)
     items = await feature_lists.list_items(session, list_id)
     descriptions = await dashboards.first_descriptions(
         session, [(i.model_id, i.source_id, i.index) for i in items]
@@ -203,11 +222,14 @@ async def admin_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/{model_id}", response_class=HTMLResponse)
-async def model_page(model_id: str, request: Request, session: SessionDep) -> HTMLResponse:
+async def model_page(
+    model_id: str, request: Request, session: SessionDep, viewer: OptionalUser
+) -> HTMLResponse:
     """Every source set of a model, its sources' evaluations side by side and by layer."""
     rows = await evaluations.model_evals(session, model_id)
-    summary = next(m for m in await catalog.list_models(session) if m.model.id == model_id)
+    summary = next(m for m in await catalog.list_models(session, viewer) if m.model.id == model_id)
     counts = {s.id: s for s in summary.sources}
+    rows = [r for r in rows if r.source.id in counts]  # the sets the viewer sees listed
     return TEMPLATES.TemplateResponse(
         request,
         "model.html",
@@ -231,11 +253,13 @@ async def source_page(
     source_id: str,
     request: Request,
     session: SessionDep,
+    viewer: OptionalUser,
     page: int = 0,
     sort: str = "index",
     order: str = "asc",
 ) -> HTMLResponse:
     """The feature map, jump-to and search, evaluations, and the sortable feature table."""
+    await visibility.require_source(session, model_id, source_id, viewer)
     found = await evaluations.source_evals(session, model_id, source_id)
     page = max(0, min(page, 1_000_000))
     rows = await catalog.feature_table(
@@ -267,13 +291,19 @@ async def source_page(
 
 @router.get("/{model_id:model_segment}/{source_id}/{index}", response_class=HTMLResponse)
 async def feature_page(
-    model_id: str, source_id: str, index: str, request: Request, session: SessionDep
+    model_id: str,
+    source_id: str,
+    index: str,
+    request: Request,
+    session: SessionDep,
+    viewer: OptionalUser,
 ) -> HTMLResponse:
     try:
         number = parse_index(index)
     except InvalidInput:  # a bad index in a URL is simply not found
         raise NotFound(f"no feature {model_id}/{source_id}/{index}") from None
     dashboard = await dashboards.get_dashboard(session, model_id, source_id, number)
+    dashboard = await visibility.visible_dashboard(session, dashboard, viewer)
     source = await catalog.get_source(session, model_id, source_id)
     similar_descriptions = await dashboards.first_descriptions(
         session, [(model_id, source_id, i) for i, _ in dashboard.similar]

@@ -4,8 +4,8 @@ custom vector's values, as the inference service that holds the target SAE compu
 
 from interpedia_clients.inference import models as inference
 from interpedia_core.errors import InvalidInput, NotFound
-from interpedia_webapi import vectors
-from interpedia_webapi.deps import SessionDep, UpstreamsDep
+from interpedia_webapi import dashboards, vectors, visibility
+from interpedia_webapi.deps import OptionalUser, SessionDep, UpstreamsDep
 from interpedia_webapi.routes import upstream_router
 from interpedia_webapi.schemas import CossimRequest, CossimResponse, parse_index
 from interpedia_webapi.upstream import upstream_errors
@@ -15,12 +15,16 @@ router = upstream_router("similar features", NotFound)
 
 @router.post("/cossim")
 async def cossim(
-    body: CossimRequest, session: SessionDep, upstreams: UpstreamsDep
+    body: CossimRequest, session: SessionDep, upstreams: UpstreamsDep, viewer: OptionalUser
 ) -> CossimResponse:
-    """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+    """The ten features of `targetSourceId` nearest to the feature by decoder cosine (404
+    for a feature or target source the caller may not see)."""
     if body.targetModelId != body.modelId:
         raise InvalidInput("similar features are looked up among sources of the same model")
     index = parse_index(body.index)
+    dashboard = await dashboards.get_dashboard(session, body.modelId, body.source, index, 0)
+    await visibility.visible_dashboard(session, dashboard, viewer)
+    await visibility.require_source(session, body.targetModelId, body.targetSourceId, viewer)
     values = await vectors.decoder_direction(session, body.modelId, body.source, index)
     client = upstreams.inference(body.targetModelId)
     request = inference.UtilSaeTopkByDecoderCossimRequest(

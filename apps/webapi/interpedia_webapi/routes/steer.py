@@ -16,6 +16,7 @@ from interpedia_clients.inference import AsyncInferenceClient
 from interpedia_clients.inference import models as inference
 from interpedia_core.errors import InterpediaError, InvalidInput, NotFound
 from interpedia_core.sse import event_stream, event_stream_content
+from interpedia_db.models import User
 from interpedia_webapi import steering
 from interpedia_webapi.deps import OptionalUser, SessionDep, SettingsDep, UpstreamsDep
 from interpedia_webapi.routes import check_texts, upstream_router
@@ -41,7 +42,10 @@ STEER_ANSWERS: dict[int | str, dict[str, Any]] = {
 
 
 async def _common(
-    body: SteerRequest | SteerChatRequest, session: SessionDep, client: AsyncInferenceClient
+    body: SteerRequest | SteerChatRequest,
+    session: SessionDep,
+    client: AsyncInferenceClient,
+    viewer: User | None,
 ) -> dict[str, Any]:
     """The inference request fields both kinds of steering share."""
     wanted = [
@@ -49,7 +53,7 @@ async def _common(
         for f in body.features
     ]
     async with upstream_errors(client, session):
-        targets = await steering.steer_targets(session, client, wanted)
+        targets = await steering.steer_targets(session, client, wanted, viewer)
     return {
         "model": body.modelId,
         "types": [inference.SteerType.STEERED, inference.SteerType.DEFAULT],
@@ -138,6 +142,7 @@ async def steer(
     upstreams: UpstreamsDep,
     user: OptionalUser,
     http_request: Request,
+    viewer: OptionalUser,
 ) -> SteerResponse | StreamingResponse:
     """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
     check_texts(settings, body.prompt)
@@ -146,7 +151,7 @@ async def steer(
     request = inference.SteerCompletionRequest(
         prompt=body.prompt,
         normalize_steering=body.normalize_steering,
-        **await _common(body, session, client),
+        **await _common(body, session, client, viewer),
     )
     return await _run(
         "completion",
@@ -169,6 +174,7 @@ async def steer_chat(
     upstreams: UpstreamsDep,
     user: OptionalUser,
     http_request: Request,
+    viewer: OptionalUser,
 ) -> SteerResponse | StreamingResponse:
     """Chat completion with and without steering (the default and steered conversations)."""
     check_texts(settings, [m.content for m in body.steeredChatMessages])
@@ -177,7 +183,7 @@ async def steer_chat(
     request = inference.SteerCompletionChatRequest(
         prompt=[inference.ChatMessage(**m.model_dump()) for m in body.steeredChatMessages],
         steer_special_tokens=body.steer_special_tokens,
-        **await _common(body, session, client),
+        **await _common(body, session, client, viewer),
     )
     return await _run(
         "chat",

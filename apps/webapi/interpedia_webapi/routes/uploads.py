@@ -7,7 +7,14 @@ from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_db.models import Source, SourceSet
 from interpedia_webapi import uploads
-from interpedia_webapi.deps import ADMIN_ERRORS, KEY_ERRORS, AdminUser, CurrentUser, SessionDep
+from interpedia_webapi.deps import (
+    ADMIN_ERRORS,
+    KEY_ERRORS,
+    AdminUser,
+    CurrentUser,
+    OptionalUser,
+    SessionDep,
+)
 from interpedia_webapi.schemas import (
     ActivationUploadBatchRequest,
     FeatureUploadBatchRequest,
@@ -22,6 +29,7 @@ from interpedia_webapi.schemas import (
     SourceSetSource,
     UploadBatchResponse,
     parse_index,
+    visibility_of,
 )
 from interpedia_webapi.upload_stream import read_activation_upload
 
@@ -39,6 +47,7 @@ def _source_set(source_set: SourceSet, sources: list[Source]) -> SourceSetRespon
         type=source_set.type,
         urls=source_set.urls,
         creatorId=None if source_set.creator_id is None else str(source_set.creator_id),
+        visibility=source_set.visibility.upper(),
         sources=[
             SourceSetSource(
                 id=s.id,
@@ -123,16 +132,24 @@ async def source_set_new(
 ) -> SourceSetResponse:
     """A source set of the caller's with one empty source per layer, `<layer>-<name>`."""
     source_set, sources = await uploads.create_source_set(
-        session, user, body.modelId, body.name, body.description, body.url
+        session,
+        user,
+        body.modelId,
+        body.name,
+        body.description,
+        body.url,
+        visibility_of(body.visibility),
     )
     await session.commit()
     return _source_set(source_set, sources)
 
 
-@router.get("/source-set/{model_id}/{name}", responses=error_responses(NotFound))
-async def source_set_get(model_id: str, name: str, session: SessionDep) -> SourceSetResponse:
-    """A source set and its sources."""
-    return _source_set(*await uploads.get_source_set(session, model_id, name))
+@router.get("/source-set/{model_id}/{name}", responses=KEY_ERRORS | error_responses(NotFound))
+async def source_set_get(
+    model_id: str, name: str, session: SessionDep, viewer: OptionalUser
+) -> SourceSetResponse:
+    """A source set and its sources (404 for another's private set)."""
+    return _source_set(*await uploads.get_source_set(session, model_id, name, viewer))
 
 
 @router.post("/feature/upload-batch", responses=UPLOAD_ERRORS | error_responses(Conflict))

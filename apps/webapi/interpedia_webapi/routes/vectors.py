@@ -7,7 +7,7 @@ from interpedia_core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_db.models import Feature
 from interpedia_webapi import vectors
-from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, SessionDep
+from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, OptionalUser, SessionDep
 from interpedia_webapi.schemas import (
     VectorCreated,
     VectorGetResponse,
@@ -17,6 +17,7 @@ from interpedia_webapi.schemas import (
     VectorNewRequest,
     VectorNewResponse,
     parse_index,
+    visibility_of,
 )
 
 router = APIRouter(prefix="/vector", tags=["vectors"])
@@ -32,6 +33,7 @@ def _info(vector: Feature) -> VectorInfo:
         hookName=vector.hook_name or "",
         vector=vector.vector or [],
         createdAt=vector.created_at.isoformat(),
+        visibility=vector.visibility.upper(),
     )
 
 
@@ -50,6 +52,7 @@ async def vector_new(
             values=body.vector,
             default_strength=body.vectorDefaultSteerStrength,
             label=body.vectorLabel,
+            shown=visibility_of(body.visibility),
         ),
     )
     await session.commit()
@@ -70,10 +73,14 @@ async def vector_new(
     )
 
 
-@router.post("/get", responses=error_responses(NotFound, InvalidInput))
-async def vector_get(body: VectorKey, session: SessionDep) -> VectorGetResponse:
-    """A vector by (model, source, index)."""
-    vector = await vectors.get_vector(session, body.modelId, body.source, parse_index(body.index))
+@router.post("/get", responses=KEY_ERRORS | error_responses(NotFound, InvalidInput))
+async def vector_get(
+    body: VectorKey, session: SessionDep, viewer: OptionalUser
+) -> VectorGetResponse:
+    """A vector by (model, source, index); another's private vector is 404."""
+    vector = await vectors.get_vector(
+        session, body.modelId, body.source, parse_index(body.index), viewer
+    )
     return VectorGetResponse(vector=_info(vector))
 
 

@@ -9,7 +9,7 @@ tighten the inference ones, answering 400.
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from interpedia_core.errors import InvalidInput
 from interpedia_core.wire import (
@@ -33,6 +33,16 @@ Index = FeatureIndex | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$"
 ExplanationId = BigRowId | Annotated[str, StringConstraints(pattern=r"^[0-9]{1,19}$")]
 Text = Annotated[NonBlankText, StringConstraints(max_length=MAX_TEXT_CHARS)]
 Texts = Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TEXTS)]
+# Neuronpedia's `Visibility` enum, as it writes it (lower case is accepted too).
+WireVisibility = Annotated[
+    Literal["PUBLIC", "UNLISTED", "PRIVATE"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
+
+
+def visibility_of(wire: str) -> Literal["public", "unlisted", "private"]:
+    """The stored name of a wire visibility."""
+    return {"PUBLIC": "public", "UNLISTED": "unlisted", "PRIVATE": "private"}[wire]
 
 
 class Schema(BaseModel):
@@ -243,6 +253,9 @@ class ExplanationNewFeature(FeatureKey):
     explanation: Annotated[NonBlankText, StringConstraints(max_length=2000)]
     explanationModel: str | None = Field(
         default=None, max_length=256, description="What wrote it, if not the author alone."
+    )
+    visibility: WireVisibility = Field(
+        default="PUBLIC", description="PRIVATE: shown to you (and admins) only."
     )
 
 
@@ -569,6 +582,9 @@ class TokenizeResponse(Schema):
 class ListNewRequest(Schema):
     name: str = Field(min_length=1, max_length=256)
     description: str = Field(default="", max_length=10_000)
+    visibility: WireVisibility = Field(
+        default="PUBLIC", description="UNLISTED: only who has the link; PRIVATE: only you."
+    )
 
 
 class ListFeatureToAdd(FeatureKey):
@@ -594,6 +610,7 @@ class ListInfo(Schema):
     description: str
     url: str
     defaultTestText: str | None = None
+    visibility: WireVisibility = "PUBLIC"
 
 
 class ListItemInfo(Schema):
@@ -697,6 +714,34 @@ class UserInfo(Schema):
     id: int
     name: str
     isAdmin: bool
+    displayName: str = ""
+    disabled: bool = False
+    canSignIn: bool = Field(default=False, description="The user has a password.")
+
+
+class SignRequest(Schema):
+    """Sign up or sign in with a name and password."""
+
+    name: str = Field(min_length=1, max_length=128)
+    password: str = Field(max_length=1024)
+
+
+class ProfileRequest(Schema):
+    displayName: str = Field(max_length=128)
+
+
+class PasswordRequest(Schema):
+    currentPassword: str = Field(default="", max_length=1024)
+    newPassword: str = Field(max_length=1024)
+
+
+class UserManageRequest(Schema):
+    """What an admin changes about a user; fields left out stay as they are."""
+
+    isAdmin: bool | None = None
+    disabled: bool | None = Field(
+        default=None, description="A disabled user's keys and sessions stop working."
+    )
 
 
 class UserCreateResponse(UserInfo):
@@ -834,6 +879,9 @@ class VectorNewRequest(Schema):
     vector: list[float] = Field(min_length=1, max_length=MAX_VECTOR_LENGTH)
     vectorDefaultSteerStrength: float = Field(default=10, ge=-100, le=100)
     vectorLabel: str = Field(min_length=1, max_length=256)
+    visibility: WireVisibility = Field(
+        default="UNLISTED", description="As on Neuronpedia, anyone with its key may read it."
+    )
 
 
 class VectorKey(Schema):
@@ -870,6 +918,7 @@ class VectorInfo(Schema):
     hookName: str
     vector: list[float]
     createdAt: str
+    visibility: WireVisibility = "UNLISTED"
 
 
 class VectorGetResponse(Schema):
@@ -912,6 +961,10 @@ class SourceSetNewRequest(Schema):
     modelId: str = Field(max_length=128)
     description: str | None = Field(default=None, max_length=128)
     url: str | None = Field(default=None, max_length=512)
+    visibility: WireVisibility = Field(
+        default="UNLISTED",
+        description="Neuronpedia's default: its features are read by link, not listed.",
+    )
 
 
 class SourceSetSource(Schema):

@@ -1,12 +1,31 @@
-// Interpedia's little bit of JavaScript: the API key, token shading, and streamed answers.
+// Interpedia's little bit of JavaScript: who is calling (API key or sign-in cookie), token
+// shading, and streamed answers.
 "use strict";
 
 const Interpedia = {
   key() { return localStorage.getItem("interpedia-key") || ""; },
 
-  async api(path, body, method) {
+  // The CSRF token a signed-in browser echoes on writes (its cookie is readable on purpose;
+  // the session cookie is not). Empty when signed out.
+  csrf() {
+    const m = document.cookie.match(/(?:^|;\s*)interpedia_csrf=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  },
+
+  // Whether calls go out as someone (a key in the box, or a signed-in browser).
+  signedIn() { return Boolean(Interpedia.key() || Interpedia.csrf()); },
+
+  // Headers of every API call: the key box's key (scripts' way, and admins'), else the
+  // signed-in browser's CSRF token next to its cookie.
+  headers() {
     const headers = { "content-type": "application/json" };
     if (Interpedia.key()) headers["x-api-key"] = Interpedia.key();
+    else if (Interpedia.csrf()) headers["x-csrf-token"] = Interpedia.csrf();
+    return headers;
+  },
+
+  async api(path, body, method) {
+    const headers = Interpedia.headers();
     const response = await fetch("/api" + path, {
       method: method || (body === undefined ? "GET" : "POST"),
       headers, body: body === undefined ? undefined : JSON.stringify(body),
@@ -38,8 +57,7 @@ const Interpedia = {
 
   // POSTs `body` and returns the response once its status is known (an error's detail thrown).
   async open(path, body, method) {
-    const headers = { "content-type": "application/json" };
-    if (Interpedia.key()) headers["x-api-key"] = Interpedia.key();
+    const headers = Interpedia.headers();
     const response = await fetch("/api" + path, {
       method: method || "POST", headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -132,5 +150,12 @@ document.addEventListener("DOMContentLoaded", () => {
   if (input) {
     input.value = Interpedia.key();
     input.addEventListener("change", () => localStorage.setItem("interpedia-key", input.value.trim()));
+  }
+  const signout = document.getElementById("signout");
+  if (signout) {
+    signout.addEventListener("click", async () => {
+      await fetch("/api/account/signout", { method: "POST", headers: { "x-csrf-token": Interpedia.csrf() } });
+      location.href = "/";
+    });
   }
 });

@@ -42,7 +42,7 @@ function showBookmarked(on) {
   bookmark.classList.toggle("on", on);
   bookmark.textContent = on ? "★ Bookmarked" : "☆ Bookmark";
 }
-if (Interpedia.key()) {
+if (Interpedia.signedIn()) {
   Interpedia.api("/user/bookmarks", {}).then(marks => showBookmarked(marks.some(
     b => b.modelId === feature.modelId && b.layer === feature.layer && b.index === feature.index,
   ))).catch(() => {});

@@ -17,7 +17,7 @@ function fill(id, items, entry) {
 const feature = x => `/${x.modelId}/${x.layer}/${x.index}`;
 
 async function load() {
-  if (!Interpedia.key()) { document.getElementById("my-need-key").hidden = false; return; }
+  if (!Interpedia.signedIn()) { document.getElementById("my-need-key").hidden = false; return; }
   const [lists, bookmarks, owned, steers, explanations] = await Promise.all([
     Interpedia.api("/list/list", {}),
     Interpedia.api("/user/bookmarks", {}),

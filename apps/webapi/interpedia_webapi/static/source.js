@@ -283,7 +283,7 @@ $("text-form").addEventListener("submit", async e => {
 
 // --- the selection into a list (lists belong to an API key) ---------------------------------
 
-if (Interpedia.key() && $("list-select")) {
+if (Interpedia.signedIn() && $("list-select")) {
   Interpedia.api("/list/list", {}).then(lists => lists.forEach(l => $("list-select").add(new Option(l.name, l.id)))).catch(() => {});
 }
 $("clear-selection")?.addEventListener("click", () => { selected = new Set(); showSelection(); });

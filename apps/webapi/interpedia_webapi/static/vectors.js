@@ -35,7 +35,7 @@ function link(href, text) {
 
 async function load() {
   rows.textContent = "";
-  if (!Interpedia.key()) { document.getElementById("vectors-need-key").hidden = false; return; }
+  if (!Interpedia.signedIn()) { document.getElementById("vectors-need-key").hidden = false; return; }
   const { vectors } = await Interpedia.api("/vector/list-owned", {});
   for (const v of vectors) {
     const row = rows.insertRow();

@@ -60,7 +60,7 @@ async def test_write_vote_order_and_delete_with_permissions(api, seeded, db_sess
 
     # Delete: not by another user (403), not anonymously (401); by the author or an admin.
     stolen = await client.post(f"/api/explanation/{mine['id']}/delete", headers={"x-api-key": bob})
-    assert stolen.status_code == 403 and "you wrote" in stolen.json()["detail"]
+    assert stolen.status_code == 403 and "creator" in stolen.json()["detail"]
     assert (await client.post(f"/api/explanation/{mine['id']}/delete")).status_code == 401
     assert (await client.get(f"/api/explanation/{mine['id']}")).status_code == 200
     own = await client.post(f"/api/explanation/{mine['id']}/delete", headers={"x-api-key": alice})

@@ -14,6 +14,18 @@ __all__ = ["AsyncWebapiClient", "WebapiClient", "models"]
 class WebapiClient(ServiceClient):
     service = "webapi"
 
+    def account_signin(self, body: models.SignRequest) -> models.UserInfo:
+        """Sign this browser in (a session cookie and a CSRF cookie)."""
+        return self._call("POST", "/api/account/signin", body, models.UserInfo)
+
+    def account_signout(self) -> Any:
+        """End this browser's session (its cookie stops working at once)."""
+        return self._call("POST", "/api/account/signout", None, Any)
+
+    def account_signup(self, body: models.SignRequest) -> models.UserInfo:
+        """Make an account with a name and password, and sign this browser in."""
+        return self._call("POST", "/api/account/signup", body, models.UserInfo)
+
     def activation_attention(
         self, body: models.ActivationAttentionRequest
     ) -> models.ActivationAttentionResponse:
@@ -101,6 +113,10 @@ class WebapiClient(ServiceClient):
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    def admin_users_manage(self, user_id: int, body: models.UserManageRequest) -> models.UserInfo:
+        """Make or unmake an admin; disable a user (their keys and sessions stop working) or."""
+        return self._call("POST", f"/api/admin/users/{user_id}", body, models.UserInfo)
+
     def bookmark_add(self, body: models.FeatureKey) -> models.BookmarkInfo:
         """Bookmark a feature; bookmarking it again answers the same bookmark."""
         return self._call("POST", "/api/bookmark/add", body, models.BookmarkInfo)
@@ -118,11 +134,11 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/comment/new", body, models.CommentInfo)
 
     def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
-        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine (404."""
         return self._call("POST", "/api/cossim", body, models.CossimResponse)
 
     def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
-        """Every source of a model with its metrics side by side (the model page's table)."""
+        """Every source of a model with its metrics side by side (the model page's table),."""
         return self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
 
     def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
@@ -134,7 +150,7 @@ class WebapiClient(ServiceClient):
     def explanation_export(
         self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
     ) -> Any:
-        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        """A source's explanations with their scores and votes, a page at a time (id order);."""
         return self._call(
             "GET",
             "/api/explanation/export",
@@ -186,7 +202,7 @@ class WebapiClient(ServiceClient):
         )
 
     def explanation_get(self, explanation_id: str) -> Any:
-        """One explanation with its scores and votes."""
+        """One explanation with its scores and votes (404 for another's private one)."""
         return self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
 
     def explanation_delete(self, explanation_id: str) -> Any:
@@ -218,7 +234,7 @@ class WebapiClient(ServiceClient):
         )
 
     def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
-        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        """Several features' dashboards in the order asked; unknown ones (and those the caller."""
         return self._call("POST", "/api/features", body, list[Any])
 
     def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
@@ -350,7 +366,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/list/edit-feature", body, models.ListItemInfo)
 
     def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """A list and its features; anyone with the list's id may read it."""
+        """A list and its features; anyone with a public or unlisted list's id may read it,."""
         return self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     def list_list(self) -> list[models.ListInfo]:
@@ -374,7 +390,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/list/update", body, models.ListInfo)
 
     def me(self) -> models.UserInfo:
-        """The caller, by its API key."""
+        """The caller, by its API key or sign-in cookie."""
         return self._call("GET", "/api/me", None, models.UserInfo)
 
     def my_keys(self) -> list[models.KeyInfo]:
@@ -389,8 +405,16 @@ class WebapiClient(ServiceClient):
         """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
 
+    def me_password(self, body: models.PasswordRequest) -> Any:
+        """Change (or, for a key-only user, set) the caller's password; every browser signed in."""
+        return self._call("POST", "/api/me/password", body, Any)
+
+    def me_profile(self, body: models.ProfileRequest) -> models.UserInfo:
+        """Change the caller's display name."""
+        return self._call("POST", "/api/me/profile", body, models.UserInfo)
+
     def model_list(self) -> list[models.ModelInfo]:
-        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
+        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`): the."""
         return self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
     def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
@@ -427,7 +451,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
 
     def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
-        """A source set and its sources."""
+        """A source set and its sources (404 for another's private set)."""
         return self._call(
             "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
@@ -479,7 +503,7 @@ class WebapiClient(ServiceClient):
         )
 
     def umap_explanations(self, model_id: str, source_id: str) -> models.UmapExplanationsResponse:
-        """A mapped source's explanations without coordinates: what the source page's map shows."""
+        """A mapped source's public explanations without coordinates: what the source page's."""
         return self._call(
             "GET",
             f"/api/umap/{model_id}/{source_id}/explanations",
@@ -504,7 +528,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/vector/delete", body, Any)
 
     def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
-        """A vector by (model, source, index)."""
+        """A vector by (model, source, index); another's private vector is 404."""
         return self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
 
     def vector_list_owned(self) -> models.VectorListOwnedResponse:
@@ -522,6 +546,18 @@ class WebapiClient(ServiceClient):
 
 class AsyncWebapiClient(AsyncServiceClient):
     service = "webapi"
+
+    async def account_signin(self, body: models.SignRequest) -> models.UserInfo:
+        """Sign this browser in (a session cookie and a CSRF cookie)."""
+        return await self._call("POST", "/api/account/signin", body, models.UserInfo)
+
+    async def account_signout(self) -> Any:
+        """End this browser's session (its cookie stops working at once)."""
+        return await self._call("POST", "/api/account/signout", None, Any)
+
+    async def account_signup(self, body: models.SignRequest) -> models.UserInfo:
+        """Make an account with a name and password, and sign this browser in."""
+        return await self._call("POST", "/api/account/signup", body, models.UserInfo)
 
     async def activation_attention(
         self, body: models.ActivationAttentionRequest
@@ -621,6 +657,12 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
 
+    async def admin_users_manage(
+        self, user_id: int, body: models.UserManageRequest
+    ) -> models.UserInfo:
+        """Make or unmake an admin; disable a user (their keys and sessions stop working) or."""
+        return await self._call("POST", f"/api/admin/users/{user_id}", body, models.UserInfo)
+
     async def bookmark_add(self, body: models.FeatureKey) -> models.BookmarkInfo:
         """Bookmark a feature; bookmarking it again answers the same bookmark."""
         return await self._call("POST", "/api/bookmark/add", body, models.BookmarkInfo)
@@ -638,11 +680,11 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/comment/new", body, models.CommentInfo)
 
     async def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
-        """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
+        """The ten features of `targetSourceId` nearest to the feature by decoder cosine (404."""
         return await self._call("POST", "/api/cossim", body, models.CossimResponse)
 
     async def model_evals(self, model_id: str) -> models.ModelEvalsResponse:
-        """Every source of a model with its metrics side by side (the model page's table)."""
+        """Every source of a model with its metrics side by side (the model page's table),."""
         return await self._call("GET", f"/api/evals/{model_id}", None, models.ModelEvalsResponse)
 
     async def source_evals(self, model_id: str, source_id: str) -> models.SourceEvalsResponse:
@@ -654,7 +696,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def explanation_export(
         self, modelId: str, layer: str, limit: int | None = None, offset: int | None = None
     ) -> Any:
-        """A source's explanations with their scores and votes, a page at a time (id order)."""
+        """A source's explanations with their scores and votes, a page at a time (id order);."""
         return await self._call(
             "GET",
             "/api/explanation/export",
@@ -708,7 +750,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def explanation_get(self, explanation_id: str) -> Any:
-        """One explanation with its scores and votes."""
+        """One explanation with its scores and votes (404 for another's private one)."""
         return await self._call("GET", f"/api/explanation/{explanation_id}", None, Any)
 
     async def explanation_delete(self, explanation_id: str) -> Any:
@@ -742,7 +784,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def features_batch(self, body: list[models.FeaturesBatchItem]) -> list[Any]:
-        """Several features' dashboards in the order asked; unknown ones are left out. The."""
+        """Several features' dashboards in the order asked; unknown ones (and those the caller."""
         return await self._call("POST", "/api/features", body, list[Any])
 
     async def features_offset(self, body: models.FeaturesOffsetRequest) -> list[Any]:
@@ -893,7 +935,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/list/edit-feature", body, models.ListItemInfo)
 
     async def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
-        """A list and its features; anyone with the list's id may read it."""
+        """A list and its features; anyone with a public or unlisted list's id may read it,."""
         return await self._call("POST", "/api/list/get", body, models.ListGetResponse)
 
     async def list_list(self) -> list[models.ListInfo]:
@@ -919,7 +961,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/list/update", body, models.ListInfo)
 
     async def me(self) -> models.UserInfo:
-        """The caller, by its API key."""
+        """The caller, by its API key or sign-in cookie."""
         return await self._call("GET", "/api/me", None, models.UserInfo)
 
     async def my_keys(self) -> list[models.KeyInfo]:
@@ -934,8 +976,16 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Revoke one of the caller's keys; requests with it are refused from then on (401)."""
         return await self._call("DELETE", f"/api/me/keys/{key_id}", None, Any)
 
+    async def me_password(self, body: models.PasswordRequest) -> Any:
+        """Change (or, for a key-only user, set) the caller's password; every browser signed in."""
+        return await self._call("POST", "/api/me/password", body, Any)
+
+    async def me_profile(self, body: models.ProfileRequest) -> models.UserInfo:
+        """Change the caller's display name."""
+        return await self._call("POST", "/api/me/profile", body, models.UserInfo)
+
     async def model_list(self) -> list[models.ModelInfo]:
-        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`)."""
+        """Every model with its source sets and sources (Neuronpedia's `/api/model/list`): the."""
         return await self._call("GET", "/api/model/list", None, list[models.ModelInfo])
 
     async def model_new(self, body: models.ModelNewRequest) -> models.ModelNewResponse:
@@ -974,7 +1024,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/source-set/new", body, models.SourceSetResponse)
 
     async def source_set_get(self, model_id: str, name: str) -> models.SourceSetResponse:
-        """A source set and its sources."""
+        """A source set and its sources (404 for another's private set)."""
         return await self._call(
             "GET", f"/api/source-set/{model_id}/{name}", None, models.SourceSetResponse
         )
@@ -1034,7 +1084,7 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def umap_explanations(
         self, model_id: str, source_id: str
     ) -> models.UmapExplanationsResponse:
-        """A mapped source's explanations without coordinates: what the source page's map shows."""
+        """A mapped source's public explanations without coordinates: what the source page's."""
         return await self._call(
             "GET",
             f"/api/umap/{model_id}/{source_id}/explanations",
@@ -1059,7 +1109,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/vector/delete", body, Any)
 
     async def vector_get(self, body: models.VectorKey) -> models.VectorGetResponse:
-        """A vector by (model, source, index)."""
+        """A vector by (model, source, index); another's private vector is 404."""
         return await self._call("POST", "/api/vector/get", body, models.VectorGetResponse)
 
     async def vector_list_owned(self) -> models.VectorListOwnedResponse:

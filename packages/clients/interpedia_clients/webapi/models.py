@@ -281,6 +281,16 @@ class ExplanationGenerateRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class Visibility(StrEnum):
+    """
+    PRIVATE: shown to you (and admins) only.
+    """
+
+    PUBLIC = "PUBLIC"
+    UNLISTED = "UNLISTED"
+    PRIVATE = "PRIVATE"
+
+
 class ExplanationNewFeature(BaseModel):
     explanation: constr(pattern=r"\S", min_length=1, max_length=2000) = Field(
         ..., title="Explanation"
@@ -299,6 +309,10 @@ class ExplanationNewFeature(BaseModel):
     The source id, e.g. 6-res-jb.
     """
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+    visibility: Visibility | None = Field("PUBLIC", title="Visibility")
+    """
+    PRIVATE: shown to you (and admins) only.
+    """
 
 
 class ExplanationNewRequest(BaseModel):
@@ -639,6 +653,12 @@ class ListFeatureToAdd(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class Visibility1(StrEnum):
+    PUBLIC = "PUBLIC"
+    UNLISTED = "UNLISTED"
+    PRIVATE = "PRIVATE"
+
+
 class ListIdRequest(BaseModel):
     listId: constr(max_length=64) = Field(..., title="Listid")
 
@@ -649,6 +669,7 @@ class ListInfo(BaseModel):
     id: str = Field(..., title="Id")
     name: str = Field(..., title="Name")
     url: str = Field(..., title="Url")
+    visibility: Visibility1 | None = Field("PUBLIC", title="Visibility")
 
 
 class ListItemInfo(BaseModel):
@@ -658,9 +679,23 @@ class ListItemInfo(BaseModel):
     modelId: str = Field(..., title="Modelid")
 
 
+class Visibility3(StrEnum):
+    """
+    UNLISTED: only who has the link; PRIVATE: only you.
+    """
+
+    PUBLIC = "PUBLIC"
+    UNLISTED = "UNLISTED"
+    PRIVATE = "PRIVATE"
+
+
 class ListNewRequest(BaseModel):
     description: constr(max_length=10000) | None = Field("", title="Description")
     name: constr(min_length=1, max_length=256) = Field(..., title="Name")
+    visibility: Visibility3 | None = Field("PUBLIC", title="Visibility")
+    """
+    UNLISTED: only who has the link; PRIVATE: only you.
+    """
 
 
 class ListNewWithFeaturesRequest(BaseModel):
@@ -734,6 +769,15 @@ class ModelNewResponse(BaseModel):
     website: str | None = Field(..., title="Website")
 
 
+class PasswordRequest(BaseModel):
+    currentPassword: constr(max_length=1024) | None = Field("", title="Currentpassword")
+    newPassword: constr(max_length=1024) = Field(..., title="Newpassword")
+
+
+class ProfileRequest(BaseModel):
+    displayName: constr(max_length=128) = Field(..., title="Displayname")
+
+
 class SalientLogit(BaseModel):
     probability: float = Field(..., title="Probability")
     token: str = Field(..., title="Token")
@@ -797,6 +841,15 @@ class SearchTopkByTokenRequest(BaseModel):
     """
     One text, or several (at most 32; then no feature details).
     """
+
+
+class SignRequest(BaseModel):
+    """
+    Sign up or sign in with a name and password.
+    """
+
+    name: constr(min_length=1, max_length=128) = Field(..., title="Name")
+    password: constr(max_length=1024) = Field(..., title="Password")
 
 
 class SignedPutRequest(BaseModel):
@@ -880,11 +933,25 @@ class SourceReleaseResponse(BaseModel):
     urls: list[str] = Field(..., title="Urls")
 
 
+class Visibility4(StrEnum):
+    """
+    Neuronpedia's default: its features are read by link, not listed.
+    """
+
+    PUBLIC = "PUBLIC"
+    UNLISTED = "UNLISTED"
+    PRIVATE = "PRIVATE"
+
+
 class SourceSetNewRequest(BaseModel):
     description: constr(max_length=128) | None = Field(None, title="Description")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     name: constr(min_length=1, max_length=128) = Field(..., title="Name")
     url: constr(max_length=512) | None = Field(None, title="Url")
+    visibility: Visibility4 | None = Field("UNLISTED", title="Visibility")
+    """
+    Neuronpedia's default: its features are read by link, not listed.
+    """
 
 
 class SourceSetSource(BaseModel):
@@ -1173,15 +1240,39 @@ class UserCreateResponse(BaseModel):
     """
     Shown once; only its SHA-256 is stored.
     """
+    canSignIn: bool | None = Field(False, title="Cansignin")
+    """
+    The user has a password.
+    """
+    disabled: bool | None = Field(False, title="Disabled")
+    displayName: str | None = Field("", title="Displayname")
     id: int = Field(..., title="Id")
     isAdmin: bool = Field(..., title="Isadmin")
     name: str = Field(..., title="Name")
 
 
 class UserInfo(BaseModel):
+    canSignIn: bool | None = Field(False, title="Cansignin")
+    """
+    The user has a password.
+    """
+    disabled: bool | None = Field(False, title="Disabled")
+    displayName: str | None = Field("", title="Displayname")
     id: int = Field(..., title="Id")
     isAdmin: bool = Field(..., title="Isadmin")
     name: str = Field(..., title="Name")
+
+
+class UserManageRequest(BaseModel):
+    """
+    What an admin changes about a user; fields left out stay as they are.
+    """
+
+    disabled: bool | None = Field(None, title="Disabled")
+    """
+    A disabled user's keys and sessions stop working.
+    """
+    isAdmin: bool | None = Field(None, title="Isadmin")
 
 
 class ValidationErrorItem(BaseModel):
@@ -1216,6 +1307,12 @@ class VectorCreated(BaseModel):
     values: list[float] = Field(..., title="Values")
 
 
+class Visibility5(StrEnum):
+    PUBLIC = "PUBLIC"
+    UNLISTED = "UNLISTED"
+    PRIVATE = "PRIVATE"
+
+
 class VectorInfo(BaseModel):
     """
     A vector with Neuronpedia's `Neuron` field names (`layer` is the source id).
@@ -1229,6 +1326,7 @@ class VectorInfo(BaseModel):
     vector: list[float] = Field(..., title="Vector")
     vectorDefaultSteerStrength: float = Field(..., title="Vectordefaultsteerstrength")
     vectorLabel: str = Field(..., title="Vectorlabel")
+    visibility: Visibility5 | None = Field("UNLISTED", title="Visibility")
 
 
 class VectorKey(BaseModel):
@@ -1248,6 +1346,16 @@ class HookType(StrEnum):
     hook_resid_post = "hook_resid_post"
 
 
+class Visibility6(StrEnum):
+    """
+    As on Neuronpedia, anyone with its key may read it.
+    """
+
+    PUBLIC = "PUBLIC"
+    UNLISTED = "UNLISTED"
+    PRIVATE = "PRIVATE"
+
+
 class VectorNewRequest(BaseModel):
     hookType: HookType = Field(..., title="Hooktype")
     layerNumber: conint(ge=0, le=1000) = Field(..., title="Layernumber")
@@ -1257,6 +1365,10 @@ class VectorNewRequest(BaseModel):
         10, title="Vectordefaultsteerstrength"
     )
     vectorLabel: constr(min_length=1, max_length=256) = Field(..., title="Vectorlabel")
+    visibility: Visibility6 | None = Field("UNLISTED", title="Visibility")
+    """
+    As on Neuronpedia, anyone with its key may read it.
+    """
 
 
 class VectorNewResponse(BaseModel):
@@ -1413,6 +1525,7 @@ class ListGetResponse(BaseModel):
     name: str = Field(..., title="Name")
     neurons: list[ListItemInfo] = Field(..., title="Neurons")
     url: str = Field(..., title="Url")
+    visibility: Visibility1 | None = Field("PUBLIC", title="Visibility")
 
 
 class LogitsByToken(BaseModel):

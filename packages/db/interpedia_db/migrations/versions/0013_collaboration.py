@@ -8,7 +8,7 @@ the link reopens the page as it was, and `creator_id` lets a person list the run
 made. Deleting a feature, list or user deletes their comments and bookmarks.
 
 Revision ID: 0013_collaboration
-Revises: 0011_own_work
+Revises: 0012_accounts
 """
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0013_collaboration"
-down_revision = "0011_own_work"
+down_revision = "0012_accounts"
 branch_labels = None
 depends_on = None
 
