@@ -146,6 +146,7 @@ def _sum_bf16(terms: torch.Tensor) -> torch.Tensor:
     blocks (float32 accumulation inside, one bf16 rounding each: ≤ 0.4 % per block, of
     either sign), added in float32. On AVX-512 BF16 `sum(dtype=float32)` converts every
     term first and costs as much as the exp before it; this costs a tenth."""
+    terms = terms if terms.stride(-1) == 1 else terms.contiguous()
     rows, n = terms.shape
     whole = n // SUM_BLOCK * SUM_BLOCK
     blocks = terms.as_strided((rows, n // SUM_BLOCK, SUM_BLOCK), (terms.stride(0), SUM_BLOCK, 1))
