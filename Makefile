@@ -17,7 +17,8 @@ PROJECTS := packages/core packages/db packages/jobs packages/clients packages/ru
 GRAPH_VENV := .venv-graph
 GRAPH_BIN := $(GRAPH_VENV)/bin
 GRAPH_PIP := $(GRAPH_BIN)/python -m pip
-GRAPH_PROJECTS := packages/core packages/db packages/jobs packages/formats packages/platform packages/testing
+GRAPH_PROJECTS := packages/core packages/db packages/jobs packages/clients packages/formats packages/platform \
+                  packages/testing
 
 .PHONY: setup test test-fast demo generate migrate lint format bench compose-check clean-data graph-lock
 .DEFAULT_GOAL := help

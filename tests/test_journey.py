@@ -30,6 +30,8 @@ DEMO_SIZE = {
     "INTERPEDIA_DEMO_TRAIN_TOKENS": "98304",
     "INTERPEDIA_DEMO_DASHBOARD_PROMPTS": "64",
     "INTERPEDIA_DEMO_SCORE_SAMPLE": "8",
+    # The transcoder set and example graph have their own test (test_demo_transcoders.py).
+    "INTERPEDIA_DEMO_TRANSCODERS": "false",
 }
 
 if not CHROMIUM.exists():

@@ -195,6 +195,18 @@ def train(
             "{layer}-SOURCE_SET of the model.",
         ),
     ] = None,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="Transcoder sets with --register: record the run and leave the training "
+            "to a worker (a job) instead of now.",
+        ),
+    ] = False,
+    dashboard_prompts: Annotated[
+        int,
+        typer.Option(min=1, help="Prompts each registered transcoder's dashboards scan."),
+    ] = 2048,
     nproc_per_node: Annotated[
         int | None,
         typer.Option(
@@ -274,10 +286,14 @@ def train(
                 max_contexts=max_contexts,
                 resume=resume,
                 settings=settings,
+                queue=queue,
+                dashboard_prompts=dashboard_prompts,
             )
         finally:
             leave()
         return
+    if queue:
+        raise InvalidInput("--queue is for --architecture transcoder (SAE runs: POST /v1/train)")
     _check_without_model(values)
     if register is not None:
         if not SOURCE_SET.match(register):
@@ -360,12 +376,15 @@ def _train_transcoders(
     max_contexts: int | None,
     resume: bool,
     settings: TrainerSettings,
+    queue: bool,
+    dashboard_prompts: int,
 ) -> None:
     """`train --architecture transcoder`: one transcoder per layer from one pass over the
-    corpus (`transcoders`); with --register, a source set with dashboards queued."""
+    corpus (`transcoders`); with --register, a source set with dashboards queued; with
+    --queue, a recorded run that a worker trains (`recorded.queue_transcoder_run`)."""
     import torch
 
-    from interpedia_trainer import transcoders
+    from interpedia_trainer import recorded, transcoders
     from interpedia_trainer.training import TrainingConfig
 
     if activation not in transcoders.ACTIVATIONS:
@@ -378,6 +397,29 @@ def _train_transcoders(
             f"--register {register!r}: use lowercase letters, digits and dashes, e.g. tc-demo"
         )
     values = {k: v for k, v in values.items() if k not in ("hook_name", "architecture")}
+    if queue:
+        if register is None:
+            raise InvalidInput("--queue needs --register SOURCE_SET (the worker registers it)")
+        run = recorded.TranscoderRun(
+            model_id=model,
+            source_set=register,
+            corpus=corpus,
+            out=str(out.resolve()),
+            layers=layers,
+            activation=activation,
+            skip=skip,
+            max_contexts=max_contexts,
+            dashboard_prompts=dashboard_prompts,
+        )
+        config = recorded.transcoder_run_config(values, run)
+        run_id, job_id = run_in_database(
+            settings, lambda sessionmaker: recorded.queue_transcoder_run(sessionmaker, config)
+        )
+        if job_id is None:
+            typer.echo(f"transcoder set {register} is already queued or training (run {run_id})")
+        else:
+            typer.echo(f"queued run {run_id} as job {job_id} (`interpedia worker` runs it)")
+        return
     torch.set_flush_denormal(True)  # denormals make CPU steps several times slower
     typer.echo(f"loading {model}")
     hooked = _load_model(model, values["device"])
@@ -420,47 +462,21 @@ def _train_transcoders(
     if register is not None:
         ids = run_in_database(
             settings,
-            lambda sessionmaker: _register_transcoders(
-                sessionmaker, hooked, result, register, activation, corpus
+            lambda sessionmaker: recorded.register_transcoders(
+                sessionmaker,
+                hooked,
+                result,
+                name=register,
+                activation=activation,
+                corpus=corpus,
+                follow_up=recorded.follow_ups(database_url_of(sessionmaker)),
+                dashboard_prompts=dashboard_prompts,
             ),
         )
         typer.echo(
             f"registered transcoder set {hooked.model_id}/{register} "
             f"({len(ids)} sources; dashboards queued)"
         )
-
-
-async def _register_transcoders(
-    sessionmaker: "async_sessionmaker[AsyncSession]",
-    hooked: "HookedModel",
-    result: Any,  # transcoders.TranscoderSetResult
-    name: str,
-    activation: str,
-    corpus: str,
-) -> list[str]:
-    from interpedia_db.transcoder_sets import register_transcoder_set
-    from interpedia_trainer import recorded
-
-    async with sessionmaker.begin() as session:
-        ids = await register_transcoder_set(
-            session,
-            model_id=hooked.model_id,
-            model_display_name=hooked.display_name,
-            name=name,
-            folder=result.folder.resolve(),
-            layers=result.layers,
-            n_model_layers=hooked.n_layers,
-            d_model=hooked.d_model,
-            d_transcoder=result.d_transcoder,
-            description=f"Transcoders trained by Interpedia ({activation}, "
-            f"{result.d_transcoder} features per layer, {result.n_tokens:,} tokens)",
-        )
-    follow_up = recorded.follow_ups(database_url_of(sessionmaker))
-    for source_id in ids:
-        await recorded.queue_dashboards(
-            follow_up, hooked.model_id, source_id, result.d_transcoder, corpus
-        )
-    return ids
 
 
 def _quiet(_message: str) -> None:

@@ -1,5 +1,5 @@
-"""Trainer jobs on the shared queue (namespace `trainer`): training, dashboards, concepts,
-feature maps and evaluations.
+"""Trainer jobs on the shared queue (namespace `trainer`): training (SAEs and transcoder
+sets), dashboards, concepts, feature maps and evaluations.
 
 Each task is a thin shell over `recorded.py` / `pipeline.py` (the same calls the CLI
 makes): it loads what it needs (the model is cached per worker) and reports progress;
@@ -14,8 +14,8 @@ evaluations and the last dashboard range queues its map (`recorded.follow_ups`).
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import procrastinate
 
@@ -33,6 +33,7 @@ from interpedia_trainer.training import TrainingConfig
 
 logger = logging.getLogger(__name__)
 blueprint = procrastinate.Blueprint()
+T = TypeVar("T")
 
 
 # Retries cover a worker that died or a transient database error; a bad config fails at once.
@@ -124,17 +125,28 @@ def training_config(config: dict[str, Any], d_in: int, device: str) -> TrainingC
     )
 
 
-@blueprint.task(name="train_sae", queue="trainer", pass_context=True, retry=RETRY)
-async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
-    """Train the SAE of a recorded run, then register it as a source of its model."""
+async def _recorded_run(
+    context: procrastinate.JobContext,
+    run_id: int,
+    configure: Callable[[dict[str, Any], int, str], T],
+) -> tuple[WorkerResources, TrainerSettings, dict[str, Any], HookedModel, T]:
+    """A training job's run: its config, the model (cached per worker) and
+    `configure(config, d_model, device)`; a failure to load or configure fails the run."""
     resources = resources_of(context)
     settings = _trainer_settings(resources)
     async with resources.sessionmaker() as session:
         config = dict((await runs.get_run(session, run_id)).config)
-    bridge = _ThreadBridge(context)
     async with recorded.failing_run(resources.sessionmaker, run_id):
         model = await _model(resources, config["model_id"], settings.device)
-        cfg = training_config(config, model.d_model, settings.device)
+        configured = configure(config, model.d_model, settings.device)
+    return resources, settings, config, model, configured
+
+
+@blueprint.task(name="train_sae", queue="trainer", pass_context=True, retry=RETRY)
+async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
+    """Train the SAE of a recorded run, then register it as a source of its model."""
+    resources, settings, config, model, cfg = await _recorded_run(context, run_id, training_config)
+    bridge = _ThreadBridge(context)
     await recorded.train_recorded(
         resources.sessionmaker,
         run_id,
@@ -145,6 +157,26 @@ async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
         source_set=config["source_set"],
         cache_dir=settings.cache_dir / "activations",
         on_progress=lambda done, total, metrics: bridge.progress(done, total, "training", metrics),
+        follow_up=recorded.follow_ups(resources.database_url),
+    )
+
+
+@blueprint.task(name="train_transcoders", queue="trainer", pass_context=True, retry=RETRY)
+async def train_transcoders(context: procrastinate.JobContext, run_id: int) -> None:
+    """Train the transcoder set of a recorded run, register it and queue its dashboards."""
+    resources, _, _, model, (base, run) = await _recorded_run(
+        context, run_id, recorded.transcoder_run_of
+    )
+    bridge = _ThreadBridge(context)
+    await recorded.train_transcoders_recorded(
+        resources.sessionmaker,
+        run_id,
+        base,
+        model,
+        run,
+        on_progress=lambda done, total, metrics: bridge.progress(
+            done, total, "training transcoders", {"run_id": run_id, **metrics}
+        ),
         follow_up=recorded.follow_ups(resources.database_url),
     )
 

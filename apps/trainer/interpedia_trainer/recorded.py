@@ -3,7 +3,9 @@
 `train_recorded` trains a recorded run (status running → succeeded | failed | stopped, the
 metric time series as it is produced) and registers the SAE as a source of its model;
 `dashboards_recorded` computes a source's dashboards and stores them;
-`feature_map_recorded` and `evaluate_recorded` store a source's map and evaluations.
+`feature_map_recorded` and `evaluate_recorded` store a source's map and evaluations;
+`train_transcoders_recorded` trains a transcoder set as a run (per-layer metrics in the
+same time series an SAE run has) and registers it as a source set with its dashboards queued.
 The model and SAE work runs in a thread, so the event loop keeps serving the database
 writes the thread asks for (and a worker's heartbeat keeps beating). The thread runs under
 a child of the current stop token (`interpedia_core.stopping`): a stop request, or the
@@ -16,6 +18,7 @@ follow-ups are jobs, so `make demo` serves pages while a worker computes them.
 """
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from interpedia_core import stopping
 from interpedia_core.errors import InvalidInput
+from interpedia_db.connect import database_url_of
 from interpedia_db.models import Source
 from interpedia_trainer import dashboard_store, feature_map, runs
 from interpedia_trainer.absorption import ABSORPTION, AbsorptionConfig, evaluate_absorption
@@ -43,6 +47,7 @@ from interpedia_trainer.pipeline import (
 )
 from interpedia_trainer.settings import TrainerSettings
 from interpedia_trainer.training import TrainingConfig, TrainResult
+from interpedia_trainer.transcoders import TranscoderSetResult, train_transcoder_set
 
 if TYPE_CHECKING:
     import procrastinate
@@ -444,3 +449,253 @@ def evaluate_sae(
                 evaluate_absorption(model, sae, absorption or AbsorptionConfig(), progress)
             )
     return outputs
+
+
+# The per-layer metrics a transcoder run keeps under `layer_{i}/...` (every metric is also
+# kept as the mean over layers under its plain name, the name an SAE run records).
+LAYER_METRICS = ("fvu", "l0", "dead_fraction", "explained_variance")
+TRANSCODER_HOOK = "blocks.*.mlp.hook_in"  # a run's hook_name: the set reads every layer's
+
+
+class LayerSeries:
+    """Gathers one step's metrics of every layer into one time-series row.
+
+    The transcoder loop reports each layer in turn at the same step (layers in order);
+    the row is written once the last layer has reported. The final report (held-out FVU
+    and L0) comes at the last step again and is merged into that step's row, as an SAE
+    run's final metrics are.
+    """
+
+    def __init__(self, layers: list[int]) -> None:
+        self.last_layer = max(layers)
+        self.step: float | None = None
+        self.row: dict[str, float] = {}
+        self.by_layer: dict[int, dict[str, float]] = {}  # every metric, for the means
+
+    def add(self, layer: int, metrics: dict[str, float]) -> dict[str, float] | None:
+        """Merge one layer's metrics; the whole row once the step's last layer is in."""
+        if metrics.get("step") != self.step:
+            self.step, self.row, self.by_layer = metrics.get("step"), {}, {}
+        values = dict(metrics)
+        if "explained_variance" in values and "fvu" not in values:
+            values["fvu"] = 1.0 - values["explained_variance"]
+        for name in ("tokens", "step"):
+            if name in values:
+                self.row[name] = values.pop(name)
+        self.by_layer.setdefault(layer, {}).update(values)
+        self.row.update(
+            {f"layer_{layer}/{name}": v for name, v in values.items() if name in LAYER_METRICS}
+        )
+        if layer != self.last_layer:
+            return None
+        names = {name for metrics in self.by_layer.values() for name in metrics}
+        means = {
+            name: sum(values) / len(values)
+            for name in names
+            if (values := [m[name] for m in self.by_layer.values() if name in m])
+        }
+        return {**self.row, **means}
+
+
+def transcoder_final_metrics(result: TranscoderSetResult) -> dict[str, float]:
+    """A set's final metrics as a run records them: held-out means under `eval/` (the names
+    `interpedia runs` shows for SAE runs) and each layer's FVU, L0 and dead fraction."""
+    per_layer = result.per_layer.values()
+    final: dict[str, float] = {}
+    for name in ("fvu", "l0", "dead_fraction"):
+        values = [m[name] for m in per_layer if name in m]
+        if values:
+            final[f"eval/{name}" if name != "dead_fraction" else name] = sum(values) / len(values)
+    if "eval/fvu" in final:
+        final["eval/explained_variance"] = 1.0 - final["eval/fvu"]
+    for layer, metrics in result.per_layer.items():
+        final.update({f"layer_{layer}/{k}": v for k, v in metrics.items() if k in LAYER_METRICS})
+    return final
+
+
+async def register_transcoders(
+    sessionmaker: Sessionmaker,
+    model: HookedModel,
+    result: TranscoderSetResult,
+    *,
+    name: str,
+    activation: str,
+    corpus: str,
+    follow_up: FollowUp | None,
+    dashboard_prompts: int = 2048,
+) -> list[str]:
+    """Register a trained set as source set `name` (a source per layer) and (with
+    `follow_up`) queue each layer's dashboards; returns the source ids."""
+    from interpedia_db.transcoder_sets import register_transcoder_set
+
+    async with sessionmaker.begin() as session:
+        ids = await register_transcoder_set(
+            session,
+            model_id=model.model_id,
+            model_display_name=model.display_name,
+            name=name,
+            folder=result.folder.resolve(),
+            layers=result.layers,
+            n_model_layers=model.n_layers,
+            d_model=model.d_model,
+            d_transcoder=result.d_transcoder,
+            description=f"Transcoders trained by Interpedia ({activation}, "
+            f"{result.d_transcoder} features per layer, {result.n_tokens:,} tokens)",
+        )
+    for source_id in ids if follow_up is not None else []:
+        await queue_dashboards(
+            follow_up,
+            model.model_id,
+            source_id,
+            result.d_transcoder,
+            corpus,
+            n_prompts=dashboard_prompts,
+        )
+    return ids
+
+
+@dataclass(frozen=True)
+class TranscoderRun:
+    """A transcoder set to train as a recorded run: what `transcoder_run_config` records."""
+
+    model_id: str
+    source_set: str
+    corpus: str
+    out: str
+    layers: str  # `all`, `3`, `0,2,5` or `0-3` (parsed against the model by the job)
+    activation: str = "topk"
+    skip: bool = False
+    max_contexts: int | None = None
+    dashboard_prompts: int = 2048
+
+
+def transcoder_run_config(training: dict[str, Any], run: TranscoderRun) -> dict[str, Any]:
+    """The run row's config: the training options given (`TrainingConfig` fields; the job
+    fills in the rest for the model) plus the set's own."""
+    training = {k: v for k, v in training.items() if k not in ("device", "d_in")}
+    TrainingConfig.from_dict({**training, "d_in": 1})  # unknown options fail before queueing
+    return {
+        **training,
+        **dataclasses.asdict(run),
+        "architecture": "transcoder",
+        "hook_name": TRANSCODER_HOOK,
+    }
+
+
+def transcoder_run_of(
+    config: dict[str, Any], d_in: int, device: str
+) -> tuple[TrainingConfig, TranscoderRun]:
+    """The training config and set options a recorded transcoder run was queued with."""
+    fields = {f.name for f in dataclasses.fields(TranscoderRun)}
+    training = {
+        k: v
+        for k, v in config.items()
+        if k in TrainingConfig.__dataclass_fields__ and k not in ("architecture", "hook_name")
+    }
+    base = TrainingConfig.from_dict({**training, "d_in": d_in, "device": device})
+    return base, TranscoderRun(**{k: v for k, v in config.items() if k in fields})
+
+
+async def queue_transcoder_run(
+    sessionmaker: Sessionmaker, config: dict[str, Any]
+) -> tuple[int, int | None]:
+    """Record a transcoder run and queue its job: (run id, job id; None when the same set is
+    already queued or training, whose run id is returned).
+
+    A stopped run of the same config is queued again (the job resumes its checkpoints).
+    """
+    from interpedia_jobs.queue import defer_follow_up
+
+    async with sessionmaker.begin() as session:
+        active = await runs.active_run(session, config["model_id"], config["source_set"])
+        if active is not None:
+            return active.id, None
+        run = await runs.stopped_run(session, config) or await runs.create_run(session, config)
+        run.status = "queued"
+    job_id = await defer_follow_up(
+        database_url_of(sessionmaker),
+        "trainer:train_transcoders",
+        queue="trainer",
+        queueing_lock=f"train-transcoders:{config['model_id']}:{config['source_set']}",
+        run_id=run.id,
+    )
+    if job_id is not None:
+        async with sessionmaker.begin() as session:
+            await runs.attach_job(session, run.id, job_id)
+    return run.id, job_id
+
+
+async def train_transcoders_recorded(
+    sessionmaker: Sessionmaker,
+    run_id: int,
+    base: TrainingConfig,
+    model: HookedModel,
+    run: TranscoderRun,
+    *,
+    on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    follow_up: FollowUp | None = None,
+) -> tuple[TranscoderSetResult, list[str]]:
+    """Train run `run_id`'s transcoder set (resuming its checkpoints), record each step's
+    per-layer metrics, register the set and (with `follow_up`) queue its dashboards.
+
+    `on_progress` hears once per step (every layer steps on the same tokens)."""
+    from interpedia_trainer.transcoders import parse_layers
+
+    async with sessionmaker.begin() as session:
+        await runs.mark_run(session, run_id, "running")
+    loop = asyncio.get_running_loop()
+    layers = parse_layers(run.layers, model.n_layers)
+    series = LayerSeries(layers)
+
+    def on_metrics(layer: int, metrics: dict[str, float]) -> None:
+        row = series.add(layer, metrics)
+        if row is None:
+            return
+
+        async def write() -> None:
+            async with sessionmaker.begin() as session:
+                await runs.record_metrics(
+                    session, run_id, int(row.get("step", 0)), int(row.get("tokens", 0)), row
+                )
+
+        asyncio.run_coroutine_threadsafe(write(), loop).result()
+
+    def progress(done: int, total: int, metrics: dict[str, float]) -> None:
+        if on_progress is not None and metrics.get("layer") == layers[-1]:
+            on_progress(done, total, metrics)
+
+    async with failing_run(sessionmaker, run_id):
+        result = await stopping.to_thread(
+            train_transcoder_set,
+            base,
+            model,
+            run.corpus,
+            Path(run.out),
+            layers=layers,
+            activation=run.activation,
+            skip=run.skip,
+            max_contexts=run.max_contexts,
+            scan=run.source_set,
+            on_metrics=on_metrics,
+            on_progress=progress,
+        )
+        ids = await register_transcoders(
+            sessionmaker,
+            model,
+            result,
+            name=run.source_set,
+            activation=run.activation,
+            corpus=run.corpus,
+            follow_up=follow_up,
+            dashboard_prompts=run.dashboard_prompts,
+        )
+        async with sessionmaker.begin() as session:
+            await runs.mark_run(
+                session,
+                run_id,
+                "succeeded",
+                output_path=str(result.folder),
+                source_id=ids[0],
+                final_metrics=transcoder_final_metrics(result),
+            )
+    return result, ids

@@ -74,7 +74,10 @@ def validated_train_config(body: TrainRequest, settings: TrainerSettings) -> dic
 
 
 def run_name(config: dict[str, Any]) -> str:
-    """The source id a run registers when it succeeds: `{layer}-{source_set}`."""
+    """What a run registers when it succeeds: source `{layer}-{source_set}`, or for a
+    transcoder set (one source per layer) the set's name."""
+    if config.get("architecture") == "transcoder":
+        return config["source_set"]
     return f"{hook_layer(config['hook_name'])}-{config['source_set']}"
 
 
@@ -96,15 +99,9 @@ async def check_name_free(session: AsyncSession, config: dict[str, Any]) -> None
             f"source {name} of model {model_id} already exists; choose another source_set "
             "(a run's source id is {layer}-{source_set})"
         )
-    active = await session.scalar(
-        select(TrainingRun.id).where(
-            TrainingRun.model_id == model_id,
-            TrainingRun.name == name,
-            TrainingRun.status.in_(("queued", "running")),
-        )
-    )
+    active = await active_run(session, model_id, name)
     if active is not None:
-        raise Conflict(f"run {active} is already training source {name} of model {model_id}")
+        raise Conflict(f"run {active.id} is already training source {name} of model {model_id}")
 
 
 async def create_run(session: AsyncSession, config: dict[str, Any]) -> TrainingRun:
@@ -119,6 +116,20 @@ async def create_run(session: AsyncSession, config: dict[str, Any]) -> TrainingR
     session.add(run)
     await session.flush()
     return run
+
+
+async def active_run(session: AsyncSession, model_id: str, name: str) -> TrainingRun | None:
+    """The run of `name` still queued or running, if any (a second would train it twice)."""
+    return await session.scalar(
+        select(TrainingRun)
+        .where(
+            TrainingRun.model_id == model_id,
+            TrainingRun.name == name,
+            TrainingRun.status.in_(("queued", "running")),
+        )
+        .order_by(TrainingRun.id.desc())
+        .limit(1)
+    )
 
 
 async def stopped_run(session: AsyncSession, config: dict[str, Any]) -> TrainingRun | None:

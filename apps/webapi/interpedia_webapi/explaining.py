@@ -228,6 +228,21 @@ async def export_explanations(
     )
 
 
+async def explanations_by(session: AsyncSession, author: User, limit: int) -> list[Explanation]:
+    """What `author` wrote or generated, newest first, with scores and votes."""
+    return list(
+        (
+            await session.execute(
+                select(Explanation)
+                .where(Explanation.author_id == author.id)
+                .options(selectinload(Explanation.scores), selectinload(Explanation.votes))
+                .order_by(Explanation.id.desc())
+                .limit(limit)
+            )
+        ).scalars()
+    )
+
+
 async def count_explanations(session: AsyncSession, model_id: str, source_id: str) -> int:
     return (
         await session.scalar(

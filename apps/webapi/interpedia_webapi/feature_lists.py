@@ -2,8 +2,9 @@
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,21 +21,66 @@ class FeatureRef:
     index: int
     description: str = ""
 
+    def where(self, table: Any) -> list[ColumnElement[bool]]:
+        """The clauses that pick this feature's rows of `table` (keyed like `features`)."""
+        return [
+            table.model_id == self.model_id,
+            table.source_id == self.source_id,
+            table.index == self.index,
+        ]
 
-async def create_list(
-    session: AsyncSession, owner: User, name: str, description: str = ""
-) -> FeatureList:
+
+def _name_and_description(name: str, description: str) -> tuple[str, str]:
     name = name.strip()
     if not name or len(name) > 256:
         raise InvalidInput("a list name has 1 to 256 characters")
     if len(description) > 10_000:
         raise InvalidInput("a list description has at most 10,000 characters")
+    return name, description
+
+
+async def create_list(
+    session: AsyncSession,
+    owner: User,
+    name: str,
+    description: str = "",
+    default_test_text: str | None = None,
+) -> FeatureList:
+    name, description = _name_and_description(name, description)
     feature_list = FeatureList(
-        id=secrets.token_urlsafe(12), name=name, description=description, owner_id=owner.id
+        id=secrets.token_urlsafe(12),
+        name=name,
+        description=description,
+        default_test_text=default_test_text,
+        owner_id=owner.id,
     )
     session.add(feature_list)
     await session.flush()
     return feature_list
+
+
+def update_list(
+    feature_list: FeatureList, name: str, description: str, default_test_text: str | None
+) -> None:
+    """Neuronpedia's `list/update`: name and description are replaced, the test text
+    only when one is given (it sends null to leave it)."""
+    feature_list.name, feature_list.description = _name_and_description(name, description)
+    if default_test_text is not None:
+        feature_list.default_test_text = default_test_text
+
+
+async def edit_feature(
+    session: AsyncSession, feature_list: FeatureList, ref: FeatureRef
+) -> FeatureListItem:
+    """Set the list's note on one of its features (`ref.description`)."""
+    item = await session.get(
+        FeatureListItem, (feature_list.id, ref.model_id, ref.source_id, ref.index)
+    )
+    if item is None:
+        raise NotFound("that feature is not in the list")
+    item.description = ref.description
+    await session.flush()
+    return item
 
 
 async def get_list(session: AsyncSession, list_id: str) -> FeatureList:
@@ -96,10 +142,7 @@ async def add_features(
 async def remove_feature(session: AsyncSession, feature_list: FeatureList, ref: FeatureRef) -> None:
     result = await session.execute(
         delete(FeatureListItem).where(
-            FeatureListItem.list_id == feature_list.id,
-            FeatureListItem.model_id == ref.model_id,
-            FeatureListItem.source_id == ref.source_id,
-            FeatureListItem.index == ref.index,
+            FeatureListItem.list_id == feature_list.id, *ref.where(FeatureListItem)
         )
     )
     if not result.rowcount:

@@ -13,10 +13,11 @@ import asyncio
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
 
@@ -24,7 +25,16 @@ from interpedia_clients.graph import AsyncGraphClient
 from interpedia_clients.graph import models as graph_models
 from interpedia_core.errors import Forbidden, InvalidInput, NotFound, UpstreamError
 from interpedia_db import graph_store
-from interpedia_db.models import Graph, GraphSubgraph, GraphUpload, SourceSet, User
+from interpedia_db.models import (
+    Graph,
+    GraphSubgraph,
+    GraphUpload,
+    Source,
+    SourceSet,
+    TrainingMetric,
+    TrainingRun,
+    User,
+)
 from interpedia_formats.neuronpedia_graph import MalformedGraphError, parse_graph
 from interpedia_webapi.upstream import upstream_errors
 
@@ -69,6 +79,70 @@ async def transcoder_sets(session: AsyncSession, model_id: str) -> list[str]:
         .order_by(SourceSet.name)
     )
     return list(rows.scalars())
+
+
+@dataclass
+class TranscoderTraining:
+    """A transcoder set being trained or getting its dashboards, as the graph page shows it:
+    the run's latest step (per-layer FVU, L0 and dead fraction, as the run tracker records
+    them) and how many of its layers have dashboards."""
+
+    name: str
+    status: str
+    n_tokens: int
+    total_tokens: int
+    means: dict[str, float] = field(default_factory=dict)  # fvu, l0, dead_fraction
+    layers: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    with_dashboards: int = 0
+    sources: int = 0
+
+
+async def transcoder_trainings(session: AsyncSession, model_id: str) -> list[TranscoderTraining]:
+    """The model's newest transcoder run per set, while it is queued or running, or its set's
+    dashboards are not all done (what `make demo` builds after the pages are up)."""
+    newest = (
+        select(func.max(TrainingRun.id))
+        .where(TrainingRun.model_id == model_id, TrainingRun.architecture == "transcoder")
+        .group_by(TrainingRun.name)
+    )
+    trainings = []
+    for run in (await session.scalars(select(TrainingRun).where(TrainingRun.id.in_(newest)))).all():
+        done, total = (
+            await session.execute(
+                select(func.count().filter(Source.has_dashboards), func.count()).where(
+                    Source.model_id == model_id, Source.set_name == run.name
+                )
+            )
+        ).one()
+        if run.status == "succeeded" and total and done == total:
+            continue
+        if run.status not in ("queued", "running", "succeeded"):
+            continue
+        values = await session.scalar(
+            select(TrainingMetric.values)
+            .where(TrainingMetric.run_id == run.id)
+            .order_by(TrainingMetric.step.desc())
+            .limit(1)
+        )
+        values = dict(values or {})
+        layers: dict[int, dict[str, float]] = {}
+        for key, value in values.items():
+            head, _, name = key.partition("/")
+            if head.startswith("layer_") and name:
+                layers.setdefault(int(head.removeprefix("layer_")), {})[name] = value
+        trainings.append(
+            TranscoderTraining(
+                name=run.name,
+                status=run.status,
+                n_tokens=int(values.get("tokens", 0)),
+                total_tokens=int(run.config.get("total_tokens", 0)),
+                means={k: values[k] for k in ("fvu", "l0", "dead_fraction") if k in values},
+                layers=sorted(layers.items()),
+                with_dashboards=done,
+                sources=total,
+            )
+        )
+    return trainings
 
 
 # --- uploads ----------------------------------------------------------------------------

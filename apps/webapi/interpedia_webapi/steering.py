@@ -2,7 +2,8 @@
 
 Generation is slow and, with a seed, deterministic, so the same request answers
 from `steer_cache` the second time. The key is a SHA-256 of the inference request
-with keys sorted, so field order does not matter.
+with keys sorted, so field order does not matter. The key is also the run's share id
+(Neuronpedia's steer output id): `/api/steer-load` and `/steer/{id}` reopen the run.
 
 A feature to steer with is an SAE's (the inference service reads its decoder row) or a
 custom vector's (its stored values go to the service as a raw vector). The service takes
@@ -15,12 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interpedia_clients.inference import AsyncInferenceClient
 from interpedia_clients.inference import models as inference
-from interpedia_db.models import SteerCache
+from interpedia_core.errors import NotFound
+from interpedia_db.models import SteerCache, User
 from interpedia_webapi import vectors
 
 SteerAnswer = inference.SteerCompletionResponse | inference.SteerCompletionChatResponse
@@ -44,13 +47,44 @@ async def cached(session: AsyncSession, key: str) -> dict[str, Any] | None:
 
 
 async def store(
-    session: AsyncSession, key: str, request: dict[str, Any], response: dict[str, Any]
+    session: AsyncSession,
+    key: str,
+    request: dict[str, Any],
+    response: dict[str, Any],
+    asked: dict[str, Any],
+    creator_id: int | None,
 ) -> None:
+    """Keep a finished run; the first to run a request is its creator (later, identical
+    runs are answered from this row and share its id)."""
     await session.execute(
         pg_insert(SteerCache)
-        .values(key=key, request=request, response=response)
+        .values(key=key, request=request, response=response, asked=asked, creator_id=creator_id)
         .on_conflict_do_nothing()
     )
+
+
+async def saved_run(session: AsyncSession, run_id: str) -> SteerCache:
+    """A steering run by its share id (the `id` a steer answered)."""
+    row = await session.get(SteerCache, run_id) if len(run_id) <= 64 else None
+    if row is None:
+        raise NotFound(f"no saved steering run {run_id}")
+    return row
+
+
+def run_kind(run: SteerCache) -> str:
+    """ "chat" or "completion": a chat run's inference prompt is a list of messages."""
+    return "chat" if isinstance(run.request.get("prompt"), list) else "completion"
+
+
+async def runs_of(
+    session: AsyncSession, user: User, model_id: str | None = None, limit: int = 100
+) -> list[SteerCache]:
+    """The runs `user` made, newest first (of one model when given)."""
+    query = select(SteerCache).where(SteerCache.creator_id == user.id)
+    if model_id is not None:
+        query = query.where(SteerCache.request["model"].astext == model_id)
+    rows = await session.execute(query.order_by(SteerCache.created_at.desc()).limit(limit))
+    return list(rows.scalars())
 
 
 def outputs_by_type(answer: SteerAnswer) -> dict[str, Any]:

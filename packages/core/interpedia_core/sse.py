@@ -49,6 +49,24 @@ def event_stream(events: AsyncGenerator[BaseModel | dict[str, Any], None]) -> St
 _UNBUFFERED = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def json_array_stream(items: AsyncGenerator[dict[str, Any], None]) -> StreamingResponse:
+    """One JSON array sent an item at a time, for answers Neuronpedia gives as one array
+    but that can be too big to build whole (an admin export of a large source); `items`
+    is closed as `event_stream` closes its events."""
+
+    async def chunks() -> AsyncIterator[str]:
+        separator = "["
+        try:
+            async for item in items:
+                yield separator + json.dumps(item, separators=(",", ":"))
+                separator = ","
+        finally:
+            await items.aclose()
+        yield "[]" if separator == "[" else "]"
+
+    return StreamingResponse(chunks(), media_type="application/json")
+
+
 def ndjson_stream(frames: AsyncGenerator[BaseModel, None]) -> StreamingResponse:
     """A streaming response sending each of `frames` as one JSON line as soon as it is
     produced (None fields left out); `frames` is closed as `event_stream` closes its events."""

@@ -410,6 +410,8 @@ class FeatureList(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, shareable
     name: Mapped[str] = mapped_column(String(256))
     description: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # Neuronpedia's `defaultTestText`: the list page runs it through every feature.
+    default_test_text: Mapped[str | None] = mapped_column(Text)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = _created_at()
 
@@ -444,13 +446,82 @@ class FeatureListItem(Base):
 
 
 class SteerCache(Base):
-    """Steering results keyed by a hash of the normalised request (steering is slow)."""
+    """Steering results keyed by a hash of the normalised request (steering is slow).
+
+    The key is also the run's share id (Neuronpedia's steer output id, `/api/steer-load`);
+    `creator_id` is who first ran it with a key, so their "my stuff" page lists it."""
 
     __tablename__ = "steer_cache"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     request: Mapped[dict[str, Any]] = mapped_column(JSONB)
     response: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The web API request as asked (features by key, not the raw vectors sent on), so a
+    # shared link reopens the steer page as it was; null on runs saved before it was kept.
+    asked: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    creator_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Comment(Base):
+    """A person's comment on a feature (Neuronpedia's `Comment`); gone with the feature."""
+
+    __tablename__ = "comments"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "source_id", "index"],
+            ["features.model_id", "features.source_id", "features.index"],
+            ondelete="CASCADE",
+        ),
+        Index("ix_comments_feature", "model_id", "source_id", "index"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(128))
+    source_id: Mapped[str] = mapped_column(String(128))
+    index: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _created_at()
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class ListComment(Base):
+    """A person's comment on a list (Neuronpedia's `ListComment`); gone with the list."""
+
+    __tablename__ = "list_comments"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    list_id: Mapped[str] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = _created_at()
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class Bookmark(Base):
+    """A feature a person keeps track of (Neuronpedia's `Bookmark`): one per person and
+    feature, so adding twice is harmless."""
+
+    __tablename__ = "bookmarks"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["model_id", "source_id", "index"],
+            ["features.model_id", "features.source_id", "features.index"],
+            ondelete="CASCADE",
+        ),
+        UniqueConstraint("user_id", "model_id", "source_id", "index", name="uq_bookmarks_feature"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(String(128))
+    source_id: Mapped[str] = mapped_column(String(128))
+    index: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created_at()
 
 

@@ -10,20 +10,31 @@ step running within seconds, with its state saved (`children.run_step`), and the
 next `make demo` resumes it. Sizes are chosen
 so the first run fits in about 15 minutes on two CPU cores; environment
 variables (`INTERPEDIA_DEMO_*`) change them.
+
+The demo's transcoder set (for attribution graphs) is built AFTER the services are up,
+so the first page is no later for it (`start_transcoders`): training is a queued job
+(`interpedia train --architecture transcoder --register tc-demo --queue`), a recorded run
+with per-layer metrics like an SAE run's; the job registers the set and queues each
+layer's dashboards; once the set is registered, the example graph of a fixed prompt is
+asked of the graph service (a graph job like any). A rerun queues only what is missing.
 """
 
 import os
 import secrets
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from interpedia_clients.base import ServiceError
+from interpedia_clients.graph import GraphClient, models
 from interpedia_core.errors import ConfigurationError
 from interpedia_core.settings import CommonSettings
 from interpedia_core.stopping import Stopped
@@ -52,6 +63,39 @@ class DemoSettings(CommonSettings):
         768, gt=0, description="128-token prompts scanned for dashboards."
     )
     score_sample: int = Field(50, ge=0, description="Explanations scored by the embedding scorer.")
+    # The transcoder set and example graph, built after the services are up. Sized so both
+    # are ready about 20 minutes into a first run on two quiet cores (README, "The demo").
+    transcoders: bool = Field(
+        True, description="Build the demo transcoder set and example graph (needs the graph env)."
+    )
+    transcoder_set: str = Field("tc-demo", description="Source set name of the demo transcoders.")
+    transcoder_layers: str = Field("all", description="Layers with a transcoder (all, 0-3, ...).")
+    transcoder_d_sae: int = Field(512, gt=0, description="Features per layer's transcoder.")
+    transcoder_k: int = Field(16, gt=0, description="Active features per token (BatchTopK).")
+    transcoder_activation: str = Field("topk", description="relu | jumprelu | topk.")
+    transcoder_tokens: int = Field(
+        40_000, gt=0, description="Tokens every layer's transcoder trains on (one pass)."
+    )
+    transcoder_batch_size: int = Field(256, gt=0, description="Tokens per transcoder step.")
+    transcoder_context_size: int = Field(128, gt=1, description="Tokens per training context.")
+    transcoder_max_contexts: int | None = Field(
+        None, gt=0, description="Read at most this many contexts of the corpus (tests: few)."
+    )
+    transcoder_dashboard_prompts: int = Field(
+        32, gt=0, description="128-token prompts scanned for each layer's dashboards."
+    )
+    graph_prompt: str = Field(
+        "The capital of France is", description="Prompt of the demo's example graph."
+    )
+    graph_slug: str = Field("demo-capital-of-france", description="Slug of the example graph.")
+    graph_max_feature_nodes: int = Field(
+        256, gt=0, description="Feature nodes traced for the example graph."
+    )
+    graph_secret: str | None = Field(
+        None,
+        validation_alias=AliasChoices("INTERPEDIA_SECRET", "graph_secret"),
+        description="The internal services' secret, sent to the graph service (if set).",
+    )
 
     @property
     def source_id(self) -> str:
@@ -258,3 +302,142 @@ def prepare_demo(database_url: str, echo: Callable[[str], None] = print) -> dict
             )
         echo(f"    done in {time.monotonic() - started:.0f}s")
     return served
+
+
+@dataclass(frozen=True)
+class TranscoderState:
+    registered: bool  # the set is a source set of the model (trained)
+    graph_stored: bool  # the example graph is stored
+
+
+def transcoder_state(database_url: str, settings: DemoSettings) -> TranscoderState:
+    with psycopg.connect(database_url) as conn:
+        registered, graph_stored = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM source_sets WHERE model_id = %(m)s AND name = %(t)s),"
+            "       EXISTS (SELECT 1 FROM graphs WHERE model_id = %(m)s AND slug = %(g)s)",
+            {"m": settings.model_id, "t": settings.transcoder_set, "g": settings.graph_slug},
+        ).fetchone()
+    return TranscoderState(registered, graph_stored)
+
+
+def transcoder_command(settings: DemoSettings) -> list[str]:
+    """`interpedia train --architecture transcoder ... --queue`: the run a worker trains."""
+    s = settings
+    return _interpedia(
+        "train",
+        "--model",
+        s.model_id,
+        "--architecture",
+        "transcoder",
+        "--layers",
+        s.transcoder_layers,
+        "--activation",
+        s.transcoder_activation,
+        "--d-sae",
+        str(s.transcoder_d_sae),
+        "--k",
+        str(s.transcoder_k),
+        "--total-tokens",
+        str(s.transcoder_tokens),
+        "--batch-size",
+        str(s.transcoder_batch_size),
+        "--context-size",
+        str(s.transcoder_context_size),
+        # The bench's setting (bench/graph/transcoders.py); SAELens's 3e-4 barely moves a
+        # transcoder in the demo's ~150 steps.
+        "--lr",
+        "0.003",
+        # A checkpoint of 30 layers (weights and Adam state) takes seconds: every 50 steps.
+        "--checkpoint-every",
+        "50",
+        "--out",
+        str(s.data_dir / "transcoders" / s.transcoder_set),
+        "--register",
+        s.transcoder_set,
+        "--dashboard-prompts",
+        str(s.transcoder_dashboard_prompts),
+        *(["--max-contexts", str(s.transcoder_max_contexts)] if s.transcoder_max_contexts else []),
+        "--queue",
+    )
+
+
+def example_graph_request(settings: DemoSettings) -> models.GraphCreateRequest:
+    return models.GraphCreateRequest(
+        model_id=settings.model_id,
+        transcoder_set=settings.transcoder_set,
+        prompt=settings.graph_prompt,
+        slug=settings.graph_slug,
+        max_feature_nodes=settings.graph_max_feature_nodes,
+    )
+
+
+def request_example_graph(settings: DemoSettings, graph_url: str) -> int:
+    """Ask the graph service for the example graph; returns its job id."""
+    with GraphClient(graph_url, secret=settings.graph_secret, timeout=60.0) as client:
+        return client.create_graph(example_graph_request(settings)).job_id
+
+
+def wait_and_request_graph(
+    database_url: str,
+    settings: DemoSettings,
+    graph_url: str,
+    stop: threading.Event,
+    echo: Callable[[str], None],
+    poll_seconds: float = 5.0,
+) -> int | None:
+    """Once the set is registered, queue the example graph (unless it is stored); returns
+    the graph job id, or None if stopped first or already stored."""
+    while not stop.is_set():
+        try:
+            state = transcoder_state(database_url, settings)
+        except psycopg.OperationalError:  # the database stopped with the platform
+            return None
+        if state.graph_stored:
+            return None
+        if state.registered:
+            try:
+                job_id = request_example_graph(settings, graph_url)
+            except (ServiceError, httpx.HTTPError) as exc:
+                echo(f"==> example graph not queued: {exc}")
+                return None
+            echo(f"==> transcoders ready: example graph queued (graph job {job_id})")
+            return job_id
+        stop.wait(poll_seconds)
+    return None
+
+
+def start_transcoders(
+    database_url: str,
+    env: dict[str, str],
+    graph_url: str | None,
+    echo: Callable[[str], None] = print,
+) -> threading.Event | None:
+    """After the services are up: queue the demo transcoder run (unless the set exists) and
+    watch, in a daemon thread, for the set to be registered to queue the example graph.
+    Returns the event that stops the watch (None when there is nothing to do)."""
+    settings = DemoSettings()
+    if not settings.transcoders or sae_sources_configured():
+        return None
+    if graph_url is None:
+        echo("==> demo transcoders skipped: no graph service (`make setup` builds its env)")
+        return None
+    state = transcoder_state(database_url, settings)
+    if state.graph_stored:
+        return None
+    if not state.registered:
+        echo(
+            f"==> queueing the demo transcoders ({settings.transcoder_set}): the worker trains "
+            "them; their run, dashboards and example graph appear as they finish"
+        )
+        returncode = run_step(transcoder_command(settings), env)
+        if returncode != 0:
+            echo(f"    queueing the transcoders failed (exit {returncode}); see above")
+            return None
+    stop = threading.Event()
+    threading.Thread(
+        target=wait_and_request_graph,
+        args=(database_url, settings, graph_url, stop, echo),
+        name="demo-example-graph",
+        daemon=True,
+    ).start()
+    return stop

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from interpedia_core.settings import CommonSettings
 from interpedia_db import migrate
 from interpedia_db.connect import embedded_server, resolve_database_url
 from interpedia_platform.children import die_with_parent
-from interpedia_platform.demo import prepare_demo, sae_sources_configured
+from interpedia_platform.demo import prepare_demo, sae_sources_configured, start_transcoders
 
 cli = typer.Typer()
 
@@ -207,17 +208,25 @@ def stored_sae_env(database_url: str, model_id: str) -> dict[str, str]:
     }
 
 
+# (database URL, the services' environment, the graph service's URL or None) → an event
+# that stops what it started in the background (set when the platform stops), or None.
+AfterServices = Callable[[str, dict[str, str], str | None], threading.Event | None]
+
+
 def run_platform(
     before_services: Callable[[str], dict[str, str]] | None = None,
     health_timeout: float = 600.0,
+    after_services: AfterServices | None = None,
 ) -> None:
     """Database, migrations, `before_services(database_url)` (extra environment for the
-    services), then every service until Ctrl-C."""
+    services), then every service until Ctrl-C; `after_services` once they are healthy
+    (work that must not delay the first page)."""
     settings = CommonSettings()
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     server = None if settings.database_url else embedded_server(settings)
     owns_server = server is not None and server.running_pid() is None
     supervisor: Supervisor | None = None
+    background: threading.Event | None = None
     try:
         typer.echo("==> database")
         database_url = resolve_database_url(settings, require_schema=False)
@@ -250,10 +259,15 @@ def run_platform(
             fg=typer.colors.GREEN,
             bold=True,
         )
+        if after_services is not None:
+            graph = next((s.url(env) for s in services if s.name == "graph"), None)
+            background = after_services(database_url, env, graph)
         supervisor.watch()
     except KeyboardInterrupt:
         typer.echo("\n==> stopping")
     finally:
+        if background is not None:
+            background.set()
         if supervisor is not None:
             supervisor.stop_all()
         if owns_server and server is not None:
@@ -261,17 +275,19 @@ def run_platform(
             typer.echo("  postgres    stopped")
 
 
-def _run(before_services: Callable[[str], dict[str, str]] | None) -> None:
-    run_platform(before_services)  # `interpedia` turns a domain error into one line
-
-
 @cli.command()
 def up() -> None:
     """Run every service and a worker on the configured database until Ctrl-C."""
-    _run(None)
+    run_platform()  # `interpedia` turns a domain error into one line
 
 
 @cli.command()
 def demo() -> None:
-    """Build the demo SAE on first run (train, dashboards, explanations), then run everything."""
-    _run(lambda database_url: prepare_demo(database_url, typer.echo))
+    """Build the demo SAE on first run (train, dashboards, explanations), then run everything;
+    the demo transcoders and their example graph are built by the workers meanwhile."""
+    run_platform(
+        lambda database_url: prepare_demo(database_url, typer.echo),
+        after_services=lambda database_url, env, graph_url: start_transcoders(
+            database_url, env, graph_url, typer.echo
+        ),
+    )

@@ -8,8 +8,9 @@ import torch
 
 from interpedia_core import stopping
 from interpedia_trainer.model_runtime import tiny_hooked_model
+from interpedia_trainer.recorded import LayerSeries, transcoder_final_metrics
 from interpedia_trainer.training import TrainingConfig
-from interpedia_trainer.transcoders import fit_skip, train_transcoder_set
+from interpedia_trainer.transcoders import TranscoderSetResult, fit_skip, train_transcoder_set
 
 
 def _base(steps: int) -> TrainingConfig:
@@ -60,3 +61,41 @@ def test_the_skip_is_the_least_squares_linear_map() -> None:
     x = torch.randn(500, 8, generator=g)
     w = torch.randn(6, 8, generator=g)  # [d_out, d_in]
     torch.testing.assert_close(fit_skip(x, x @ w.T, ridge=1e-9), w, atol=1e-3, rtol=1e-3)
+
+
+def test_a_transcoder_runs_step_row_holds_each_layers_metrics_and_their_means() -> None:
+    series = LayerSeries([0, 1])
+    step = {"step": 10.0, "tokens": 1280.0, "l0": 4.0, "explained_variance": 0.25}
+    assert series.add(0, {**step, "dead_fraction": 0.5}) is None  # layer 1 still to come
+    row = series.add(1, {**step, "l0": 8.0, "explained_variance": 0.75, "dead_fraction": 0.0})
+    assert row is not None
+    assert (row["step"], row["tokens"]) == (10.0, 1280.0)
+    assert row["layer_0/fvu"] == 0.75 and row["layer_1/fvu"] == 0.25
+    assert (row["l0"], row["fvu"], row["dead_fraction"]) == (6.0, 0.5, 0.25)
+    # The held-out report at the same step merges into that row.
+    final = {"step": 10.0, "tokens": 1280.0, "fvu": 0.4, "l0": 5.0}
+    assert series.add(0, final) is None
+    merged = series.add(1, {**final, "fvu": 0.6})
+    assert merged is not None
+    assert merged["layer_0/fvu"] == 0.4 and merged["fvu"] == 0.5 and merged["l0"] == 5.0
+    assert merged["layer_1/dead_fraction"] == 0.0  # kept from the step's training report
+
+
+def test_a_transcoder_runs_final_metrics_read_like_an_sae_runs() -> None:
+    result = TranscoderSetResult(
+        folder=Path("set"),
+        layers=[0, 1],
+        d_transcoder=32,
+        n_tokens=256,
+        seconds=1.0,
+        forward_seconds=0.5,
+        per_layer={
+            0: {"fvu": 0.2, "l0": 4.0, "dead_fraction": 0.0, "dense_fraction": 0.0},
+            1: {"fvu": 0.4, "l0": 6.0, "dead_fraction": 0.5, "dense_fraction": 0.0},
+        },
+    )
+    final = transcoder_final_metrics(result)
+    assert final["eval/fvu"] == pytest.approx(0.3)
+    assert final["eval/explained_variance"] == pytest.approx(0.7)
+    assert final["eval/l0"] == 5.0 and final["dead_fraction"] == 0.25
+    assert final["layer_1/dead_fraction"] == 0.5 and "layer_1/dense_fraction" not in final

@@ -7,8 +7,10 @@ from fastapi import APIRouter, Body
 
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_core.service import error_responses
-from interpedia_webapi import dashboards
+from interpedia_webapi import collaboration, dashboards
 from interpedia_webapi.deps import SessionDep
+from interpedia_webapi.feature_lists import FeatureRef
+from interpedia_webapi.routes.comments import comment_info
 from interpedia_webapi.schemas import (
     FEATURES_PER_OFFSET_PAGE,
     FeaturesBatchItem,
@@ -23,9 +25,13 @@ router = APIRouter(tags=["features"], responses=error_responses(InvalidInput, No
 async def feature_get(
     model_id: str, source_id: str, index: str, session: SessionDep
 ) -> dict[str, Any]:
-    """A feature's whole dashboard, with Neuronpedia's field names."""
-    dashboard = await dashboards.get_dashboard(session, model_id, source_id, parse_index(index))
-    return dashboards.feature_json(dashboard)
+    """A feature's whole dashboard, with Neuronpedia's field names and its `comments`."""
+    ref = FeatureRef(model_id, source_id, parse_index(index))
+    dashboard = await dashboards.get_dashboard(session, ref.model_id, ref.source_id, ref.index)
+    comments = await collaboration.feature_comments(session, ref)
+    return dashboards.feature_json(dashboard) | {
+        "comments": [comment_info(c).model_dump(mode="json") for c in comments]
+    }
 
 
 @router.get("/feature/{model_id}/{source_id}/{index}/activations")

@@ -36,6 +36,7 @@ async def graph_page(
         {
             "model": model,
             "sets": await graphs.transcoder_sets(session, model_id),
+            "trainings": await graphs.transcoder_trainings(session, model_id),
             "graphs": recent,
             "slug": slug,
             "subgraph": subgraph,

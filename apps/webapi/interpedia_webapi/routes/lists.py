@@ -5,17 +5,22 @@ from fastapi import APIRouter
 from interpedia_core.errors import Forbidden, InvalidInput, NotFound
 from interpedia_core.service import error_responses
 from interpedia_db.models import FeatureList, FeatureListItem
-from interpedia_webapi import feature_lists
+from interpedia_webapi import collaboration, feature_lists
 from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, SessionDep
 from interpedia_webapi.feature_lists import FeatureRef
+from interpedia_webapi.routes.comments import list_comment_info
 from interpedia_webapi.schemas import (
     ListAddFeaturesRequest,
+    ListEditFeatureRequest,
+    ListFeatureToAdd,
     ListGetResponse,
     ListIdRequest,
     ListInfo,
     ListItemInfo,
     ListNewRequest,
+    ListNewWithFeaturesRequest,
     ListRemoveRequest,
+    ListUpdateRequest,
     parse_index,
 )
 
@@ -30,7 +35,12 @@ def _info(feature_list: FeatureList) -> ListInfo:
         name=feature_list.name,
         description=feature_list.description,
         url=f"/lists/{feature_list.id}",
+        defaultTestText=feature_list.default_test_text,
     )
+
+
+def _refs(features: list[ListFeatureToAdd]) -> list[FeatureRef]:
+    return [FeatureRef(f.modelId, f.layer, parse_index(f.index), f.description) for f in features]
 
 
 def _item(item: FeatureListItem) -> ListItemInfo:
@@ -56,11 +66,7 @@ async def list_add_features(
 ) -> list[ListItemInfo]:
     """Add features (each must exist) to one of the caller's lists."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
-    refs = [
-        FeatureRef(f.modelId, f.layer, parse_index(f.index), f.description)
-        for f in body.featuresToAdd
-    ]
-    items = await feature_lists.add_features(session, feature_list, refs)
+    items = await feature_lists.add_features(session, feature_list, _refs(body.featuresToAdd))
     await session.commit()
     return [_item(i) for i in items]
 
@@ -70,7 +76,48 @@ async def list_get(body: ListIdRequest, session: SessionDep) -> ListGetResponse:
     """A list and its features; anyone with the list's id may read it."""
     feature_list = await feature_lists.get_list(session, body.listId)
     items = await feature_lists.list_items(session, feature_list.id)
-    return ListGetResponse(**_info(feature_list).model_dump(), neurons=[_item(i) for i in items])
+    comments = await collaboration.list_comments(session, feature_list.id)
+    return ListGetResponse(
+        **_info(feature_list).model_dump(),
+        neurons=[_item(i) for i in items],
+        comments=[list_comment_info(c) for c in comments],
+    )
+
+
+@router.post("/new-with-features", responses=KEY_ERRORS | error_responses(InvalidInput, NotFound))
+async def list_new_with_features(
+    body: ListNewWithFeaturesRequest, session: SessionDep, user: CurrentUser
+) -> ListInfo:
+    """A new list holding `features` at once. Unlike Neuronpedia, which skips features it
+    cannot find, an unknown feature refuses the whole call (404 naming it): no list is
+    left half-made."""
+    feature_list = await feature_lists.create_list(
+        session, user, body.name, body.description, body.testText
+    )
+    await feature_lists.add_features(session, feature_list, _refs(body.features))
+    await session.commit()
+    return _info(feature_list)
+
+
+@router.post("/update", responses=OWNED | error_responses(InvalidInput))
+async def list_update(body: ListUpdateRequest, session: SessionDep, user: CurrentUser) -> ListInfo:
+    """Rename one of the caller's lists, or change its description or default test text."""
+    feature_list = await feature_lists.owned_list(session, body.listId, user)
+    feature_lists.update_list(feature_list, body.name, body.description, body.defaultTestText)
+    await session.commit()
+    return _info(feature_list)
+
+
+@router.post("/edit-feature", responses=OWNED | error_responses(InvalidInput))
+async def list_edit_feature(
+    body: ListEditFeatureRequest, session: SessionDep, user: CurrentUser
+) -> ListItemInfo:
+    """Change the list's description of one of its features."""
+    feature_list = await feature_lists.owned_list(session, body.listId, user)
+    ref = FeatureRef(body.modelId, body.layer, parse_index(body.index), body.description)
+    item = await feature_lists.edit_feature(session, feature_list, ref)
+    await session.commit()
+    return _item(item)
 
 
 @router.post("/list", responses=KEY_ERRORS)

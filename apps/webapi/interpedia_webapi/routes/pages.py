@@ -1,6 +1,7 @@
 """Server-rendered pages (Jinja2). Data comes from the same domain functions as the API."""
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -9,8 +10,18 @@ from starlette.convertors import Convertor, register_url_convertor
 
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.models import Feature
-from interpedia_webapi import catalog, charts, dashboards, evaluations, feature_lists
+from interpedia_webapi import (
+    catalog,
+    charts,
+    collaboration,
+    dashboards,
+    evaluations,
+    feature_lists,
+    steering,
+)
 from interpedia_webapi.deps import SessionDep, UpstreamsDep
+from interpedia_webapi.feature_lists import FeatureRef
+from interpedia_webapi.routes import steer_runs
 from interpedia_webapi.schemas import parse_index
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent.parent / "templates")
@@ -86,7 +97,7 @@ async def steer_page(
     index: str = "",
     strength: float = 10.0,
 ) -> HTMLResponse:
-    """Only served models are offered; the chosen one is the preset's, else the first served."""
+    """Steer from a feature's or vector's page (the query names it) or from scratch."""
     served = await _served(upstreams, await catalog.list_models(session))
     preset = None
     if model and source and index.isdigit():
@@ -98,10 +109,33 @@ async def steer_page(
                 "index": index,
                 "strength": strength or feature.default_steer_strength,
             }
+    return _steer_page(request, served, model, preset, None)
+
+
+@router.get("/steer/{run_id}", response_class=HTMLResponse)
+async def saved_steer_page(
+    run_id: str, request: Request, session: SessionDep, upstreams: UpstreamsDep
+) -> HTMLResponse:
+    """A saved run, shared by its link: its texts, and its request filled in to run again."""
+    run = steer_runs.load_response(await steering.saved_run(session, run_id))
+    served = await _served(upstreams, await catalog.list_models(session))
+    return _steer_page(request, served, run.modelId, None, run.model_dump(mode="json"))
+
+
+def _steer_page(
+    request: Request,
+    served: list[catalog.ModelSummary],
+    model: str,
+    preset: dict[str, Any] | None,
+    saved: dict[str, Any] | None,
+) -> HTMLResponse:
+    """Only served models are offered; the chosen one is the asked one, else the first."""
     served_ids = [m.model.id for m in served]
     selected = model if model in served_ids else next(iter(served_ids), None)
     return TEMPLATES.TemplateResponse(
-        request, "steer.html", {"served": served, "selected": selected, "preset": preset}
+        request,
+        "steer.html",
+        {"served": served, "selected": selected, "preset": preset, "saved": saved},
     )
 
 
@@ -123,6 +157,25 @@ async def lists_page(request: Request, session: SessionDep) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, "lists.html", {"lists": lists})
 
 
+@router.get("/vectors", response_class=HTMLResponse)
+async def vectors_page(request: Request, session: SessionDep) -> HTMLResponse:
+    """The caller's steering vectors (the page reads them with its key)."""
+    models = await catalog.list_models(session)
+    return TEMPLATES.TemplateResponse(request, "vectors.html", {"models": models})
+
+
+@router.get("/upload", response_class=HTMLResponse)
+async def upload_page(request: Request) -> HTMLResponse:
+    """Upload forms for dashboards computed elsewhere (the page sends with its key)."""
+    return TEMPLATES.TemplateResponse(request, "upload.html", {})
+
+
+@router.get("/my", response_class=HTMLResponse)
+async def my_page(request: Request) -> HTMLResponse:
+    """The caller's lists, bookmarks, vectors, runs and explanations (read with its key)."""
+    return TEMPLATES.TemplateResponse(request, "my.html", {})
+
+
 @router.get("/lists/{list_id}", response_class=HTMLResponse)
 async def list_page(list_id: str, request: Request, session: SessionDep) -> HTMLResponse:
     feature_list = await feature_lists.get_list(session, list_id)
@@ -133,7 +186,12 @@ async def list_page(list_id: str, request: Request, session: SessionDep) -> HTML
     return TEMPLATES.TemplateResponse(
         request,
         "list.html",
-        {"feature_list": feature_list, "items": items, "descriptions": descriptions},
+        {
+            "feature_list": feature_list,
+            "items": items,
+            "descriptions": descriptions,
+            "comments": await collaboration.list_comments(session, list_id),
+        },
     )
 
 
@@ -228,6 +286,9 @@ async def feature_page(
             "f": dashboard.feature,
             "source": source,
             "similar_descriptions": similar_descriptions,
+            "comments": await collaboration.feature_comments(
+                session, FeatureRef(model_id, source_id, number)
+            ),
             "freq": charts.histogram(
                 dashboard.feature.freq_hist_heights,
                 dashboard.feature.freq_hist_values,

@@ -17,7 +17,7 @@ from interpedia_clients.inference import models as inference
 from interpedia_core.errors import InterpediaError, InvalidInput, NotFound
 from interpedia_core.sse import event_stream, event_stream_content
 from interpedia_webapi import steering
-from interpedia_webapi.deps import SessionDep, SettingsDep, UpstreamsDep
+from interpedia_webapi.deps import OptionalUser, SessionDep, SettingsDep, UpstreamsDep
 from interpedia_webapi.routes import check_texts, upstream_router
 from interpedia_webapi.schemas import (
     SteerChatRequest,
@@ -75,18 +75,24 @@ async def _run(
     complete: Callable[[Any], Awaitable[steering.SteerAnswer]],
     stream_completion: Callable[[Any], AsyncIterator[steering.SteerAnswer]],
     client: AsyncInferenceClient,
-    stream: bool,
+    body: SteerRequest | SteerChatRequest,
+    user: OptionalUser,
     session: SessionDep,
     http_request: Request,
 ) -> SteerResponse | StreamingResponse:
     stored_request = steering.request_json(request)
     key = steering.cache_key(kind, stored_request)
+    saved = {
+        "asked": body.model_dump(mode="json", exclude={"stream"}),
+        "creator_id": None if user is None else user.id,
+    }
+    stream = body.stream
     hit = await steering.cached(session, key)
     if not stream:
         if hit is None:
             async with upstream_errors(client, session):
                 hit = steering.outputs_by_type(await complete(request))
-            await steering.store(session, key, stored_request, hit)
+            await steering.store(session, key, stored_request, hit, **saved)
             await session.commit()
             return SteerResponse(id=key, cached=False, **hit)
         return SteerResponse(id=key, cached=True, **hit)
@@ -114,7 +120,7 @@ async def _run(
             await answers.aclose()  # type: ignore[attr-defined]
         # A fresh session: the request's may be closed once the response has started.
         async with http_request.app.state.sessionmaker.begin() as own:
-            await steering.store(own, key, stored_request, latest)
+            await steering.store(own, key, stored_request, latest, **saved)
         yield SteerStreamEvent(**latest, done=True, id=key, cached=False)
 
     return event_stream(events())
@@ -130,6 +136,7 @@ async def steer(
     session: SessionDep,
     settings: SettingsDep,
     upstreams: UpstreamsDep,
+    user: OptionalUser,
     http_request: Request,
 ) -> SteerResponse | StreamingResponse:
     """Complete `prompt` with and without the features added; `stream: true` answers SSE."""
@@ -147,7 +154,8 @@ async def steer(
         client.steer_completion,
         client.stream_steer_completion,
         client,
-        body.stream,
+        body,
+        user,
         session,
         http_request,
     )
@@ -159,6 +167,7 @@ async def steer_chat(
     session: SessionDep,
     settings: SettingsDep,
     upstreams: UpstreamsDep,
+    user: OptionalUser,
     http_request: Request,
 ) -> SteerResponse | StreamingResponse:
     """Chat completion with and without steering (the default and steered conversations)."""
@@ -176,7 +185,8 @@ async def steer_chat(
         client.steer_completion_chat,
         client.stream_steer_completion_chat,
         client,
-        body.stream,
+        body,
+        user,
         session,
         http_request,
     )

@@ -49,6 +49,10 @@ def parse_explanation_id(value: int | str) -> int:
     return _parse_int(value, 1, INT64_MAX, "an explanation id")
 
 
+def parse_comment_id(value: int | str) -> int:
+    return _parse_int(value, 1, INT64_MAX, "a comment id")
+
+
 def _parse_int(value: int | str, low: int, high: int, what: str) -> int:
     text = str(value)
     if (
@@ -248,6 +252,19 @@ class ExplanationExportQuery(Schema):
     offset: Offset = 0
 
 
+class AdminExportFeaturesRequest(Schema):
+    modelId: str = Field(max_length=128)
+    sourceId: str = Field(max_length=128)
+    beginIndex: FeatureIndex
+    endIndex: FeatureIndex = Field(description="Included, as on Neuronpedia")
+
+
+class AdminExportExplanationsRequest(Schema):
+    modelId: str = Field(max_length=128)
+    sourceId: str = Field(max_length=128)
+    maxResults: int | None = Field(default=None, ge=1, le=INT32_MAX, description="All if absent")
+
+
 # --- inference search, steering, tokenize -----------------------------------------------------
 
 
@@ -421,6 +438,59 @@ class SteerStreamEvent(Schema):
     error: str | None = None
 
 
+class SteerLoadRequest(Schema):
+    steerOutputId: str = Field(min_length=1, max_length=64, description="A steer's `id`")
+
+
+class SteerLoadResponse(Schema):
+    """A saved steering run (Neuronpedia's `steer-load`): its texts, and the request as
+    asked, so a page can show the run and steer again from it."""
+
+    id: str
+    shareUrl: str
+    kind: Literal["completion", "chat"]
+    modelId: str
+    inputText: str | None = Field(description="The prompt, or the chat's last user message")
+    request: SteerRequest | SteerChatRequest | None = Field(
+        description="The request as asked; null for runs saved before requests were kept"
+    )
+    DEFAULT: str | None = None
+    STEERED: str | None = None
+    logprobs: SteerLogprobs = None
+    createdAt: str
+
+
+class SteerPresetsRequest(Schema):
+    modelId: str = Field(max_length=128)
+
+
+class SteerPresetFeature(Schema):
+    modelId: str
+    layer: str
+    index: int
+    explanation: str
+    strength: float
+    hasVector: bool = False
+
+
+class SteerFeaturePreset(Schema):
+    name: str
+    features: list[SteerPresetFeature]
+    isUserVector: bool = False
+    exampleSteerOutputId: str | None = None
+
+
+class SteerPresetsResponse(Schema):
+    """Neuronpedia's steer presets: with a key, the caller's vectors for the model (first)
+    and the runs they saved on it, each loadable by `exampleSteerOutputId`."""
+
+    modelId: str
+    defaultPrompt: str
+    promptPresets: list[str]
+    featurePresets: list[SteerFeaturePreset]
+    defaultSelectedFeatures: list[SteerPresetFeature]
+
+
 # --- lens -----------------------------------------------------------------------------------
 
 LensType = Literal["LOGIT_LENS", "JACOBIAN_LENS"]
@@ -516,6 +586,7 @@ class ListInfo(Schema):
     name: str
     description: str
     url: str
+    defaultTestText: str | None = None
 
 
 class ListItemInfo(Schema):
@@ -525,8 +596,86 @@ class ListItemInfo(Schema):
     description: str
 
 
+class CommentAuthor(Schema):
+    name: str
+
+
+class ListCommentInfo(Schema):
+    id: str
+    listId: str
+    text: str
+    user: CommentAuthor
+    createdAt: str
+
+
 class ListGetResponse(ListInfo):
     neurons: list[ListItemInfo]
+    comments: list[ListCommentInfo]
+
+
+class ListUpdateRequest(Schema):
+    listId: str = Field(max_length=64)
+    name: str = Field(min_length=1, max_length=256)
+    description: str = Field(default="", max_length=10_000)
+    defaultTestText: str | None = Field(
+        default=None, max_length=MAX_TEXT_CHARS, description="Left as it is when absent"
+    )
+
+
+class ListEditFeatureRequest(FeatureKey):
+    listId: str = Field(max_length=64)
+    description: str = Field(max_length=2000)
+
+
+class ListNewWithFeaturesRequest(Schema):
+    name: str = Field(min_length=1, max_length=256)
+    description: str = Field(default="", max_length=10_000)
+    testText: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    features: list[ListFeatureToAdd] = Field(default_factory=list, max_length=500)
+
+
+# --- comments and bookmarks -----------------------------------------------------------------
+
+CommentId = ExplanationId  # the same shape: a row id, as a number or its decimal string
+
+
+class CommentNewRequest(FeatureKey):
+    text: str = Field(
+        min_length=1, max_length=1024, description="5 to 1,024 characters once trimmed"
+    )
+
+
+class CommentDeleteRequest(Schema):
+    id: CommentId
+
+
+class CommentInfo(Schema):
+    id: str
+    modelId: str
+    layer: str
+    index: str
+    text: str
+    user: CommentAuthor
+    createdAt: str
+
+
+class ListCommentNewRequest(Schema):
+    listId: str = Field(max_length=64)
+    text: str = Field(
+        min_length=1, max_length=1024, description="2 to 1,024 characters once trimmed"
+    )
+
+
+class ListCommentDeleteRequest(Schema):
+    commentId: CommentId
+
+
+class BookmarkInfo(Schema):
+    id: str
+    modelId: str
+    layer: str
+    index: str
+    createdAt: str
 
 
 # --- users ----------------------------------------------------------------------------------

@@ -12,8 +12,28 @@ const Interpedia = {
       headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({ detail: response.statusText }));
-    if (!response.ok) throw new Error(data.detail || ("HTTP " + response.status));
+    if (!response.ok) {
+      // A 422 also lists each field's error (`errors`, with its place in `loc`): a form
+      // can show them one by one.
+      const error = new Error(data.detail || ("HTTP " + response.status));
+      error.errors = data.errors || [];
+      throw error;
+    }
     return data;
+  },
+
+  // Runs `work` (API calls) for a click on `button`, then reloads the page so it shows what
+  // the server stored; a refusal's message goes to `errorBox` and the button works again.
+  async act(button, errorBox, work) {
+    errorBox.textContent = "";
+    button.disabled = true;
+    try {
+      await work();
+      location.reload();
+    } catch (e) {
+      errorBox.textContent = e.message;
+      button.disabled = false;
+    }
   },
 
   // POSTs `body` and returns the response once its status is known (an error's detail thrown).

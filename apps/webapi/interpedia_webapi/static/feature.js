@@ -7,17 +7,7 @@ const feature = {
   modelId: panel.dataset.model, layer: panel.dataset.source, index: panel.dataset.index,
 };
 
-async function act(button, work) {
-  error.textContent = "";
-  button.disabled = true;
-  try {
-    await work();
-    location.reload();
-  } catch (e) {
-    error.textContent = e.message;
-    button.disabled = false;
-  }
-}
+const act = (button, work) => Interpedia.act(button, error, work);
 
 document.getElementById("explanation-write").addEventListener("submit", event => {
   event.preventDefault();
@@ -43,4 +33,25 @@ panel.addEventListener("click", event => {
     const scorerType = row.querySelector(".scorer").value;
     act(button, () => Interpedia.api("/explanation/score", { explanationId: id, scorerType }));
   }
+});
+
+// The bookmark button: filled when the caller (by the page's key) has bookmarked the feature.
+const bookmark = document.getElementById("bookmark");
+const bookmarkError = document.getElementById("bookmark-error");
+function showBookmarked(on) {
+  bookmark.classList.toggle("on", on);
+  bookmark.textContent = on ? "★ Bookmarked" : "☆ Bookmark";
+}
+if (Interpedia.key()) {
+  Interpedia.api("/user/bookmarks", {}).then(marks => showBookmarked(marks.some(
+    b => b.modelId === feature.modelId && b.layer === feature.layer && b.index === feature.index,
+  ))).catch(() => {});
+}
+bookmark.addEventListener("click", async () => {
+  bookmarkError.textContent = "";
+  const on = bookmark.classList.contains("on");
+  try {
+    await Interpedia.api(on ? "/bookmark/delete" : "/bookmark/add", feature);
+    showBookmarked(!on);
+  } catch (e) { bookmarkError.textContent = e.message; }
 });

@@ -136,7 +136,13 @@ def test_generate_a_graph_and_work_with_it(graph_page, graph_web, database_url, 
     expect(page.locator("#node-detail .explanation")).to_contain_text("capital cities")
     expect(page.locator("#node-detail .tokens")).to_contain_text("The capital of Spain")
     link = page.locator("#node-detail a.feature-link")
-    assert link.get_attribute("href").startswith(f"/{GRAPH_MODEL}/")
+    href = link.get_attribute("href")
+    assert href.startswith(f"/{GRAPH_MODEL}/")
+    # The link opens the node's feature page, with its examples.
+    feature_page = httpx.get(graph_web.url + href, timeout=60)
+    assert feature_page.status_code == 200
+    assert "Top activations" in feature_page.text and "No examples." not in feature_page.text
+    assert " capital" in feature_page.text
 
     # Pin two nodes (shift-click and the Pin button), group them into a labelled supernode.
     page.keyboard.down("Shift")

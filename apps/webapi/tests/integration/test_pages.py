@@ -33,6 +33,9 @@ async def test_source_search_steer_lists_admin_pages(api) -> None:
         (f"/steer?model={MODEL}&source={SOURCE}&index=4", '"index": "4"'),
         ("/lists", "Lists"),
         ("/admin", "Imports"),
+        ("/vectors", f'<option value="{MODEL}"'),
+        ("/upload", "upload-batch"),
+        ("/my", "Saved steering runs"),
     ):
         page = await client.get(path)
         assert page.status_code == 200, path
@@ -46,6 +49,7 @@ async def test_missing_pages_are_404_not_500(api) -> None:
         f"/{MODEL}/{SOURCE}/abc",
         "/nope/nothing",
         "/lists/doesnotexist",
+        "/steer/not-a-saved-run",
     ):
         assert (await client.get(path)).status_code == 404, path
 

@@ -47,6 +47,14 @@ class WebapiClient(ServiceClient):
         """Activations of one feature, read and stored as the body streams in (see."""
         return self._call("POST", "/api/activation/upload-batch", body, models.UploadBatchResponse)
 
+    def export_explanations(self, body: models.AdminExportExplanationsRequest) -> list[Any]:
+        """The source's explanations with scores and votes, `maxResults` at most."""
+        return self._call("POST", "/api/admin/export-explanations", body, list[Any])
+
+    def export_features(self, body: models.AdminExportFeaturesRequest) -> list[Any]:
+        """The source's features from `beginIndex` to `endIndex`, with activations and."""
+        return self._call("POST", "/api/admin/export-features", body, list[Any])
+
     def import_available(self, location: str | None | None = None) -> list[models.AvailableSource]:
         """Exports found under `location` (or every configured import root)."""
         return self._call(
@@ -92,6 +100,22 @@ class WebapiClient(ServiceClient):
     def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
         """Create a user and its first key (shown once)."""
         return self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
+
+    def bookmark_add(self, body: models.FeatureKey) -> models.BookmarkInfo:
+        """Bookmark a feature; bookmarking it again answers the same bookmark."""
+        return self._call("POST", "/api/bookmark/add", body, models.BookmarkInfo)
+
+    def bookmark_delete(self, body: models.FeatureKey) -> Any:
+        """Remove the caller's bookmark of a feature (other people's stay)."""
+        return self._call("POST", "/api/bookmark/delete", body, Any)
+
+    def comment_delete(self, body: models.CommentDeleteRequest) -> Any:
+        """Delete one of the caller's comments (an admin may delete any)."""
+        return self._call("POST", "/api/comment/delete", body, Any)
+
+    def comment_new(self, body: models.CommentNewRequest) -> models.CommentInfo:
+        """Comment on a feature (5 to 1,024 characters)."""
+        return self._call("POST", "/api/comment/new", body, models.CommentInfo)
 
     def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
         """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
@@ -184,7 +208,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/feature/upload-batch", body, models.UploadBatchResponse)
 
     def feature_get(self, model_id: str, source_id: str, index: str) -> Any:
-        """A feature's whole dashboard, with Neuronpedia's field names."""
+        """A feature's whole dashboard, with Neuronpedia's field names and its `comments`."""
         return self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
 
     def feature_activations(self, model_id: str, source_id: str, index: str) -> list[Any]:
@@ -309,9 +333,21 @@ class WebapiClient(ServiceClient):
         """Add features (each must exist) to one of the caller's lists."""
         return self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
 
+    def list_comment_delete(self, body: models.ListCommentDeleteRequest) -> Any:
+        """Delete one of the caller's list comments (an admin may delete any)."""
+        return self._call("POST", "/api/list/comment/delete", body, Any)
+
+    def list_comment_new(self, body: models.ListCommentNewRequest) -> models.ListCommentInfo:
+        """Comment on a list; anyone with a key who can open the list may."""
+        return self._call("POST", "/api/list/comment/new", body, models.ListCommentInfo)
+
     def list_delete(self, body: models.ListIdRequest) -> Any:
         """Delete one of the caller's lists."""
         return self._call("POST", "/api/list/delete", body, Any)
+
+    def list_edit_feature(self, body: models.ListEditFeatureRequest) -> models.ListItemInfo:
+        """Change the list's description of one of its features."""
+        return self._call("POST", "/api/list/edit-feature", body, models.ListItemInfo)
 
     def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
         """A list and its features; anyone with the list's id may read it."""
@@ -325,9 +361,17 @@ class WebapiClient(ServiceClient):
         """A new, empty list owned by the caller."""
         return self._call("POST", "/api/list/new", body, models.ListInfo)
 
+    def list_new_with_features(self, body: models.ListNewWithFeaturesRequest) -> models.ListInfo:
+        """A new list holding `features` at once. Unlike Neuronpedia, which skips features it."""
+        return self._call("POST", "/api/list/new-with-features", body, models.ListInfo)
+
     def list_remove(self, body: models.ListRemoveRequest) -> Any:
         """Take a feature out of one of the caller's lists."""
         return self._call("POST", "/api/list/remove", body, Any)
+
+    def list_update(self, body: models.ListUpdateRequest) -> models.ListInfo:
+        """Rename one of the caller's lists, or change its description or default test text."""
+        return self._call("POST", "/api/list/update", body, models.ListInfo)
 
     def me(self) -> models.UserInfo:
         """The caller, by its API key."""
@@ -408,9 +452,17 @@ class WebapiClient(ServiceClient):
         """Chat completion with and without steering (the default and steered conversations)."""
         return self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
+    def steer_load(self, body: models.SteerLoadRequest) -> models.SteerLoadResponse:
+        """A saved steering run by its id; anyone with the id may read it."""
+        return self._call("POST", "/api/steer-load", body, models.SteerLoadResponse)
+
     def steer_logits(self, body: models.SteerLogitsRequest) -> models.SteerLogitsResponse:
         """Generate with and without feature interventions on a graph's features."""
         return self._call("POST", "/api/steer-logits", body, models.SteerLogitsResponse)
+
+    def steer_presets(self, body: models.SteerPresetsRequest) -> models.SteerPresetsResponse:
+        """What the steer page offers to start from; without a key, nothing of anyone's."""
+        return self._call("POST", "/api/steer/presets", body, models.SteerPresetsResponse)
 
     def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""
@@ -434,6 +486,18 @@ class WebapiClient(ServiceClient):
             None,
             models.UmapExplanationsResponse,
         )
+
+    def user_bookmarks(self) -> list[models.BookmarkInfo]:
+        """The caller's bookmarks, newest first."""
+        return self._call("POST", "/api/user/bookmarks", None, list[models.BookmarkInfo])
+
+    def user_explanations(self) -> list[Any]:
+        """The explanations the caller wrote or generated, newest first."""
+        return self._call("POST", "/api/user/explanations", None, list[Any])
+
+    def user_steers(self) -> list[models.SteerLoadResponse]:
+        """The steering runs the caller made (first ran), newest first."""
+        return self._call("POST", "/api/user/steers", None, list[models.SteerLoadResponse])
 
     def vector_delete(self, body: models.VectorKey) -> Any:
         """Delete one of the caller's vectors."""
@@ -498,6 +562,14 @@ class AsyncWebapiClient(AsyncServiceClient):
             "POST", "/api/activation/upload-batch", body, models.UploadBatchResponse
         )
 
+    async def export_explanations(self, body: models.AdminExportExplanationsRequest) -> list[Any]:
+        """The source's explanations with scores and votes, `maxResults` at most."""
+        return await self._call("POST", "/api/admin/export-explanations", body, list[Any])
+
+    async def export_features(self, body: models.AdminExportFeaturesRequest) -> list[Any]:
+        """The source's features from `beginIndex` to `endIndex`, with activations and."""
+        return await self._call("POST", "/api/admin/export-features", body, list[Any])
+
     async def import_available(
         self, location: str | None | None = None
     ) -> list[models.AvailableSource]:
@@ -548,6 +620,22 @@ class AsyncWebapiClient(AsyncServiceClient):
     async def admin_users_create(self, body: models.UserCreateRequest) -> models.UserCreateResponse:
         """Create a user and its first key (shown once)."""
         return await self._call("POST", "/api/admin/users", body, models.UserCreateResponse)
+
+    async def bookmark_add(self, body: models.FeatureKey) -> models.BookmarkInfo:
+        """Bookmark a feature; bookmarking it again answers the same bookmark."""
+        return await self._call("POST", "/api/bookmark/add", body, models.BookmarkInfo)
+
+    async def bookmark_delete(self, body: models.FeatureKey) -> Any:
+        """Remove the caller's bookmark of a feature (other people's stay)."""
+        return await self._call("POST", "/api/bookmark/delete", body, Any)
+
+    async def comment_delete(self, body: models.CommentDeleteRequest) -> Any:
+        """Delete one of the caller's comments (an admin may delete any)."""
+        return await self._call("POST", "/api/comment/delete", body, Any)
+
+    async def comment_new(self, body: models.CommentNewRequest) -> models.CommentInfo:
+        """Comment on a feature (5 to 1,024 characters)."""
+        return await self._call("POST", "/api/comment/new", body, models.CommentInfo)
 
     async def cossim(self, body: models.CossimRequest) -> models.CossimResponse:
         """The ten features of `targetSourceId` nearest to the feature by decoder cosine."""
@@ -644,7 +732,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         )
 
     async def feature_get(self, model_id: str, source_id: str, index: str) -> Any:
-        """A feature's whole dashboard, with Neuronpedia's field names."""
+        """A feature's whole dashboard, with Neuronpedia's field names and its `comments`."""
         return await self._call("GET", f"/api/feature/{model_id}/{source_id}/{index}", None, Any)
 
     async def feature_activations(self, model_id: str, source_id: str, index: str) -> list[Any]:
@@ -788,9 +876,21 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Add features (each must exist) to one of the caller's lists."""
         return await self._call("POST", "/api/list/add-features", body, list[models.ListItemInfo])
 
+    async def list_comment_delete(self, body: models.ListCommentDeleteRequest) -> Any:
+        """Delete one of the caller's list comments (an admin may delete any)."""
+        return await self._call("POST", "/api/list/comment/delete", body, Any)
+
+    async def list_comment_new(self, body: models.ListCommentNewRequest) -> models.ListCommentInfo:
+        """Comment on a list; anyone with a key who can open the list may."""
+        return await self._call("POST", "/api/list/comment/new", body, models.ListCommentInfo)
+
     async def list_delete(self, body: models.ListIdRequest) -> Any:
         """Delete one of the caller's lists."""
         return await self._call("POST", "/api/list/delete", body, Any)
+
+    async def list_edit_feature(self, body: models.ListEditFeatureRequest) -> models.ListItemInfo:
+        """Change the list's description of one of its features."""
+        return await self._call("POST", "/api/list/edit-feature", body, models.ListItemInfo)
 
     async def list_get(self, body: models.ListIdRequest) -> models.ListGetResponse:
         """A list and its features; anyone with the list's id may read it."""
@@ -804,9 +904,19 @@ class AsyncWebapiClient(AsyncServiceClient):
         """A new, empty list owned by the caller."""
         return await self._call("POST", "/api/list/new", body, models.ListInfo)
 
+    async def list_new_with_features(
+        self, body: models.ListNewWithFeaturesRequest
+    ) -> models.ListInfo:
+        """A new list holding `features` at once. Unlike Neuronpedia, which skips features it."""
+        return await self._call("POST", "/api/list/new-with-features", body, models.ListInfo)
+
     async def list_remove(self, body: models.ListRemoveRequest) -> Any:
         """Take a feature out of one of the caller's lists."""
         return await self._call("POST", "/api/list/remove", body, Any)
+
+    async def list_update(self, body: models.ListUpdateRequest) -> models.ListInfo:
+        """Rename one of the caller's lists, or change its description or default test text."""
+        return await self._call("POST", "/api/list/update", body, models.ListInfo)
 
     async def me(self) -> models.UserInfo:
         """The caller, by its API key."""
@@ -895,9 +1005,17 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Chat completion with and without steering (the default and steered conversations)."""
         return await self._call("POST", "/api/steer-chat", body, models.SteerResponse)
 
+    async def steer_load(self, body: models.SteerLoadRequest) -> models.SteerLoadResponse:
+        """A saved steering run by its id; anyone with the id may read it."""
+        return await self._call("POST", "/api/steer-load", body, models.SteerLoadResponse)
+
     async def steer_logits(self, body: models.SteerLogitsRequest) -> models.SteerLogitsResponse:
         """Generate with and without feature interventions on a graph's features."""
         return await self._call("POST", "/api/steer-logits", body, models.SteerLogitsResponse)
+
+    async def steer_presets(self, body: models.SteerPresetsRequest) -> models.SteerPresetsResponse:
+        """What the steer page offers to start from; without a key, nothing of anyone's."""
+        return await self._call("POST", "/api/steer/presets", body, models.SteerPresetsResponse)
 
     async def tokenize(self, body: models.TokenizeRequest) -> models.TokenizeResponse:
         """Token ids and strings of `text`, as the model's inference service tokenizes it."""
@@ -923,6 +1041,18 @@ class AsyncWebapiClient(AsyncServiceClient):
             None,
             models.UmapExplanationsResponse,
         )
+
+    async def user_bookmarks(self) -> list[models.BookmarkInfo]:
+        """The caller's bookmarks, newest first."""
+        return await self._call("POST", "/api/user/bookmarks", None, list[models.BookmarkInfo])
+
+    async def user_explanations(self) -> list[Any]:
+        """The explanations the caller wrote or generated, newest first."""
+        return await self._call("POST", "/api/user/explanations", None, list[Any])
+
+    async def user_steers(self) -> list[models.SteerLoadResponse]:
+        """The steering runs the caller made (first ran), newest first."""
+        return await self._call("POST", "/api/user/steers", None, list[models.SteerLoadResponse])
 
     async def vector_delete(self, body: models.VectorKey) -> Any:
         """Delete one of the caller's vectors."""

@@ -128,10 +128,40 @@ class ActivationSourceResult(BaseModel):
     tokens: list[str] = Field(..., title="Tokens")
 
 
+class AdminExportExplanationsRequest(BaseModel):
+    maxResults: conint(ge=1, le=2147483647) | None = Field(None, title="Maxresults")
+    """
+    All if absent
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    sourceId: constr(max_length=128) = Field(..., title="Sourceid")
+
+
+class AdminExportFeaturesRequest(BaseModel):
+    beginIndex: conint(ge=0, le=2147483647) = Field(..., title="Beginindex")
+    """
+    Feature index in its source (0-based).
+    """
+    endIndex: conint(ge=0, le=2147483647) = Field(..., title="Endindex")
+    """
+    Included, as on Neuronpedia
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    sourceId: constr(max_length=128) = Field(..., title="Sourceid")
+
+
 class AvailableSource(BaseModel):
     location: str = Field(..., title="Location")
     modelId: str = Field(..., title="Modelid")
     sourceId: str = Field(..., title="Sourceid")
+
+
+class BookmarkInfo(BaseModel):
+    createdAt: str = Field(..., title="Createdat")
+    id: str = Field(..., title="Id")
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
 
 
 class Role(StrEnum):
@@ -145,6 +175,41 @@ class ChatMessage(BaseModel):
         ..., title="Content"
     )
     role: Role = Field(..., title="Role")
+
+
+class CommentAuthor(BaseModel):
+    name: str = Field(..., title="Name")
+
+
+class CommentDeleteRequest(BaseModel):
+    id: conint(ge=1, le=9223372036854776000) | constr(pattern=r"^[0-9]{1,19}$") = Field(
+        ..., title="Id"
+    )
+
+
+class CommentInfo(BaseModel):
+    createdAt: str = Field(..., title="Createdat")
+    id: str = Field(..., title="Id")
+    index: str = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    text: str = Field(..., title="Text")
+    user: CommentAuthor
+
+
+class CommentNewRequest(BaseModel):
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    """
+    The source id, e.g. 6-res-jb.
+    """
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+    text: constr(min_length=1, max_length=1024) = Field(..., title="Text")
+    """
+    5 to 1,024 characters once trimmed
+    """
 
 
 class CossimFeatureRef(BaseModel):
@@ -518,6 +583,41 @@ class LensSteerToken(BaseModel):
     type: Type | None = Field("LOGIT_LENS", title="Type")
 
 
+class ListCommentDeleteRequest(BaseModel):
+    commentId: conint(ge=1, le=9223372036854776000) | constr(
+        pattern=r"^[0-9]{1,19}$"
+    ) = Field(..., title="Commentid")
+
+
+class ListCommentInfo(BaseModel):
+    createdAt: str = Field(..., title="Createdat")
+    id: str = Field(..., title="Id")
+    listId: str = Field(..., title="Listid")
+    text: str = Field(..., title="Text")
+    user: CommentAuthor
+
+
+class ListCommentNewRequest(BaseModel):
+    listId: constr(max_length=64) = Field(..., title="Listid")
+    text: constr(min_length=1, max_length=1024) = Field(..., title="Text")
+    """
+    2 to 1,024 characters once trimmed
+    """
+
+
+class ListEditFeatureRequest(BaseModel):
+    description: constr(max_length=2000) = Field(..., title="Description")
+    index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
+        ..., title="Index"
+    )
+    layer: constr(max_length=128) = Field(..., title="Layer")
+    """
+    The source id, e.g. 6-res-jb.
+    """
+    listId: constr(max_length=64) = Field(..., title="Listid")
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
 class ListFeatureToAdd(BaseModel):
     description: constr(max_length=2000) | None = Field("", title="Description")
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
@@ -535,6 +635,7 @@ class ListIdRequest(BaseModel):
 
 
 class ListInfo(BaseModel):
+    defaultTestText: str | None = Field(None, title="Defaulttesttext")
     description: str = Field(..., title="Description")
     id: str = Field(..., title="Id")
     name: str = Field(..., title="Name")
@@ -553,6 +654,17 @@ class ListNewRequest(BaseModel):
     name: constr(min_length=1, max_length=256) = Field(..., title="Name")
 
 
+class ListNewWithFeaturesRequest(BaseModel):
+    description: constr(max_length=10000) | None = Field("", title="Description")
+    features: list[ListFeatureToAdd] | None = Field(
+        None, max_length=500, title="Features"
+    )
+    name: constr(min_length=1, max_length=256) = Field(..., title="Name")
+    testText: constr(min_length=1, max_length=4000) | None = Field(
+        None, title="Testtext"
+    )
+
+
 class ListRemoveRequest(BaseModel):
     index: conint(ge=0, le=2147483647) | constr(pattern=r"^[0-9]{1,10}$") = Field(
         ..., title="Index"
@@ -563,6 +675,18 @@ class ListRemoveRequest(BaseModel):
     """
     listId: constr(max_length=64) = Field(..., title="Listid")
     modelId: constr(max_length=128) = Field(..., title="Modelid")
+
+
+class ListUpdateRequest(BaseModel):
+    defaultTestText: constr(max_length=4000) | None = Field(
+        None, title="Defaulttesttext"
+    )
+    """
+    Left as it is when absent
+    """
+    description: constr(max_length=10000) | None = Field("", title="Description")
+    listId: constr(max_length=64) = Field(..., title="Listid")
+    name: constr(min_length=1, max_length=256) = Field(..., title="Name")
 
 
 class MessageResponse(BaseModel):
@@ -778,6 +902,20 @@ class SteerFeature(BaseModel):
     strength: confloat(ge=-10000.0, le=10000.0) = Field(..., title="Strength")
 
 
+class SteerLoadRequest(BaseModel):
+    steerOutputId: constr(min_length=1, max_length=64) = Field(
+        ..., title="Steeroutputid"
+    )
+    """
+    A steer's `id`
+    """
+
+
+class Kind1(StrEnum):
+    completion = "completion"
+    chat = "chat"
+
+
 class SteerLogitsFeature(BaseModel):
     """
     Neuronpedia forwards these to its graph server as they are (snake_case).
@@ -810,6 +948,19 @@ class SteerLogitsRequest(BaseModel):
 class SteerLogprobTop(BaseModel):
     logprob: float = Field(..., title="Logprob")
     token: str = Field(..., title="Token")
+
+
+class SteerPresetFeature(BaseModel):
+    explanation: str = Field(..., title="Explanation")
+    hasVector: bool | None = Field(False, title="Hasvector")
+    index: int = Field(..., title="Index")
+    layer: str = Field(..., title="Layer")
+    modelId: str = Field(..., title="Modelid")
+    strength: float = Field(..., title="Strength")
+
+
+class SteerPresetsRequest(BaseModel):
+    modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
 class SteerRequest(BaseModel):
@@ -1246,6 +1397,8 @@ class ListAddFeaturesRequest(BaseModel):
 
 
 class ListGetResponse(BaseModel):
+    comments: list[ListCommentInfo] = Field(..., title="Comments")
+    defaultTestText: str | None = Field(None, title="Defaulttesttext")
     description: str = Field(..., title="Description")
     id: str = Field(..., title="Id")
     name: str = Field(..., title="Name")
@@ -1321,6 +1474,13 @@ class SteerChatRequest(BaseModel):
     temperature: confloat(ge=0.0, le=2.0) | None = Field(0.5, title="Temperature")
 
 
+class SteerFeaturePreset(BaseModel):
+    exampleSteerOutputId: str | None = Field(None, title="Examplesteeroutputid")
+    features: list[SteerPresetFeature] = Field(..., title="Features")
+    isUserVector: bool | None = Field(False, title="Isuservector")
+    name: str = Field(..., title="Name")
+
+
 class SteerLogitsResponse(BaseModel):
     DEFAULT_GENERATION: str = Field(..., title="Default Generation")
     DEFAULT_LOGITS_BY_TOKEN: list[LogitsByToken] = Field(
@@ -1340,6 +1500,21 @@ class SteerLogprob(BaseModel):
     logprob: float = Field(..., title="Logprob")
     token: str = Field(..., title="Token")
     top_logprobs: list[SteerLogprobTop] = Field(..., title="Top Logprobs")
+
+
+class SteerPresetsResponse(BaseModel):
+    """
+    Neuronpedia's steer presets: with a key, the caller's vectors for the model (first)
+    and the runs they saved on it, each loadable by `exampleSteerOutputId`.
+    """
+
+    defaultPrompt: str = Field(..., title="Defaultprompt")
+    defaultSelectedFeatures: list[SteerPresetFeature] = Field(
+        ..., title="Defaultselectedfeatures"
+    )
+    featurePresets: list[SteerFeaturePreset] = Field(..., title="Featurepresets")
+    modelId: str = Field(..., title="Modelid")
+    promptPresets: list[str] = Field(..., title="Promptpresets")
 
 
 class SteerResponse(BaseModel):
@@ -1421,6 +1596,33 @@ class SearchTopkByTokenResponse(BaseModel):
 
     results: list[TopkTokenResult] = Field(..., title="Results")
     source: str = Field(..., title="Source")
+
+
+class SteerLoadResponse(BaseModel):
+    """
+    A saved steering run (Neuronpedia's `steer-load`): its texts, and the request as
+    asked, so a page can show the run and steer again from it.
+    """
+
+    DEFAULT: str | None = Field(None, title="Default")
+    STEERED: str | None = Field(None, title="Steered")
+    createdAt: str = Field(..., title="Createdat")
+    id: str = Field(..., title="Id")
+    inputText: str | None = Field(..., title="Inputtext")
+    """
+    The prompt, or the chat's last user message
+    """
+    kind: Kind1 = Field(..., title="Kind")
+    logprobs: dict[str, list[SteerLogprob]] | None = Field(None, title="Logprobs")
+    """
+    Per output type (STEERED, DEFAULT), with `n_logprobs` > 0
+    """
+    modelId: str = Field(..., title="Modelid")
+    request: SteerRequest | SteerChatRequest | None = Field(..., title="Request")
+    """
+    The request as asked; null for runs saved before requests were kept
+    """
+    shareUrl: str = Field(..., title="Shareurl")
 
 
 class SearchTopkByTokenBatchResponse(BaseModel):

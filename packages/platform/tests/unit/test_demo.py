@@ -1,6 +1,12 @@
 """The demo runs only the steps whose results are not stored yet, so a rerun starts at once."""
 
-from interpedia_platform.demo import DemoSettings, DemoState, demo_steps
+from interpedia_platform.demo import (
+    DemoSettings,
+    DemoState,
+    demo_steps,
+    start_transcoders,
+    transcoder_command,
+)
 
 
 def _titles(state: DemoState) -> list[str]:
@@ -40,3 +46,38 @@ def test_the_demo_trains_with_the_settings_it_documents() -> None:
     # AuxK is the trainer's default; the demo's window lets it act within its 195 steps.
     assert "--aux-loss-coefficient" not in train and "--b-dec-init" not in train
     assert int(train[train.index("--dead-feature-window") + 1]) < 800_000 // 4096
+
+
+def test_the_demo_queues_its_transcoders_with_the_settings_it_documents() -> None:
+    settings = DemoSettings()
+    command = transcoder_command(settings)
+    assert command[1:4] == ["train", "--model", "smollm2-135m"]
+    assert command[-1] == "--queue"  # a worker trains them: the pages come first
+    assert command[command.index("--register") + 1] == "tc-demo"
+    assert command[command.index("--layers") + 1] == "all"  # a graph needs every layer
+    assert command[command.index("--out") + 1].endswith("transcoders/tc-demo")
+    assert "--max-contexts" not in command
+
+
+def test_tests_size_the_transcoders_down_through_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("INTERPEDIA_DEMO_TRANSCODER_D_SAE", "32")
+    monkeypatch.setenv("INTERPEDIA_DEMO_TRANSCODER_MAX_CONTEXTS", "24")
+    command = transcoder_command(DemoSettings())
+    assert command[command.index("--d-sae") + 1] == "32"
+    assert command[command.index("--max-contexts") + 1] == "24"
+
+
+def test_without_a_graph_service_the_demo_skips_its_transcoders_and_says_why(
+    monkeypatch,
+) -> None:
+    monkeypatch.delenv("INTERPEDIA_INFERENCE_SAE_SOURCES", raising=False)
+    monkeypatch.delenv("SAE_SOURCES", raising=False)
+    said: list[str] = []
+    # No database is touched: the URL points nowhere.
+    assert start_transcoders("postgresql://nowhere:1/x", {}, None, said.append) is None
+    assert said == ["==> demo transcoders skipped: no graph service (`make setup` builds its env)"]
+    monkeypatch.setenv("INTERPEDIA_DEMO_TRANSCODERS", "false")
+    said.clear()
+    nowhere = "http://127.0.0.1:1"
+    assert start_transcoders("postgresql://nowhere:1/x", {}, nowhere, said.append) is None
+    assert said == []
