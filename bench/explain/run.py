@@ -4,7 +4,9 @@ What it measures: for every feature of the demo SAE that fired on its dashboard 
 (or an evenly spaced `--sample` of them), three explanations are scored by the embedding
 scorer (`scoring.embedding_score`, the local all-MiniLM-L6-v2) on the feature's stored
 examples, read the way the demo's own `interpedia score` reads them
-(`storage.load_feature_examples`, up to 40 examples):
+(`storage.load_feature_examples`, up to 40 examples). The examples are split, ranked by
+max activation, into alternate halves: explanations are written from the 1st, 3rd, 5th...
+and scored on the 2nd, 4th, 6th..., so no explanation is scored on what it was made from.
 
 - before: the offline explainer as it was at `BEFORE_COMMIT`, loaded from git history
   (so the old code is measured, not a copy of it);
@@ -12,9 +14,11 @@ examples, read the way the demo's own `interpedia score` reads them
 - random: "after" explanations handed to other features (a seeded derangement), the
   baseline an explanation must beat to say anything about its feature.
 
-All three share one embedding cache, so each example text is embedded once; the cache is
-kept in `--data-dir` (`embeddings.pkl`), so a rerun embeds only explanations it has not
-seen (the local model is slow on a shared CPU: about 5 texts/s under load 10).
+Everything the scorer will embed (explanations, held-out examples and their contrast
+texts) is embedded first in one pass, deduplicated and sorted by length, into a cache by
+text kept in `--data-dir` (`embeddings/`, one shard per chunk, so a stopped run keeps what
+it did); scoring then runs the unchanged `scoring.embedding_score` on cached vectors. The
+local model is the cost: about 5 texts/s of 128-token examples under load 15 on 2 cores.
 
 The demo SAE and its dashboards are built the demo's way (`interpedia_platform.demo`'s
 train and dashboard steps, the same commands with the same sizes) into `--data-dir`
@@ -23,6 +27,7 @@ there that the run stops on exit. Building them takes about 15 minutes on 2 quie
 
     .venv/bin/python bench/explain/run.py               # every fired feature
     .venv/bin/python bench/explain/run.py --sample 200  # quicker
+    .venv/bin/python bench/explain/run.py --window 32   # on 32-token windows, as delphi
 """
 
 import argparse
@@ -45,7 +50,7 @@ import numpy as np
 
 from interpedia_autointerp import explain, scoring, storage
 from interpedia_autointerp.embeddings import LocalEmbedder
-from interpedia_autointerp.examples import ActivationRecord
+from interpedia_autointerp.examples import ActivationRecord, window
 from interpedia_db import migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.embedded import EmbeddedPostgres
@@ -75,29 +80,51 @@ def before_explainer() -> Callable[[list[ActivationRecord], list[str]], str]:
 
 
 class CachedEmbedder:
-    """The local embedder with a cache by text: the three explainers share example vectors."""
+    """The local embedder behind a cache by text, kept on disk in shards (one per `fill`),
+    so the three explainers share example vectors and a stopped run keeps what it did."""
 
-    def __init__(self, inner: LocalEmbedder, path: Path) -> None:
+    def __init__(self, inner: LocalEmbedder, folder: Path) -> None:
         self.inner = inner
         self.name = inner.name
         self.dimensions = inner.dimensions
-        self.path = path
-        self.cache: dict[str, np.ndarray] = pickle.loads(path.read_bytes()) if path.exists() else {}
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.cache: dict[str, np.ndarray] = {}
+        for shard in sorted(folder.glob("*.pkl")):
+            self.cache.update(pickle.loads(shard.read_bytes()))
         self.embedded = 0
         self.seconds = 0.0
 
-    def save(self) -> None:
-        self.path.write_bytes(pickle.dumps(self.cache))
+    def fill(self, texts: list[str], chunk: int = 1024) -> None:
+        """Embed every text not cached yet, in length-sorted chunks (one shard each)."""
+        missing = sorted(set(texts) - self.cache.keys(), key=len)
+        for start in range(0, len(missing), chunk):
+            batch = missing[start : start + chunk]
+            started = time.perf_counter()
+            vectors = self.inner.embed_sync(batch)
+            self.seconds += time.perf_counter() - started
+            self.embedded += len(batch)
+            new = dict(zip(batch, vectors, strict=True))
+            self.cache.update(new)
+            shard = self.folder / f"{time.time_ns()}.pkl"
+            shard.write_bytes(pickle.dumps(new))
+            print(
+                f"  embedded {self.embedded}/{len(missing)} texts, "
+                f"{self.embedded / self.seconds:.1f} texts/s, "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
 
     async def embed(self, texts: list[str]) -> np.ndarray:
-        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
-        if missing:
-            started = time.perf_counter()
-            for text, vector in zip(missing, await self.inner.embed(missing), strict=True):
-                self.cache[text] = vector
-            self.embedded += len(missing)
-            self.seconds += time.perf_counter() - started
+        self.fill(texts)
         return np.stack([self.cache[t] for t in texts])
+
+
+def held_out_split(records: list[ActivationRecord]) -> tuple[list, list]:
+    """(to explain from, to score on): the examples ranked by max activation, alternately,
+    so an explanation is scored on examples it was not written from, of the same strength."""
+    ranked = sorted(records, key=lambda r: -r.max_value)
+    return ranked[0::2], ranked[1::2]
 
 
 def free_port() -> int:
@@ -151,21 +178,31 @@ async def measure(url: str, settings: DemoSettings, args: argparse.Namespace) ->
             }
     finally:
         await engine.dispose()
+    # A feature with one example has nothing left to score on once it is explained.
+    split = {i: held_out_split(f.records) for i, f in features.items()}
+    if args.window:
+        split = {
+            i: (explain_from, [window(r, args.window) for r in score_on])
+            for i, (explain_from, score_on) in split.items()
+        }
+    indices = [i for i in indices if split[i][1]]
     print(
         f"{model_id}/{source_id}: {sum(fired.values())} of {len(fired)} features fired; "
-        f"scoring {len(indices)}",
+        f"scoring {len(indices)} ({len(features) - len(indices)} with one example left out); "
+        "explained from examples 1, 3, 5... by max activation, scored on 2, 4, 6..."
+        + (f" ({args.window}-token windows around the peak)" if args.window else ""),
         flush=True,
     )
     before = before_explainer()
-    texts = {"before": [], "after": []}
+    texts: dict[str, list[str]] = {"before": [], "after": []}
     started = time.perf_counter()
-    for examples in features.values():
-        texts["before"].append(before(examples.records, examples.logit_tokens))
+    for i in indices:
+        texts["before"].append(before(split[i][0], features[i].logit_tokens))
     seconds_before = time.perf_counter() - started
     started = time.perf_counter()
-    for examples in features.values():
+    for i in indices:
         texts["after"].append(
-            explain.offline_explanation(examples.records, examples.logit_tokens).description
+            explain.offline_explanation(split[i][0], features[i].logit_tokens).description
         )
     seconds_after = time.perf_counter() - started
     order = derangement(len(indices), args.seed)
@@ -175,22 +212,30 @@ async def measure(url: str, settings: DemoSettings, args: argparse.Namespace) ->
         flush=True,
     )
 
-    embedder = CachedEmbedder(LocalEmbedder(), args.data_dir / "embeddings.pkl")
-    scores: dict[str, list[float]] = {name: [] for name in texts}
+    # Everything the scorer will embed, in one length-sorted pass; scoring then only reads
+    # the cache, through the unchanged `scoring.embedding_score`.
+    embedder = CachedEmbedder(LocalEmbedder(), args.data_dir / "embeddings")
+    wanted = [t for column in texts.values() for t in column]
+    for i in indices:
+        contrast = scoring.embedding_contrast(split[i][1])
+        wanted += contrast.activating + contrast.non_activating
+    unique = set(wanted)
+    print(
+        f"{len(wanted)} texts to embed, {len(unique)} distinct, "
+        f"{len(unique - embedder.cache.keys())} not cached",
+        flush=True,
+    )
     started = time.perf_counter()
-    for n, examples in enumerate(features.values()):
+    embedder.fill(wanted)
+    scores: dict[str, list[float]] = {name: [] for name in texts}
+    for n, i in enumerate(indices):
         for name, column in texts.items():
-            result = await scoring.embedding_score(embedder, column[n], examples.records)
+            result = await scoring.embedding_score(embedder, column[n], split[i][1])
             scores[name].append(result.value)
-        if (n + 1) % 25 == 0:
-            embedder.save()
-            means = ", ".join(f"{k} {statistics.mean(v):.3f}" for k, v in scores.items())
-            elapsed = time.perf_counter() - started
-            print(f"  {n + 1}/{len(indices)} scored, {elapsed:.0f} s; means {means}", flush=True)
-    embedder.save()
     print(
         f"scored {len(indices)} x 3 in {time.perf_counter() - started:.0f} s "
-        f"({embedder.embedded} texts embedded in {embedder.seconds:.0f} s, the rest cached)",
+        f"({embedder.embedded} texts embedded in {embedder.seconds:.0f} s, the rest cached; "
+        f"load {os.getloadavg()[0]:.1f})",
         flush=True,
     )
     for n in range(min(args.show, len(indices))):
@@ -210,6 +255,13 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".cache" / "bench" / "explain")
     parser.add_argument("--sample", type=int, default=0, help="features to score (0: all fired)")
     parser.add_argument("--seed", type=int, default=0, help="of the random baseline")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=0,
+        help="score on this many tokens around each example's peak (0: the whole example, "
+        "as `interpedia score` does), as delphi's and our LLM scorers see examples",
+    )
     parser.add_argument("--show", type=int, default=8, help="features to print explanations of")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min)", flush=True)

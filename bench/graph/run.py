@@ -1,9 +1,11 @@
 """Bench: a graph made through the graph service vs circuit-tracer's bare `attribute` call.
 
-Same transcoders, same prompt, same options, same run. Fits a quick transcoder set on the
-packaged SmolLM2-135M (d_transcoder 512, each feature firing on 1% of 16k SOTU tokens;
-fitted once, then reused from .cache/bench), registers it in a throwaway embedded
-Postgres, then times, taking turns round by round:
+Same transcoders, same prompt, same options, same run. By default fits a quick transcoder
+set on the packaged SmolLM2-135M (d_transcoder 512, each feature firing on 1% of 16k SOTU
+tokens); `--set trained` trains one with the trainer instead (`interpedia train
+--architecture transcoder --layers all --activation topk --skip`, 8k SOTU tokens, ~10 min
+on the loaded 2 cores). Either is made once, then reused from .cache/bench. The set is
+registered in a throwaway embedded Postgres, then the script times, taking turns:
 
 - bare: `attribute(ids, model, ...)` on a `ReplacementModel` loaded in this process, called
   from the main thread, and again from a thread of its own, as the worker calls it (torch
@@ -26,6 +28,7 @@ fit's). `--fidelity-only` skips the timing (no Postgres, no service) and traces 
 Runs in the graph service's environment (it re-runs itself there).
 
     .venv/bin/python bench/graph/run.py [--rounds 3] [--max-feature-nodes 256] [--fidelity-only]
+        [--set quick|trained] [--train-tokens 8192] [--k 16]
 """
 
 import importlib.util
@@ -44,6 +47,7 @@ import resource
 import shutil
 import signal
 import statistics
+import subprocess
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +59,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the packaged model is local; nev
 import httpx
 import psutil
 import torch
+from transformers import AutoConfig
 
 from interpedia_db import migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
@@ -75,6 +80,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MODEL = "smollm2-135m"
 PROMPT = "The capital of France is Paris, and"  # 8 tokens
 SET = "tc-bench"
+TRAIN_CONTEXT = 128  # the trained set's context size
 DEMO_PROMPTS = [  # the fidelity check's: short prompts whose next token is clear
     PROMPT,
     "The capital of France is",
@@ -87,12 +93,11 @@ DEMO_PROMPTS = [  # the fidelity check's: short prompts whose next token is clea
 ]
 
 
-def fitted_set(d_transcoder: int, tokens: int) -> tuple[Path, int, int]:
-    """The quick set's folder (fitted once and kept), its layers and d_model."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def fitted_set(d_transcoder: int, tokens: int) -> Path:
+    """The quick set's folder (fitted once and kept in the bench's cache)."""
+    from transformers import AutoModelForCausalLM
 
     folder = ROOT / ".cache" / "bench" / f"transcoders-{d_transcoder}-{tokens}"
-    config = AutoConfig.from_pretrained(model_folder(MODEL))
     if not (folder / CONFIG_NAME).exists():
         hf_model = AutoModelForCausalLM.from_pretrained(model_folder(MODEL))
         t = time.perf_counter()
@@ -105,7 +110,35 @@ def fitted_set(d_transcoder: int, tokens: int) -> tuple[Path, int, int]:
         )
         write_transcoder_set(folder, layers, scan=SET, model_name=MODEL)
         print(f"fitted the quick set in {time.perf_counter() - t:.1f} s", flush=True)
-    return folder, config.num_hidden_layers, config.hidden_size
+    return folder
+
+
+def trained_set(args: argparse.Namespace) -> Path:
+    """A set the trainer trains (TopK with a closed-form skip, every layer), once and kept.
+
+    The trainer lives in the platform's environment, so it runs as `interpedia train` there,
+    the way a person makes a set; its output (throughput, per-layer held-out FVU) is shown.
+    """
+    tokens, d_sae, k = args.train_tokens, args.d_transcoder, args.k
+    folder = ROOT / ".cache" / "bench" / f"trained-topk-skip-{d_sae}-k{k}-{tokens}"
+    if (folder / CONFIG_NAME).exists():
+        return folder
+    interpedia = ROOT / ".venv" / "bin" / "interpedia"
+    command = [str(interpedia), "train", "--architecture", "transcoder", "--layers", "all"]
+    command += ["--activation", "topk", "--skip", "--d-sae", str(d_sae), "--k", str(k)]
+    command += ["--batch-size", "512", "--lr", str(args.lr), "--total-tokens", str(tokens)]
+    command += ["--context-size", str(TRAIN_CONTEXT), "--max-contexts"]
+    command += [str(train_contexts(tokens)), "--corpus", str(ROOT / ".cache/corpora/sotu")]
+    print(f"training the set: {' '.join(command[1:])}", flush=True)
+    t = time.perf_counter()
+    subprocess.run([*command, "--out", str(folder)], check=True, env=os.environ)
+    print(f"trained the set in {time.perf_counter() - t:.1f} s", flush=True)
+    return folder
+
+
+def train_contexts(tokens: int) -> int:
+    """Contexts the trainer reads for `tokens` (the last 16 of them held out)."""
+    return -(-tokens // (TRAIN_CONTEXT - 1)) + 16
 
 
 async def register(url: str, folder: Path, n_layers: int, d_model: int, d_tc: int) -> None:
@@ -176,10 +209,10 @@ def top_next_tokens(hf_model: Any, transcoders: Any, ids: torch.Tensor) -> tuple
 
 
 @torch.no_grad()
-def fidelity(graph: Any, folder: Path, args: argparse.Namespace) -> None:
+def fidelity(graph: Any, folder: Path, seen_tokens: int, args: argparse.Namespace) -> None:
     """Print how faithful the replacement model is: top next token on the demo prompts,
     circuit-tracer's replacement and completeness scores of the example graph, and each
-    layer's FVU on SOTU tokens the set was not fitted on."""
+    layer's FVU on SOTU tokens after the `seen_tokens` the set was fitted or trained on."""
     from circuit_tracer.graph import compute_graph_scores
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
@@ -202,11 +235,11 @@ def fidelity(graph: Any, folder: Path, args: argparse.Namespace) -> None:
             f"replacement {tokenizer.decode([replaced])!r}"
         )
     print(f"top next token agrees on {agree} of {len(DEMO_PROMPTS)} demo prompts", flush=True)
-    # calibration_batches reads the corpus from its start, ⌈n / 63⌉ rows of 63 tokens (plus the
-    # special token) for n tokens: the rows after the fit's are held out.
-    fitted_rows = -(-args.calibration_tokens // 63)
+    # calibration_batches (like the trainer) reads the corpus from its start, ⌈n / 63⌉ rows of
+    # 63 tokens (plus the special token) for n tokens: the rows after the set's are held out.
+    fitted_rows = -(-seen_tokens // 63)
     corpus = ROOT / ".cache/corpora/sotu"
-    n_tokens = args.calibration_tokens + args.heldout_tokens
+    n_tokens = seen_tokens + args.heldout_tokens
     rows = torch.cat(transcoder_sets.calibration_batches(tokenizer, corpus, n_tokens, context=64))
     rows = rows[fitted_rows:]  # [n_rows, 64]
     mlp_in, mlp_out = transcoder_sets.collect_mlp_pairs(hf_model, rows.split(16))
@@ -315,8 +348,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-feature-nodes", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument(
+        "--set",
+        choices=("quick", "trained"),
+        default="quick",
+        help="quick: random encoders, fitted decoders (minutes); trained: the trainer's TopK "
+        "transcoders with a closed-form skip (--train-tokens; ~10 min on 2 loaded cores)",
+    )
     parser.add_argument("--d-transcoder", type=int, default=512)
-    parser.add_argument("--calibration-tokens", type=int, default=16_384)
+    parser.add_argument("--calibration-tokens", type=int, default=16_384, help="quick set")
+    parser.add_argument("--train-tokens", type=int, default=8_192, help="trained set")
+    parser.add_argument("--k", type=int, default=16, help="trained set: features per token")
+    parser.add_argument("--lr", type=float, default=1e-2, help="trained set")
     parser.add_argument("--heldout-tokens", type=int, default=4_096)
     parser.add_argument(
         "--fidelity-only",
@@ -331,7 +374,16 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}; torch {torch.__version__}, device cpu, float32",
         flush=True,
     )
-    folder, n_layers, d_model = fitted_set(args.d_transcoder, args.calibration_tokens)
+    if args.set == "quick":
+        folder, seen_tokens = (
+            fitted_set(args.d_transcoder, args.calibration_tokens),
+            args.calibration_tokens,
+        )
+    else:
+        folder = trained_set(args)
+        seen_tokens = train_contexts(args.train_tokens) * (TRAIN_CONTEXT - 1)
+    config = AutoConfig.from_pretrained(model_folder(MODEL))
+    n_layers, d_model = config.num_hidden_layers, config.hidden_size
     options = attribution.AttributionOptions(
         max_feature_nodes=args.max_feature_nodes, batch_size=args.batch_size
     )
@@ -339,8 +391,8 @@ def main() -> None:
     ids = prompts.prompt_ids(tokenizer, PROMPT)
     print(
         f"prompt {PROMPT!r}: {len(ids) - 1} tokens (+ the tracer's special token); set "
-        f"{n_layers} layers × {args.d_transcoder} features; {args.max_feature_nodes} feature "
-        f"nodes, batch {args.batch_size}",
+        f"{n_layers} layers × {args.d_transcoder} features ({args.set}); "
+        f"{args.max_feature_nodes} feature nodes, batch {args.batch_size}",
         flush=True,
     )
     model = load_replacement_model(MODEL, folder, "cpu")
@@ -349,7 +401,7 @@ def main() -> None:
         graph = attribution.trace(model, ids, options, lambda *a: None)
     else:
         graph = time_service_vs_bare(model, ids, options, folder, n_layers, d_model, args)
-    fidelity(graph, folder, args)
+    fidelity(graph, folder, seen_tokens, args)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -143,19 +143,37 @@ class ScoreResult:
     scorer_model: str | None = None
 
 
-async def embedding_score(
-    embedder: Embedder, explanation: str, records: Sequence[ActivationRecord]
-) -> ScoreResult:
-    explanation = check_explanation(explanation)
+@dataclass(frozen=True)
+class EmbeddingContrast:
+    """The example texts the embedding scorer compares an explanation with."""
+
+    activating: list[str]  # ranked by max activation
+    non_activating: list[str]
+    synthetic: bool  # the contrast texts are the activating ones with marked tokens removed
+
+
+def embedding_contrast(records: Sequence[ActivationRecord]) -> EmbeddingContrast:
+    """What `embedding_score` embeds besides the explanation, in its order; a benchmark
+    scoring many explanations embeds these once, in one batched pass."""
     activating, non_activating = split_examples(records)
     activating = _ranked(activating)
     synthetic = not non_activating
     negatives = [without_marked(r) for r in activating] if synthetic else list(non_activating)
-    texts = [r.text() for r in activating] + [r.text() for r in negatives]
+    return EmbeddingContrast(
+        [r.text() for r in activating], [r.text() for r in negatives], synthetic
+    )
+
+
+async def embedding_score(
+    embedder: Embedder, explanation: str, records: Sequence[ActivationRecord]
+) -> ScoreResult:
+    explanation = check_explanation(explanation)
+    contrast = embedding_contrast(records)
+    texts = contrast.activating + contrast.non_activating
     vectors = await embedder.embed([explanation, *texts])  # [1 + n, dims], unit rows
     similarities = (vectors[1:] @ vectors[0]).tolist()
-    pos = similarities[: len(activating)]
-    neg = similarities[len(activating) :]
+    pos = similarities[: len(contrast.activating)]
+    neg = similarities[len(contrast.activating) :]
     breakdown = [
         EmbeddingBreakdown(t, i, s, True) for i, (t, s) in enumerate(zip(texts, pos, strict=False))
     ] + [EmbeddingBreakdown(t, -1, s, False) for t, s in zip(texts[len(pos) :], neg, strict=True)]
@@ -167,7 +185,7 @@ async def embedding_score(
             "embedding_model": embedder.name,
             "n_activating": len(pos),
             "n_non_activating": len(neg),
-            "contrast": "marked-tokens-removed" if synthetic else "given",
+            "contrast": "marked-tokens-removed" if contrast.synthetic else "given",
         },
         embedder.name,
     )

@@ -193,10 +193,17 @@ def fit_quick_transcoders(
 def fraction_of_variance_unexplained(
     layer: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
 ) -> float:
-    """FVU of one transcoder on (MLP input, MLP output) pairs (a sanity figure for a fit)."""
+    """FVU of one transcoder on (MLP input, MLP output) pairs (a sanity figure for a fit).
+
+    `layer` holds circuit-tracer's tensors: a ReLU set has no threshold, a skip set a W_skip.
+    """
     pre = x @ layer["W_enc"].T + layer["b_enc"]
-    acts = pre * (pre > layer["activation_function.threshold"])
-    error = y - (acts @ layer["W_dec"] + layer["b_dec"])
+    threshold = layer.get("activation_function.threshold", torch.zeros(()))
+    acts = pre.relu() * (pre > threshold)
+    prediction = acts @ layer["W_dec"] + layer["b_dec"]
+    if "W_skip" in layer:
+        prediction = prediction + x @ layer["W_skip"].T
+    error = y - prediction
     return float(error.pow(2).sum() / (y - y.mean(0)).pow(2).sum())
 
 

@@ -1,5 +1,6 @@
 """The inference app: wiring only. The model and SAEs load in the background after the port
-opens; /health answers 503 until they are ready."""
+opens; /health answers 503 until they are ready. POST /initialize may later swap in another
+model (`initialization`)."""
 
 import asyncio
 import logging
@@ -56,9 +57,12 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             yield
         finally:
             task.cancel()
-            engine = getattr(app.state, "engine", None)
-            if engine is not None:
-                await engine.batcher.stop()
+            engines = [app.state.engine, *app.state.retiring]
+            for retiring in list(app.state.retiring.values()):
+                retiring.cancel()
+            for engine in engines:
+                if engine is not None:
+                    await engine.batcher.stop()
 
     app = create_service_app(
         title="Interpedia inference",
@@ -72,6 +76,13 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = None
+    app.state.load_task = None
+    app.state.load_error = None
+    # What the serving engine was built from, one /initialize switch at a time, and the
+    # replaced engines still finishing their requests.
+    app.state.serving_settings = settings
+    app.state.switch_lock = asyncio.Lock()
+    app.state.retiring = {}
     # Every route checks the model name (400) and needs the loaded model (503).
     v1 = APIRouter(prefix="/v1", responses=error_responses(InvalidInput, StillLoading))
     for module in (activation, capabilities, chat_template, lens, steer, tokenize, util):

@@ -108,10 +108,15 @@ class ActivationBatcher:
         self._worker: asyncio.Task[None] | None = None
         self.batches_run = 0
         self.last_batch_size = 0
+        self._running_batch = False
 
     def start(self) -> None:
         if self._worker is None:
             self._worker = asyncio.create_task(self._run(), name="activation-batcher")
+
+    def idle(self) -> bool:
+        """No job waiting and no batch running."""
+        return self._queue.empty() and not self._running_batch
 
     async def stop(self) -> None:
         if self._worker is not None:
@@ -131,6 +136,7 @@ class ActivationBatcher:
 
     async def _gather(self) -> list[_Job]:
         first = await self._queue.get()
+        self._running_batch = True
         jobs = [first]
         tokens = len(first.tokens)
         loop = asyncio.get_running_loop()
@@ -167,29 +173,34 @@ class ActivationBatcher:
 
     async def _run(self) -> None:
         while True:
-            jobs = await self._gather()
-            jobs = [j for j in jobs if not j.future.cancelled()]
-            if not jobs:
-                continue
-            hooks = sorted(set().union(*(j.hooks for j in jobs)))
-            saes_by_id = {s.source_id: s for j in jobs for s in j.saes}
-            wanted = [(j.hooks, {s.source_id for s in j.saes}) for j in jobs]
+            jobs = await self._gather()  # holds jobs from here on: not idle
             try:
-                results = await asyncio.to_thread(
-                    self._runner,
-                    self.model,
-                    [j.tokens for j in jobs],
-                    hooks,
-                    list(saes_by_id.values()),
-                    wanted,
-                )
-            except Exception as exc:  # handed to each waiting request, which re-raises it
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            self.batches_run += 1
-            self.last_batch_size = len(jobs)
-            for job, result in zip(jobs, results, strict=True):
+                await self._run_batch([j for j in jobs if not j.future.cancelled()])
+            finally:
+                self._running_batch = False
+
+    async def _run_batch(self, jobs: list[_Job]) -> None:
+        if not jobs:
+            return
+        hooks = sorted(set().union(*(j.hooks for j in jobs)))
+        saes_by_id = {s.source_id: s for j in jobs for s in j.saes}
+        wanted = [(j.hooks, {s.source_id for s in j.saes}) for j in jobs]
+        try:
+            results = await asyncio.to_thread(
+                self._runner,
+                self.model,
+                [j.tokens for j in jobs],
+                hooks,
+                list(saes_by_id.values()),
+                wanted,
+            )
+        except Exception as exc:  # handed to each waiting request, which re-raises it
+            for job in jobs:
                 if not job.future.done():
-                    job.future.set_result(result)
+                    job.future.set_exception(exc)
+            return
+        self.batches_run += 1
+        self.last_batch_size = len(jobs)
+        for job, result in zip(jobs, results, strict=True):
+            if not job.future.done():
+                job.future.set_result(result)

@@ -56,6 +56,10 @@ class Engine:
         self.model_names = names
         self.active_generations = 0  # steering/completion generations running now
 
+    def idle(self) -> bool:
+        """Nothing queued or batched on this engine's batcher and no generation running."""
+        return self.active_generations == 0 and self.batcher.idle()
+
     def block_hook_points(self) -> list[str]:
         """Hook names inside block 0 without the `blocks.0.` prefix (every block has them)."""
         prefix = "blocks.0."

@@ -8,7 +8,10 @@ each chunk streamed as soon as it is ready.
 
 Interventions (Neuronpedia's lens steering) act on resid_post at the steered layers through
 the steering hooks' thread-local plan, so they never leak into concurrent requests:
-- steer: h ← h + s·‖h‖·d̂ for each steer token's unembedding direction d;
+- steer: h ← h + c·‖h‖·d̂ for each steer token's unembedding direction d, with c the
+  strength s clamped to [-1, 1] as Neuronpedia caps it: each steered layer feeds the next,
+  so an uncapped s = 3 at all 30 layers multiplies the residual by up to 4^30 and float32
+  overflows (‖h‖ → inf, then NaN read-outs); capped, it grows at most 2^30-fold;
 - ablate: h ← h − (h·d̂)·d̂;
 - swap: h ← h − (h·ŝ)·ŝ + (h·ŝ)·t̂ (source steer_tokens[0], target swap_token).
 
@@ -18,6 +21,10 @@ layer; probabilities stay over the whole vocabulary.
 
 Generation (num_completion_tokens > 0) samples from the last layer's read-out and reruns
 the forward over the grown sequence for each new token.
+
+A forward whose read-out layers or logits are not finite (a half-precision model steered
+hard) is refused with a 422 saying so, before any frame or as the stream's `error` frame,
+never sent as null probabilities.
 """
 
 import asyncio
@@ -28,7 +35,7 @@ from typing import Any
 
 import torch
 
-from interpedia_core.errors import InvalidInput
+from interpedia_core.errors import InvalidInput, Unprocessable
 from interpedia_inference.chat_template import apply_chat_template
 from interpedia_inference.engine import Engine
 from interpedia_inference.schemas.chat_template import TemplateMessage
@@ -45,6 +52,9 @@ from interpedia_inference.schemas.lens import (
 
 # Positions whose read-outs are computed (and streamed) together.
 CHUNK_POSITIONS = 16
+# Largest steering step at one layer, as a multiple of the residual's norm (Neuronpedia's
+# _MAX_STEER_INJECTION_FRACTION): steps compound over layers (see the module docstring).
+MAX_STEER_FRACTION = 1.0
 # bf16 candidates per (layer, position) that the fast read-out re-ranks in float32, beyond
 # top_n: a true top-N token would have to fall this many ranks in bf16 to be missed.
 CANDIDATE_MARGIN = 10
@@ -286,7 +296,7 @@ class LensIntervention:
 
     layers: set[int]
     directions: list[torch.Tensor]  # unit vectors [d_model]
-    strength: float
+    strength: float  # within ±MAX_STEER_FRACTION
     ablate: bool
     swap_to: torch.Tensor | None  # unit vector [d_model]
     until: int | None  # positions from here on are left alone; None: all steered
@@ -348,11 +358,28 @@ def intervention(
     return LensIntervention(
         layers=set(request.steer_layers or read_layers),
         directions=[unit(t.token) for t in request.steer_tokens],
-        strength=request.steer_strength,
+        strength=max(-MAX_STEER_FRACTION, min(MAX_STEER_FRACTION, request.steer_strength)),
         ablate=request.steer_ablate,
         swap_to=unit(request.swap_token.token) if swap and request.swap_token else None,
         until=None if request.steer_generated_tokens else prompt_len,
     )
+
+
+def check_finite(
+    hidden: tuple[torch.Tensor, ...], logits: torch.Tensor, layers: list[int], steered: bool
+) -> None:
+    """422 when a read-out layer's residual or the logits hold inf/NaN, naming the first
+    such layer: softmax would turn them into NaN probabilities (null on the wire)."""
+    bad = next((layer for layer in layers if not hidden[layer + 1].isfinite().all()), None)
+    if bad is None and logits.isfinite().all():
+        return
+    where = f"at layer {bad}" if bad is not None else "in the logits"
+    cause = (
+        "steering made the residual stream overflow: lower steer_strength or steer fewer layers"
+        if steered
+        else "the model's forward overflowed its dtype on this prompt"
+    )
+    raise Unprocessable(f"the logit lens is not finite {where}: {cause}")
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -395,27 +422,14 @@ async def lens_frames(
             **span,
         }
 
-    yield LensMetaMessage(
-        model=engine.model.model_id,
-        types=[LensType.LOGIT_LENS],
-        layers_by_type={LensType.LOGIT_LENS.value: layers},
-        top_n=request.top_n,
-        prompt_len=prompt_len,
-        num_completion_tokens=n_new,
-        temperature=request.temperature,
-        prepend_bos=engine.is_bos(ids),
-        reuse_len=reuse,
-    )
-    yield LensPromptTokensMessage(
-        tokens=[LensPromptToken(**frame_token(p, t, strings[p], False)) for p, t in enumerate(ids)]
-    )
-
     def forward(seq: list[int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         engine.steering_hooks.plan = plan  # type: ignore[assignment]
         try:
-            return readout.residuals(seq)
+            hidden, logits = readout.residuals(seq)
         finally:
             engine.steering_hooks.plan = None
+        check_finite(hidden, logits, layers, steered=plan is not None)
+        return hidden, logits
 
     def read(
         hidden: tuple[torch.Tensor, ...], logits: torch.Tensor, start: int, stop: int
@@ -435,7 +449,23 @@ async def lens_frames(
             )
         return slices
 
+    # The prompt's forward runs before the first frame, so a non-finite one is still a 422.
     hidden, logits = await asyncio.to_thread(forward, ids)
+    yield LensMetaMessage(
+        model=engine.model.model_id,
+        types=[LensType.LOGIT_LENS],
+        layers_by_type={LensType.LOGIT_LENS.value: layers},
+        top_n=request.top_n,
+        prompt_len=prompt_len,
+        num_completion_tokens=n_new,
+        temperature=request.temperature,
+        prepend_bos=engine.is_bos(ids),
+        reuse_len=reuse,
+    )
+    yield LensPromptTokensMessage(
+        tokens=[LensPromptToken(**frame_token(p, t, strings[p], False)) for p, t in enumerate(ids)]
+    )
+
     for start in range(reuse, prompt_len, CHUNK_POSITIONS):
         stop = min(start + CHUNK_POSITIONS, prompt_len)
         slices = await asyncio.to_thread(read, hidden, logits, start, stop)

@@ -33,7 +33,8 @@ def hook_activations(
     exclude_special: bool,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[torch.Tensor]:
-    """Yield [tokens, d_model] blocks, one per model batch, special tokens removed.
+    """Yield [tokens, d_in] blocks (d_in: the hook's width), one per model batch, special
+    tokens removed.
 
     A stop request ends the stream before the next model batch (`stopping.Stopped`), so
     whoever waits for activations never waits for a whole buffer to fill.
@@ -76,7 +77,7 @@ def stream_activations(
     exclude_special: bool = True,
     start_context: int = 0,
 ) -> Iterator[torch.Tensor]:
-    """Shuffled [batch_size, d_model] batches, straight from the model (no disk).
+    """Shuffled [batch_size, d_in] batches, straight from the model (no disk).
 
     The first epoch starts at `start_context` (a resumed run continues near where its
     data stopped: `resume_context`); later epochs start at the first context.
@@ -85,7 +86,7 @@ def stream_activations(
     check_enough_tokens(contexts, batch_size)
     g = torch.Generator().manual_seed(seed)
     capacity = batch_size * buffer_batches
-    buffer = torch.empty(0, model.d_model)
+    buffer = torch.empty(0, model.hook_width(hook_name))
     epoch = contexts[start_context:]
     while True:
         for block in hook_activations(model, hook_name, epoch, model_batch_size, exclude_special):
@@ -130,16 +131,18 @@ class CachedActivations:
 
     path: Path
     n_tokens: int
-    d_model: int
+    d_in: int  # the hook's width
     shards: list[str]
 
     @classmethod
     def open(cls, path: Path) -> "CachedActivations":
         meta = json.loads((Path(path) / _META).read_text())
-        return cls(Path(path), meta["n_tokens"], meta["d_model"], meta["shards"])
+        # caches written before hooks of other widths said "d_model"
+        d_in = meta.get("d_in", meta.get("d_model"))
+        return cls(Path(path), meta["n_tokens"], d_in, meta["shards"])
 
     def load_all(self) -> torch.Tensor:
-        """All cached tokens [n_tokens, d_model] (for small caches, held-out sets, bench)."""
+        """All cached tokens [n_tokens, d_in] (for small caches, held-out sets, bench)."""
         return torch.cat([load_file(self.path / s)["acts"] for s in self.shards])
 
     def batches(
@@ -154,7 +157,7 @@ class CachedActivations:
                 f"the cache holds {self.n_tokens} tokens, fewer than one batch of {batch_size}"
             )
         g = torch.Generator().manual_seed(seed)
-        carry = torch.empty(0, self.d_model)
+        carry = torch.empty(0, self.d_in)
         to_skip = skip_tokens
         while True:
             for s in torch.randperm(len(self.shards), generator=g).tolist():
@@ -226,7 +229,8 @@ def cache_activations(
             flush()
     if pending:
         flush()
+    d_in = model.hook_width(hook_name)
     meta_path.write_text(
-        json.dumps({"key": key, "n_tokens": total, "d_model": model.d_model, "shards": shards})
+        json.dumps({"key": key, "n_tokens": total, "d_in": d_in, "shards": shards})
     )
-    return CachedActivations(out_dir, total, model.d_model, shards)
+    return CachedActivations(out_dir, total, d_in, shards)

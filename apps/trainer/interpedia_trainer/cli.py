@@ -306,7 +306,10 @@ def train(
     echo = typer.echo if main else _quiet
     echo(f"loading {model}")
     hooked = _load_model(model, device)
-    values.setdefault("d_in", hooked.d_model)
+    # The hook's own width: d_model only on the residual stream (hook_z: n_heads * d_head).
+    values.setdefault(
+        "d_in", hooked.hook_width(values.get("hook_name") or TrainingConfig.hook_name)
+    )
     values.setdefault("model_name", hooked.model_id)
     values.setdefault("dataset_path", corpus)
     cfg = TrainingConfig.from_dict(values)

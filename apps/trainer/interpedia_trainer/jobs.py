@@ -129,23 +129,33 @@ async def _recorded_run(
     context: procrastinate.JobContext,
     run_id: int,
     configure: Callable[[dict[str, Any], int, str], T],
+    d_in_of: Callable[[HookedModel, dict[str, Any]], int],
 ) -> tuple[WorkerResources, TrainerSettings, dict[str, Any], HookedModel, T]:
     """A training job's run: its config, the model (cached per worker) and
-    `configure(config, d_model, device)`; a failure to load or configure fails the run."""
+    `configure(config, d_in_of(model, config), device)`; a failure to load or configure
+    fails the run."""
     resources = resources_of(context)
     settings = _trainer_settings(resources)
     async with resources.sessionmaker() as session:
         config = dict((await runs.get_run(session, run_id)).config)
     async with recorded.failing_run(resources.sessionmaker, run_id):
         model = await _model(resources, config["model_id"], settings.device)
-        configured = configure(config, model.d_model, settings.device)
+        d_in = await asyncio.to_thread(d_in_of, model, config)
+        configured = configure(config, d_in, settings.device)
     return resources, settings, config, model, configured
+
+
+def _hook_width(model: HookedModel, config: dict[str, Any]) -> int:
+    """An SAE's d_in: its hook's own width (hook_z: n_heads * d_head; mlp.hook_post: d_mlp)."""
+    return model.hook_width(config["hook_name"])
 
 
 @blueprint.task(name="train_sae", queue="trainer", pass_context=True, retry=RETRY)
 async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
     """Train the SAE of a recorded run, then register it as a source of its model."""
-    resources, settings, config, model, cfg = await _recorded_run(context, run_id, training_config)
+    resources, settings, config, model, cfg = await _recorded_run(
+        context, run_id, training_config, _hook_width
+    )
     bridge = _ThreadBridge(context)
     await recorded.train_recorded(
         resources.sessionmaker,
@@ -165,7 +175,7 @@ async def train_sae(context: procrastinate.JobContext, run_id: int) -> None:
 async def train_transcoders(context: procrastinate.JobContext, run_id: int) -> None:
     """Train the transcoder set of a recorded run, register it and queue its dashboards."""
     resources, _, _, model, (base, run) = await _recorded_run(
-        context, run_id, recorded.transcoder_run_of
+        context, run_id, recorded.transcoder_run_of, lambda model, _: model.d_model
     )
     bridge = _ThreadBridge(context)
     await recorded.train_transcoders_recorded(

@@ -8,7 +8,7 @@ how to fix the hook, a CE loss with one hook replaced, and the tokens to ignore.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ class HookedModel:
     """A loaded model seen through hooks; every method runs without gradients."""
 
     loaded: LoadedModel
+    _widths: dict[str, int] = field(default_factory=dict, repr=False)
 
     @property
     def bridge(self) -> Any:  # transformer_lens.model_bridge.TransformerBridge
@@ -91,6 +92,22 @@ class HookedModel:
         if hook_name not in self.bridge.hook_dict:
             raise InvalidInput(f"{self.model_id} has no hook named {hook_name!r}")
         return layer
+
+    def hook_width(self, hook_name: str) -> int:
+        """The width of the hook's activations as an SAE reads them: d_model on the residual
+        stream, n_heads * d_head on `attn.hook_z` (heads concatenated), d_mlp on
+        `mlp.hook_post`. Probed with a one-token forward, so any hook the bridge has answers
+        truly; remembered per hook."""
+        if hook_name not in self._widths:
+            token = torch.tensor([[self.tokenizer.bos_token_id or 0]])
+            self._widths[hook_name] = int(self.forward_to_hook(token, hook_name).shape[-1])
+        return self._widths[hook_name]
+
+    def check_d_in(self, d_in: int, hook_name: str, what: str = "d_in") -> None:
+        """`InvalidInput` unless `d_in` is the hook's width."""
+        width = self.hook_width(hook_name)
+        if d_in != width:
+            raise InvalidInput(f"{what} {d_in} does not match the width {width} of {hook_name}")
 
     @torch.no_grad()
     def forward_to_hook(self, tokens: torch.Tensor, hook_name: str) -> torch.Tensor:

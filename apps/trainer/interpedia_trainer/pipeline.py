@@ -69,9 +69,7 @@ def train_from_corpus(
     from its step and its place in the data.
     """
     stage = on_stage or (lambda _msg: None)
-    model.validate_hook(cfg.hook_name)
-    if cfg.d_in != model.d_model:
-        raise InvalidInput(f"d_in {cfg.d_in} does not match the model's d_model {model.d_model}")
+    model.check_d_in(cfg.d_in, cfg.hook_name)
     cfg.model_name = cfg.model_name or model.model_id
     cfg.dataset_path = cfg.dataset_path or str(corpus)
     cfg.validate()
@@ -150,9 +148,7 @@ def sae_hook(model: HookedModel, sae: Any) -> str:
     hook_name = sae.cfg.metadata.hook_name
     if not hook_name:
         raise InvalidInput("the SAE's cfg.json has no metadata.hook_name")
-    model.validate_hook(hook_name)
-    if sae.cfg.d_in != model.d_model:
-        raise InvalidInput(f"SAE d_in {sae.cfg.d_in} does not match d_model {model.d_model}")
+    model.check_d_in(sae.cfg.d_in, hook_name, "SAE d_in")
     return hook_name
 
 

@@ -14,10 +14,12 @@ over the SAELens training SAE of the chosen activation:
               whose inference form is a JumpReLU at the learned threshold → `jumprelu_transcoder`
               (circuit-tracer and SAELens read ReLU and JumpReLU transcoders, not TopK)
 
-With `skip`, a linear skip connection W_skip [d_model, d_model] is first fitted by ridge
-regression of the MLP output on its input (on the first training buffer) and kept fixed;
-the features then learn what the linear map misses (Paulo et al. 2025 train it jointly;
-a fixed least-squares skip is the smallest correct version and costs one solve).
+With `skip`, a linear skip connection W_skip [d_model, d_model] is first fitted in closed
+form, by ridge regression of the MLP output on its input over the first training batches
+(`SKIP_FIT_TOKENS_PER_DIM` tokens per input dimension: one batch of 512 tokens cannot pin
+down a 576 × 576 map), and kept fixed; the features then learn what the linear map misses
+(Paulo et al. 2025 train it jointly; a fixed least-squares skip is the smallest correct
+version, costs one solve, and on SmolLM2 alone explains most of several layers' MLP output).
 
 Every model batch runs ONE forward that stops after the deepest chosen layer and feeds
 every layer's (in, out) pairs, shuffled together, to that layer's loop. The set is saved
@@ -27,6 +29,7 @@ resumes all of them from the same step.
 """
 
 import dataclasses
+import itertools
 import json
 import logging
 import shutil
@@ -70,6 +73,10 @@ ARCHITECTURE = "transcoder"
 # our activation name → the SAELens training architecture that trains it
 ACTIVATIONS = {"relu": "standard", "jumprelu": "jumprelu", "topk": "batchtopk"}
 _SKIP_FILE = "w_skip.safetensors"
+# The skip's least-squares fit reads this many tokens per input dimension (held in memory
+# once, then trained on as usual): well-determined, not so many that the first batches of
+# every layer crowd memory (8 × 576 tokens × 30 layers × in and out ≈ 0.6 GB).
+SKIP_FIT_TOKENS_PER_DIM = 8
 
 # (inference SAE has a threshold, skip) → SAELens transcoder classes
 _SAELENS_CLASSES: dict[tuple[bool, bool], tuple[type[Transcoder], type[TranscoderConfig]]] = {
@@ -212,10 +219,36 @@ def _batches(
 
 
 def fit_skip(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
-    """W_skip [d_out, d_in] minimising ‖y - x W_skipᵀ‖² + λ‖W_skip‖² (λ scaled to the data)."""
+    """W_skip [d_out, d_in] minimising ‖y - x W_skipᵀ‖² + λ‖W_skip‖² (λ scaled to the data).
+
+    Solved in float64: the Gram matrix of MLP inputs is badly conditioned in float32.
+    """
+    x, y = x.double(), y.double()
     gram = x.T @ x  # [d_in, d_in]
     scale = ridge * gram.diagonal().mean().clamp_min(1e-12)
-    return torch.linalg.solve(gram + scale * torch.eye(x.shape[1]), x.T @ y).T
+    eye = torch.eye(x.shape[1], dtype=torch.float64)
+    return torch.linalg.solve(gram + scale * eye, x.T @ y).T.float()
+
+
+def fit_skips(
+    batches: Iterator[dict[int, tuple[torch.Tensor, torch.Tensor]]],
+    n_tokens: int,
+) -> tuple[dict[int, torch.Tensor], Iterator[dict[int, tuple[torch.Tensor, torch.Tensor]]]]:
+    """Every layer's W_skip fitted on the first `n_tokens` (whole batches) of the stream,
+    and the stream again from its start: the batches the fit read are trained on too."""
+    first: list[dict[int, tuple[torch.Tensor, torch.Tensor]]] = []
+    seen = 0
+    while seen < n_tokens:
+        first.append(next(batches))
+        seen += next(iter(first[-1].values()))[0].shape[0]
+    skips = {
+        layer: fit_skip(
+            torch.cat([batch[layer][0] for batch in first]),
+            torch.cat([batch[layer][1] for batch in first]),
+        )
+        for layer in first[0]
+    }
+    return skips, itertools.chain(first, batches)
 
 
 def transcoder_tensors(
@@ -282,22 +315,16 @@ def _step_layer(
     layer: int,
     x: torch.Tensor,  # [batch, d_model] MLP input
     y: torch.Tensor,  # [batch, d_model] MLP output
-    skip: bool,
-    skips: dict[int, torch.Tensor | None],
+    w_skip: torch.Tensor | None,
     on_metrics: LayerMetrics | None,
     on_progress: Progress | None,
 ) -> None:
-    """One step of one layer's transcoder; its first step fits the skip and starts b_dec."""
+    """One step of one layer's transcoder on what the skip misses; the first starts b_dec."""
+    target = y if w_skip is None else y - x @ w_skip.T
     if loop.n_steps == 0:
-        if skip:
-            skips[layer] = fit_skip(x, y)
-            loop.out_dir.mkdir(parents=True, exist_ok=True)
-            save_file({"W_skip": skips[layer]}, str(loop.out_dir / _SKIP_FILE))
         with torch.no_grad():
-            residual = y if skips[layer] is None else y - x @ skips[layer].T
-            loop.sae.b_dec.copy_(residual.mean(0))
-    w_skip = skips[layer]
-    metrics = loop.step(x, y if w_skip is None else y - x @ w_skip.T)
+            loop.sae.b_dec.copy_(target.mean(0))
+    metrics = loop.step(x, target)
     total = loop.cfg.total_steps * loop.cfg.batch_size
     if loop.n_steps % loop.cfg.log_every_steps == 0 or loop.n_tokens >= total:
         loop.history.append(metrics)
@@ -379,12 +406,21 @@ def train_transcoder_set(
             epoch = train_ctx
 
     batches = _batches(epochs(), layers, base.batch_size, buffer_batches, base.seed)
+    if skip and not resumed:
+        # A stop in here leaves no checkpoint (no step was taken): the rerun starts afresh.
+        stage("fitting the skip connections")
+        fit_tokens = min(SKIP_FIT_TOKENS_PER_DIM * base.d_in, total)
+        fitted, batches = fit_skips(batches, fit_tokens)
+        for layer, w_skip in fitted.items():
+            skips[layer] = w_skip
+            loops[layer].out_dir.mkdir(parents=True, exist_ok=True)
+            save_file({"W_skip": w_skip}, str(loops[layer].out_dir / _SKIP_FILE))
     try:
         while first_loop.n_tokens < total:
             stopping.check()
             batch = next(batches)  # every layer steps on it: all stay at the same step
             for layer, (x, y) in batch.items():
-                _step_layer(loops[layer], layer, x, y, skip, skips, on_metrics, on_progress)
+                _step_layer(loops[layer], layer, x, y, skips[layer], on_metrics, on_progress)
             every = base.checkpoint_every_steps
             if every and first_loop.n_steps % every == 0:
                 for loop in loops.values():

@@ -80,6 +80,25 @@ def resolve_model(model_id: str) -> ModelSpec:
     raise NotFound(f"unknown model {model_id!r}")
 
 
+def available_offline(model_id: str) -> bool:
+    """Whether `model_id` loads without the hub: the tiny test model, a packaged model, a
+    local folder, or a model already in the Hugging Face cache."""
+    if model_id == TINY_MODEL_ID:
+        return True
+    try:
+        spec = resolve_model(model_id)
+        if spec.packaged or Path(spec.hf_id).is_dir():
+            return True
+    except (NotFound, OSError):  # OSError: not a possible path (a name too long)
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(spec.hf_id, "config.json"), str)
+    except ValueError:  # not a valid repo id (HFValidationError)
+        return False
+
+
 def torch_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype

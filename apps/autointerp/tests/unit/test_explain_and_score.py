@@ -15,6 +15,7 @@ from interpedia_autointerp.explain import (
 from interpedia_autointerp.llm import LLMClient, LLMConfig
 from interpedia_autointerp.scoring import (
     detection_score,
+    embedding_contrast,
     embedding_score,
     fuzzing_score,
     simulation_score,
@@ -93,6 +94,28 @@ async def test_embedding_score_without_negatives_uses_contrast(
     assert result.details["contrast"] == "marked-tokens-removed"
     assert result.value > 0.8
     assert {b.distance for b in result.breakdown if not b.activating} == {-1}
+
+
+async def test_length_sorted_batches_embed_each_text_as_alone(
+    local_embedder: LocalEmbedder, cat_records: list[ActivationRecord]
+) -> None:
+    # The embedder sorts a call's texts by length to pad less; each row must still be the
+    # text's own vector, in the caller's order, as if it were embedded by itself.
+    texts = [r.text() for r in cat_records] + ["cats", "a much longer sentence about cats"]
+    texts = texts[::-1]
+    together = await local_embedder.embed(texts)
+    alone = np.concatenate([await local_embedder.embed([t]) for t in texts])
+    assert np.allclose(together, alone, atol=1e-5)
+
+
+async def test_embedding_contrast_is_what_the_scorer_embeds(
+    local_embedder: LocalEmbedder, cat_records: list[ActivationRecord]
+) -> None:
+    contrast = embedding_contrast(cat_records)
+    result = await embedding_score(local_embedder, "cats and kittens", cat_records)
+    assert [b.text for b in result.breakdown] == contrast.activating + contrast.non_activating
+    assert contrast.synthetic
+    assert all("cat" not in t.lower().split() for t in contrast.non_activating)
 
 
 async def test_embedding_score_refuses_empty_explanation(

@@ -35,6 +35,23 @@ def test_a_quick_fit_is_sparse_and_explains_part_of_the_mlp() -> None:
         assert 0 < fvu < 0.9  # random directions, fitted decoder: some of the variance
 
 
+def test_the_fvu_counts_a_skip_connection_and_reads_relu_sets() -> None:
+    """A set whose skip is the exact linear map explains everything through the skip."""
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(200, 16, generator=generator)
+    w_skip = torch.randn(16, 16, generator=generator)
+    layer = {  # ReLU transcoder (no threshold) whose features add nothing
+        "W_enc": torch.randn(8, 16, generator=generator),
+        "b_enc": torch.zeros(8),
+        "W_dec": torch.zeros(8, 16),
+        "b_dec": torch.zeros(16),
+    }
+    y = x @ w_skip.T
+    assert transcoder_sets.fraction_of_variance_unexplained(layer, x, y) > 0.9
+    layer["W_skip"] = w_skip
+    assert transcoder_sets.fraction_of_variance_unexplained(layer, x, y) < 1e-6
+
+
 def test_a_written_set_loads_as_circuit_tracers_transcoder_set(tmp_path: Path) -> None:
     ins, outs = _pairs(n_layers=3)
     layers = transcoder_sets.fit_quick_transcoders(ins, outs, d_transcoder=32, density=0.1)

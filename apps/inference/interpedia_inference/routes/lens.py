@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
+from interpedia_core.errors import InterpediaError
 from interpedia_core.sse import NDJSON, ndjson_stream_content
 from interpedia_inference import lens
 from interpedia_inference.deps import EngineDep
@@ -67,6 +68,8 @@ async def lens_prompt(body: LensPromptRequest, engine: EngineDep) -> Any:
             yield first.model_dump_json() + "\n"
             async for frame in frames:
                 yield frame.model_dump_json() + "\n"
+        except InterpediaError as exc:  # the stream has started: say why in-band
+            yield LensErrorMessage(error=exc.message).model_dump_json() + "\n"
         except Exception as exc:  # the stream has started: report in-band, as Neuronpedia does
             yield (
                 LensErrorMessage(error=f"lens failed: {type(exc).__name__}").model_dump_json()

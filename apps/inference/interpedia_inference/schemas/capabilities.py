@@ -33,6 +33,31 @@ class CapabilitiesResponse(BaseSchema):
     )
 
 
+class InitializeRequest(BaseSchema):
+    """Optional body of POST /initialize: a model and sources to serve instead (Neuronpedia
+    names only the model, in the `custom_hf_model_id` query parameter)."""
+
+    model_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Interpedia model id, Hugging Face id or local HF folder; it must be "
+        "available here (no download)",
+    )
+    sae_sources: list[str] | None = Field(
+        default=None,
+        max_length=256,
+        description="SAELens folders or `release:sae_id` entries of that model; none given: "
+        "the configured ones if the model stays, else none",
+    )
+    sae_source_set: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Source-set name of those SAEs (default: the configured one)",
+    )
+
+
 class SteerHealthResponse(BaseSchema):
     """The steering engine's state (Neuronpedia reports its vLLM engine's here)."""
 

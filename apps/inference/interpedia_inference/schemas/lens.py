@@ -63,7 +63,8 @@ class LensPromptRequest(BaseSchema):
         ge=-100,
         le=100,
         allow_inf_nan=False,
-        description="Added along each steer token's direction, times the residual's norm",
+        description="Added along each steer token's direction, times the residual's norm; "
+        "each layer's step is capped at the norm (|strength| > 1 reads as 1), as Neuronpedia's",
     )
     steer_ablate: bool = Field(default=False, description="Project the directions out instead")
     swap_token: LensSteerToken | None = Field(

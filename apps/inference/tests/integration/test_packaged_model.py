@@ -448,3 +448,27 @@ def test_fast_lens_readout_matches_float32(server: tuple[str, object]) -> None:
     exact_probs, exact_ids = exact.top(hidden, logits, layers, slice(0, 64), 10, keep)
     assert torch.equal(fast_ids, exact_ids) and bool(keep[fast_ids[:-1]].all())
     assert torch.allclose(fast_probs, exact_probs, atol=1e-2, rtol=3e-2)
+
+
+def test_heavy_lens_steering_stays_finite(server: tuple[str, object]) -> None:
+    """Strength 3 at all 30 layers once overflowed float32 (the residual grew ~4x a layer,
+    its norm reached inf, then NaN probabilities were sent as null): each layer's step is
+    capped at the residual's norm, as Neuronpedia caps it, so every probability is a
+    number and any strength beyond 1 reads as 1."""
+    base, _ = server
+    body = {
+        "model": MODEL,
+        "prompt": PROMPT,
+        "stream": False,
+        "top_n": 5,
+        "steer_tokens": [{"token": " London"}],
+    }
+    runs = {}
+    for strength in (3, 1, -3):
+        r = _post(base, "/v1/lens/prompt", {**body, "steer_strength": strength})
+        assert r.status_code == 200, r.text
+        runs[strength] = [t["results"][0] for t in r.json()["tokens"]]
+        probs = torch.tensor([result["top_probs"] for result in runs[strength]])  # [P, L, N]
+        assert probs.shape[1] == 30 and bool(probs.isfinite().all())
+        assert bool((probs > 0).all()) and bool((probs.sum(-1) <= 1 + 1e-4).all())
+    assert runs[3] == runs[1] and runs[-3] != runs[3]

@@ -2,6 +2,7 @@
 brute-force read-out, streamed frame by frame, with generation and steering."""
 
 import json
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -148,6 +149,46 @@ async def test_steering_along_a_token_raises_its_probability(
         },
     )
     assert prob_of(ablated.json()) < prob_of(steered.json())
+
+
+async def test_a_non_finite_lens_is_a_422_or_an_error_frame_never_null_probabilities(
+    tiny_app: tuple[FastAPI, httpx.AsyncClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forward that overflows (faked: the steering writes inf from position `from_`
+    on) is refused before any frame, or, at a generated token, ends the stream with an
+    `error` frame that says why."""
+    from interpedia_inference.lens import LensIntervention
+
+    _, client = tiny_app
+    prompt_len = len(_engine(tiny_app[0]).tokenize(PROMPT))
+
+    def overflow(from_: int) -> Callable[..., torch.Tensor]:
+        def apply(self: LensIntervention, key: tuple[str, int], acts: torch.Tensor) -> torch.Tensor:
+            out = acts.clone()
+            out[:, from_:] = float("inf")
+            return out
+
+        return apply
+
+    body = {
+        "model": MODEL,
+        "prompt": PROMPT,
+        "steer_tokens": [{"token": "a"}],
+        "steer_strength": 1,
+        "steer_generated_tokens": True,
+    }
+    monkeypatch.setattr(LensIntervention, "apply", overflow(0))
+    for stream in (False, True):
+        r = await client.post("/v1/lens/prompt", json={**body, "stream": stream})
+        assert r.status_code == 422, r.text
+        assert "not finite at layer 0" in r.json()["detail"]
+        assert "lower steer_strength" in r.json()["detail"]
+    monkeypatch.setattr(LensIntervention, "apply", overflow(prompt_len))
+    frames = await _frames(client, {**body, "num_completion_tokens": 2})
+    tokens = [f for f in frames if f["kind"] == "token"]
+    assert len(tokens) == prompt_len and frames[-1]["kind"] == "error"
+    assert "not finite" in frames[-1]["error"]
+    assert all(p is not None for t in tokens for row in t["results"][0]["top_probs"] for p in row)
 
 
 async def test_chat_frames_carry_message_spans(client: httpx.AsyncClient) -> None:

@@ -171,4 +171,4 @@ async def test_capabilities_steer_health_and_initialize(
     assert ready.status_code == 200 and ready.json()["model"] == MODEL
     assert ready.json()["sources"] == ["0-res-test", "1-res-test"]
     other = await client.post("/initialize", params={"custom_hf_model_id": "gpt2"})
-    assert other.status_code == 409 and "tiny-random" in other.json()["detail"]
+    assert other.status_code == 400 and "not available" in other.json()["detail"]

@@ -202,3 +202,36 @@ def test_cli_train_and_dashboards(tiny_corpus, tiny_train_flags, tmp_path) -> No
         ],
     )
     assert isinstance(res.exception, InvalidInput)
+
+
+@pytest.mark.parametrize(
+    ("hook", "width"),
+    [
+        ("blocks.1.hook_resid_post", 64),  # d_model
+        ("blocks.0.mlp.hook_post", 128),  # d_mlp
+        ("blocks.1.attn.hook_z", 4 * 16),  # n_heads * d_head, heads concatenated
+    ],
+)
+def test_hook_width_is_the_hooks_own(tiny, hook, width) -> None:
+    assert tiny.hook_width(hook) == width
+    with pytest.raises(InvalidInput, match=f"does not match the width {width}"):
+        tiny.check_d_in(width + 1, hook)
+
+
+def test_cli_train_defaults_d_in_to_the_hooks_width(
+    tiny, tiny_corpus, tiny_train_flags, tmp_path
+) -> None:
+    """On mlp.hook_post (d_mlp 128, not d_model 64) the CLI's default d_in is 128 and the
+    SAE trains and loads; a d_in of d_model is refused before any work."""
+    flags = [f for f in tiny_train_flags if f != HOOK]  # the flag's value goes below
+    flags[flags.index("--hook") + 1 : flags.index("--hook") + 1] = ["blocks.0.mlp.hook_post"]
+    out = tmp_path / "mlp-sae"
+    res = CliRunner().invoke(
+        commands,
+        ["train", *flags, "--out", str(out), "--corpus", str(tiny_corpus), "--total-tokens", "512"],
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "cfg.json").read_text())["d_in"] == 128
+    assert load_sae(out).cfg.d_in == 128
+    with pytest.raises(InvalidInput, match="d_in 64 does not match the width 128"):
+        train_from_corpus(_cfg(hook_name="blocks.0.mlp.hook_post"), tiny, tiny_corpus, tmp_path)

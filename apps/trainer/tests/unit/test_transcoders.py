@@ -10,7 +10,12 @@ from interpedia_core import stopping
 from interpedia_trainer.model_runtime import tiny_hooked_model
 from interpedia_trainer.recorded import LayerSeries, transcoder_final_metrics
 from interpedia_trainer.training import TrainingConfig
-from interpedia_trainer.transcoders import TranscoderSetResult, fit_skip, train_transcoder_set
+from interpedia_trainer.transcoders import (
+    TranscoderSetResult,
+    fit_skip,
+    fit_skips,
+    train_transcoder_set,
+)
 
 
 def _base(steps: int) -> TrainingConfig:
@@ -61,6 +66,25 @@ def test_the_skip_is_the_least_squares_linear_map() -> None:
     x = torch.randn(500, 8, generator=g)
     w = torch.randn(6, 8, generator=g)  # [d_out, d_in]
     torch.testing.assert_close(fit_skip(x, x @ w.T, ridge=1e-9), w, atol=1e-3, rtol=1e-3)
+
+
+def test_the_skip_is_fitted_on_enough_batches_and_they_are_still_trained_on() -> None:
+    """A batch of 16 tokens cannot pin down a map from 24 dimensions: the fit reads whole
+    batches until it has `n_tokens`, and the stream then replays them from its start."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(6, 24, generator=g)  # [d_out, d_in]: 24 inputs, more than a batch's 16 tokens
+    stream = []
+    for _ in range(10):
+        x = torch.randn(16, 24, generator=g)
+        stream.append({3: (x, x @ w.T)})
+
+    skips, replay = fit_skips(iter(stream), n_tokens=64)
+    torch.testing.assert_close(skips[3], w, atol=1e-2, rtol=1e-2)
+    replayed = list(replay)
+    assert len(replayed) == len(stream)
+    assert all(a[3][0] is b[3][0] for a, b in zip(replayed, stream, strict=True))
+    one_batch = fit_skip(*stream[0][3])
+    assert (one_batch - w).abs().max() > 0.1  # what fitting on the first batch alone gave
 
 
 def test_a_transcoder_runs_step_row_holds_each_layers_metrics_and_their_means() -> None:

@@ -34,6 +34,9 @@ def _to_response(answer: inference.ActivationSingleResponse) -> ActivationNewRes
         maxValue=max(values, default=0.0),
         maxValueTokenIndex=answer.activation.max_value_index,
         minValue=min(values, default=0.0),
+        dfaValues=answer.activation.dfa_values,
+        dfaMaxValue=answer.activation.dfa_max_value,
+        dfaTargetIndex=answer.activation.dfa_target_index,
     )
 
 

@@ -115,6 +115,13 @@ class ActivationNewResponse(Schema):
     maxValue: float
     maxValueTokenIndex: int
     minValue: float
+    dfaValues: list[float] | None = Field(
+        default=None,
+        description="Attention-output (hook_z) features only: how much each token feeds the "
+        "feature at dfaTargetIndex through attention (direct feature attribution)",
+    )
+    dfaMaxValue: float | None = None
+    dfaTargetIndex: int | None = Field(default=None, description="The max-activating token")
 
 
 class ActivationSourceRequest(Schema):

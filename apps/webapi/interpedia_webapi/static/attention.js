@@ -1,6 +1,10 @@
 // The attention view of an attention (hook_z) SAE's feature page: one head's pattern over the
 // feature's top example, from /api/activation/attention (sparse, as Neuronpedia returns it),
 // drawn on a canvas as a query × key grid shaded by weight. Hover names the pair.
+// Beside it the feature's direct feature attribution on that example (/api/activation/new's
+// dfaValues): each token shaded by what it feeds the feature at the target token (outlined)
+// through attention, orange for a positive share, blue for a negative one, both scaled by the
+// largest magnitude.
 // No build step; app.js (a classic script) defines `Interpedia` in the global scope.
 
 const $ = id => document.getElementById(id);
@@ -63,18 +67,44 @@ canvas.addEventListener("mousemove", event => {
 });
 canvas.addEventListener("mouseleave", () => { $("attention-tooltip").hidden = true; });
 
-$("attention-button").addEventListener("click", async () => {
-  $("attention-error").textContent = "";
-  const button = $("attention-button");
-  button.disabled = true;
-  try {
-    const answer = await Interpedia.api("/activation/attention", {
-      modelId: config.modelId, prompt: config.text, layer: config.layer,
-      head: Number($("attention-head").value),
-    });
-    const weights = new Map(answer.attentionIndices.map((flat, i) => [flat, answer.attentionValues[i]]));
-    shown = { tokens: answer.tokens, weights, max: answer.maxActivation || 1 };
-    draw(shown);
-  } catch (e) { $("attention-error").textContent = e.message; }
-  button.disabled = false;
+// `name`-button runs `show`, disabled meanwhile; a failure goes to `name`-error.
+function onButton(name, show) {
+  const button = $(`${name}-button`);
+  button.addEventListener("click", async () => {
+    $(`${name}-error`).textContent = "";
+    button.disabled = true;
+    try { await show(); } catch (e) { $(`${name}-error`).textContent = e.message; }
+    button.disabled = false;
+  });
+}
+
+onButton("attention", async () => {
+  const answer = await Interpedia.api("/activation/attention", {
+    modelId: config.modelId, prompt: config.text, layer: config.layer,
+    head: Number($("attention-head").value),
+  });
+  const weights = new Map(answer.attentionIndices.map((flat, i) => [flat, answer.attentionValues[i]]));
+  shown = { tokens: answer.tokens, weights, max: answer.maxActivation || 1 };
+  draw(shown);
+});
+
+const DFA_NEGATIVE = "59, 130, 246";
+
+onButton("dfa", async () => {
+  const answer = await Interpedia.api("/activation/new", {
+    feature: { modelId: config.modelId, layer: config.source, index: config.index },
+    customText: config.text,
+  });
+  if (!answer.dfaValues) throw new Error("the inference service sent no DFA for this feature");
+  const values = answer.dfaValues;
+  const top = Math.max(...values.map(Math.abs));
+  const container = $("dfa-tokens");
+  Interpedia.renderTokens(container, answer.tokens, values, top);
+  container.querySelectorAll(".tok").forEach((span, i) => {
+    if (values[i] < 0 && top > 0) {
+      span.style.background = `rgba(${DFA_NEGATIVE}, ${Math.min(1, -values[i] / top).toFixed(3)})`;
+    }
+    if (i === answer.dfaTargetIndex) span.classList.add("dfa-target");
+  });
+  container.dataset.target = String(answer.dfaTargetIndex);
 });

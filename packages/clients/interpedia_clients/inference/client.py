@@ -17,12 +17,16 @@ class InferenceClient(ServiceClient):
         """200 once the service is ready (`app.state.ready`), 503 while it loads."""
         return self._call("GET", "/health", None, models.HealthResponse)
 
-    def initialize(self, custom_hf_model_id: str | None | None = None) -> models.InitializeResponse:
-        """Wait until the model and SAEs are loaded (503 if loading failed)."""
+    def initialize(
+        self,
+        body: models.InitializeRequest | None | None = None,
+        custom_hf_model_id: str | None | None = None,
+    ) -> models.InitializeResponse:
+        """Wait until the model and SAEs are loaded, or load another model or other sources."""
         return self._call(
             "POST",
             "/initialize",
-            None,
+            body,
             models.InitializeResponse,
             params={"custom_hf_model_id": custom_hf_model_id},
         )
@@ -188,13 +192,15 @@ class AsyncInferenceClient(AsyncServiceClient):
         return await self._call("GET", "/health", None, models.HealthResponse)
 
     async def initialize(
-        self, custom_hf_model_id: str | None | None = None
+        self,
+        body: models.InitializeRequest | None | None = None,
+        custom_hf_model_id: str | None | None = None,
     ) -> models.InitializeResponse:
-        """Wait until the model and SAEs are loaded (503 if loading failed)."""
+        """Wait until the model and SAEs are loaded, or load another model or other sources."""
         return await self._call(
             "POST",
             "/initialize",
-            None,
+            body,
             models.InitializeResponse,
             params={"custom_hf_model_id": custom_hf_model_id},
         )

@@ -340,6 +340,30 @@ class HealthResponse(BaseModel):
     status: Status = Field(..., title="Status")
 
 
+class InitializeRequest(BaseModel):
+    """
+    Optional body of POST /initialize: a model and sources to serve instead (Neuronpedia
+    names only the model, in the `custom_hf_model_id` query parameter).
+    """
+
+    model_id: constr(min_length=1, max_length=1000) | None = Field(
+        None, title="Model Id"
+    )
+    """
+    Interpedia model id, Hugging Face id or local HF folder; it must be available here (no download)
+    """
+    sae_source_set: constr(min_length=1, max_length=128) | None = Field(
+        None, title="Sae Source Set"
+    )
+    """
+    Source-set name of those SAEs (default: the configured one)
+    """
+    sae_sources: list[str] | None = Field(None, title="Sae Sources")
+    """
+    SAELens folders or `release:sae_id` entries of that model; none given: the configured ones if the model stays, else none
+    """
+
+
 class InitializeResponse(BaseModel):
     model: str = Field(..., title="Model")
     sources: list[str] = Field(..., title="Sources")
@@ -837,7 +861,7 @@ class LensPromptRequest(BaseModel):
         0.0, title="Steer Strength"
     )
     """
-    Added along each steer token's direction, times the residual's norm
+    Added along each steer token's direction, times the residual's norm; each layer's step is capped at the norm (|strength| > 1 reads as 1), as Neuronpedia's
     """
     steer_tokens: list[LensSteerToken] | None = Field(None, title="Steer Tokens")
     stream: bool | None = Field(True, title="Stream")

@@ -51,6 +51,15 @@ class CustomTextItem(RootModel[constr(pattern=r"\S", min_length=1, max_length=40
 
 
 class ActivationNewResponse(BaseModel):
+    dfaMaxValue: float | None = Field(None, title="Dfamaxvalue")
+    dfaTargetIndex: int | None = Field(None, title="Dfatargetindex")
+    """
+    The max-activating token
+    """
+    dfaValues: list[float] | None = Field(None, title="Dfavalues")
+    """
+    Attention-output (hook_z) features only: how much each token feeds the feature at dfaTargetIndex through attention (direct feature attribution)
+    """
     maxValue: float = Field(..., title="Maxvalue")
     maxValueTokenIndex: int = Field(..., title="Maxvaluetokenindex")
     minValue: float = Field(..., title="Minvalue")
