@@ -58,6 +58,8 @@ MAX_STEER_FRACTION = 1.0
 # bf16 candidates per (layer, position) that the fast read-out re-ranks in float32, beyond
 # top_n: a true top-N token would have to fall this many ranks in bf16 to be missed.
 CANDIDATE_MARGIN = 10
+# Vocabulary terms summed per bf16 block in the fast read-out's normaliser.
+SUM_BLOCK = 1024
 
 
 @dataclass
@@ -149,6 +151,21 @@ def bf16_matmul_is_fast(device: str) -> bool:
     )
 
 
+def _sum_bf16(terms: torch.Tensor) -> torch.Tensor:
+    """Row sums [rows] in float32 of bf16 terms [rows, n]: bf16 sums of SUM_BLOCK-term
+    blocks (float32 accumulation inside, one bf16 rounding each: ≤ 0.4 % per block, of
+    either sign), added in float32. On AVX-512 BF16 `sum(dtype=float32)` converts every
+    term first and costs as much as the exp before it; this costs a tenth."""
+    terms = terms if terms.stride(-1) == 1 else terms.contiguous()
+    rows, n = terms.shape
+    whole = n // SUM_BLOCK * SUM_BLOCK
+    blocks = terms.as_strided((rows, n // SUM_BLOCK, SUM_BLOCK), (terms.stride(0), SUM_BLOCK, 1))
+    total = blocks.sum(-1).float().sum(-1)
+    if whole < n:
+        total += terms[:, whole:].sum(-1, dtype=torch.float32)
+    return total
+
+
 class LensReadout:
     """Norm + unembedding of the served model, read at chosen layers.
 
@@ -160,8 +177,12 @@ class LensReadout:
     normaliser; the candidates' logits are then recomputed exactly in float32, re-ranked,
     and replace their bf16 terms in the normaliser. The top-N tokens are float32's unless a
     true top-N token falls more than CANDIDATE_MARGIN ranks in bf16; the probabilities
-    differ from float32's by the bf16 rounding of the other logits in the normaliser (a
-    few per mille; the packaged model's test bounds it).
+    differ from float32's by the bf16 rounding of the other logits in the normaliser (at
+    most 0.0048 on the packaged model over every layer of 8 corpus prompts, worst at BOS,
+    whose logits are largest; the packaged model's test bounds it by 0.005). An int8
+    read-out (`torch._int_mm`) was measured and left out: its matmul is no faster than
+    bf16 here under load, its int32 logits need a float pass of their own, and its
+    rounding of the residual's outlier dimensions moved probabilities by up to 0.03.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -226,8 +247,8 @@ class LensReadout:
         peak = exact.amax(dim=-1, keepdim=True)  # [rows, 1]
         # Σ_vocab exp(logit − peak): bf16 terms for the tail, exact ones for the candidates.
         # In place on `approx`, which is not needed after this.
-        tail = approx.sub_(peak.to(torch.bfloat16)).exp_().sum(dim=-1, dtype=torch.float32)
-        tail = tail - approx.gather(-1, candidates).float().sum(-1)
+        terms = approx.sub_(peak.to(torch.bfloat16)).exp_()
+        tail = _sum_bf16(terms) - terms.gather(-1, candidates).float().sum(-1)
         total = tail.clamp_min(0) + (exact - peak).exp().sum(-1)
         values, order = exact.topk(top_n, dim=-1)
         probs = (values - peak - total.log().unsqueeze(-1)).exp()

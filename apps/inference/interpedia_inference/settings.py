@@ -93,7 +93,7 @@ class InferenceSettings(ServiceSettings):
         validation_alias=_env("lens_bf16"),
         description="Logit lens: pick each layer's top tokens and sum its softmax over the "
         "vocabulary in bf16 where the hardware runs bf16 natively, then recompute the top "
-        "tokens exactly in float32 (same top tokens; probabilities within 1e-2).",
+        "tokens exactly in float32 (same top tokens; probabilities within 0.005).",
     )
 
     wire_dialect: WireDialect = wire_dialect_field()

@@ -414,8 +414,10 @@ def test_bad_inputs_on_real_server(server: tuple[str, object]) -> None:
 
 def test_fast_lens_readout_matches_float32(server: tuple[str, object]) -> None:
     """The bf16 lens read-out (candidates in bf16, re-ranked in float32) against the plain
-    float32 one over every layer of a real 64-token prompt: the same top tokens in the
-    same order, probabilities within a few per mille."""
+    float32 one over every layer of real 64-token corpus prompts: the same top tokens in
+    the same order (two tokens may swap only where float32 itself cannot tell them apart:
+    logits within 1e-4, which two float32 kernels round differently) and probabilities
+    within 0.005."""
     from interpedia_inference.lens import LensReadout, word_mask
 
     _, app = server
@@ -425,15 +427,21 @@ def test_fast_lens_readout_matches_float32(server: tuple[str, object]) -> None:
         pytest.skip("no native bf16 matmul here: the lens reads out in float32 only")
     exact = LensReadout(engine)
     exact.fast = False
-    text = (ROOT / ".cache/corpora/sotu/1790_george_washington_n.txt").read_text()
-    ids = engine.model.tokenize(text)[:64]
-    hidden, logits = fast.residuals(ids)
     layers = list(range(engine.model.n_layers))
-    fast_probs, fast_ids = fast.top(hidden, logits, layers, slice(0, 64), 10)
-    exact_probs, exact_ids = exact.top(hidden, logits, layers, slice(0, 64), 10)
-    assert torch.equal(fast_ids, exact_ids)
-    assert torch.allclose(fast_probs, exact_probs, atol=1e-2, rtol=3e-2)
-    assert float((fast_probs - exact_probs).abs().mean()) < 1e-4
+    corpus = sorted((ROOT / ".cache/corpora/sotu").glob("*.txt"))
+    for path in corpus[:: len(corpus) // 4][:4]:  # 1790, 1848, 1906, 1963
+        ids = engine.model.tokenize(path.read_text())[:64]
+        hidden, logits = fast.residuals(ids)
+        fast_probs, fast_ids = fast.top(hidden, logits, layers, slice(0, 64), 10)
+        exact_probs, exact_ids = exact.top(hidden, logits, layers, slice(0, 64), 10)
+        for layer, position in (fast_ids != exact_ids).any(-1).nonzero().tolist():
+            normed = exact.norm(hidden[layer + 1][0, position])
+            a, b = (
+                exact.unembed(normed)[found[layer, position]] for found in (fast_ids, exact_ids)
+            )
+            assert float((a - b).abs().max()) < 1e-4, (path.name, layer, position)
+        assert float((fast_probs - exact_probs).abs().max()) < 0.005, path.name
+        assert float((fast_probs - exact_probs).abs().mean()) < 1e-4
     # with Neuronpedia's non-word filter: word-like candidates only, the same answer
     keep = word_mask(engine)
     fast_probs, fast_ids = fast.top(hidden, logits, layers, slice(0, 64), 10, keep)

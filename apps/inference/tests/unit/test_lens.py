@@ -10,7 +10,7 @@ import torch
 from fastapi import FastAPI
 
 from interpedia_inference.engine import Engine
-from interpedia_inference.lens import is_word_like
+from interpedia_inference.lens import SUM_BLOCK, _sum_bf16, is_word_like
 
 MODEL = "tiny-random"
 PROMPT = "The capital of France is"
@@ -242,3 +242,18 @@ async def test_typed_client_reads_the_whole_run(
     assert len(run.tokens) == run.done.prompt_len == len(_engine(app).tokenize(PROMPT))
     assert caps.endpoints["lens_logit"] and caps.endpoints["dfa"]
     assert "PROJECTION_CAP" in caps.steer_methods
+
+
+def test_bf16_block_sum_is_close_to_float64_with_and_without_a_remainder() -> None:
+    """The fast lens's normaliser sum: within bf16's per-block rounding of the exact sum,
+    for a vocabulary that is a whole number of blocks and one that is not."""
+    generator = torch.Generator().manual_seed(0)
+    for n in (4 * SUM_BLOCK, 4 * SUM_BLOCK + 37):
+        terms = (torch.randn(3, n, generator=generator) * 3 - 5).exp().to(torch.bfloat16)
+        exact = terms.double().sum(-1)
+        got = _sum_bf16(terms)
+        assert got.dtype == torch.float32
+        assert torch.allclose(got.double(), exact, rtol=4e-3), (n, got, exact)
+        # rows of a wider tensor: blocks follow the row stride, not the row length
+        wide = torch.cat([terms, torch.ones(3, 5, dtype=torch.bfloat16)], dim=-1)
+        assert torch.allclose(_sum_bf16(wide[:, :n]).double(), exact, rtol=4e-3)
