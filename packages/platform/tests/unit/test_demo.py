@@ -57,6 +57,7 @@ def test_the_demo_queues_its_transcoders_with_the_settings_it_documents() -> Non
     assert command[command.index("--layers") + 1] == "all"  # a graph needs every layer
     assert command[command.index("--out") + 1].endswith("transcoders/tc-demo")
     assert "--max-contexts" not in command
+    assert "--skip" in command  # the closed-form skip carries the demo's fidelity
 
 
 def test_tests_size_the_transcoders_down_through_the_environment(monkeypatch) -> None:
