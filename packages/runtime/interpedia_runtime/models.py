@@ -211,15 +211,17 @@ class LoadedModel:
         `attn.hook_z` comes back flattened to [batch, seq, n_heads * d_head], the shape
         SAEs trained on it expect; attention patterns and scores stay [batch, n_heads, q, k].
         """
-        needed = [self.hook_layer(h) for h in hook_names]
-        stop = max(needed) + 1
+        stop = max(self.hook_layer(h) for h in hook_names) + 1
+        # Only a hook outside the blocks (ln_final, unembed) needs the model's head; stopping
+        # after the last block otherwise skips the 49k-token unembedding (~20% of a forward).
+        outside_blocks = any(layer_of_hook(h) is None for h in hook_names)
         kwargs: dict[str, Any] = {}
         if attention_mask is not None:
             kwargs["attention_mask"] = attention_mask
         _, cache = self.bridge.run_with_cache(
             tokens,
             names_filter=list(hook_names),
-            stop_at_layer=stop if stop < self.n_layers else None,
+            stop_at_layer=None if outside_blocks else stop,
             return_cache_object=False,
             **kwargs,
         )

@@ -43,6 +43,16 @@ def test_hooks_have_user_names_and_shapes(tiny: LoadedModel) -> None:
         tiny.run_hooks(tokens, ["blocks.9.hook_resid_post"])
 
 
+def test_the_last_blocks_hooks_equal_a_whole_forwards(tiny: LoadedModel) -> None:
+    """Hooks of the last block stop before the head; a head hook still runs it."""
+    tokens = torch.tensor([tiny.tokenize("The quick brown fox")])
+    last = f"blocks.{tiny.n_layers - 1}.hook_resid_post"
+    _, whole = tiny.bridge.run_with_cache(tokens, names_filter=[last, "ln_final.hook_normalized"])
+    assert torch.equal(tiny.run_hooks(tokens, [last])[last], whole[last])
+    head = tiny.run_hooks(tokens, [last, "ln_final.hook_normalized"])
+    assert torch.equal(head["ln_final.hook_normalized"], whole["ln_final.hook_normalized"])
+
+
 def test_generation_view_shares_the_bridge_weights(tiny: LoadedModel) -> None:
     """`hf_model` and the bridge are two module trees over one set of weights."""
     bridged = {p.data_ptr() for p in tiny.bridge.parameters()}
