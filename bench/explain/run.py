@@ -18,7 +18,8 @@ Everything the scorer will embed (explanations, held-out examples and their cont
 texts) is embedded first in one pass, deduplicated and sorted by length, into a cache by
 text kept in `--data-dir` (`embeddings/`, one shard per chunk, so a stopped run keeps what
 it did); scoring then runs the unchanged `scoring.embedding_score` on cached vectors. The
-local model is the cost: about 5 texts/s of 128-token examples under load 15 on 2 cores.
+local model is the cost: about 19 texts/s of 32-token windows (5 of whole 128-token
+examples) at load 6-12 on 2 cores.
 
 The demo SAE and its dashboards are built the demo's way (`interpedia_platform.demo`'s
 train and dashboard steps, the same commands with the same sizes) into `--data-dir`
@@ -27,7 +28,6 @@ there that the run stops on exit. Building them takes about 15 minutes on 2 quie
 
     .venv/bin/python bench/explain/run.py               # every fired feature
     .venv/bin/python bench/explain/run.py --sample 200  # quicker
-    .venv/bin/python bench/explain/run.py --window 32   # on 32-token windows, as delphi
 """
 
 import argparse
@@ -50,7 +50,7 @@ import numpy as np
 
 from interpedia_autointerp import explain, scoring, storage
 from interpedia_autointerp.embeddings import LocalEmbedder
-from interpedia_autointerp.examples import ActivationRecord, window
+from interpedia_autointerp.examples import ActivationRecord
 from interpedia_db import migrate
 from interpedia_db.connect import create_engine, create_sessionmaker
 from interpedia_db.embedded import EmbeddedPostgres
@@ -180,17 +180,11 @@ async def measure(url: str, settings: DemoSettings, args: argparse.Namespace) ->
         await engine.dispose()
     # A feature with one example has nothing left to score on once it is explained.
     split = {i: held_out_split(f.records) for i, f in features.items()}
-    if args.window:
-        split = {
-            i: (explain_from, [window(r, args.window) for r in score_on])
-            for i, (explain_from, score_on) in split.items()
-        }
     indices = [i for i in indices if split[i][1]]
     print(
         f"{model_id}/{source_id}: {sum(fired.values())} of {len(fired)} features fired; "
         f"scoring {len(indices)} ({len(features) - len(indices)} with one example left out); "
-        "explained from examples 1, 3, 5... by max activation, scored on 2, 4, 6..."
-        + (f" ({args.window}-token windows around the peak)" if args.window else ""),
+        "explained from examples 1, 3, 5... by max activation, scored on 2, 4, 6...",
         flush=True,
     )
     before = before_explainer()
@@ -255,13 +249,6 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".cache" / "bench" / "explain")
     parser.add_argument("--sample", type=int, default=0, help="features to score (0: all fired)")
     parser.add_argument("--seed", type=int, default=0, help="of the random baseline")
-    parser.add_argument(
-        "--window",
-        type=int,
-        default=0,
-        help="score on this many tokens around each example's peak (0: the whole example, "
-        "as `interpedia score` does), as delphi's and our LLM scorers see examples",
-    )
     parser.add_argument("--show", type=int, default=8, help="features to print explanations of")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} (1 min)", flush=True)

@@ -154,11 +154,19 @@ class EmbeddingContrast:
 
 def embedding_contrast(records: Sequence[ActivationRecord]) -> EmbeddingContrast:
     """What `embedding_score` embeds besides the explanation, in its order; a benchmark
-    scoring many explanations embeds these once, in one batched pass."""
+    scoring many explanations embeds these once, in one batched pass.
+
+    Each example is cut to the window around its peak that every other scorer shows (as
+    delphi's embedding scorer does): in a whole 128-token context, the marked token the
+    synthetic contrast removes is too small a part of the text to tell anything apart."""
     activating, non_activating = split_examples(records)
-    activating = _ranked(activating)
+    activating = [window(r) for r in _ranked(activating)]
     synthetic = not non_activating
-    negatives = [without_marked(r) for r in activating] if synthetic else list(non_activating)
+    negatives = (
+        [without_marked(r) for r in activating]
+        if synthetic
+        else [window(r) for r in non_activating]
+    )
     return EmbeddingContrast(
         [r.text() for r in activating], [r.text() for r in negatives], synthetic
     )

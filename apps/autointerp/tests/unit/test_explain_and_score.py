@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from interpedia_autointerp.embeddings import LOCAL_DIMENSIONS, LocalEmbedder
-from interpedia_autointerp.examples import ActivationRecord
+from interpedia_autointerp.examples import WINDOW, ActivationRecord
 from interpedia_autointerp.explain import (
     OFFLINE_TYPE_NAME,
     llm_explanation,
@@ -116,6 +116,17 @@ async def test_embedding_contrast_is_what_the_scorer_embeds(
     assert [b.text for b in result.breakdown] == contrast.activating + contrast.non_activating
     assert contrast.synthetic
     assert all("cat" not in t.lower().split() for t in contrast.non_activating)
+
+
+def test_embedding_contrast_sees_the_window_around_the_peak() -> None:
+    """Like every other scorer: a long example is cut to WINDOW tokens around its peak, so
+    the removed token is a real part of what the contrast compares."""
+    tokens = [" filler"] * 100 + [" cat"] + [" tail"] * 27
+    values = [0.0] * 100 + [3.0] + [0.0] * 27
+    contrast = embedding_contrast([ActivationRecord(tokens, values)])
+    (shown,) = contrast.activating
+    assert len(shown.split()) == WINDOW and "cat" in shown
+    assert contrast.non_activating == [shown.replace(" cat", "")]
 
 
 async def test_embedding_score_refuses_empty_explanation(
