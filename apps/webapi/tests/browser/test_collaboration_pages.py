@@ -81,7 +81,7 @@ def test_comment_on_a_list(page, live_server, seeded, shots: Path) -> None:
     page.reload()
     page.fill("tr.list-item .note", "bob's note")
     page.click("tr.list-item .save-note")
-    expect(page.locator("#add-error")).to_contain_text("only the list's owner")
+    expect(page.locator("#add-error")).to_contain_text("only the list's creator")
     page.fill(".comment-input", "Could add feature 5 too")
     page.click(".comment-form button")
     expect(page.locator(".comment")).to_contain_text("Could add feature 5 too")
