@@ -63,13 +63,19 @@ async def create_list(
 
 
 def update_list(
-    feature_list: FeatureList, name: str, description: str, default_test_text: str | None
+    feature_list: FeatureList,
+    name: str,
+    description: str,
+    default_test_text: str | None,
+    shown: visibility.Visibility | None = None,
 ) -> None:
-    """Neuronpedia's `list/update`: name and description are replaced, the test text
-    only when one is given (it sends null to leave it)."""
+    """Neuronpedia's `list/update`: name and description are replaced, the test text and
+    the visibility only when one is given (it sends null to leave the text)."""
     feature_list.name, feature_list.description = _name_and_description(name, description)
     if default_test_text is not None:
         feature_list.default_test_text = default_test_text
+    if shown is not None:
+        feature_list.visibility = shown
 
 
 async def edit_feature(

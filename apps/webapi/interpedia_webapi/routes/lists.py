@@ -109,9 +109,13 @@ async def list_new_with_features(
 
 @router.post("/update", responses=OWNED | error_responses(InvalidInput))
 async def list_update(body: ListUpdateRequest, session: SessionDep, user: CurrentUser) -> ListInfo:
-    """Rename one of the caller's lists, or change its description or default test text."""
+    """Rename one of the caller's lists, or change its description, default test text or
+    visibility."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
-    feature_lists.update_list(feature_list, body.name, body.description, body.defaultTestText)
+    shown = visibility_of(body.visibility) if body.visibility else None
+    feature_lists.update_list(
+        feature_list, body.name, body.description, body.defaultTestText, shown
+    )
     await session.commit()
     return _info(feature_list)
 

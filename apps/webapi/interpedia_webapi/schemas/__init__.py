@@ -644,6 +644,9 @@ class ListUpdateRequest(Schema):
     defaultTestText: str | None = Field(
         default=None, max_length=MAX_TEXT_CHARS, description="Left as it is when absent"
     )
+    visibility: WireVisibility | None = Field(
+        default=None, description="Left as it is when absent (not in Neuronpedia's request)"
+    )
 
 
 class ListEditFeatureRequest(FeatureKey):

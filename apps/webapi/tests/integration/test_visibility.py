@@ -51,6 +51,13 @@ async def test_lists(api, seeded) -> None:
     by_link = await client.post("/api/list/get", json={"listId": unlisted.json()["id"]})
     assert by_link.status_code == 200 and by_link.json()["visibility"] == "UNLISTED"
     assert "shared via link" not in (await client.get("/lists")).text
+    update = {"listId": unlisted.json()["id"], "name": "shared via link", "visibility": "PRIVATE"}
+    assert (await client.post("/api/list/update", json=update, headers=bob)).status_code == 403
+    made_private = await client.post("/api/list/update", json=update, headers=alice)
+    assert made_private.status_code == 200 and made_private.json()["visibility"] == "PRIVATE"
+    assert (
+        await client.post("/api/list/get", json={"listId": update["listId"]})
+    ).status_code == 404
     public = await client.post("/api/list/new", json={"name": "everyone's"}, headers=alice)
     assert public.json()["visibility"] == "PUBLIC"
     assert "everyone&#39;s" in (await client.get("/lists")).text

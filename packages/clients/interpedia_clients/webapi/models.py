@@ -721,6 +721,16 @@ class ListRemoveRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
 
 
+class Visibility4(StrEnum):
+    """
+    Left as it is when absent (not in Neuronpedia's request)
+    """
+
+    PUBLIC = "PUBLIC"
+    UNLISTED = "UNLISTED"
+    PRIVATE = "PRIVATE"
+
+
 class ListUpdateRequest(BaseModel):
     defaultTestText: constr(max_length=4000) | None = Field(
         None, title="Defaulttesttext"
@@ -731,6 +741,10 @@ class ListUpdateRequest(BaseModel):
     description: constr(max_length=10000) | None = Field("", title="Description")
     listId: constr(max_length=64) = Field(..., title="Listid")
     name: constr(min_length=1, max_length=256) = Field(..., title="Name")
+    visibility: Visibility4 | None = Field(None, title="Visibility")
+    """
+    Left as it is when absent (not in Neuronpedia's request)
+    """
 
 
 class MessageResponse(BaseModel):
@@ -933,7 +947,7 @@ class SourceReleaseResponse(BaseModel):
     urls: list[str] = Field(..., title="Urls")
 
 
-class Visibility4(StrEnum):
+class Visibility5(StrEnum):
     """
     Neuronpedia's default: its features are read by link, not listed.
     """
@@ -948,7 +962,7 @@ class SourceSetNewRequest(BaseModel):
     modelId: constr(max_length=128) = Field(..., title="Modelid")
     name: constr(min_length=1, max_length=128) = Field(..., title="Name")
     url: constr(max_length=512) | None = Field(None, title="Url")
-    visibility: Visibility4 | None = Field("UNLISTED", title="Visibility")
+    visibility: Visibility5 | None = Field("UNLISTED", title="Visibility")
     """
     Neuronpedia's default: its features are read by link, not listed.
     """
@@ -1307,7 +1321,7 @@ class VectorCreated(BaseModel):
     values: list[float] = Field(..., title="Values")
 
 
-class Visibility5(StrEnum):
+class Visibility6(StrEnum):
     PUBLIC = "PUBLIC"
     UNLISTED = "UNLISTED"
     PRIVATE = "PRIVATE"
@@ -1326,7 +1340,7 @@ class VectorInfo(BaseModel):
     vector: list[float] = Field(..., title="Vector")
     vectorDefaultSteerStrength: float = Field(..., title="Vectordefaultsteerstrength")
     vectorLabel: str = Field(..., title="Vectorlabel")
-    visibility: Visibility5 | None = Field("UNLISTED", title="Visibility")
+    visibility: Visibility6 | None = Field("UNLISTED", title="Visibility")
 
 
 class VectorKey(BaseModel):
@@ -1346,7 +1360,7 @@ class HookType(StrEnum):
     hook_resid_post = "hook_resid_post"
 
 
-class Visibility6(StrEnum):
+class Visibility7(StrEnum):
     """
     As on Neuronpedia, anyone with its key may read it.
     """
@@ -1365,7 +1379,7 @@ class VectorNewRequest(BaseModel):
         10, title="Vectordefaultsteerstrength"
     )
     vectorLabel: constr(min_length=1, max_length=256) = Field(..., title="Vectorlabel")
-    visibility: Visibility6 | None = Field("UNLISTED", title="Visibility")
+    visibility: Visibility7 | None = Field("UNLISTED", title="Visibility")
     """
     As on Neuronpedia, anyone with its key may read it.
     """
