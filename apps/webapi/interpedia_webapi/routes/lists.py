@@ -109,8 +109,7 @@ async def list_new_with_features(
 
 @router.post("/update", responses=OWNED | error_responses(InvalidInput))
 async def list_update(body: ListUpdateRequest, session: SessionDep, user: CurrentUser) -> ListInfo:
-    """Rename one of the caller's lists, or change its description, default test text or
-    visibility."""
+    """Change one of the caller's lists: name, description, test text or visibility."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
     shown = visibility_of(body.visibility) if body.visibility else None
     feature_lists.update_list(

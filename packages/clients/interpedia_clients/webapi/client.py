@@ -386,7 +386,7 @@ class WebapiClient(ServiceClient):
         return self._call("POST", "/api/list/remove", body, Any)
 
     def list_update(self, body: models.ListUpdateRequest) -> models.ListInfo:
-        """Rename one of the caller's lists, or change its description, default test text or."""
+        """Change one of the caller's lists: name, description, test text or visibility."""
         return self._call("POST", "/api/list/update", body, models.ListInfo)
 
     def me(self) -> models.UserInfo:
@@ -957,7 +957,7 @@ class AsyncWebapiClient(AsyncServiceClient):
         return await self._call("POST", "/api/list/remove", body, Any)
 
     async def list_update(self, body: models.ListUpdateRequest) -> models.ListInfo:
-        """Rename one of the caller's lists, or change its description, default test text or."""
+        """Change one of the caller's lists: name, description, test text or visibility."""
         return await self._call("POST", "/api/list/update", body, models.ListInfo)
 
     async def me(self) -> models.UserInfo:
