@@ -30,6 +30,7 @@ MODULES = {
     "pydantic-settings": "pydantic_settings",
     "umap-learn": "umap",
     "scikit-learn": "sklearn",
+    "argon2-cffi": "argon2",
 }
 
 
