@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interpedia_core.errors import InvalidInput, NotFound
 from interpedia_db.models import Feature, FeatureList, FeatureListItem, User
 from interpedia_webapi import visibility
+from interpedia_webapi.schemas import FeatureKey, parse_index
 
 MAX_ITEMS_PER_CALL = 500
 
@@ -21,6 +22,11 @@ class FeatureRef:
     source_id: str
     index: int
     description: str = ""
+
+    @classmethod
+    def of(cls, key: FeatureKey, description: str = "") -> "FeatureRef":
+        """The feature a request names (Neuronpedia's modelId / layer / index)."""
+        return cls(key.modelId, key.layer, parse_index(key.index), description)
 
     def where(self, table: Any) -> list[ColumnElement[bool]]:
         """The clauses that pick this feature's rows of `table` (keyed like `features`)."""

@@ -9,7 +9,7 @@ from interpedia_db.models import Bookmark
 from interpedia_webapi import collaboration
 from interpedia_webapi.deps import KEY_ERRORS, CurrentUser, SessionDep
 from interpedia_webapi.feature_lists import FeatureRef
-from interpedia_webapi.schemas import BookmarkInfo, FeatureKey, parse_index
+from interpedia_webapi.schemas import BookmarkInfo, FeatureKey
 
 router = APIRouter(tags=["bookmarks"])
 # A key (401), a well-formed index (400), the feature or the bookmark must exist (404).
@@ -26,14 +26,10 @@ def _info(bookmark: Bookmark) -> BookmarkInfo:
     )
 
 
-def _ref(body: FeatureKey) -> FeatureRef:
-    return FeatureRef(body.modelId, body.layer, parse_index(body.index))
-
-
 @router.post("/bookmark/add", responses=BOOKMARK)
 async def bookmark_add(body: FeatureKey, session: SessionDep, user: CurrentUser) -> BookmarkInfo:
     """Bookmark a feature; bookmarking it again answers the same bookmark."""
-    bookmark = await collaboration.add_bookmark(session, user, _ref(body))
+    bookmark = await collaboration.add_bookmark(session, user, FeatureRef.of(body))
     await session.commit()
     return _info(bookmark)
 
@@ -43,7 +39,7 @@ async def bookmark_delete(
     body: FeatureKey, session: SessionDep, user: CurrentUser
 ) -> dict[str, str]:
     """Remove the caller's bookmark of a feature (other people's stay)."""
-    await collaboration.delete_bookmark(session, user, _ref(body))
+    await collaboration.delete_bookmark(session, user, FeatureRef.of(body))
     await session.commit()
     return {"message": "ok"}
 

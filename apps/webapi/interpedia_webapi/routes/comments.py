@@ -18,7 +18,6 @@ from interpedia_webapi.schemas import (
     ListCommentInfo,
     ListCommentNewRequest,
     parse_comment_id,
-    parse_index,
 )
 
 router = APIRouter(tags=["comments"])
@@ -55,7 +54,7 @@ async def comment_new(
     body: CommentNewRequest, session: SessionDep, user: CurrentUser
 ) -> CommentInfo:
     """Comment on a feature (5 to 1,024 characters)."""
-    ref = FeatureRef(body.modelId, body.layer, parse_index(body.index))
+    ref = FeatureRef.of(body)
     comment = await collaboration.add_comment(session, user, ref, body.text)
     await session.commit()
     return comment_info(comment)

@@ -22,7 +22,6 @@ from interpedia_webapi.schemas import (
     ListNewWithFeaturesRequest,
     ListRemoveRequest,
     ListUpdateRequest,
-    parse_index,
     visibility_of,
 )
 
@@ -43,7 +42,7 @@ def _info(feature_list: FeatureList) -> ListInfo:
 
 
 def _refs(features: list[ListFeatureToAdd]) -> list[FeatureRef]:
-    return [FeatureRef(f.modelId, f.layer, parse_index(f.index), f.description) for f in features]
+    return [FeatureRef.of(f, f.description) for f in features]
 
 
 def _item(item: FeatureListItem) -> ListItemInfo:
@@ -125,7 +124,7 @@ async def list_edit_feature(
 ) -> ListItemInfo:
     """Change the list's description of one of its features."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
-    ref = FeatureRef(body.modelId, body.layer, parse_index(body.index), body.description)
+    ref = FeatureRef.of(body, body.description)
     item = await feature_lists.edit_feature(session, feature_list, ref)
     await session.commit()
     return _item(item)
@@ -143,9 +142,7 @@ async def list_remove(
 ) -> dict[str, str]:
     """Take a feature out of one of the caller's lists."""
     feature_list = await feature_lists.owned_list(session, body.listId, user)
-    await feature_lists.remove_feature(
-        session, feature_list, FeatureRef(body.modelId, body.layer, parse_index(body.index))
-    )
+    await feature_lists.remove_feature(session, feature_list, FeatureRef.of(body))
     await session.commit()
     return {"message": "removed"}
 
