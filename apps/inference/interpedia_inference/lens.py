@@ -144,13 +144,15 @@ def word_mask(engine: Engine) -> torch.Tensor:
     return mask
 
 
-def bf16_matmul_is_fast(device: str) -> bool:
-    """Whether bf16 matmuls run natively here (CUDA, or a CPU with AVX-512 BF16 / AMX):
-    elsewhere torch emulates them, slower than float32."""
-    if device.startswith("cuda"):
-        return True
-    return torch.backends.mkldnn.is_available() and bool(
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+def cpu_bf16_is_native(device: str) -> bool:
+    """Whether `device` is a CPU that runs bf16 matmuls natively (AVX-512 BF16 / AMX):
+    other CPUs emulate them, slower than float32. The bf16 read-out is a CPU path: its
+    speed-up and its precision bound were measured there, and on CUDA the float32
+    unembedding is a small part of the lens."""
+    return (
+        device == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     )
 
 
@@ -174,9 +176,10 @@ class LensReadout:
 
     The unembedding of every layer is the lens's whole cost (30 layers x 64 positions x
     49,152 tokens is ~5x the FLOPs of the forward itself), and it needs every logit: the
-    top-N and the softmax's normaliser. With `fast` (float32 models on hardware with native
-    bf16), the full unembedding runs in bf16 (about twice float32's speed on AVX-512 BF16)
-    and serves only to pick top_n + CANDIDATE_MARGIN candidates per row and to sum the
+    top-N and the softmax's normaliser. With `fast` (float32 models on a CPU with native
+    bf16; never on CUDA, see `cpu_bf16_is_native`), the full unembedding runs in bf16
+    (about twice float32's speed on AVX-512 BF16) and serves only to pick
+    top_n + CANDIDATE_MARGIN candidates per row and to sum the
     normaliser; the candidates' logits are then recomputed exactly in float32, re-ranked,
     and replace their bf16 terms in the normaliser. The top-N tokens are float32's unless a
     true top-N token falls more than CANDIDATE_MARGIN ranks in bf16; the probabilities
@@ -198,7 +201,7 @@ class LensReadout:
             engine.lens_bf16
             and self.model.dtype == torch.float32
             and self.unembed.bias is None
-            and bf16_matmul_is_fast(self.model.device)
+            and cpu_bf16_is_native(self.model.device)
         )
         if self.fast:
             # One bf16 copy of W_U [d_vocab, d_model] per loaded model, made on first use.
@@ -487,7 +490,7 @@ async def lens_frames(
     generator = torch.Generator().manual_seed(request.seed)
     new_ids: list[int] = []
     for _ in range(n_new):
-        last = logits[-1]
+        last = logits[-1].cpu()  # sampled on the CPU, with the CPU generator
         if request.temperature == 0:
             next_id = int(last.argmax())
         else:
