@@ -106,12 +106,13 @@ class ActivationBatcher:
         self._runner = runner
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._stopped = False  # for good: see submit
         self.batches_run = 0
         self.last_batch_size = 0
         self._running_batch = False
 
     def start(self) -> None:
-        if self._worker is None:
+        if self._worker is None and not self._stopped:
             self._worker = asyncio.create_task(self._run(), name="activation-batcher")
 
     def idle(self) -> bool:
@@ -119,6 +120,8 @@ class ActivationBatcher:
         return self._queue.empty() and not self._running_batch
 
     async def stop(self) -> None:
+        """Stop the worker for good (a retired engine's, or at shutdown)."""
+        self._stopped = True
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -128,10 +131,18 @@ class ActivationBatcher:
     async def submit(
         self, tokens: list[int], hooks: set[str], saes: list[LoadedSae]
     ) -> ActivationResult:
-        """Activations of one prompt; resolves when the batch it joined has run."""
-        self.start()
+        """Activations of one prompt; resolves when the batch it joined has run.
+
+        After `stop` the prompt runs alone, here: a request that resolved this engine before
+        /initialize retired it still gets its answer from the model it started on, and the
+        worker stays stopped (started again, it would live on until shutdown)."""
         future: asyncio.Future[ActivationResult] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(tokens, set(hooks) | {s.hook_name for s in saes}, saes, future))
+        job = _Job(tokens, set(hooks) | {s.hook_name for s in saes}, saes, future)
+        if self._stopped:
+            await self._run_batch([job])
+        else:
+            self.start()
+            await self._queue.put(job)
         return await future
 
     async def _gather(self) -> list[_Job]:

@@ -4,7 +4,8 @@ The configured model and SAEs load in the background once the port is open (`app
 `/initialize` may then ask for another model, or other sources: the new engine is built in a
 worker thread while the old one keeps serving, and the swap is one assignment, so a request
 that already holds the old engine (a lens stream, a generation, a queued activation) finishes
-on it; the old engine's batcher stops once nothing is queued, running or generating on it.
+on it; the old engine's batcher stops once nothing is queued, running or generating on it,
+and a request that reaches it after that runs alone on the old model (`ActivationBatcher.submit`).
 A load that fails leaves the old engine serving and answers 400 with why. Only models
 available on this machine load (the packaged one, a local folder, the Hugging Face cache):
 nothing is downloaded while serving.

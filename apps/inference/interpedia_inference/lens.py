@@ -14,6 +14,9 @@ the steering hooks' thread-local plan, so they never leak into concurrent reques
   overflows (‖h‖ → inf, then NaN read-outs); capped, it grows at most 2^30-fold;
 - ablate: h ← h − (h·d̂)·d̂;
 - swap: h ← h − (h·ŝ)·ŝ + (h·ŝ)·t̂ (source steer_tokens[0], target swap_token).
+BOS positions (the prompt's, or a generated BOS) are never edited, as Neuronpedia leaves
+them: BOS is the attention sink, its residual norm is many times any other position's, so a
+step relative to that norm is huge there and moves every later position through attention.
 
 With `filter_non_word_tokens` (Neuronpedia's option) the top-N skips tokens that are not
 word-like (punctuation, whitespace, special tokens), except the model's own top-1 at the last
@@ -141,13 +144,15 @@ def word_mask(engine: Engine) -> torch.Tensor:
     return mask
 
 
-def bf16_matmul_is_fast(device: str) -> bool:
-    """Whether bf16 matmuls run natively here (CUDA, or a CPU with AVX-512 BF16 / AMX):
-    elsewhere torch emulates them, slower than float32."""
-    if device.startswith("cuda"):
-        return True
-    return torch.backends.mkldnn.is_available() and bool(
-        torch.ops.mkldnn._is_mkldnn_bf16_supported()
+def cpu_bf16_is_native(device: str) -> bool:
+    """Whether `device` is a CPU that runs bf16 matmuls natively (AVX-512 BF16 / AMX):
+    other CPUs emulate them, slower than float32. The bf16 read-out is a CPU path: its
+    speed-up and its precision bound were measured there, and on CUDA the float32
+    unembedding is a small part of the lens."""
+    return (
+        device == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     )
 
 
@@ -171,9 +176,10 @@ class LensReadout:
 
     The unembedding of every layer is the lens's whole cost (30 layers x 64 positions x
     49,152 tokens is ~5x the FLOPs of the forward itself), and it needs every logit: the
-    top-N and the softmax's normaliser. With `fast` (float32 models on hardware with native
-    bf16), the full unembedding runs in bf16 (about twice float32's speed on AVX-512 BF16)
-    and serves only to pick top_n + CANDIDATE_MARGIN candidates per row and to sum the
+    top-N and the softmax's normaliser. With `fast` (float32 models on a CPU with native
+    bf16; never on CUDA, see `cpu_bf16_is_native`), the full unembedding runs in bf16
+    (about twice float32's speed on AVX-512 BF16) and serves only to pick
+    top_n + CANDIDATE_MARGIN candidates per row and to sum the
     normaliser; the candidates' logits are then recomputed exactly in float32, re-ranked,
     and replace their bf16 terms in the normaliser. The top-N tokens are float32's unless a
     true top-N token falls more than CANDIDATE_MARGIN ranks in bf16; the probabilities
@@ -195,7 +201,7 @@ class LensReadout:
             engine.lens_bf16
             and self.model.dtype == torch.float32
             and self.unembed.bias is None
-            and bf16_matmul_is_fast(self.model.device)
+            and cpu_bf16_is_native(self.model.device)
         )
         if self.fast:
             # One bf16 copy of W_U [d_vocab, d_model] per loaded model, made on first use.
@@ -292,7 +298,8 @@ class LensReadout:
 
 @dataclass
 class LensIntervention:
-    """A plan for the steering hooks: edits resid_post at `layers` (positions < `until`)."""
+    """A plan for the steering hooks: edits resid_post at `layers`, at the positions of the
+    sequence being run that `run_on` marks."""
 
     layers: set[int]
     directions: list[torch.Tensor]  # unit vectors [d_model]
@@ -300,28 +307,32 @@ class LensIntervention:
     ablate: bool
     swap_to: torch.Tensor | None  # unit vector [d_model]
     until: int | None  # positions from here on are left alone; None: all steered
-    in_prefill: bool = True
+    bos_token_id: int | None
+    positions: torch.Tensor | None = None  # [seq] bool, set by run_on
+
+    def run_on(self, ids: list[int]) -> None:
+        """Steer the positions of `ids` before `until` that are not BOS (module docstring)."""
+        stop = len(ids) if self.until is None else self.until
+        self.positions = torch.tensor(
+            [p < stop and token != self.bos_token_id for p, token in enumerate(ids)]
+        )
 
     def apply(self, key: tuple[str, int], acts: torch.Tensor) -> torch.Tensor | None:
         kind, layer = key
-        if kind != "hook_resid_post" or layer not in self.layers:
+        if kind != "hook_resid_post" or layer not in self.layers or self.positions is None:
             return None
-        out = acts.clone()
-        part = out if self.until is None else out[:, : self.until]
+        steered = acts
         for d in self.directions:
-            d = d.to(part.dtype)
-            along = (part @ d).unsqueeze(-1)  # [batch, seq, 1]
+            d = d.to(acts.dtype)
+            along = (steered @ d).unsqueeze(-1)  # [batch, seq, 1]
             if self.swap_to is not None:
-                part = part - along * d + along * self.swap_to.to(part.dtype)
+                steered = steered - along * d + along * self.swap_to.to(acts.dtype)
                 break  # swap moves steer_tokens[0] only
             if self.ablate:
-                part = part - along * d
+                steered = steered - along * d
             else:
-                part = part + self.strength * part.norm(dim=-1, keepdim=True) * d
-        if self.until is None:
-            return part
-        out[:, : self.until] = part
-        return out
+                steered = steered + self.strength * steered.norm(dim=-1, keepdim=True) * d
+        return torch.where(self.positions.view(1, -1, 1).to(acts.device), steered, acts)
 
 
 def token_id_of(engine: Engine, token: str) -> int:
@@ -362,6 +373,7 @@ def intervention(
         ablate=request.steer_ablate,
         swap_to=unit(request.swap_token.token) if swap and request.swap_token else None,
         until=None if request.steer_generated_tokens else prompt_len,
+        bos_token_id=engine.model.bos_token_id,
     )
 
 
@@ -423,6 +435,8 @@ async def lens_frames(
         }
 
     def forward(seq: list[int]) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        if plan is not None:
+            plan.run_on(seq)
         engine.steering_hooks.plan = plan  # type: ignore[assignment]
         try:
             hidden, logits = readout.residuals(seq)
@@ -476,7 +490,7 @@ async def lens_frames(
     generator = torch.Generator().manual_seed(request.seed)
     new_ids: list[int] = []
     for _ in range(n_new):
-        last = logits[-1]
+        last = logits[-1].cpu()  # sampled on the CPU, with the CPU generator
         if request.temperature == 0:
             next_id = int(last.argmax())
         else:

@@ -92,8 +92,9 @@ class InferenceSettings(ServiceSettings):
         default=True,
         validation_alias=_env("lens_bf16"),
         description="Logit lens: pick each layer's top tokens and sum its softmax over the "
-        "vocabulary in bf16 where the hardware runs bf16 natively, then recompute the top "
-        "tokens exactly in float32 (same top tokens; probabilities within 0.005).",
+        "vocabulary in bf16 on a CPU that runs bf16 natively, then recompute the top "
+        "tokens exactly in float32 (same top tokens; probabilities within 0.005). "
+        "Not used on CUDA, where the lens reads out in float32.",
     )
 
     wire_dialect: WireDialect = wire_dialect_field()

@@ -472,3 +472,20 @@ def test_heavy_lens_steering_stays_finite(server: tuple[str, object]) -> None:
         assert probs.shape[1] == 30 and bool(probs.isfinite().all())
         assert bool((probs > 0).all()) and bool((probs.sum(-1) <= 1 + 1e-4).all())
     assert runs[3] == runs[1] and runs[-3] != runs[3]
+
+
+def test_lens_steering_leaves_the_bos_position_alone(server: tuple[str, object]) -> None:
+    """As Neuronpedia's lens: steering edits every prompt position but BOS (the attention
+    sink, whose huge norm makes a norm-relative step huge), so BOS reads out exactly as
+    unsteered at every layer while every later position moves."""
+    base, app = server
+    body = {"model": MODEL, "prompt": PROMPT, "stream": False, "top_n": 5}
+    steer = {"steer_tokens": [{"token": " London"}], "steer_strength": 1}
+    plain, steered = (_post(base, "/v1/lens/prompt", {**body, **extra}) for extra in ({}, steer))
+    assert plain.status_code == 200 and steered.status_code == 200, steered.text
+    plain_tokens, steered_tokens = plain.json()["tokens"], steered.json()["tokens"]
+    bos = app.state.engine.model.bos_token_id  # type: ignore[attr-defined]
+    assert plain_tokens[0]["id"] == bos and plain.json()["meta"]["prepend_bos"]
+    assert steered_tokens[0]["results"] == plain_tokens[0]["results"]
+    for before, after in zip(plain_tokens[1:], steered_tokens[1:], strict=True):
+        assert after["results"] != before["results"], after["position"]

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from interpedia_inference.app import create_app
 from interpedia_runtime.models import tiny_random_model
-from interpedia_runtime.saes import save_random_sae
+from interpedia_runtime.saes import LoadedSae, save_random_sae
 
 from ..conftest import TINY_SET, running, tiny_settings
 
@@ -101,6 +101,47 @@ async def test_another_model_replaces_the_served_one_after_requests_in_flight(
     assert back.json()["sources"] == []
     missing = await client.post("/v1/activation/single", json=_single(f"1-{TINY_SET}"))
     assert missing.status_code == 404
+
+
+async def test_a_request_reaching_a_retired_engine_runs_there_without_restarting_its_batcher(
+    own_app: tuple[FastAPI, httpx.AsyncClient],
+    tiny_sae_dirs: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The race, made deterministic: a request resolves the old engine, /initialize swaps
+    and retires it (idle: the request has not reached its batcher yet), then the request
+    submits its prompt. It is answered by the old model, and the old batcher stays stopped
+    (it used to start again and run until shutdown)."""
+    app, client = own_app
+    old = app.state.engine
+    expected = (await client.post("/v1/activation/single", json=_single(f"1-{TINY_SET}"))).json()
+    picked, swapped = asyncio.Event(), asyncio.Event()
+    resolve = old.sae
+
+    async def sae_after_the_swap(source_id: str) -> LoadedSae:
+        picked.set()
+        await swapped.wait()
+        return await resolve(source_id)
+
+    monkeypatch.setattr(old, "sae", sae_after_the_swap)
+    late = asyncio.create_task(client.post("/v1/activation/single", json=_single(f"1-{TINY_SET}")))
+    await picked.wait()
+    switched = await client.post("/initialize", json={"sae_sources": [tiny_sae_dirs[0]]})
+    assert switched.status_code == 200 and app.state.engine is not old
+    retiring = app.state.retiring.get(old)
+    if retiring is not None:
+        await retiring
+    assert old.batcher._worker is None
+
+    def batchers() -> set[asyncio.Task]:
+        return {t for t in asyncio.all_tasks() if t.get_name() == "activation-batcher"}
+
+    before = batchers()
+    swapped.set()
+    answer = await late
+    assert answer.status_code == 200 and answer.json() == expected
+    assert old.batcher._worker is None and batchers() == before  # no worker came back
+    assert old.batcher.batches_run > 1  # the late prompt ran on the old model's batcher
 
 
 @pytest.mark.parametrize(

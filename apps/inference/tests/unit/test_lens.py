@@ -10,7 +10,7 @@ import torch
 from fastapi import FastAPI
 
 from interpedia_inference.engine import Engine
-from interpedia_inference.lens import SUM_BLOCK, _sum_bf16, is_word_like
+from interpedia_inference.lens import SUM_BLOCK, _sum_bf16, cpu_bf16_is_native, is_word_like
 
 MODEL = "tiny-random"
 PROMPT = "The capital of France is"
@@ -257,3 +257,11 @@ def test_bf16_block_sum_is_close_to_float64_with_and_without_a_remainder() -> No
         # rows of a wider tensor: blocks follow the row stride, not the row length
         wide = torch.cat([terms, torch.ones(3, 5, dtype=torch.bfloat16)], dim=-1)
         assert torch.allclose(_sum_bf16(wide[:, :n]).double(), exact, rtol=4e-3)
+
+
+def test_the_bf16_read_out_is_a_cpu_path_only() -> None:
+    """On CUDA the lens reads out in float32 (its bf16 bound was measured on CPU); on this
+    CPU it follows oneDNN's bf16 support."""
+    assert not cpu_bf16_is_native("cuda") and not cpu_bf16_is_native("cuda:1")
+    native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert cpu_bf16_is_native("cpu") == (torch.backends.mkldnn.is_available() and native)
