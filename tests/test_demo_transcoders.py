@@ -170,18 +170,31 @@ def test_the_demo_trains_registers_and_graphs_its_transcoders(
     from interpedia_webapi.app import create_app
     from interpedia_webapi.settings import WebapiSettings
 
-    app = create_app(WebapiSettings(database_url=database_url, data_dir=tmp_path))
+    app = create_app(
+        WebapiSettings(database_url=database_url, data_dir=tmp_path, graph_url=graph.url)
+    )
     with ThreadedServer(app) as web:
         page = httpx.get(f"{web.url}/{MODEL}/0-{SET}/{fired[0]}", timeout=60)
         graph_page = httpx.get(f"{web.url}/{MODEL}/graph", timeout=60)
+        trainings = httpx.get(
+            f"{web.url}/api/graph/transcoder-trainings", params={"modelId": MODEL}, timeout=60
+        ).json()
+        graph_jobs = httpx.get(
+            f"{web.url}/api/graph/jobs", params={"modelId": MODEL}, timeout=60
+        ).json()
     assert page.status_code == 200
     assert "Top activations" in page.text and "No examples." not in page.text
 
-    # The graph page shows the set's progress until every layer has its dashboards.
+    # The graph page follows the set's progress until every layer has its dashboards, and
+    # the example graph's job, with a link to its page.
     (with_dashboards,) = _one(
         database_url, "SELECT count(*) FROM sources WHERE set_name = %s AND has_dashboards", SET
     )
     assert graph_page.status_code == 200 and f'<option value="{SET}">' in graph_page.text
-    if with_dashboards < 30:  # read after the page: fewer then too
-        assert f"Transcoders {SET}" in graph_page.text
-        assert "dashboards of" in graph_page.text and "<td>29</td>" in graph_page.text
+    if with_dashboards < 30:  # read after the API: fewer then too
+        (training,) = [t for t in trainings if t["name"] == SET]
+        assert (training["status"], training["layerCount"]) == ("succeeded", 30)
+        assert training["layers"][-1]["layer"] == 29
+    (example,) = [j for j in graph_jobs if j["slug"] == SLUG]
+    assert example["status"] == "succeeded"
+    assert example["url"].endswith(f"/{MODEL}/graph?slug={SLUG}")

@@ -121,6 +121,26 @@ async def active_jobs(session: AsyncSession) -> list[int]:
     return [row[0] for row in rows]
 
 
+async def model_jobs(
+    session: AsyncSession, model_id: str, ended_within: float, limit: int
+) -> list[int]:
+    """The model's graph jobs still waiting or running, or whose last word (progress, the
+    failure, "stored") is at most `ended_within` seconds old; newest first. What a page
+    shows of graphs being made, e.g. the demo's example graph."""
+    rows = await session.execute(
+        text(
+            "SELECT j.id FROM procrastinate.procrastinate_jobs j "
+            "LEFT JOIN job_progress p ON p.job_id = j.id "
+            "WHERE j.task_name = :task AND j.args #>> '{request,model_id}' = :model_id "
+            "AND (j.status IN ('todo', 'doing', 'aborting') "
+            "     OR p.updated_at > now() - make_interval(secs => :within)) "
+            "ORDER BY j.id DESC LIMIT :limit"
+        ),
+        {"task": TASK, "model_id": model_id, "within": ended_within, "limit": limit},
+    )
+    return [row[0] for row in rows]
+
+
 async def enqueue(
     job_app: procrastinate.App,
     session: AsyncSession,

@@ -83,9 +83,9 @@ async def transcoder_sets(session: AsyncSession, model_id: str) -> list[str]:
 
 @dataclass
 class TranscoderTraining:
-    """A transcoder set being trained or getting its dashboards, as the graph page shows it:
-    the run's latest step (per-layer FVU, L0 and dead fraction, as the run tracker records
-    them) and how many of its layers have dashboards."""
+    """A transcoder set being trained or getting its dashboards, as the graph page follows it
+    (GET /api/graph/transcoder-trainings): the run's latest step (per-layer FVU, L0 and dead
+    fraction, as the run tracker records them) and how many of its layers have dashboards."""
 
     name: str
     status: str
@@ -99,14 +99,18 @@ class TranscoderTraining:
 
 async def transcoder_trainings(session: AsyncSession, model_id: str) -> list[TranscoderTraining]:
     """The model's newest transcoder run per set, while it is queued or running, or its set's
-    dashboards are not all done (what `make demo` builds after the pages are up)."""
+    dashboards are not all done (what `make demo` builds after the pages are up); newest
+    first."""
     newest = (
         select(func.max(TrainingRun.id))
         .where(TrainingRun.model_id == model_id, TrainingRun.architecture == "transcoder")
         .group_by(TrainingRun.name)
     )
+    runs = await session.scalars(
+        select(TrainingRun).where(TrainingRun.id.in_(newest)).order_by(TrainingRun.id.desc())
+    )
     trainings = []
-    for run in (await session.scalars(select(TrainingRun).where(TrainingRun.id.in_(newest)))).all():
+    for run in runs.all():
         done, total = (
             await session.execute(
                 select(func.count().filter(Source.has_dashboards), func.count()).where(

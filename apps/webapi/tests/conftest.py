@@ -22,7 +22,7 @@ import pytest
 # Tests run with --import-mode=importlib; make the factories importable by a unique name.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from graph_stack import graph_service, graph_web  # noqa: F401 - fixtures of the graph tests
+from graph_stack import activity_web, graph_service, graph_web  # noqa: F401 - graph fixtures
 from webapi_factories import store_feature_map_and_evals, write_export
 
 from interpedia_testing.servers import ThreadedServer, running_services

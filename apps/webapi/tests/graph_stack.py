@@ -43,3 +43,24 @@ def graph_web(seeded, database_url, graph_service, tmp_path_factory) -> Iterator
     app = live_app(database_url, tmp_path_factory.mktemp("graph-web"), graph_url=graph_service.url)
     with ThreadedServer(app) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def activity_web(make_database, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """(web API URL, its database) for what the graph page follows of work under way: the
+    graph service without a worker, so graph jobs stay at the states tests put them in
+    (`interpedia_testing.graph.report_graph_job`), on a database of their own."""
+    from conftest import live_app
+
+    bin_dir = CommonSettings().graph_bin
+    if not (bin_dir / "interpedia-graph").exists():
+        pytest.fail(f"no graph environment at {bin_dir.parent}: run `make setup`")
+    database_url = make_database("graph_activity")
+    env = graph_env(database_url, tmp_path_factory.mktemp("activity-graph"))
+    service = GraphService(bin_dir, env).start(worker=False)
+    app = live_app(database_url, tmp_path_factory.mktemp("activity-web"), graph_url=service.url)
+    try:
+        with ThreadedServer(app) as server:
+            yield server.url, database_url
+    finally:
+        service.stop()

@@ -267,3 +267,83 @@ IMPORT_RUNNER = textwrap.dedent("""
 
     asyncio.run(main())
 """)
+
+
+def add_model(database_url: str, model_id: str) -> None:
+    """A models row (pages 404 for a model the platform does not know)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO models (id, display_name, layers, d_model) VALUES (%s, %s, 2, 64) "
+            "ON CONFLICT DO NOTHING",
+            (model_id, model_id),
+        )
+
+
+def transcoder_run(database_url: str, model_id: str, name: str, total_tokens: int) -> int:
+    """A queued transcoder run, as `train --architecture transcoder --queue` records it."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    with psycopg.connect(database_url) as conn:
+        (run_id,) = conn.execute(
+            "INSERT INTO training_runs (name, model_id, hook_name, architecture, config) "
+            "VALUES (%s, %s, 'blocks.*.mlp.hook_in', 'transcoder', %s) RETURNING id",
+            (name, model_id, Jsonb({"total_tokens": total_tokens})),
+        ).fetchone()
+    return run_id
+
+
+def record_transcoder_step(
+    database_url: str,
+    run_id: int,
+    step: int,
+    tokens: int,
+    layers: dict[int, dict[str, float]],
+    status: str = "running",
+) -> None:
+    """One step of the run's metrics as the recorded run writes them (per layer under
+    `layer_{i}/`, their means under the SAE run's names), and the run's status."""
+    import psycopg
+    from psycopg.types.json import Jsonb
+
+    values: dict[str, float] = {"tokens": tokens}
+    for name in ("fvu", "l0", "dead_fraction"):
+        values[name] = sum(m[name] for m in layers.values()) / len(layers)
+        values |= {f"layer_{layer}/{name}": m[name] for layer, m in layers.items()}
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO training_metrics (run_id, step, n_tokens, values) VALUES (%s, %s, %s, %s)",
+            (run_id, step, tokens, Jsonb(values)),
+        )
+        conn.execute("UPDATE training_runs SET status = %s WHERE id = %s", (status, run_id))
+
+
+def register_transcoder_sources(
+    database_url: str, model_id: str, name: str, layers: int, with_dashboards: int
+) -> None:
+    """The set registered (a source per layer), the first `with_dashboards` layers with
+    their dashboards computed."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO source_sets (model_id, name, type) VALUES (%s, %s, 'transcoder') "
+            "ON CONFLICT DO NOTHING",
+            (model_id, name),
+        )
+        for layer in range(layers):
+            conn.execute(
+                "INSERT INTO sources (model_id, id, set_name, hook_name, layer, architecture, "
+                "d_sae, has_dashboards) VALUES (%s, %s, %s, %s, %s, 'transcoder', 32, %s) "
+                "ON CONFLICT (model_id, id) DO UPDATE SET has_dashboards = excluded.has_dashboards",
+                (
+                    model_id,
+                    f"{layer}-{name}",
+                    name,
+                    f"blocks.{layer}.mlp.hook_in",
+                    layer,
+                    layer < with_dashboards,
+                ),
+            )

@@ -74,23 +74,11 @@ class CommonSettings(BaseSettings):
         return (self.graph_env or Path(sys.prefix).parent / ".venv-graph") / "bin"
 
 
-class ServiceSettings(CommonSettings):
-    """Common fields of an HTTP service; subclasses set `port`'s default and a prefix.
+class SharedSecretSettings(CommonSettings):
+    """The internal services' shared secret, `INTERPEDIA_SECRET` or a file holding it
+    (`INTERPEDIA_SECRET_FILE`, which docker compose generates): resolved here once for the
+    services that require it and the tools that send it (the demo's graph request)."""
 
-    The internal services (all but the web API) share one secret, `INTERPEDIA_SECRET` (or
-    a file holding it), which their callers send as X-SECRET-KEY; a service's own
-    `..._SECRET` overrides it. `secret` is the one that applies, after the fallbacks.
-    """
-
-    host: str = Field(
-        default="127.0.0.1", description="Interface to listen on (0.0.0.0 in containers)."
-    )
-    port: int = 0
-    secret: str | None = Field(
-        default=None,
-        description="If set, every request but /health needs header X-SECRET-KEY with this "
-        "value (default: INTERPEDIA_SECRET).",
-    )
     shared_secret: str | None = Field(
         default=None,
         validation_alias=AliasChoices("INTERPEDIA_SECRET", "shared_secret"),
@@ -104,18 +92,42 @@ class ServiceSettings(CommonSettings):
         "when that is unset.",
     )
 
-    @field_validator("secret", "shared_secret", mode="before")
+    # `secret` is ServiceSettings' own (check_fields=False lets a subclass's field share this).
+    @field_validator("shared_secret", "secret", mode="before", check_fields=False)
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # Compose passes `${VAR:-}`: an empty value means "not set", never "the empty secret".
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _resolve_secret(self) -> Self:
-        if self.secret is None and self.shared_secret is None and self.shared_secret_file:
+    def _read_secret_file(self) -> Self:
+        if self.shared_secret is None and self.shared_secret_file:
             if not self.shared_secret_file.is_file():
                 raise ValueError(f"INTERPEDIA_SECRET_FILE {self.shared_secret_file} is not a file")
             self.shared_secret = self.shared_secret_file.read_text().strip() or None
+        return self
+
+
+class ServiceSettings(SharedSecretSettings):
+    """Common fields of an HTTP service; subclasses set `port`'s default and a prefix.
+
+    A service's own `..._SECRET` overrides the shared one; `secret` is the one that
+    applies, after the fallbacks.
+    """
+
+    host: str = Field(
+        default="127.0.0.1", description="Interface to listen on (0.0.0.0 in containers)."
+    )
+    port: int = 0
+    secret: str | None = Field(
+        default=None,
+        description="If set, every request but /health needs header X-SECRET-KEY with this "
+        "value (default: INTERPEDIA_SECRET).",
+    )
+
+    @model_validator(mode="after")
+    def _resolve_secret(self) -> Self:
+        # Runs after the parent's validator, so a secret file has been read.
         if self.secret is None:
             self.secret = self.shared_secret
         return self

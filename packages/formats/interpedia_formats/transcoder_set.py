@@ -18,10 +18,7 @@ registers them; all three take the file names and hook names from here. This mod
 needs only torch, safetensors and yaml (no transformers), so both environments import it.
 """
 
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +26,8 @@ from typing import Any
 import torch
 import yaml
 from safetensors.torch import save_file
+
+from interpedia_core.folders import replacing_folder
 
 CONFIG_NAME = "config.yaml"
 FEATURE_INPUT_HOOK = "mlp.hook_in"  # the output of the pre-MLP norm
@@ -90,9 +89,7 @@ def write_transcoder_set(
     """
     by_layer = dict(enumerate(layers)) if isinstance(layers, list) else dict(layers)
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with replacing_folder(folder) as tmp:
         for layer, tensors in sorted(by_layer.items()):
             tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
             save_file(tensors, str(tmp / layer_file(layer)))
@@ -108,10 +105,4 @@ def write_transcoder_set(
         (tmp / CONFIG_NAME).write_text(yaml.safe_dump(config, sort_keys=False))
         if write_more is not None:
             write_more(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder

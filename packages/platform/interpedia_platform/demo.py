@@ -36,12 +36,15 @@ from pydantic_settings import SettingsConfigDict
 from interpedia_clients.base import ServiceError
 from interpedia_clients.graph import GraphClient, models
 from interpedia_core.errors import ConfigurationError
-from interpedia_core.settings import CommonSettings
+from interpedia_core.settings import SharedSecretSettings
 from interpedia_core.stopping import Stopped
 from interpedia_platform.children import run_step
 
 
-class DemoSettings(CommonSettings):
+class DemoSettings(SharedSecretSettings):
+    """What the demo builds; the shared secret (read like every service's, from
+    INTERPEDIA_SECRET or INTERPEDIA_SECRET_FILE) goes with the example graph's request."""
+
     model_config = SettingsConfigDict(
         env_prefix="INTERPEDIA_DEMO_", extra="ignore", populate_by_name=True
     )
@@ -93,11 +96,6 @@ class DemoSettings(CommonSettings):
     graph_slug: str = Field("demo-capital-of-france", description="Slug of the example graph.")
     graph_max_feature_nodes: int = Field(
         256, gt=0, description="Feature nodes traced for the example graph."
-    )
-    graph_secret: str | None = Field(
-        None,
-        validation_alias=AliasChoices("INTERPEDIA_SECRET", "graph_secret"),
-        description="The internal services' secret, sent to the graph service (if set).",
     )
 
     @property
@@ -379,7 +377,7 @@ def example_graph_request(settings: DemoSettings) -> models.GraphCreateRequest:
 
 def request_example_graph(settings: DemoSettings, graph_url: str) -> int:
     """Ask the graph service for the example graph; returns its job id."""
-    with GraphClient(graph_url, secret=settings.graph_secret, timeout=60.0) as client:
+    with GraphClient(graph_url, secret=settings.shared_secret, timeout=60.0) as client:
         return client.create_graph(example_graph_request(settings)).job_id
 
 

@@ -24,14 +24,13 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock
 from huggingface_hub import constants
 
 from interpedia_core.errors import ConfigurationError
+from interpedia_core.folders import replacing_folder
 
 logger = logging.getLogger(__name__)
 
@@ -143,18 +142,8 @@ def ensure_packaged_model() -> str:
         if is_prepared():  # another process finished while we waited
             return PACKAGED_HUB_ID
         gguf_path = find_gguf_file()
-        snapshots = repo / "snapshots"
-        snapshots.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=snapshots))
-        try:
+        with replacing_folder(snapshot_dir()) as tmp:
             _convert(gguf_path, tmp)
-            final = snapshot_dir()
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
         _point_main_at_us(repo)
     logger.info("packaged model ready at %s", snapshot_dir())
     return PACKAGED_HUB_ID

@@ -12,6 +12,7 @@ from interpedia_graph.deps import JobAppDep, SessionDep, SettingsDep, TokenizerD
 from interpedia_graph.schemas.graphs import (
     GraphCreateRequest,
     GraphInfo,
+    GraphJobListResponse,
     GraphJobResponse,
     GraphListResponse,
     TranscoderSetInfo,
@@ -98,6 +99,23 @@ async def create_graph(
     )
     job_id = await generation.enqueue(job_app, session, settings, request)
     return await job_response(session, job_id)
+
+
+@router.get("/jobs")
+async def list_graph_jobs(
+    session: SessionDep,
+    model_id: str = Query(max_length=256),
+    ended_within: float = Query(
+        default=3600, ge=0, le=7 * 86400, description="Seconds an ended job stays listed."
+    ),
+    limit: int = Query(default=20, ge=1, le=100),
+) -> GraphJobListResponse:
+    """The model's graph jobs waiting or running, or ended within `ended_within` seconds.
+
+    Newest first; a failed job says why, a succeeded one carries its stored graph.
+    """
+    job_ids = await generation.model_jobs(session, model_id, ended_within, limit)
+    return GraphJobListResponse(jobs=[await job_response(session, j) for j in job_ids])
 
 
 @router.get("/jobs/{job_id}")

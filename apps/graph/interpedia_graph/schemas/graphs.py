@@ -56,6 +56,12 @@ class GraphJobResponse(GraphSchema):
     graph: GraphInfo | None = None
 
 
+class GraphJobListResponse(GraphSchema):
+    """GET /v1/jobs: a model's graph jobs under way or recently ended, newest first."""
+
+    jobs: list[GraphJobResponse]
+
+
 class GraphListResponse(GraphSchema):
     graphs: list[GraphInfo]
 

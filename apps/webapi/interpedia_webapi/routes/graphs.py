@@ -46,6 +46,8 @@ from interpedia_webapi.schemas.graphs import (
     SubgraphListResponse,
     SubgraphSaveRequest,
     SubgraphSaveResponse,
+    TranscoderLayerMetrics,
+    TranscoderTrainingInfo,
 )
 from interpedia_webapi.upstream import upstream_errors
 
@@ -152,6 +154,20 @@ async def graph_job_start(
     async with upstream_errors(client):
         job = await client.create_graph(_create_request(body, user.id if user else None))
     return _job_info(job, _base(request))
+
+
+@router.get("/graph/jobs")
+async def graph_jobs(
+    request: Request, client: GraphClientDep, modelId: str = Query(max_length=128)
+) -> list[GraphJobInfo]:
+    """The model's graph jobs under way or ended within the hour, newest first (ours).
+
+    What the graph page shows of graphs being made (the demo's example graph among them):
+    queued, running with its progress, failed with why, or the page of its stored graph.
+    """
+    async with upstream_errors(client):
+        listed = await client.list_graph_jobs(model_id=modelId)
+    return [_job_info(job, _base(request)) for job in listed.jobs]
 
 
 @router.get("/graph/jobs/{job_id}")
@@ -387,6 +403,43 @@ async def graph_transcoder_sets(
 ) -> list[str]:
     """The model's transcoder sets (ours: what graphs can be made with)."""
     return await graphs.transcoder_sets(session, modelId)
+
+
+def _metrics(values: dict[str, float]) -> dict[str, float | None]:
+    """The run tracker's metric names (`dead_fraction`) as the wire's (`deadFraction`)."""
+    return {
+        "fvu": values.get("fvu"),
+        "l0": values.get("l0"),
+        "deadFraction": values.get("dead_fraction"),
+    }
+
+
+def _training(training: graphs.TranscoderTraining) -> TranscoderTrainingInfo:
+    return TranscoderTrainingInfo(
+        name=training.name,
+        status=training.status,
+        nTokens=training.n_tokens,
+        totalTokens=training.total_tokens,
+        **_metrics(training.means),
+        layers=[
+            TranscoderLayerMetrics(layer=index, **_metrics(values))
+            for index, values in training.layers
+        ],
+        layersWithDashboards=training.with_dashboards,
+        layerCount=training.sources,
+    )
+
+
+@router.get("/graph/transcoder-trainings")
+async def graph_transcoder_trainings(
+    session: SessionDep, modelId: str = Query(max_length=128)
+) -> list[TranscoderTrainingInfo]:
+    """The model's transcoder sets being trained or getting dashboards (ours).
+
+    Each with its run's latest step (tokens, per-layer FVU, L0 and dead fraction) and how
+    many layers have dashboards: the graph page follows them (the demo's set among them).
+    """
+    return [_training(t) for t in await graphs.transcoder_trainings(session, modelId)]
 
 
 @router.get(

@@ -60,6 +60,31 @@ class GraphJobInfo(Schema):
     url: str | None = Field(default=None, description="The graph's page, once it is made.")
 
 
+class TranscoderLayerMetrics(Schema):
+    """One layer's transcoder at the run's latest step (absent values not recorded yet)."""
+
+    layer: int
+    fvu: float | None = Field(default=None, description="MLP-output variance unexplained.")
+    l0: float | None = None
+    deadFraction: float | None = None
+
+
+class TranscoderTrainingInfo(Schema):
+    """A transcoder set being trained, or trained and getting its layers' dashboards (ours:
+    the graph page follows it, e.g. the demo's set)."""
+
+    name: str
+    status: str = Field(description="The run's: queued, running or succeeded.")
+    nTokens: int
+    totalTokens: int
+    fvu: float | None = Field(default=None, description="Mean over the layers.")
+    l0: float | None = None
+    deadFraction: float | None = None
+    layers: list[TranscoderLayerMetrics]
+    layersWithDashboards: int
+    layerCount: int = Field(description="Layers registered as sources (0 until trained).")
+
+
 class GraphUser(Schema):
     id: int
     name: str

@@ -1,7 +1,10 @@
 // The attribution-graph page: draws a graph (Neuronpedia's graph JSON) on a canvas, by layer
 // (bottom to top) and prompt token (left to right), and drives it through the API: generate a
 // graph as a job and follow it, show a node's feature, pin and group nodes, prune, save and
-// share a subgraph, steer pinned features. No build step, nothing loaded from elsewhere.
+// share a subgraph, steer pinned features; what is being made for the model is followed live
+// (graph-activity.js). No build step, nothing loaded from elsewhere.
+
+import { followActivity } from "./graph-activity.js";
 
 const config = JSON.parse(document.getElementById("graph-config").textContent);
 const $ = id => document.getElementById(id);
@@ -378,6 +381,21 @@ async function loadGraph(slug) {
   canvas.dataset.loaded = slug;
 }
 
+function addGraphOption(slug, selected = false) {
+  const pick = $("graph-pick");
+  const option = [...pick.options].find(o => o.value === slug) || new Option(slug, slug);
+  if (!option.parentElement) pick.add(option, 1);
+  option.selected = selected;
+}
+
+function addSet(name) {
+  const select = $("graph-set");
+  if ([...select.options].some(o => o.value === name)) return;
+  select.add(new Option(name, name));
+  $("no-sets")?.remove();
+  if (state.job == null) $("graph-generate").disabled = false;
+}
+
 $("graph-pick").addEventListener("change", event => { if (event.target.value) loadGraph(event.target.value); });
 
 // --- generating ------------------------------------------------------------------------
@@ -444,8 +462,7 @@ $("graph-generate").addEventListener("click", async () => {
     const job = await api("/graph/jobs", generateBody());
     state.job = job.jobId;
     const done = await follow(job.jobId);
-    const option = new Option(done.slug, done.slug, true, true);
-    $("graph-pick").add(option, 1);
+    addGraphOption(done.slug, true);
     await loadGraph(done.slug);
   } catch (error) {
     $("graph-error").textContent = error.message;
@@ -520,6 +537,10 @@ $("steer-run").addEventListener("click", async () => {
 
 window.addEventListener("resize", resize);
 resize();
+followActivity(config.modelId, {
+  trainings: $("transcoder-trainings"), jobs: $("graph-jobs-panel"),
+  onRegistered: addSet, onStored: slug => addGraphOption(slug),
+});
 if (config.slug) {
   loadGraph(config.slug).then(() => (config.subgraph ? loadSubgraph(config.subgraph) : null))
     .catch(error => { $("graph-title").textContent = error.message; });

@@ -68,6 +68,18 @@ class GraphClient(ServiceClient):
         """A stored graph's JSON in Neuronpedia's format: what Neuronpedia imports."""
         return self._call("GET", f"/v1/graphs/{model_id}/{slug}", None)
 
+    def list_graph_jobs(
+        self, model_id: str, ended_within: float | None = None, limit: int | None = None
+    ) -> models.GraphJobListResponse:
+        """The model's graph jobs waiting or running, or ended within `ended_within` seconds."""
+        return self._call(
+            "GET",
+            "/v1/jobs",
+            None,
+            models.GraphJobListResponse,
+            params={"model_id": model_id, "ended_within": ended_within, "limit": limit},
+        )
+
     def get_graph_job(self, job_id: int) -> models.GraphJobResponse:
         """A graph job's status and progress; the stored graph once it succeeded."""
         return self._call("GET", f"/v1/jobs/{job_id}", None, models.GraphJobResponse)
@@ -140,6 +152,18 @@ class AsyncGraphClient(AsyncServiceClient):
     async def export_graph(self, model_id: str, slug: str) -> Any:
         """A stored graph's JSON in Neuronpedia's format: what Neuronpedia imports."""
         return await self._call("GET", f"/v1/graphs/{model_id}/{slug}", None)
+
+    async def list_graph_jobs(
+        self, model_id: str, ended_within: float | None = None, limit: int | None = None
+    ) -> models.GraphJobListResponse:
+        """The model's graph jobs waiting or running, or ended within `ended_within` seconds."""
+        return await self._call(
+            "GET",
+            "/v1/jobs",
+            None,
+            models.GraphJobListResponse,
+            params={"model_id": model_id, "ended_within": ended_within, "limit": limit},
+        )
 
     async def get_graph_job(self, job_id: int) -> models.GraphJobResponse:
         """A graph job's status and progress; the stored graph once it succeeded."""

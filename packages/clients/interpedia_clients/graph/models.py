@@ -326,6 +326,14 @@ class ForwardPassResponse(BaseModel):
     total_salient_tokens: int = Field(..., title="Total Salient Tokens")
 
 
+class GraphJobListResponse(BaseModel):
+    """
+    GET /v1/jobs: a model's graph jobs under way or recently ended, newest first.
+    """
+
+    jobs: list[GraphJobResponse] = Field(..., title="Jobs")
+
+
 class LogitsByToken(BaseModel):
     token: str = Field(..., title="Token")
     top_logits: list[TopLogit] = Field(..., title="Top Logits")

@@ -253,6 +253,12 @@ class WebapiClient(ServiceClient):
         """Queue a graph and answer at once (ours): follow it with GET /api/graph/jobs/{id}."""
         return self._call("POST", "/api/graph/jobs", body, models.GraphJobInfo)
 
+    def graph_jobs(self, modelId: str) -> list[models.GraphJobInfo]:
+        """The model's graph jobs under way or ended within the hour, newest first (ours)."""
+        return self._call(
+            "GET", "/api/graph/jobs", None, list[models.GraphJobInfo], params={"modelId": modelId}
+        )
+
     def graph_job(self, job_id: int) -> models.GraphJobInfo:
         """Where a graph job is: waiting, its progress, or the page of its graph."""
         return self._call("GET", f"/api/graph/jobs/{job_id}", None, models.GraphJobInfo)
@@ -319,6 +325,16 @@ class WebapiClient(ServiceClient):
         """The model's transcoder sets (ours: what graphs can be made with)."""
         return self._call(
             "GET", "/api/graph/transcoder-sets", None, list[str], params={"modelId": modelId}
+        )
+
+    def graph_transcoder_trainings(self, modelId: str) -> list[models.TranscoderTrainingInfo]:
+        """The model's transcoder sets being trained or getting dashboards (ours)."""
+        return self._call(
+            "GET",
+            "/api/graph/transcoder-trainings",
+            None,
+            list[models.TranscoderTrainingInfo],
+            params={"modelId": modelId},
         )
 
     def graph_upload(
@@ -805,6 +821,12 @@ class AsyncWebapiClient(AsyncServiceClient):
         """Queue a graph and answer at once (ours): follow it with GET /api/graph/jobs/{id}."""
         return await self._call("POST", "/api/graph/jobs", body, models.GraphJobInfo)
 
+    async def graph_jobs(self, modelId: str) -> list[models.GraphJobInfo]:
+        """The model's graph jobs under way or ended within the hour, newest first (ours)."""
+        return await self._call(
+            "GET", "/api/graph/jobs", None, list[models.GraphJobInfo], params={"modelId": modelId}
+        )
+
     async def graph_job(self, job_id: int) -> models.GraphJobInfo:
         """Where a graph job is: waiting, its progress, or the page of its graph."""
         return await self._call("GET", f"/api/graph/jobs/{job_id}", None, models.GraphJobInfo)
@@ -881,6 +903,16 @@ class AsyncWebapiClient(AsyncServiceClient):
         """The model's transcoder sets (ours: what graphs can be made with)."""
         return await self._call(
             "GET", "/api/graph/transcoder-sets", None, list[str], params={"modelId": modelId}
+        )
+
+    async def graph_transcoder_trainings(self, modelId: str) -> list[models.TranscoderTrainingInfo]:
+        """The model's transcoder sets being trained or getting dashboards (ours)."""
+        return await self._call(
+            "GET",
+            "/api/graph/transcoder-trainings",
+            None,
+            list[models.TranscoderTrainingInfo],
+            params={"modelId": modelId},
         )
 
     async def graph_upload(

@@ -1168,6 +1168,47 @@ class TopkFeatureInfo(BaseModel):
     modelId: str = Field(..., title="Modelid")
 
 
+class TranscoderLayerMetrics(BaseModel):
+    """
+    One layer's transcoder at the run's latest step (absent values not recorded yet).
+    """
+
+    deadFraction: float | None = Field(None, title="Deadfraction")
+    fvu: float | None = Field(None, title="Fvu")
+    """
+    MLP-output variance unexplained.
+    """
+    l0: float | None = Field(None, title="L0")
+    layer: int = Field(..., title="Layer")
+
+
+class TranscoderTrainingInfo(BaseModel):
+    """
+    A transcoder set being trained, or trained and getting its layers' dashboards (ours:
+    the graph page follows it, e.g. the demo's set).
+    """
+
+    deadFraction: float | None = Field(None, title="Deadfraction")
+    fvu: float | None = Field(None, title="Fvu")
+    """
+    Mean over the layers.
+    """
+    l0: float | None = Field(None, title="L0")
+    layerCount: int = Field(..., title="Layercount")
+    """
+    Layers registered as sources (0 until trained).
+    """
+    layers: list[TranscoderLayerMetrics] = Field(..., title="Layers")
+    layersWithDashboards: int = Field(..., title="Layerswithdashboards")
+    nTokens: int = Field(..., title="Ntokens")
+    name: str = Field(..., title="Name")
+    status: str = Field(..., title="Status")
+    """
+    The run's: queued, running or succeeded.
+    """
+    totalTokens: int = Field(..., title="Totaltokens")
+
+
 class UmapExplanationsResponse(BaseModel):
     """
     A mapped source's explanations, one per explained feature (index order): the text the

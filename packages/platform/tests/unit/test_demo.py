@@ -1,5 +1,7 @@
 """The demo runs only the steps whose results are not stored yet, so a rerun starts at once."""
 
+import pytest
+
 from interpedia_platform.demo import (
     DemoSettings,
     DemoState,
@@ -82,3 +84,22 @@ def test_without_a_graph_service_the_demo_skips_its_transcoders_and_says_why(
     nowhere = "http://127.0.0.1:1"
     assert start_transcoders("postgresql://nowhere:1/x", {}, nowhere, said.append) is None
     assert said == []
+
+
+def test_the_example_graph_request_reads_the_secret_as_every_service_does(
+    monkeypatch, tmp_path
+) -> None:
+    monkeypatch.delenv("INTERPEDIA_SECRET", raising=False)
+    monkeypatch.delenv("INTERPEDIA_SECRET_FILE", raising=False)
+    assert DemoSettings().shared_secret is None
+    monkeypatch.setenv("INTERPEDIA_SECRET", "from-variable")
+    assert DemoSettings().shared_secret == "from-variable"
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    monkeypatch.setenv("INTERPEDIA_SECRET_FILE", str(secret_file))
+    assert DemoSettings().shared_secret == "from-variable"  # the variable comes first
+    monkeypatch.setenv("INTERPEDIA_SECRET", "")  # compose's ${INTERPEDIA_SECRET:-}: unset
+    assert DemoSettings().shared_secret == "from-file"
+    monkeypatch.setenv("INTERPEDIA_SECRET_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="INTERPEDIA_SECRET_FILE"):
+        DemoSettings()

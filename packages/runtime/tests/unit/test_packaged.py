@@ -37,7 +37,8 @@ def test_conversion_runs_once_under_concurrency(
     repo = tmp_path / "models--HuggingFaceTB--SmolLM2-135M-Instruct"
     assert (repo / "refs" / "main").read_text() == packaged.PACKAGED_REVISION
     assert packaged.is_prepared()
-    assert not list((repo / "snapshots").glob(".convert-*"))  # no temp dirs left behind
+    # No temporary folder left behind: the snapshot alone.
+    assert [p.name for p in (repo / "snapshots").iterdir()] == [packaged.PACKAGED_REVISION]
 
 
 def test_snapshot_configs_name_what_transformers_4_reads(tmp_path: Path) -> None:
