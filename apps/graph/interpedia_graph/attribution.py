@@ -6,7 +6,8 @@ of its progress: `attribute` runs its backward passes through the attribution co
 one method counts the rows done, and raising from the count stops the run between two
 batches (how a job is cancelled). The JSON is built with the same functions circuit-
 tracer's `create_graph_files` uses (`prune_graph`, `create_nodes`, `create_used_nodes_and_
-edges`, `build_model`), minus its file writing and its hub lookup of the tokenizer.
+edges`, `build_model`), minus its file writing and its hub lookup of the tokenizer, and
+with error nodes named so they cannot collide with a layer-0 feature (`error_node_id`).
 """
 
 import time
@@ -16,6 +17,8 @@ from importlib.metadata import version
 from typing import Any
 
 import torch
+
+from interpedia_formats.neuronpedia_graph import ERROR_FEATURE_TYPE, error_node_id
 
 Progress = Callable[[int, int, str], None]  # (rows done, rows in all, phase); may raise
 
@@ -98,6 +101,9 @@ def graph_document(
         graph, options.node_threshold, options.edge_threshold
     )
     nodes = create_nodes(graph, node_mask, tokenizer, cumulative_scores)
+    for node in nodes.values():
+        if node.feature_type == ERROR_FEATURE_TYPE:
+            node.node_id = error_node_id(int(node.layer), node.ctx_idx)
     used_nodes, used_edges = create_used_nodes_and_edges(graph, nodes, edge_mask)
     document = build_model(
         graph, used_nodes, used_edges, slug, model_id, options.node_threshold, tokenizer

@@ -26,6 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 SLUG_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 GZIP_MAGIC = b"\x1f\x8b"
 TRANSCODER_FEATURE_TYPES = frozenset({"cross layer transcoder", "transcoder"})
+ERROR_FEATURE_TYPE = "mlp reconstruction error"
+
+
+def error_node_id(layer: int, ctx_idx: int) -> str:
+    """An error node's id, `{layer}_-1_{ctx_idx}` (feature -1, as its `feature` field says).
+
+    circuit-tracer 0.5.0 writes `0_{layer}_{ctx_idx}`, the id of layer 0's feature number
+    `layer` at the same position, so a graph with such a feature has two nodes of one id and
+    links that could be either (circuit-tracer issue #78, fixed upstream this way).
+    """
+    return f"{layer}_-1_{ctx_idx}"
 
 
 class MalformedGraphError(ValueError):
