@@ -3,8 +3,8 @@
 Same transcoders, same prompt, same options, same run. By default fits a quick transcoder
 set on the packaged SmolLM2-135M (d_transcoder 512, each feature firing on 1% of 16k SOTU
 tokens); `--set trained` trains one with the trainer instead (`interpedia train
---architecture transcoder --layers all --activation topk --skip`, 8k SOTU tokens, ~10 min
-on the loaded 2 cores). Either is made once, then reused from .cache/bench. The set is
+--architecture transcoder --layers all --activation topk --skip`, sized as the demo's set:
+40k SOTU tokens, ~5 min on 2 quiet cores). Either is made once, then reused from .cache/bench. The set is
 registered in a throwaway embedded Postgres, then the script times, taking turns:
 
 - bare: `attribute(ids, model, ...)` on a `ReplacementModel` loaded in this process, called
@@ -50,6 +50,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ MODEL = "smollm2-135m"
 PROMPT = "The capital of France is Paris, and"  # 8 tokens
 SET = "tc-bench"
 TRAIN_CONTEXT = 128  # the trained set's context size
+ORACLE_FVUS = (0.1, 0.03, 0.01)  # the noise levels the fidelity check tries on the real MLPs
 DEMO_PROMPTS = [  # the fidelity check's: short prompts whose next token is clear
     PROMPT,
     "The capital of France is",
@@ -119,14 +121,15 @@ def trained_set(args: argparse.Namespace) -> Path:
     The trainer lives in the platform's environment, so it runs as `interpedia train` there,
     the way a person makes a set; its output (throughput, per-layer held-out FVU) is shown.
     """
-    tokens, d_sae, k = args.train_tokens, args.d_transcoder, args.k
-    folder = ROOT / ".cache" / "bench" / f"trained-topk-skip-{d_sae}-k{k}-{tokens}"
+    tokens, d_sae, k, batch = args.train_tokens, args.d_transcoder, args.k, args.train_batch_size
+    name = f"trained-topk-skip-{d_sae}-k{k}-{tokens}-b{batch}-lr{args.lr:g}"
+    folder = ROOT / ".cache" / "bench" / name
     if (folder / CONFIG_NAME).exists():
         return folder
     interpedia = ROOT / ".venv" / "bin" / "interpedia"
     command = [str(interpedia), "train", "--architecture", "transcoder", "--layers", "all"]
     command += ["--activation", "topk", "--skip", "--d-sae", str(d_sae), "--k", str(k)]
-    command += ["--batch-size", "512", "--lr", str(args.lr), "--total-tokens", str(tokens)]
+    command += ["--batch-size", str(batch), "--lr", str(args.lr), "--total-tokens", str(tokens)]
     command += ["--context-size", str(TRAIN_CONTEXT), "--max-contexts"]
     command += [str(train_contexts(tokens)), "--corpus", str(ROOT / ".cache/corpora/sotu")]
     print(f"training the set: {' '.join(command[1:])}", flush=True)
@@ -180,32 +183,46 @@ def through_service(client: httpx.Client, slug: str, options: dict) -> tuple[flo
         time.sleep(0.05)
 
 
+MlpReplacement = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 @torch.no_grad()
-def top_next_tokens(hf_model: Any, transcoders: Any, ids: torch.Tensor) -> tuple[int, int]:
+def top_next_tokens(hf_model: Any, replace: MlpReplacement, ids: torch.Tensor) -> tuple[int, int]:
     """(real model's, replacement model's) top next token for `ids` ([n_tokens]).
 
-    The replacement model replaces every layer's MLP output by its transcoder's prediction
-    from that MLP's actual input (attention unchanged, no error terms), at every position
-    but the special token's, which attribution leaves out too and the fit never saw.
+    The replacement model replaces every layer's MLP output by `replace(layer, mlp_in,
+    mlp_out)` (attention unchanged), at every position but the special token's, which
+    attribution leaves out too and the fit never saw.
     """
     real = int(hf_model(ids[None]).logits[0, -1].argmax())
 
-    def replace(layer: int) -> Any:
+    def hook_of(layer: int) -> Any:
         def hook(module: Any, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> Any:
             # The MLP's one input is its pre-MLP norm's output: the transcoder's hook_in.
-            predicted = transcoders[layer](inputs[0][:, 1:])  # [1, n_tokens - 1, d_model]
-            return torch.cat([out[:, :1], predicted.to(out.dtype)], dim=1)
+            replaced = replace(layer, inputs[0][:, 1:], out[:, 1:])  # [1, n_tokens - 1, d]
+            return torch.cat([out[:, :1], replaced.to(out.dtype)], dim=1)
 
         return hook
 
-    mlps = [mlp for _, mlp in transcoder_sets.mlp_modules(hf_model, len(transcoders))]
-    handles = [mlp.register_forward_hook(replace(layer)) for layer, mlp in enumerate(mlps)]
+    mlps = [
+        mlp for _, mlp in transcoder_sets.mlp_modules(hf_model, hf_model.config.num_hidden_layers)
+    ]
+    handles = [mlp.register_forward_hook(hook_of(layer)) for layer, mlp in enumerate(mlps)]
     try:
         replaced = int(hf_model(ids[None]).logits[0, -1].argmax())
     finally:
         for handle in handles:
             handle.remove()
     return real, replaced
+
+
+def answers(hf_model: Any, tokenizer: Any, replace: MlpReplacement) -> list[tuple[str, str]]:
+    """(real model's, replacement's) top next token on each demo prompt."""
+    pairs = []
+    for text in DEMO_PROMPTS:
+        real, replaced = top_next_tokens(hf_model, replace, prompts.prompt_ids(tokenizer, text))
+        pairs.append((tokenizer.decode([real]), tokenizer.decode([replaced])))
+    return pairs
 
 
 @torch.no_grad()
@@ -226,14 +243,10 @@ def fidelity(graph: Any, folder: Path, seen_tokens: int, args: argparse.Namespac
     tokenizer = load_tokenizer(MODEL)
     hf_model = AutoModelForCausalLM.from_pretrained(model_folder(MODEL)).eval()
     transcoders = transcoder_sets.load_transcoder_set(folder)  # plain modules, not nnsight's
-    agree = 0
-    for text in DEMO_PROMPTS:
-        real, replaced = top_next_tokens(hf_model, transcoders, prompts.prompt_ids(tokenizer, text))
-        agree += real == replaced
-        print(
-            f"  {text!r}: real {tokenizer.decode([real])!r}, "
-            f"replacement {tokenizer.decode([replaced])!r}"
-        )
+    pairs = answers(hf_model, tokenizer, lambda layer, x, _: transcoders[layer](x))
+    for text, (real, replaced) in zip(DEMO_PROMPTS, pairs, strict=True):
+        print(f"  {text!r}: real {real!r}, replacement {replaced!r}")
+    agree = sum(real == replaced for real, replaced in pairs)
     print(f"top next token agrees on {agree} of {len(DEMO_PROMPTS)} demo prompts", flush=True)
     # calibration_batches (like the trainer) reads the corpus from its start, ⌈n / 63⌉ rows of
     # 63 tokens (plus the special token) for n tokens: the rows after the set's are held out.
@@ -254,6 +267,22 @@ def fidelity(graph: Any, folder: Path, seen_tokens: int, args: argparse.Namespac
         f"min {min(fvus):.3f}, max {max(fvus):.3f}; by layer "
         + " ".join(f"{fvu:.2f}" for fvu in fvus)
     )
+    # What the goal asks of any set: the real MLPs, each output perturbed by Gaussian noise
+    # of a given FVU (per dimension, scaled to that MLP's held-out spread).
+    spreads = [out.std(0) for out in mlp_out]  # [d_model] per layer
+    generator = torch.Generator().manual_seed(0)
+    for target in ORACLE_FVUS:
+
+        def noisy(layer: int, _x: torch.Tensor, out: torch.Tensor, fvu: float = target) -> Any:
+            noise = torch.randn(out.shape, generator=generator) * spreads[layer] * fvu**0.5
+            return out + noise
+
+        pairs = answers(hf_model, tokenizer, noisy)
+        print(
+            f"real MLPs + noise at FVU {target} in every layer: top next token agrees on "
+            f"{sum(real == replaced for real, replaced in pairs)} of {len(DEMO_PROMPTS)} "
+            f"({', '.join(repr(replaced) for _, replaced in pairs)})"
+        )
 
 
 def time_service_vs_bare(
@@ -353,11 +382,13 @@ def main() -> None:
         choices=("quick", "trained"),
         default="quick",
         help="quick: random encoders, fitted decoders (minutes); trained: the trainer's TopK "
-        "transcoders with a closed-form skip (--train-tokens; ~10 min on 2 loaded cores)",
+        "transcoders with a closed-form skip, sized as the demo's (~5 min on 2 quiet cores)",
     )
     parser.add_argument("--d-transcoder", type=int, default=512)
     parser.add_argument("--calibration-tokens", type=int, default=16_384, help="quick set")
-    parser.add_argument("--train-tokens", type=int, default=8_192, help="trained set")
+    # The trained set's defaults are the demo's transcoders (interpedia_platform.demo).
+    parser.add_argument("--train-tokens", type=int, default=40_000, help="trained set")
+    parser.add_argument("--train-batch-size", type=int, default=256, help="trained set")
     parser.add_argument("--k", type=int, default=16, help="trained set: features per token")
     parser.add_argument("--lr", type=float, default=1e-2, help="trained set")
     parser.add_argument("--heldout-tokens", type=int, default=4_096)

@@ -415,6 +415,7 @@ def train_transcoder_set(
             skips[layer] = w_skip
             loops[layer].out_dir.mkdir(parents=True, exist_ok=True)
             save_file({"W_skip": w_skip}, str(loops[layer].out_dir / _SKIP_FILE))
+    stage(f"training {len(layers)} layers")
     try:
         while first_loop.n_tokens < total:
             stopping.check()

@@ -60,6 +60,7 @@ def test_the_demo_queues_its_transcoders_with_the_settings_it_documents() -> Non
     assert command[command.index("--out") + 1].endswith("transcoders/tc-demo")
     assert "--max-contexts" not in command
     assert "--skip" in command  # the closed-form skip carries the demo's fidelity
+    assert command[command.index("--lr") + 1] == "0.01"  # measured: 3e-3 barely trains
 
 
 def test_tests_size_the_transcoders_down_through_the_environment(monkeypatch) -> None:
