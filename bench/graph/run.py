@@ -4,8 +4,9 @@ Same transcoders, same prompt, same options, same run. By default fits a quick t
 set on the packaged SmolLM2-135M (d_transcoder 512, each feature firing on 1% of 16k SOTU
 tokens); `--set trained` trains one with the trainer instead (`interpedia train
 --architecture transcoder --layers all --activation topk --skip`, sized as the demo's set:
-40k SOTU tokens, ~5 min on 2 quiet cores). Either is made once, then reused from .cache/bench. The set is
-registered in a throwaway embedded Postgres, then the script times, taking turns:
+40k SOTU tokens, ~5 min on 2 quiet cores). Either is made once, then reused from
+.cache/bench. The set is registered in a throwaway embedded Postgres, then the script
+times, taking turns:
 
 - bare: `attribute(ids, model, ...)` on a `ReplacementModel` loaded in this process, called
   from the main thread, and again from a thread of its own, as the worker calls it (torch
