@@ -344,10 +344,10 @@ def transcoder_command(settings: DemoSettings) -> list[str]:
         str(s.transcoder_batch_size),
         "--context-size",
         str(s.transcoder_context_size),
-        # Measured on layers 3, 11 and 20 over the demo's 156 steps (bench/README.md, "graph:
-        # demo transcoders"): 3e-3 leaves the features explaining ~5% of what the skip misses
-        # and the BatchTopK threshold unsettled (held-out L0 ~40 against k 16); 1e-2 doubles
-        # what they explain and settles L0 at k; 3e-2 kills the features (L0 ~1).
+        # Measured on layers 3, 11 and 20 over the demo's 156 steps (bench/README.md,
+        # "Fidelity of a trained set"): 3e-3 leaves the features explaining ~5% of what the
+        # skip misses and the BatchTopK threshold unsettled (held-out L0 ~40 against k 16);
+        # 1e-2 doubles what they explain and settles L0 at k; 3e-2 kills them (L0 ~1).
         "--lr",
         "0.01",
         # A checkpoint of 30 layers (weights and Adam state) takes seconds: every 50 steps.
