@@ -83,6 +83,7 @@ MODEL = "smollm2-135m"
 PROMPT = "The capital of France is Paris, and"  # 8 tokens
 SET = "tc-bench"
 TRAIN_CONTEXT = 128  # the trained set's context size
+CORPUS = ROOT / ".cache/corpora/sotu"
 ORACLE_FVUS = (0.1, 0.03, 0.01)  # the noise levels the fidelity check tries on the real MLPs
 DEMO_PROMPTS = [  # the fidelity check's: short prompts whose next token is clear
     PROMPT,
@@ -105,7 +106,7 @@ def fitted_set(d_transcoder: int, tokens: int) -> Path:
         hf_model = AutoModelForCausalLM.from_pretrained(model_folder(MODEL))
         t = time.perf_counter()
         batches = transcoder_sets.calibration_batches(
-            load_tokenizer(MODEL), ROOT / ".cache/corpora/sotu", tokens, context=64
+            load_tokenizer(MODEL), CORPUS, tokens, context=64
         )
         mlp_in, mlp_out = transcoder_sets.collect_mlp_pairs(hf_model.eval(), batches)
         layers = transcoder_sets.fit_quick_transcoders(
@@ -131,18 +132,12 @@ def trained_set(args: argparse.Namespace) -> Path:
     command = [str(interpedia), "train", "--architecture", "transcoder", "--layers", "all"]
     command += ["--activation", "topk", "--skip", "--d-sae", str(d_sae), "--k", str(k)]
     command += ["--batch-size", str(batch), "--lr", str(args.lr), "--total-tokens", str(tokens)]
-    command += ["--context-size", str(TRAIN_CONTEXT), "--max-contexts"]
-    command += [str(train_contexts(tokens)), "--corpus", str(ROOT / ".cache/corpora/sotu")]
+    command += ["--context-size", str(TRAIN_CONTEXT), "--corpus", str(CORPUS)]
     print(f"training the set: {' '.join(command[1:])}", flush=True)
     t = time.perf_counter()
     subprocess.run([*command, "--out", str(folder)], check=True, env=os.environ)
     print(f"trained the set in {time.perf_counter() - t:.1f} s", flush=True)
     return folder
-
-
-def train_contexts(tokens: int) -> int:
-    """Contexts the trainer reads for `tokens` (the last 16 of them held out)."""
-    return -(-tokens // (TRAIN_CONTEXT - 1)) + 16
 
 
 async def register(url: str, folder: Path, n_layers: int, d_model: int, d_tc: int) -> None:
@@ -226,11 +221,33 @@ def answers(hf_model: Any, tokenizer: Any, replace: MlpReplacement) -> list[tupl
     return pairs
 
 
+def tail_rows(tokenizer: Any, n_tokens: int, context: int = 64) -> torch.Tensor:
+    """[n_rows, context] rows of the corpus's last documents, each led by the special token.
+
+    The quick set is fitted on the corpus's start; the trainer reads contexts spread over
+    all of it but its last 8 (its held-out), which are these rows' last 1,016 tokens: of
+    the 4,096 here about 1 in 50 contexts' worth may be trained on.
+    """
+    files = sorted(CORPUS.glob("*.txt"))
+    ids: list[int] = []
+    while files and len(ids) < n_tokens:
+        text = files.pop().read_text(errors="replace")
+        ids = tokenizer(text, add_special_tokens=False).input_ids + ids
+    ids = ids[-n_tokens:]
+    body = context - 1
+    return torch.stack(
+        [
+            prompts.prompt_ids(tokenizer, ids[i : i + body])
+            for i in range(0, len(ids) - body + 1, body)
+        ]
+    )
+
+
 @torch.no_grad()
-def fidelity(graph: Any, folder: Path, seen_tokens: int, args: argparse.Namespace) -> None:
+def fidelity(graph: Any, folder: Path, args: argparse.Namespace) -> None:
     """Print how faithful the replacement model is: top next token on the demo prompts,
     circuit-tracer's replacement and completeness scores of the example graph, and each
-    layer's FVU on SOTU tokens after the `seen_tokens` the set was fitted or trained on."""
+    layer's FVU on the corpus's last tokens (today's speeches; see `tail_rows`)."""
     from circuit_tracer.graph import compute_graph_scores
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
@@ -249,13 +266,7 @@ def fidelity(graph: Any, folder: Path, seen_tokens: int, args: argparse.Namespac
         print(f"  {text!r}: real {real!r}, replacement {replaced!r}")
     agree = sum(real == replaced for real, replaced in pairs)
     print(f"top next token agrees on {agree} of {len(DEMO_PROMPTS)} demo prompts", flush=True)
-    # calibration_batches (like the trainer) reads the corpus from its start, ⌈n / 63⌉ rows of
-    # 63 tokens (plus the special token) for n tokens: the rows after the set's are held out.
-    fitted_rows = -(-seen_tokens // 63)
-    corpus = ROOT / ".cache/corpora/sotu"
-    n_tokens = seen_tokens + args.heldout_tokens
-    rows = torch.cat(transcoder_sets.calibration_batches(tokenizer, corpus, n_tokens, context=64))
-    rows = rows[fitted_rows:]  # [n_rows, 64]
+    rows = tail_rows(tokenizer, args.heldout_tokens)  # [n_rows, 64]
     mlp_in, mlp_out = transcoder_sets.collect_mlp_pairs(hf_model, rows.split(16))
     fvus = [
         transcoder_sets.fraction_of_variance_unexplained(
@@ -407,13 +418,9 @@ def main() -> None:
         flush=True,
     )
     if args.set == "quick":
-        folder, seen_tokens = (
-            fitted_set(args.d_transcoder, args.calibration_tokens),
-            args.calibration_tokens,
-        )
+        folder = fitted_set(args.d_transcoder, args.calibration_tokens)
     else:
         folder = trained_set(args)
-        seen_tokens = train_contexts(args.train_tokens) * (TRAIN_CONTEXT - 1)
     config = AutoConfig.from_pretrained(model_folder(MODEL))
     n_layers, d_model = config.num_hidden_layers, config.hidden_size
     options = attribution.AttributionOptions(
@@ -433,7 +440,7 @@ def main() -> None:
         graph = attribution.trace(model, ids, options, lambda *a: None)
     else:
         graph = time_service_vs_bare(model, ids, options, folder, n_layers, d_model, args)
-    fidelity(graph, folder, seen_tokens, args)
+    fidelity(graph, folder, args)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

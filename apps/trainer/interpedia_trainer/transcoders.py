@@ -218,6 +218,22 @@ def _batches(
         buffer = {layer: (x[half:], y[half:]) for layer, (x, y) in buffer.items()}
 
 
+def spread_contexts(contexts: torch.Tensor, total_tokens: int) -> torch.Tensor:
+    """The contexts training will read, evenly spaced over the corpus when it holds more.
+
+    A set trains on a few tens of thousands of tokens: the corpus's first contexts would be
+    its first documents only (SOTU's are 1790s speeches), and the transcoders would then
+    fit today's text worse (held-out FVU on the corpus's last contexts, layers 3 and 20:
+    0.91 and 0.57 from the first contexts, 0.74 and 0.47 from spread ones). The selection
+    is deterministic, so a resumed run reads the same contexts.
+    """
+    n = contexts.shape[0]
+    needed = -(-total_tokens // (contexts.shape[1] - 1))  # at most one BOS per context
+    if needed >= n:
+        return contexts
+    return contexts[torch.linspace(0, n - 1, needed).round().long()]
+
+
 def fit_skip(x: torch.Tensor, y: torch.Tensor, ridge: float = 1e-3) -> torch.Tensor:
     """W_skip [d_out, d_in] minimising ‖y - x W_skipᵀ‖² + λ‖W_skip‖² (λ scaled to the data).
 
@@ -375,6 +391,8 @@ def train_transcoder_set(
         n_eval_contexts=n_eval_contexts,
     )
     check_enough_tokens(train_ctx, base.batch_size)
+    # The shuffle buffer holds tokens read but not yet trained on when training ends.
+    train_ctx = spread_contexts(train_ctx, base.total_tokens + base.batch_size * buffer_batches)
 
     out = Path(out)
     work = out.with_name(f"{out.name}.checkpoints")

@@ -14,6 +14,7 @@ from interpedia_trainer.transcoders import (
     TranscoderSetResult,
     fit_skip,
     fit_skips,
+    spread_contexts,
     train_transcoder_set,
 )
 
@@ -59,6 +60,13 @@ def test_a_stopped_set_resumes_every_layer_from_the_same_step(
         "layer_1.safetensors",
     ]
     assert not checkpoints.exists()
+
+
+def test_training_reads_contexts_from_across_the_corpus_not_its_start() -> None:
+    contexts = torch.arange(100).repeat_interleave(9).view(100, 9)  # context i is all i
+    chosen = spread_contexts(contexts, total_tokens=8 * 5)  # 5 contexts' worth
+    assert chosen[:, 0].tolist() == [0, 25, 50, 74, 99]  # first to last, evenly
+    assert torch.equal(spread_contexts(contexts, total_tokens=8 * 100), contexts)
 
 
 def test_the_skip_is_the_least_squares_linear_map() -> None:
