@@ -183,42 +183,58 @@ MlpReplacement = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @torch.no_grad()
-def top_next_tokens(hf_model: Any, replace: MlpReplacement, ids: torch.Tensor) -> tuple[int, int]:
-    """(real model's, replacement model's) top next token for `ids` ([n_tokens]).
+def top_tokens(hf_model: Any, tokenizer: Any, replace: MlpReplacement | None) -> list[str]:
+    """The model's top next token on each demo prompt; with `replace`, the replacement
+    model's: every layer's MLP output becomes `replace(layer, mlp_in, mlp_out)` (attention
+    unchanged), at every position but the special token's, which attribution leaves out too
+    and the fit never saw."""
 
-    The replacement model replaces every layer's MLP output by `replace(layer, mlp_in,
-    mlp_out)` (attention unchanged), at every position but the special token's, which
-    attribution leaves out too and the fit never saw.
-    """
-    real = int(hf_model(ids[None]).logits[0, -1].argmax())
-
-    def hook_of(layer: int) -> Any:
+    def hook_of(layer: int, replace: MlpReplacement) -> Any:
         def hook(module: Any, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> Any:
             # The MLP's one input is its pre-MLP norm's output: the transcoder's hook_in.
-            replaced = replace(layer, inputs[0][:, 1:], out[:, 1:])  # [1, n_tokens - 1, d]
-            return torch.cat([out[:, :1], replaced.to(out.dtype)], dim=1)
+            replaced = replace(layer, inputs[0][:, 1:], out[:, 1:])
+            return torch.cat([out[:, :1], replaced.to(out.dtype)], dim=1)  # [1, n_tokens, d]
 
         return hook
 
-    mlps = [
-        mlp for _, mlp in transcoder_sets.mlp_modules(hf_model, hf_model.config.num_hidden_layers)
-    ]
-    handles = [mlp.register_forward_hook(hook_of(layer)) for layer, mlp in enumerate(mlps)]
+    handles = []
+    if replace is not None:
+        n_layers = hf_model.config.num_hidden_layers
+        for layer, (_, mlp) in enumerate(transcoder_sets.mlp_modules(hf_model, n_layers)):
+            handles.append(mlp.register_forward_hook(hook_of(layer, replace)))
     try:
-        replaced = int(hf_model(ids[None]).logits[0, -1].argmax())
+        return [
+            tokenizer.decode([int(hf_model(ids[None]).logits[0, -1].argmax())])
+            for ids in (prompts.prompt_ids(tokenizer, text) for text in DEMO_PROMPTS)
+        ]
     finally:
         for handle in handles:
             handle.remove()
-    return real, replaced
 
 
-def answers(hf_model: Any, tokenizer: Any, replace: MlpReplacement) -> list[tuple[str, str]]:
-    """(real model's, replacement's) top next token on each demo prompt."""
-    pairs = []
-    for text in DEMO_PROMPTS:
-        real, replaced = top_next_tokens(hf_model, replace, prompts.prompt_ids(tokenizer, text))
-        pairs.append((tokenizer.decode([real]), tokenizer.decode([replaced])))
-    return pairs
+def agreeing(real: list[str], replaced: list[str]) -> int:
+    return sum(a == b for a, b in zip(real, replaced, strict=True))
+
+
+def print_noise_agreement(
+    hf_model: Any, tokenizer: Any, real: list[str], mlp_out: list[torch.Tensor]
+) -> None:
+    """What the goal asks of any set: the top token of the real MLPs, each output perturbed
+    by Gaussian noise of a given FVU (per dimension, scaled to that MLP's held-out spread)."""
+    spreads = [out.std(0) for out in mlp_out]  # [d_model] per layer
+    generator = torch.Generator().manual_seed(0)
+    for target in ORACLE_FVUS:
+
+        def noisy(layer: int, _x: torch.Tensor, out: torch.Tensor, fvu: float = target) -> Any:
+            noise = torch.randn(out.shape, generator=generator) * spreads[layer] * fvu**0.5
+            return out + noise
+
+        replaced = top_tokens(hf_model, tokenizer, noisy)
+        print(
+            f"real MLPs + noise at FVU {target} in every layer: top next token agrees on "
+            f"{agreeing(real, replaced)} of {len(DEMO_PROMPTS)} "
+            f"({', '.join(map(repr, replaced))})"
+        )
 
 
 def tail_rows(tokenizer: Any, n_tokens: int, context: int = 64) -> torch.Tensor:
@@ -261,10 +277,11 @@ def fidelity(graph: Any, folder: Path, args: argparse.Namespace) -> None:
     tokenizer = load_tokenizer(MODEL)
     hf_model = AutoModelForCausalLM.from_pretrained(model_folder(MODEL)).eval()
     transcoders = transcoder_sets.load_transcoder_set(folder)  # plain modules, not nnsight's
-    pairs = answers(hf_model, tokenizer, lambda layer, x, _: transcoders[layer](x))
-    for text, (real, replaced) in zip(DEMO_PROMPTS, pairs, strict=True):
-        print(f"  {text!r}: real {real!r}, replacement {replaced!r}")
-    agree = sum(real == replaced for real, replaced in pairs)
+    real = top_tokens(hf_model, tokenizer, None)
+    replaced = top_tokens(hf_model, tokenizer, lambda layer, x, _: transcoders[layer](x))
+    for text, answer, replacement in zip(DEMO_PROMPTS, real, replaced, strict=True):
+        print(f"  {text!r}: real {answer!r}, replacement {replacement!r}")
+    agree = agreeing(real, replaced)
     print(f"top next token agrees on {agree} of {len(DEMO_PROMPTS)} demo prompts", flush=True)
     rows = tail_rows(tokenizer, args.heldout_tokens)  # [n_rows, 64]
     mlp_in, mlp_out = transcoder_sets.collect_mlp_pairs(hf_model, rows.split(16))
@@ -279,22 +296,7 @@ def fidelity(graph: Any, folder: Path, args: argparse.Namespace) -> None:
         f"min {min(fvus):.3f}, max {max(fvus):.3f}; by layer "
         + " ".join(f"{fvu:.2f}" for fvu in fvus)
     )
-    # What the goal asks of any set: the real MLPs, each output perturbed by Gaussian noise
-    # of a given FVU (per dimension, scaled to that MLP's held-out spread).
-    spreads = [out.std(0) for out in mlp_out]  # [d_model] per layer
-    generator = torch.Generator().manual_seed(0)
-    for target in ORACLE_FVUS:
-
-        def noisy(layer: int, _x: torch.Tensor, out: torch.Tensor, fvu: float = target) -> Any:
-            noise = torch.randn(out.shape, generator=generator) * spreads[layer] * fvu**0.5
-            return out + noise
-
-        pairs = answers(hf_model, tokenizer, noisy)
-        print(
-            f"real MLPs + noise at FVU {target} in every layer: top next token agrees on "
-            f"{sum(real == replaced for real, replaced in pairs)} of {len(DEMO_PROMPTS)} "
-            f"({', '.join(repr(replaced) for _, replaced in pairs)})"
-        )
+    print_noise_agreement(hf_model, tokenizer, real, mlp_out)
 
 
 def time_service_vs_bare(
